@@ -1,0 +1,49 @@
+"""diffkit: one function, differentiated three ways, refereed by mpmath.
+
+>>> import numpy as np, diffkit as dk
+>>> X = np.random.default_rng(0).standard_normal((5, 2))
+>>> def loss(theta):
+...     xp = dk.namespace(theta)
+...     W = xp.reshape(theta[:6], (2, 3))
+...     return xp.sum(xp.tanh(X @ W) ** 2)
+>>> theta = np.linspace(-1, 1, 6)
+>>> r = dk.gradient(loss, theta, method="reverse")
+>>> ref = dk.reference(loss, theta, digits=50)
+>>> dk.error(r, ref).digits >= 14
+True
+"""
+from __future__ import annotations
+
+from . import nn, problems
+from .accuracy import ErrorReport, error
+from .backends import NotAnalyticError, namespace
+from .methods import Cost, GradientResult, gradient, methods, register_method
+from .reference import CertificationError, Reference, reference
+from .tape import Function, vjp
+
+__version__ = "0.1.0"
+
+# Names provided by modules that load on first use (heavy imports stay out of `import diffkit`).
+_LAZY = {
+    "step_sweep": "diffkit.finite_differences",
+    "directional_derivative": "diffkit.finite_differences",
+    "jvp": "diffkit.finite_differences",
+    "BudgetExceeded": "diffkit.symbolic",
+    "stability_sweep": "diffkit.stability",
+    "testing": "diffkit.testing",
+    "studies": "diffkit.studies",
+    "report": "diffkit.report",
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        return module if module.__name__ == f"diffkit.{name}" else getattr(module, name)
+    raise AttributeError(f"module 'diffkit' has no attribute {name!r}")
+
+__all__ = ["namespace", "gradient", "reference", "error", "methods", "problems", "nn", "vjp", "Function",
+           "GradientResult", "Cost", "Reference", "ErrorReport", "CertificationError", "NotAnalyticError",
+           "register_method", "__version__"]

@@ -1,0 +1,143 @@
+"""The activations and costs of the seeds, written once against the array namespace.
+
+Each formula takes arrays of any backend and asks :func:`diffkit.namespace`
+for their ops.  The *stable* formulas are the ones seed 002 argues for; the
+*naive* ones are the lectures' textbook forms, kept so that the stability
+study can show where they break.  Public entry points with docstrings live in
+:mod:`diffkit.nn`; the tape's fused versions (which run these same formulas
+forward and carry an exact derivative rule) live in :mod:`diffkit.rules`.
+
+Costs take a batch of rows, ``z`` of shape (m, K), and return the mean over
+the m examples.  A 1-D ``z`` is one example.
+"""
+from __future__ import annotations
+
+from .backends import namespace
+
+# Stable forms that a backend may implement natively (the tape does, with exact rules).
+FUSED = ("sigmoid", "log_sigmoid", "softplus", "relu", "leaky_relu", "logsumexp", "softmax", "log_softmax",
+         "binary_cross_entropy", "softmax_cross_entropy")
+
+
+def batch_size(z) -> int:
+    """Number of examples m in a batch of rows (1 for a single 1-D example)."""
+    shape = z.shape if hasattr(z, "shape") else ()
+    return shape[0] if len(shape) >= 2 else 1
+
+
+# --- stable forms ------------------------------------------------------------------------
+
+def sigmoid(x):
+    # exp(-|x|) never overflows; the two branches are the same function rearranged
+    xp = namespace(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def log_sigmoid(x):
+    # log sigma(x) = min(x, 0) - log(1 + e^{-|x|})
+    xp = namespace(x)
+    return xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def softplus(x):
+    # log(1 + e^x) = max(x, 0) + log(1 + e^{-|x|})   (seed 002)
+    xp = namespace(x)
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def relu(x):
+    xp = namespace(x)
+    return xp.where(x >= 0, x, 0.0)
+
+
+def leaky_relu(x, alpha=0.01):
+    xp = namespace(x)
+    return xp.where(x >= 0, x, alpha * x)
+
+
+def logsumexp(x, axis=-1, keepdims=False):
+    # max-shift (seed 002); an all -inf slice gives -inf, not nan
+    xp = namespace(x)
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else xp.reshape(out, _drop(out.shape, axis))
+
+
+def softmax(x, axis=-1):
+    xp = namespace(x)
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def binary_cross_entropy(z, y):
+    # from logits: max(z,0) - z*y + log(1 + e^{-|z|}), summed over outputs, mean over examples
+    xp = namespace(z)
+    per = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    return xp.sum(per) / batch_size(z)
+
+
+def softmax_cross_entropy(z, y):
+    # from logits: logsumexp(z) - <y, z> per example, mean over examples; dE/dz = y_hat - y (seed 004)
+    xp = namespace(z)
+    per = logsumexp(z, axis=-1) - xp.sum(y * z, axis=-1)
+    return xp.sum(per) / batch_size(z)
+
+
+def _drop(shape, axis):
+    axis = axis % len(shape)
+    return tuple(n for i, n in enumerate(shape) if i != axis)
+
+
+# --- naive forms: the lectures' textbook formulas ------------------------------------------
+
+def sigmoid_naive(x):
+    xp = namespace(x)
+    return 1 / (1 + xp.exp(-x))
+
+
+def log_sigmoid_naive(x):
+    return namespace(x).log(sigmoid_naive(x))
+
+
+def softplus_naive(x):
+    xp = namespace(x)
+    return xp.log(1 + xp.exp(x))
+
+
+def logsumexp_naive(x, axis=-1, keepdims=False):
+    xp = namespace(x)
+    return xp.log(xp.sum(xp.exp(x), axis=axis, keepdims=keepdims))
+
+
+def softmax_naive(x, axis=-1):
+    xp = namespace(x)
+    e = xp.exp(x)
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax_naive(x, axis=-1):
+    return namespace(x).log(softmax_naive(x, axis))
+
+
+def tanh_naive(x):
+    xp = namespace(x)
+    a, b = xp.exp(x), xp.exp(-x)
+    return (a - b) / (a + b)
+
+
+def binary_cross_entropy_naive(z, y):
+    # through probabilities, as J(Theta) of seed 000 is written: log(h) and log(1 - h)
+    xp = namespace(z)
+    h = sigmoid_naive(z)
+    return -xp.sum(y * xp.log(h) + (1 - y) * xp.log(1 - h)) / batch_size(z)
+
+
+def softmax_cross_entropy_naive(z, y):
+    xp = namespace(z)
+    return -xp.sum(y * xp.log(softmax_naive(z, -1))) / batch_size(z)

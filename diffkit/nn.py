@@ -1,0 +1,132 @@
+"""Activations and costs for every backend, each in a stable and a naive variant.
+
+Call them on arrays of any backend; they ask :func:`diffkit.namespace` what
+to do.  A backend that implements a stable form natively (the tape, with an
+exact derivative rule in :mod:`diffkit.rules`) gets its own version; every
+other backend runs the shared formula in :mod:`diffkit.formulas`.
+``stable=False`` selects the lectures' naive formula (no fused rule: the tape
+differentiates through its decomposition, which is the point of comparing).
+
+>>> import numpy as np, diffkit as dk
+>>> float(dk.nn.softplus(np.array(1000.0)))          # naive log(1 + e^1000) would overflow
+1000.0
+>>> float(dk.nn.sigmoid(np.array(-800.0), stable=False))
+0.0
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from . import formulas as F
+from .backends import namespace
+
+__all__ = ["sigmoid", "log_sigmoid", "softplus", "relu", "leaky_relu", "tanh", "identity", "logsumexp",
+           "softmax", "log_softmax", "binary_cross_entropy", "softmax_cross_entropy", "half_squared_error",
+           "squared_error", "ACTIVATIONS", "COSTS"]
+
+
+def _dispatch(name: str, stable_formula: Callable, naive_formula: Callable | None, *args, stable=True, **params):
+    if not stable and naive_formula is not None:
+        return naive_formula(*args, **params)
+    fused = getattr(namespace(*args), "fused", None)
+    if fused and name in fused:
+        return fused[name](*args, **params)
+    return stable_formula(*args, **params)
+
+
+def sigmoid(x, *, stable: bool = True):
+    """sigma(x) = 1 / (1 + e^{-x}).  Stable: exp(-|x|) never overflows; tape rule e/(1+e)^2."""
+    return _dispatch("sigmoid", F.sigmoid, F.sigmoid_naive, x, stable=stable)
+
+
+def log_sigmoid(x, *, stable: bool = True):
+    """log sigma(x).  Naive log(sigma(x)) gives -inf for x < -745; stable is min(x,0) - log1p(e^{-|x|})."""
+    return _dispatch("log_sigmoid", F.log_sigmoid, F.log_sigmoid_naive, x, stable=stable)
+
+
+def softplus(x, *, stable: bool = True):
+    """log(1 + e^x).  Naive overflows to inf for x > 709.78; stable is max(x,0) + log1p(e^{-|x|})."""
+    return _dispatch("softplus", F.softplus, F.softplus_naive, x, stable=stable)
+
+
+def relu(x, *, stable: bool = True):
+    """max(x, 0), with relu'(0) = 1 as in seeds 003 and 004."""
+    return _dispatch("relu", F.relu, None, x)
+
+
+def leaky_relu(x, alpha: float = 0.01, *, stable: bool = True):
+    """x for x >= 0, alpha*x below; derivative 1 at 0."""
+    return _dispatch("leaky_relu", F.leaky_relu, None, x, alpha=alpha)
+
+
+def tanh(x, *, stable: bool = True):
+    """tanh(x).  Naive (e^x - e^-x)/(e^x + e^-x) is nan for |x| > 709.78.  Tape rule 1 - tanh^2."""
+    if not stable:
+        return F.tanh_naive(x)
+    return namespace(x).tanh(x)
+
+
+def identity(x, *, stable: bool = True):
+    """x unchanged (a linear layer)."""
+    return x
+
+
+def logsumexp(x, axis: int = -1, keepdims: bool = False, *, stable: bool = True):
+    """log(sum(exp(x), axis)), by max-shift; an all -inf slice gives -inf with zero gradient."""
+    return _dispatch("logsumexp", F.logsumexp, F.logsumexp_naive, x, axis=axis, keepdims=keepdims, stable=stable)
+
+
+def softmax(x, axis: int = -1, *, stable: bool = True):
+    """exp(x) / sum(exp(x)), by max-shift."""
+    return _dispatch("softmax", F.softmax, F.softmax_naive, x, axis=axis, stable=stable)
+
+
+def log_softmax(x, axis: int = -1, *, stable: bool = True):
+    """x - logsumexp(x)."""
+    return _dispatch("log_softmax", F.log_softmax, F.log_softmax_naive, x, axis=axis, stable=stable)
+
+
+def binary_cross_entropy(z, y, *, stable: bool = True):
+    """Mean over examples of the K-output cross-entropy of seed 000, from logits ``z``.
+
+    Stable: from logits, max(z,0) - z y + log1p(e^{-|z|}), tape rule (sigma(z) - y)/m.
+    Naive: through probabilities h = sigma(z), -[y log h + (1-y) log(1-h)].
+    """
+    return _dispatch("binary_cross_entropy", F.binary_cross_entropy, F.binary_cross_entropy_naive, z, y,
+                     stable=stable)
+
+
+def softmax_cross_entropy(z, y, *, stable: bool = True):
+    """Mean over examples of -sum_k y_k log softmax(z)_k, from logits; tape rule (y_hat - y)/m (seed 004)."""
+    return _dispatch("softmax_cross_entropy", F.softmax_cross_entropy, F.softmax_cross_entropy_naive, z, y,
+                     stable=stable)
+
+
+def half_squared_error(h, y, *, stable: bool = True):
+    """Mean over examples of 1/2 ||h - y||^2 (seed 001)."""
+    xp = namespace(h)
+    d = h - y
+    return xp.sum(d * d) / (2 * F.batch_size(h))
+
+
+def squared_error(h, y, *, stable: bool = True):
+    """Mean over examples of ||y - h||^2 (seed 004's E = (y - y_hat)^2)."""
+    xp = namespace(h)
+    d = y - h
+    return xp.sum(d * d) / F.batch_size(h)
+
+
+ACTIVATIONS: dict[str, Callable] = {
+    "sigmoid": sigmoid, "tanh": tanh, "relu": relu, "leaky_relu": leaky_relu, "softplus": softplus,
+    "identity": identity,
+}
+
+COSTS: dict[str, Callable] = {
+    "half_squared_error": half_squared_error,
+    "squared_error": squared_error,
+    "binary_cross_entropy": binary_cross_entropy,
+    "softmax_cross_entropy": softmax_cross_entropy,
+}
+
+COST_ALIASES = {"softmax_ce": "softmax_cross_entropy", "bce": "binary_cross_entropy",
+                "half_se": "half_squared_error", "se": "squared_error", "mse": "squared_error"}

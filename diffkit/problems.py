@@ -1,0 +1,234 @@
+"""Problems: the functions every method differentiates, each with its theta0 and data.
+
+A :class:`Problem` is a function of one flat float64 vector theta, written
+once against :func:`diffkit.namespace`, plus the point to differentiate at
+and a map from flat indices to names such as ``W2[3,7]``.
+
+MLP parameter layout (seed 004's ``W = randn(fan_in, fan_out) / sqrt(fan_in)``,
+so layers act on rows: ``z = a @ W + b``).  For layer l = 1..L, theta holds
+``W{l}`` (shape fan_in x fan_out, row-major) followed by ``b{l}`` (fan_out),
+layer after layer.  Indices inside the brackets are 0-based, as in numpy.
+
+>>> import diffkit as dk
+>>> prob = dk.problems.mlp([4, 16, 3], activation="tanh", loss="softmax_cross_entropy", l2=1e-3, batch=32)
+>>> prob.size, prob.component_name(0), prob.component_name(prob.size - 1)
+(131, 'W1[0,0]', 'b2[2]')
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import nn
+from .backends import namespace
+
+__all__ = ["Problem", "mlp", "seed_circuit", "seed_sigmoid_neuron", "seed_relu_chain", "seed_examples", "catalogue"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One named parameter array inside theta."""
+
+    name: str
+    shape: tuple
+    start: int
+
+    @property
+    def stop(self) -> int:
+        return self.start + int(np.prod(self.shape, dtype=int))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A scalar function of a flat theta, its evaluation point, data and parameter names.
+
+    ``expected`` holds numbers printed in a seed document, as strings exactly
+    as printed (``{"value": "0.73", "w0": "-0.2"}``), for reproductions.
+    """
+
+    name: str
+    fn: Callable[[Any], Any]
+    theta0: np.ndarray
+    blocks: tuple[Block, ...]
+    data: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    expected: dict = field(default_factory=dict)
+
+    def __call__(self, theta):
+        return self.fn(theta)
+
+    @property
+    def size(self) -> int:
+        return int(self.theta0.size)
+
+    def component_name(self, i: int) -> str:
+        for block in self.blocks:
+            if block.start <= i < block.stop:
+                if block.shape == ():
+                    return block.name
+                idx = np.unravel_index(i - block.start, block.shape)
+                return f"{block.name}[{','.join(str(int(k)) for k in idx)}]"
+        raise IndexError(f"component {i} is outside theta (size {self.size})")
+
+    def unpack(self, theta) -> dict:
+        """Split a flat theta into named arrays (views where possible)."""
+        xp = namespace(theta)
+        return {b.name: (theta[b.start] if b.shape == () else xp.reshape(theta[b.start:b.stop], b.shape))
+                for b in self.blocks}
+
+    def __repr__(self) -> str:
+        return f"Problem({self.name!r}, P={self.size})"
+
+
+def _scalar_blocks(names: list[str]) -> tuple[Block, ...]:
+    return tuple(Block(n, (), i) for i, n in enumerate(names))
+
+
+# --- the seeds' worked examples (numbers in shared/seeds/README.md) ----------------------
+
+def seed_circuit() -> Problem:
+    """f(x, y, z) = (x + y) z at (-2, 5, -4): f = -12, gradient (-4, -4, 3) (seed 000)."""
+    def f(theta):
+        x, y, z = theta[0], theta[1], theta[2]
+        return (x + y) * z
+    return Problem("seed_circuit", f, np.array([-2.0, 5.0, -4.0]), _scalar_blocks(["x", "y", "z"]),
+                   meta={"seed": "000"}, expected={"value": "-12", "x": "-4", "y": "-4", "z": "3"})
+
+
+def seed_sigmoid_neuron() -> Problem:
+    """f(w, x) = sigma(w0 x0 + w1 x1 + w2) at w = (2, -3, -3), x = (-1, -2) (seeds 000, 001)."""
+    def f(theta):
+        w0, w1, w2, x0, x1 = (theta[i] for i in range(5))
+        return nn.sigmoid(w0 * x0 + w1 * x1 + w2)
+    return Problem("seed_sigmoid_neuron", f, np.array([2.0, -3.0, -3.0, -1.0, -2.0]),
+                   _scalar_blocks(["w0", "w1", "w2", "x0", "x1"]), meta={"seed": "000"},
+                   expected={"value": "0.73", "w0": "-0.2", "w1": "-0.39", "w2": "0.2", "x0": "0.39", "x1": "-0.59"})
+
+
+def seed_relu_chain() -> Problem:
+    """f = w1 x, g = relu(f), y_hat = w2 g, L = (y_hat - y)^2 / 2 with x = 5, y = 2 (seed 003).
+
+    At w1 = 1, w2 = 2 the slide multiplies 5 * 1 * 2 * 8 = 80 for dL/dw1.
+    """
+    x, y = 5.0, 2.0
+
+    def f(theta):
+        w1, w2 = theta[0], theta[1]
+        y_hat = w2 * nn.relu(w1 * x)
+        d = y_hat - y
+        return 0.5 * d * d
+    return Problem("seed_relu_chain", f, np.array([1.0, 2.0]), _scalar_blocks(["w1", "w2"]),
+                   data={"x": x, "y": y}, meta={"seed": "003"}, expected={"w1": "80"})
+
+
+def seed_examples() -> list[Problem]:
+    return [seed_circuit(), seed_sigmoid_neuron(), seed_relu_chain()]
+
+
+# --- multilayer perceptrons -----------------------------------------------------------------
+
+def _layout(layers: list[int]) -> tuple[Block, ...]:
+    blocks, start = [], 0
+    for l, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:]), start=1):
+        blocks.append(Block(f"W{l}", (n_in, n_out), start))
+        start = blocks[-1].stop
+        blocks.append(Block(f"b{l}", (n_out,), start))
+        start = blocks[-1].stop
+    return tuple(blocks)
+
+
+def mlp_size(layers: list[int]) -> int:
+    """Number of parameters P of an MLP with the given layer sizes."""
+    return sum(a * b + b for a, b in zip(layers[:-1], layers[1:]))
+
+
+def _check_choice(field_name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {field_name} {value!r}; valid choices: {', '.join(sorted(choices))}")
+
+
+def mlp(layers, activation: str = "tanh", loss: str = "softmax_cross_entropy", *, l2: float = 0.0,
+        batch: int = 32, seed: int = 0, stable: bool = True, scale: float = 1.0) -> Problem:
+    """An MLP with the given layer sizes, its cost on a synthetic batch, and Xavier theta0.
+
+    ``loss`` is one of ``half_squared_error`` (seed 001), ``squared_error``
+    (seed 004), ``binary_cross_entropy`` (J(Theta) of seed 000, K sigmoid
+    outputs) or ``softmax_cross_entropy`` (seed 004); aliases ``softmax_ce``,
+    ``bce``, ``half_se``, ``se``.  Squared-error nets have linear outputs;
+    the cross-entropies take logits.  ``l2`` adds (lambda / 2m) sum W^2 over
+    weights, not biases (seed 000).  ``stable=False`` uses the naive
+    activations and costs.  ``scale`` multiplies theta0.
+
+    Data, from ``seed``: inputs X ~ N(0, 1); targets from a random teacher
+    network (one-hot classes, Bernoulli labels, or real values plus noise).
+    """
+    layers = [int(n) for n in layers]
+    if len(layers) < 2 or min(layers) < 1:
+        raise ValueError(f"layers must list at least an input and an output size, all >= 1; got {layers}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1; got {batch}")
+    loss = nn.COST_ALIASES.get(loss, loss)
+    _check_choice("activation", activation, nn.ACTIVATIONS)
+    _check_choice("loss", loss, nn.COSTS)
+    rng = np.random.default_rng(seed)
+    blocks = _layout(layers)
+    # Xavier weights (seed 004); small random biases, so that every parameter has a generic gradient
+    theta0 = scale * np.concatenate([
+        (rng.standard_normal(b.shape) / np.sqrt(b.shape[0]) if b.name[0] == "W" else 0.1 * rng.standard_normal(b.shape))
+        .ravel() for b in blocks])
+    X = rng.standard_normal((batch, layers[0]))
+    Y = _targets(rng, X, layers, loss)
+    act = nn.ACTIVATIONS[activation]
+    cost = nn.COSTS[loss]
+    weights = [b for b in blocks if b.name[0] == "W"]
+    biases = [b for b in blocks if b.name[0] == "b"]
+
+    def f(theta):
+        xp = namespace(theta)
+        a = X
+        for l, (wb, bb) in enumerate(zip(weights, biases)):
+            z = a @ xp.reshape(theta[wb.start:wb.stop], wb.shape) + theta[bb.start:bb.stop]
+            a = act(z, stable=stable) if l < len(weights) - 1 else z
+        J = cost(a, Y, stable=stable)
+        if l2:
+            penalty = sum(xp.sum(theta[wb.start:wb.stop] * theta[wb.start:wb.stop]) for wb in weights)
+            J = J + (l2 / (2 * batch)) * penalty
+        return J
+
+    name = f"mlp{layers}-{activation}-{loss}" + ("" if stable else "-naive")
+    meta = dict(layers=layers, activation=activation, loss=loss, l2=l2, batch=batch, seed=seed, stable=stable,
+                scale=scale)
+    return Problem(name, f, theta0, blocks, data={"X": X, "Y": Y}, meta=meta)
+
+
+def _targets(rng, X, layers, loss):
+    teacher = X
+    for n_in, n_out in zip(layers[:-1], layers[1:]):
+        teacher = np.tanh(teacher @ rng.standard_normal((n_in, n_out)) / np.sqrt(n_in))
+    logits = 3.0 * teacher
+    if loss == "softmax_cross_entropy":
+        classes = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+        return np.eye(layers[-1])[classes]
+    if loss == "binary_cross_entropy":
+        return (rng.random(logits.shape) < 1 / (1 + np.exp(-logits))).astype(float)
+    return teacher + 0.1 * rng.standard_normal(teacher.shape)
+
+
+def mlp_for_size(P: int, *, depth: int = 3, n_in: int | None = None, n_out: int = 10, **kwargs) -> Problem:
+    """An MLP [h]*depth + [n_out] (input width h unless given) whose P is closest to the target."""
+    def size(h):
+        return mlp_size([n_in or h] + [h] * (depth - 1) + [n_out])
+    h = 1
+    while size(h + 1) <= P:
+        h += 1
+    if abs(size(h + 1) - P) < abs(size(h) - P):
+        h += 1
+    return mlp([n_in or h] + [h] * (depth - 1) + [n_out], **kwargs)
+
+
+def catalogue() -> dict[str, Callable[..., Problem]]:
+    """The problem builders by name (for the CLI and study files)."""
+    return {"mlp": mlp, "seed_circuit": seed_circuit, "seed_sigmoid_neuron": seed_sigmoid_neuron,
+            "seed_relu_chain": seed_relu_chain}

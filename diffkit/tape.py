@@ -1,0 +1,452 @@
+"""The reverse-mode tape: a Wengert list of array operations and one backward sweep.
+
+The machinery only.  Every primitive, with its forward computation and its
+derivative rule side by side, lives in :mod:`diffkit.rules`.
+
+How it works, in five sentences.  A :class:`TArray` wraps an array (numpy
+float64 or mpmath object array) and the index of the node that made it.  Each
+operation on tape arrays runs the primitive's forward on the raw values and
+appends one node: the primitive, its parents' indices, and *only* the values
+its rule names (so a ``tanh`` node keeps its output, not its input).  The
+backward sweep walks the nodes in reverse, calls each rule with the incoming
+gradient ``g``, and accumulates contributions into the parents, summing away
+broadcast dimensions.  Fan-out therefore adds (the copy gate of seed 002 is an
+adder), and nodes are freed as the sweep passes them.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .backends import namespace, register_backend
+
+__all__ = ["TArray", "Tape", "Primitive", "Function", "apply", "vjp"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class Primitive:
+    """One differentiable operation: a forward on raw values and its VJP rules.
+
+    ``forward(xp, *inputs, **params)`` computes on raw arrays; ``xp`` is the
+    value namespace (numpy, or mpmath for the reference).  Each rule is a
+    function whose *parameter names* say what it reads: ``g`` (the incoming
+    gradient, always first), ``ans`` (the forward output), an input by its
+    name in ``forward``, ``<input>_shape``, ``xp``, or a param.  The tape keeps
+    exactly those values alive, and nothing else.
+
+    ``vjps`` holds one rule per input; ``joint`` instead is one rule returning
+    a tuple for all inputs (variadic ops).  ``scatter=True`` marks indexing:
+    its rule's result is added into a slice of the parent's gradient buffer.
+    """
+
+    __slots__ = ("name", "forward", "inputs", "defaults", "vjps", "joint", "needs", "scatter", "variadic")
+
+    def __init__(self, name: str, forward: Callable, *vjps: Callable, joint: Callable | None = None,
+                 scatter: bool = False):
+        self.name = name
+        self.forward = forward
+        sig = inspect.signature(forward).parameters.values()
+        self.inputs = tuple(p.name for p in sig if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))[1:]
+        self.variadic = next((p.name for p in sig if p.kind is p.VAR_POSITIONAL), None)
+        self.defaults = {p.name: p.default for p in sig if p.default is not p.empty}
+        self.joint = (joint, _arg_names(joint)) if joint else None
+        self.vjps = tuple((rule, _arg_names(rule)) for rule in vjps)
+        self.scatter = scatter
+        names = set()
+        for _, used in self.vjps + ((self.joint,) if self.joint else ()):
+            names.update(used)
+        self.needs = frozenset(names)
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+def _arg_names(rule: Callable) -> tuple[str, ...]:
+    names = tuple(inspect.signature(rule).parameters)
+    if not names or names[0] != "g":
+        raise TypeError(f"a VJP rule's first parameter must be 'g' (the incoming gradient); got {names}")
+    return names[1:]
+
+
+class TArray:
+    """An array recorded on a tape.  Arithmetic, ``@``, indexing and ``.T`` are recorded.
+
+    Comparisons return plain boolean arrays: they carry no gradient.
+    """
+
+    __slots__ = ("value", "tape", "index")
+    __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray @ TArray works
+
+    def __init__(self, value: Any, tape: "Tape", index: int):
+        self.value = value
+        self.tape = tape
+        self.index = index
+
+    # --- array attributes
+    @property
+    def shape(self) -> tuple:
+        return np.shape(self.value)
+
+    @property
+    def ndim(self) -> int:
+        return np.ndim(self.value)
+
+    @property
+    def size(self) -> int:
+        return int(np.size(self.value))
+
+    @property
+    def dtype(self):
+        return getattr(self.value, "dtype", np.dtype(object))
+
+    @property
+    def T(self) -> "TArray":
+        return _OPS.transpose(self)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __repr__(self) -> str:
+        return f"TArray({self.value!r}, node={self.index})"
+
+    def __float__(self):
+        raise TypeError(
+            "float() of a tape array would drop it from the tape and silently zero its gradient; "
+            "use .value if you really want the number"
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    # --- recorded operations (the primitives live in diffkit.rules)
+    def __add__(self, other): return _OPS.add(self, other)
+    def __radd__(self, other): return _OPS.add(other, self)
+    def __sub__(self, other): return _OPS.subtract(self, other)
+    def __rsub__(self, other): return _OPS.subtract(other, self)
+    def __mul__(self, other): return _OPS.multiply(self, other)
+    def __rmul__(self, other): return _OPS.multiply(other, self)
+    def __truediv__(self, other): return _OPS.divide(self, other)
+    def __rtruediv__(self, other): return _OPS.divide(other, self)
+    def __matmul__(self, other): return _OPS.matmul(self, other)
+    def __rmatmul__(self, other): return _OPS.matmul(other, self)
+    def __neg__(self): return _OPS.negative(self)
+    def __pos__(self): return self
+    def __pow__(self, other): return _OPS.power(self, other)
+    def __rpow__(self, other): return _OPS.power(other, self)
+    def __abs__(self): return _OPS.abs(self)
+    def __getitem__(self, index): return _OPS.getitem(self, index)
+
+    def reshape(self, *shape):
+        return _OPS.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def sum(self, axis=None, keepdims=False): return _OPS.sum(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return _OPS.mean(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return _OPS.max(self, axis=axis, keepdims=keepdims)
+
+    # --- comparisons act on values and are not differentiable
+    def __lt__(self, other): return self.value < _value(other)
+    def __le__(self, other): return self.value <= _value(other)
+    def __gt__(self, other): return self.value > _value(other)
+    def __ge__(self, other): return self.value >= _value(other)
+    def __eq__(self, other): return self.value == _value(other)
+    def __ne__(self, other): return self.value != _value(other)
+    __hash__ = object.__hash__
+
+
+def _value(x: Any) -> Any:
+    return x.value if type(x) is TArray else x
+
+
+_OPS: Any = None  # the tape namespace; diffkit.rules installs it (the primitives live there)
+
+
+class Tape:
+    """A Wengert list.  ``vxp`` is the namespace of the raw values (numpy or mpmath).
+
+    With ``anomaly=True`` every op checks its output (and every rule its
+    contribution) for NaN/inf and raises ``FloatingPointError`` naming the op
+    and the line of user code that called it.
+    """
+
+    __slots__ = ("nodes", "vxp", "anomaly")
+
+    def __init__(self, vxp: Any = np, anomaly: bool = False):
+        self.nodes: list = []
+        self.vxp = vxp
+        self.anomaly = anomaly
+
+    def leaf(self, value: Any) -> TArray:
+        """Start recording: a tape array for an input whose gradient we want."""
+        self.nodes.append(None)
+        return TArray(value, self, len(self.nodes) - 1)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def bytes_held(self) -> int:
+        """Bytes of the arrays that the recorded nodes keep for the backward sweep."""
+        seen, total = set(), 0
+        for node in self.nodes:
+            if node is None:
+                continue
+            for v in node[2].values():
+                if isinstance(v, np.ndarray) and id(v) not in seen:
+                    seen.add(id(v))
+                    total += v.nbytes
+        return total
+
+    def backward(self, out: TArray, cotangent: Any = 1.0, *, retain: bool = False) -> list:
+        """Sweep backward from ``out``; return the list of gradients per node (leaves kept).
+
+        Unless ``retain`` is set, each node is freed as soon as the sweep has
+        passed it, so the tape can be swept only once.
+        """
+        nodes, xp = self.nodes, self.vxp
+        grads: list = [None] * len(nodes)
+        owned = [False] * len(nodes)  # whether grads[i] is a buffer we may add into in place
+        grads[out.index] = cotangent
+        for i in range(out.index, -1, -1):
+            g = grads[i]
+            node = nodes[i]
+            if g is None or node is None:
+                continue
+            prim, parents, env, shapes, site = node
+            grads[i] = None
+            if prim.scatter:
+                contributions = (_call(prim.vjps[0], g, env, xp),)
+            elif prim.joint is not None:
+                contributions = _call(prim.joint, g, env, xp)
+            else:
+                contributions = [None if p < 0 else _call(rule, g, env, xp) for p, rule in zip(parents, prim.vjps)]
+            for p, c, shape in zip(parents, contributions, shapes):
+                if p < 0 or c is None:
+                    continue
+                if self.anomaly:
+                    _check_finite(c, f"the derivative rule of {prim.name}", site)
+                if prim.scatter:
+                    buf = grads[p]
+                    if not owned[p]:
+                        buf = xp.zeros(shape) if buf is None else buf + xp.zeros(shape)
+                        grads[p], owned[p] = buf, True
+                    _scatter_add(buf, env["index"], c)
+                    continue
+                if np.shape(c) != shape:
+                    c = unbroadcast(c, shape)
+                if grads[p] is None:
+                    grads[p] = c
+                elif owned[p]:
+                    grads[p] += c
+                else:
+                    grads[p], owned[p] = grads[p] + c, True
+            if not retain:
+                nodes[i] = None
+        return grads
+
+
+def _call(rule_and_names, g, env, xp):
+    rule, names = rule_and_names
+    return rule(g, *[xp if n == "xp" else env[n] for n in names])
+
+
+def _scatter_add(buf, index, c) -> None:
+    if _is_basic_index(index):
+        buf[index] += c
+    else:  # repeated integer indices must add up, which buf[index] += c would not do
+        np.add.at(buf, index, c)
+
+
+def _is_basic_index(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (slice, int, np.integer, type(None), type(Ellipsis))) for p in parts)
+
+
+def unbroadcast(c: Any, shape: tuple) -> Any:
+    """Sum ``c`` down to ``shape``, undoing numpy broadcasting."""
+    cshape = np.shape(c)
+    lead = len(cshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and cshape[i + lead] != 1
+    )
+    if axes:
+        c = np.sum(c, axis=axes)
+    return np.reshape(c, shape)
+
+
+def _user_site() -> str:
+    """``file:line in function`` of the innermost caller outside diffkit."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _PACKAGE_DIR:
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+
+
+def _check_finite(value, what: str, site: str) -> None:
+    xp = namespace(value)
+    if not np.all(xp.isfinite(value)):
+        bad = "nan" if np.any(xp.isnan(value)) else "inf"
+        raise FloatingPointError(f"anomaly: {what} produced {bad}, called at {site}")
+
+
+def _shape_error(prim: Primitive, vals: Sequence, err: Exception) -> Exception:
+    shapes = ", ".join(str(np.shape(v)) for v in vals)
+    return type(err)(f"{prim.name}: cannot combine operands of shapes {shapes}: {err}")
+
+
+def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
+    """Run ``prim`` on ``args``; record a node when any argument is on a tape."""
+    tape = None
+    for a in args:
+        if type(a) is TArray:
+            if tape is not None and a.tape is not tape:
+                raise ValueError(f"{prim.name}: operands come from two different tapes; nested differentiation "
+                                 f"is not supported")
+            tape = a.tape
+    if tape is None:
+        return prim.forward(namespace(*args), *args, **params)
+    vals = [a.value if type(a) is TArray else a for a in args]
+    try:
+        ans = prim.forward(tape.vxp, *vals, **params)
+    except (ValueError, TypeError, IndexError) as err:
+        raise _shape_error(prim, vals, err) from err
+    site = None
+    if tape.anomaly:
+        site = _user_site()
+        _check_finite(ans, prim.name, site)
+    names = prim.inputs or (prim.variadic,) * len(vals)
+    env = {**prim.defaults, **params} if prim.defaults else dict(params)
+    needs = prim.needs
+    if "ans" in needs:
+        env["ans"] = ans
+    if prim.variadic:
+        if prim.variadic in needs:
+            env[prim.variadic] = vals
+        if prim.variadic + "_shape" in needs:
+            env[prim.variadic + "_shape"] = [np.shape(v) for v in vals]
+    else:
+        for name, v in zip(names, vals):
+            if name in needs:
+                env[name] = v
+            if name + "_shape" in needs:
+                env[name + "_shape"] = np.shape(v)
+    parents = tuple(a.index if type(a) is TArray else -1 for a in args)
+    shapes = tuple(getattr(v, "shape", ()) for v in vals)
+    tape.nodes.append((prim, parents, env, shapes, site))
+    return TArray(ans, tape, len(tape.nodes) - 1)
+
+
+# --- custom operations, in the spirit of torch.autograd.Function (seed 003) --------------
+
+class Context:
+    """What a custom op's forward hands to its backward."""
+
+    def __init__(self):
+        self.saved: tuple = ()
+
+    def save_for_backward(self, *values: Any) -> None:
+        self.saved = values
+
+    @property
+    def saved_tensors(self) -> tuple:
+        return self.saved
+
+
+class Function:
+    """Define an operation by its forward and backward, like ``torch.autograd.Function``.
+
+    ``forward(ctx, *inputs)`` gets raw arrays and may ``ctx.save_for_backward``
+    what the backward needs; ``backward(ctx, g)`` returns one gradient per
+    input (``None`` for inputs that need none).
+
+    >>> import numpy as np, diffkit as dk
+    >>> class Multiply(dk.Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x, y):
+    ...         ctx.save_for_backward(x, y)
+    ...         return x * y
+    ...     @staticmethod
+    ...     def backward(ctx, g):
+    ...         x, y = ctx.saved
+    ...         return g * y, g * x
+    >>> f = lambda t: dk.namespace(t).sum(Multiply.apply(t[0], t[1]))
+    >>> dk.gradient(f, np.array([3.0, 4.0])).grad.tolist()
+    [4.0, 3.0]
+    """
+
+    forward: Callable
+    backward: Callable
+
+    @classmethod
+    def apply(cls, *args: Any) -> Any:
+        ctx = Context()
+        tape = next((a.tape for a in args if type(a) is TArray), None)
+        vals = [a.value if type(a) is TArray else a for a in args]
+        ans = cls.forward(ctx, *vals)
+        if tape is None:
+            return ans
+        prim = _custom_primitive(cls)
+        parents = tuple(a.index if type(a) is TArray else -1 for a in args)
+        shapes = tuple(getattr(v, "shape", ()) for v in vals)
+        site = _user_site() if tape.anomaly else None
+        tape.nodes.append((prim, parents, {"ctx": ctx}, shapes, site))
+        return TArray(ans, tape, len(tape.nodes) - 1)
+
+
+_CUSTOM: dict[type, Primitive] = {}
+
+
+def _custom_primitive(cls: type) -> Primitive:
+    if cls not in _CUSTOM:
+        def joint(g, ctx):
+            grads = cls.backward(ctx, g)
+            return grads if isinstance(grads, (tuple, list)) else (grads,)
+        _CUSTOM[cls] = Primitive(cls.__name__, lambda xp, *xs: None, joint=joint)
+    return _CUSTOM[cls]
+
+
+# --- VJP for any output -------------------------------------------------------------------
+
+def vjp(f: Callable, theta: Any) -> tuple[Any, Callable]:
+    """Evaluate ``f(theta)`` on a tape; return its value and a VJP function.
+
+    ``vjp_fn(cotangent)`` returns ``cotangent . J`` (shape of ``theta``), for
+    outputs of any shape.  It may be called repeatedly.
+
+    >>> import numpy as np, diffkit as dk
+    >>> value, vjp_fn = dk.vjp(lambda t: t * t, np.array([1.0, 2.0, 3.0]))
+    >>> vjp_fn(np.array([1.0, 0.0, 1.0])).tolist()
+    [2.0, 0.0, 6.0]
+    """
+    theta = np.asarray(theta, dtype=float)
+    tape = Tape(np)
+    x = tape.leaf(theta)
+    out = f(x)
+    if type(out) is not TArray:
+        value = np.asarray(out, dtype=float)
+        return value, lambda cot: np.zeros_like(theta)
+
+    def vjp_fn(cotangent):
+        cot = np.asarray(cotangent, dtype=float)
+        if cot.shape != out.shape:
+            raise ValueError(f"cotangent has shape {cot.shape}; the output has shape {out.shape}")
+        g = tape.backward(out, cot, retain=True)[x.index]
+        return np.zeros_like(theta) if g is None else np.array(np.broadcast_to(g, theta.shape), dtype=float)
+
+    return np.asarray(out.value, dtype=float), vjp_fn
+
+
+def _is_tape(x: Any) -> bool:
+    return type(x) is TArray
+
+
+def install(ops: Any) -> None:
+    """Make ``ops`` (diffkit.rules.TAPE) the namespace of tape arrays."""
+    global _OPS
+    _OPS = ops
+    register_backend("tape", _is_tape, ops, priority=0)
