@@ -1,0 +1,293 @@
+"""Core: the tape against the seeds' printed numbers, closed forms, hand-written backprop and mpmath."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import diffkit as dk
+from diffkit import handwritten, rules
+from diffkit.backends import MP, to_mp
+
+
+def printed_tolerance(text: str) -> float:
+    """Half a unit in the last printed place: '0.39' -> 0.005, '80' -> 0.5."""
+    exponent = Decimal(text).as_tuple().exponent
+    return 0.5 * 10.0 ** exponent
+
+
+# --- the seeds' worked examples ----------------------------------------------------------
+
+@pytest.mark.parametrize("problem", dk.problems.seed_examples(), ids=lambda p: p.name)
+def test_tape_reproduces_the_seeds_printed_numbers(problem):
+    r = dk.gradient(problem, method="reverse")
+    for key, text in problem.expected.items():
+        got = r.value if key == "value" else r.grad[[problem.component_name(i) for i in range(problem.size)].index(key)]
+        assert abs(got - float(text)) <= printed_tolerance(text), (key, got, text)
+
+
+def test_seed_numbers_exactly():
+    assert dk.gradient(dk.problems.seed_circuit()).grad.tolist() == [-4.0, -4.0, 3.0]
+    assert dk.gradient(dk.problems.seed_relu_chain()).grad[0] == 80.0  # 5 * 1 * 2 * 8
+    r = dk.gradient(dk.problems.seed_sigmoid_neuron())
+    s = 1 / (1 + np.exp(-1.0))  # w.x + b = 1 at the seed's point
+    np.testing.assert_allclose(r.grad, np.array([-1, -2, 1, 2, -3]) * s * (1 - s), rtol=1e-15)
+
+
+# --- MLPs against the certified mpmath reference (property test) -------------------------
+
+ACTIVATIONS = sorted(dk.nn.ACTIVATIONS)
+COSTS = sorted(dk.nn.COSTS)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    hidden=st.lists(st.integers(1, 5), min_size=1, max_size=4),
+    n_in=st.integers(1, 4), n_out=st.integers(1, 4), batch=st.integers(1, 5),
+    activation=st.sampled_from(ACTIVATIONS), loss=st.sampled_from(COSTS),
+    seed=st.integers(0, 2**16), scale=st.sampled_from([0.1, 1.0, 3.0]), l2=st.sampled_from([0.0, 1e-2]),
+)
+def test_tape_agrees_with_reference_to_13_digits(hidden, n_in, n_out, batch, activation, loss, seed, scale, l2):
+    prob = dk.problems.mlp([n_in, *hidden, n_out], activation=activation, loss=loss, l2=l2, batch=batch,
+                           seed=seed, scale=scale)
+    ref = dk.reference(prob, digits=40, directions=2, max_coordinates=0)
+    tape = dk.error(dk.gradient(prob, method="reverse"), ref)
+    # A gradient component can be a sum whose terms are far larger than the sum (a bias gradient summed over
+    # rows: 0.5 - 1 + 0.4999 - 0); then cancellation makes 13 relative digits unreachable for ANY float64
+    # method (seen: 12.7 digits on b2[1] = -4.8e-5).  There the tape must match the accuracy of the independent
+    # hand-written backprop, the float64 floor, to within half a digit.
+    hand = dk.error(handwritten.mlp_backprop(prob, prob.theta0)[1], ref)
+    assert tape.digits >= min(13.0, hand.digits - 0.5), f"tape: {tape}; hand-written: {hand}"
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("loss", COSTS)
+def test_every_activation_and_cost_certified_per_coordinate(activation, loss):
+    prob = dk.problems.mlp([3, 4, 2], activation=activation, loss=loss, l2=1e-2, batch=3, seed=1)
+    ref = dk.reference(prob, digits=30)  # certifies every coordinate (P = 26)
+    assert ref.certification.coordinates == prob.size
+    assert ref.certification.agreement_digits >= 20
+    assert dk.error(dk.gradient(prob), ref).digits >= 13
+
+
+def test_tape_matches_handwritten_backprop():
+    for activation in ACTIVATIONS:
+        for loss in COSTS:
+            prob = dk.problems.mlp([5, 7, 6, 3], activation=activation, loss=loss, l2=0.1, batch=8, seed=3)
+            J, g = handwritten.mlp_backprop(prob, prob.theta0)
+            r = dk.gradient(prob)
+            assert r.value == pytest.approx(J, rel=1e-13)
+            np.testing.assert_allclose(r.grad, g, rtol=1e-11, atol=1e-14 * np.abs(g).max())
+
+
+# --- the reference ----------------------------------------------------------------------
+
+def test_reference_at_30_and_60_digits_agree_to_28():
+    prob = dk.problems.mlp([3, 5, 2], activation="softplus", loss="binary_cross_entropy", l2=1e-3, batch=4)
+    r30 = dk.reference(prob, digits=30, max_coordinates=0)
+    r60 = dk.reference(prob, digits=60, max_coordinates=0)
+    with mpmath.workdps(80):
+        worst = max(abs(a - b) / max(abs(b), mpmath.mpf(10) ** -40) for a, b in zip(r30.grad_mp, r60.grad_mp))
+    assert -mpmath.log10(worst) >= 28
+
+
+def test_reference_value_matches_direct_mpmath():
+    x = np.array([0.3, -1.7])
+    ref = dk.reference(lambda t: dk.nn.tanh(t[0]) * dk.namespace(t).exp(t[1]), x, digits=50)
+    with mpmath.workdps(60):
+        a, b = mpmath.mpf(0.3), mpmath.mpf(-1.7)
+        assert abs(ref.value_mp - mpmath.tanh(a) * mpmath.exp(b)) < mpmath.mpf(10) ** -49
+        assert abs(ref.grad_mp[0] - mpmath.sech(a) ** 2 * mpmath.exp(b)) < mpmath.mpf(10) ** -49
+
+
+def test_certification_catches_an_injected_wrong_rule(monkeypatch):
+    tanh = rules.PRIMITIVES["tanh"]
+    wrong = rules.Primitive("tanh", tanh.forward, lambda g, ans: g * (1 - ans))  # should be 1 - ans**2
+    monkeypatch.setitem(rules.PRIMITIVES, "tanh", wrong)
+    monkeypatch.setattr(rules.TAPE, "tanh", rules.TapeNamespace._op(wrong))
+    prob = dk.problems.mlp([3, 4, 2], activation="tanh", loss="half_squared_error", batch=3)
+    with pytest.raises(dk.CertificationError, match="digits"):
+        dk.reference(prob, digits=30)
+
+
+# --- conventions at kinks (documented in diffkit/rules.py) --------------------------------
+
+def grad(f, x):
+    return dk.gradient(f, np.asarray(x, dtype=float)).grad
+
+
+def test_relu_derivative_at_zero_is_one_as_in_seeds_003_004():
+    assert grad(lambda t: dk.namespace(t).sum(dk.nn.relu(t)), [0.0, -1.0, 2.0]).tolist() == [1.0, 0.0, 1.0]
+
+
+def test_abs_derivative_at_zero_is_zero():
+    assert grad(lambda t: dk.namespace(t).sum(dk.namespace(t).abs(t)), [0.0, -2.0, 3.0]).tolist() == [0.0, -1.0, 1.0]
+
+
+def test_maximum_tie_splits_half_and_half():
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.sum(xp.maximum(t[:2], t[2:]))
+    assert grad(f, [1.0, 5.0, 1.0, 2.0]).tolist() == [0.5, 1.0, 0.5, 0.0]
+
+
+def test_max_reduction_ties_share_the_gradient_equally():
+    assert grad(lambda t: dk.namespace(t).max(t), [3.0, 1.0, 3.0, 3.0]).tolist() == [1 / 3, 0.0, 1 / 3, 1 / 3]
+
+
+def test_max_routes_add_distributes_mul_swaps():
+    # seed 000/002 gate patterns: f = max(x, y) + z * w
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.max(t[:2]) + t[2] * t[3]
+    assert grad(f, [4.0, 2.0, 3.0, -5.0]).tolist() == [1.0, 0.0, -5.0, 3.0]
+
+
+def test_fan_out_accumulates_copy_gate_is_an_adder():
+    # f = x*x + x*x*x + x: f' = 2x + 3x^2 + 1
+    x = 1.5
+    assert grad(lambda t: t[0] * t[0] + t[0] * t[0] * t[0] + t[0], [x])[0] == pytest.approx(2 * x + 3 * x * x + 1,
+                                                                                            rel=1e-15)
+
+
+# --- every op of the core list, on every backend ---------------------------------------
+
+X = np.random.default_rng(0).standard_normal((4, 3))
+
+OPS = {
+    "arith": lambda xp, t: xp.sum((t[:3] + 2.0) * t[3:6] / (1.5 + t[6:9] ** 2) - (-t[:3])),
+    "rpow": lambda xp, t: xp.sum(2.0 ** t[:3]),
+    "matmul_matrix": lambda xp, t: xp.sum(xp.tanh(X @ xp.reshape(t[:6], (3, 2)))),
+    "matmul_vector": lambda xp, t: (t[:3] @ t[3:6]) + xp.sum(X @ t[6:9]) + xp.sum(t[:4] @ X),
+    "exp_log": lambda xp, t: xp.sum(xp.exp(t[:3]) * xp.log(2.0 + t[3:6] ** 2) + xp.log1p(t[6:9] ** 2)),
+    "expm1_sqrt": lambda xp, t: xp.sum(xp.expm1(t[:3]) + xp.sqrt(1.0 + t[3:6] ** 2)),
+    "trig": lambda xp, t: xp.sum(xp.sin(t[:3]) * xp.cos(t[3:6])),
+    "abs_min_max": lambda xp, t: xp.sum(xp.abs(t[:3]) + xp.maximum(t[:3], t[3:6]) - xp.minimum(t[3:6], 0.2)),
+    "where": lambda xp, t: xp.sum(xp.where(t[:3] > 0, t[3:6] ** 2, 3.0 * t[6:9])),
+    "reductions": lambda xp, t: xp.sum(xp.mean(xp.reshape(t[:6], (2, 3)), axis=0) ** 2)
+    + xp.sum(xp.max(xp.reshape(t[:6], (2, 3)), axis=1, keepdims=True) * t[6:8]),
+    "structure": lambda xp, t: xp.sum(xp.concatenate([t[:3], xp.reshape(t[3:9], (2, 3)).T[1]]) ** 3)
+    + xp.sum(xp.stack([t[:3], t[3:6]], axis=1) @ t[6:8]),
+    "activations": lambda xp, t: xp.sum(dk.nn.sigmoid(t[:3]) + dk.nn.softplus(t[3:6]) + dk.nn.log_sigmoid(t[6:9])
+                                        + dk.nn.leaky_relu(t[:3] - 0.05)) + dk.nn.softmax(t[3:6])[0]
+    + xp.sum(dk.nn.logsumexp(xp.reshape(t[:6], (2, 3)))) + dk.nn.log_softmax(t[:3])[1],
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_each_op_on_tape_against_certified_reference(name):
+    theta = np.random.default_rng(7).uniform(-1.5, 1.5, 9)
+    f = lambda t: OPS[name](dk.namespace(t), t)  # noqa: E731
+    ref = dk.reference(f, theta, digits=30)  # per-coordinate certification
+    assert dk.error(dk.gradient(f, theta), ref).digits >= 13
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_each_op_runs_unchanged_on_numpy_complex_and_mpmath(name):
+    theta = np.random.default_rng(7).uniform(-1.5, 1.5, 9)
+    plain = OPS[name](dk.namespace(theta), theta)
+    with mpmath.workdps(30):
+        high = OPS[name](MP, to_mp(theta))
+        assert float(np.reshape(np.asarray(high, dtype=object), ())[()]) == pytest.approx(float(plain), rel=1e-13)
+    if name != "activations":  # leaky_relu refuses the complex step (tested with the finite differences)
+        z = OPS[name](dk.namespace(theta + 0j), theta + 0j)
+        assert complex(z).real == pytest.approx(float(plain), rel=1e-13)
+
+
+def test_namespace_dispatch():
+    assert dk.namespace(np.ones(2)) is np
+    assert dk.namespace(1.0) is np
+    assert dk.namespace(np.ones(2) + 0j).name == "complex"
+    assert dk.namespace(to_mp([1.0])) is MP
+
+
+def test_missing_op_names_the_op_and_backend():
+    with pytest.raises(NotImplementedError, match=r"'arctan2'.*mpmath"):
+        MP.arctan2
+    with pytest.raises(NotImplementedError, match=r"'arctan2'.*tape"):
+        dk.gradient(lambda t: dk.namespace(t).arctan2(t[0], t[1]), np.ones(2))
+
+
+# --- VJP, custom ops, anomaly mode -------------------------------------------------------
+
+def test_vjp_of_a_vector_function_matches_closed_form():
+    A = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.0]])
+    value, vjp_fn = dk.vjp(lambda t: dk.namespace(t).tanh(A @ t), np.array([0.2, -0.4]))
+    u = np.array([1.0, -2.0, 0.5])
+    expected = A.T @ (u * (1 - np.tanh(A @ np.array([0.2, -0.4])) ** 2))
+    np.testing.assert_allclose(vjp_fn(u), expected, rtol=1e-15)
+    np.testing.assert_allclose(vjp_fn(u), expected, rtol=1e-15)  # callable more than once
+
+
+class Multiply(dk.Function):
+    """Seed 003's custom autograd function: forward saves its inputs, backward swaps them."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return x * y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        return g * y, g * x
+
+
+def test_custom_op_like_seed_003():
+    f = lambda t: dk.namespace(t).sum(Multiply.apply(t[:2], t[2:]) ** 2)  # noqa: E731
+    t = np.array([1.0, 2.0, 3.0, -4.0])
+    # d/dx (xy)^2 = 2 x y^2, d/dy = 2 x^2 y
+    assert grad(f, t).tolist() == [18.0, 64.0, 6.0, -32.0]
+
+
+def test_anomaly_mode_names_the_op_and_the_line():
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.sum(xp.log(t - 1.0))  # log(0) at t = 1
+    with pytest.raises(FloatingPointError, match=r"log produced inf.*test_core.py:\d+ in f"):
+        dk.gradient(f, np.array([1.0, 2.0]), anomaly=True)
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+def test_non_scalar_output_is_refused():
+    with pytest.raises(ValueError, match=r"scalar.*shape \(3,\).*dk.vjp"):
+        dk.gradient(lambda t: t * 2, np.ones(3))
+
+
+def test_non_finite_theta_names_the_indices():
+    with pytest.raises(ValueError, match=r"theta\[1\]=nan, theta\[3\]=inf"):
+        dk.gradient(lambda t: dk.namespace(t).sum(t), np.array([0.0, np.nan, 1.0, np.inf]))
+    prob = dk.problems.mlp([2, 3, 1], loss="squared_error")
+    theta = prob.theta0.copy()
+    theta[10] = np.nan  # W1 is theta[0:6], b1 theta[6:9], W2 starts at 9
+    with pytest.raises(ValueError, match=r"W2\[1,0\]=nan"):
+        dk.gradient(prob, theta)
+
+
+def test_shape_mismatch_names_the_op_and_shapes():
+    with pytest.raises(ValueError, match=r"matmul.*\(4, 3\).*\(2, 2\)"):
+        dk.gradient(lambda t: dk.namespace(t).sum(X @ dk.namespace(t).reshape(t, (2, 2))), np.ones(4))
+
+
+def test_unknown_method_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown method 'backprop'.*reverse"):
+        dk.gradient(lambda t: t[0], np.ones(1), method="backprop")
+
+
+def test_empty_theta_is_refused():
+    with pytest.raises(ValueError, match="theta is empty"):
+        dk.gradient(lambda t: 0.0, np.array([]))
+
+
+def test_unknown_problem_choices_are_listed():
+    with pytest.raises(ValueError, match=r"unknown activation 'swish'; valid choices: identity"):
+        dk.problems.mlp([2, 2], activation="swish")
+
+
+def test_methods_lists_reverse():
+    assert any(line.startswith("reverse") for line in dk.methods())
