@@ -56,12 +56,27 @@ def leaky_relu(x, alpha=0.01):
     return xp.where(x >= 0, x, alpha * x)
 
 
-def logsumexp(x, axis=-1, keepdims=False):
-    # max-shift (seed 002); an all -inf slice gives -inf, not nan
+def _lse_parts(x, axis):
+    """Split logsumexp(x) = m + L with m the max and L = log1p(sum of exp(x - m) over the non-max entries).
+
+    Taking the max's own 1 out of the sum and using log1p keeps L accurate when the other entries are
+    negligible (Blanchard, Higham and Higham 2021), so that x - lse stays accurate at the max, where the
+    cross-entropy's gradient y_hat - 1 lives.  An all -inf slice gives m = 0, L = log1p(-1) = -inf.
+    """
     xp = namespace(x)
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)
-    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    is_max = x == m
+    rest = xp.sum(xp.where(is_max, 0, xp.exp(x - m)), axis=axis, keepdims=True)
+    ties = xp.sum(xp.where(is_max, 1, 0), axis=axis, keepdims=True) - 1
+    return m, xp.log1p(rest + ties)
+
+
+def logsumexp(x, axis=-1, keepdims=False):
+    # max-shift (seed 002); an all -inf slice gives -inf, not nan
+    xp = namespace(x)
+    m, L = _lse_parts(x, axis)
+    out = m + L
     return out if keepdims else xp.reshape(out, _drop(out.shape, axis))
 
 
@@ -72,7 +87,8 @@ def softmax(x, axis=-1):
 
 
 def log_softmax(x, axis=-1):
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    m, L = _lse_parts(x, axis)
+    return (x - m) - L
 
 
 def binary_cross_entropy(z, y):
@@ -83,10 +99,22 @@ def binary_cross_entropy(z, y):
 
 
 def softmax_cross_entropy(z, y):
-    # from logits: logsumexp(z) - <y, z> per example, mean over examples; dE/dz = y_hat - y (seed 004)
+    # from logits: -<y, log_softmax(z)> per example, mean over examples; dE/dz = y_hat - y (seed 004)
     xp = namespace(z)
-    per = logsumexp(z, axis=-1) - xp.sum(y * z, axis=-1)
-    return xp.sum(per) / batch_size(z)
+    return -xp.sum(y * log_softmax(z, -1)) / batch_size(z)
+
+
+def sigmoid_minus(z, y):
+    """sigma(z) - y as (1 - y) sigma(z) - y sigma(-z): the same number, but exact to rounding for 0/1 labels,
+    where the plain difference cancels (sigma(40) - 1 is -4.2e-18, not 0)."""
+    return (1 - y) * sigmoid(z) - y * sigmoid(-z)
+
+
+def softmax_minus(z, y):
+    """softmax(z) - y as y expm1(l) + (1 - y) exp(l) with l = log_softmax(z): exact to rounding for one-hot y."""
+    xp = namespace(z)
+    l = log_softmax(z, -1)
+    return y * xp.expm1(l) + (1 - y) * xp.exp(l)
 
 
 def _drop(shape, axis):

@@ -170,9 +170,9 @@ defprim("softmax",     lambda xp, x, axis=-1: formulas.softmax(x, axis),
 defprim("log_softmax", lambda xp, x, axis=-1: formulas.log_softmax(x, axis),
         lambda g, ans, axis, xp: g - xp.exp(ans) * xp.sum(g, axis=axis, keepdims=True))
 defprim("binary_cross_entropy", lambda xp, z, y: formulas.binary_cross_entropy(z, y),
-        lambda g, z, y, xp: g * (formulas.sigmoid(z) - y) / formulas.batch_size(z), lambda g: None)
+        lambda g, z, y: g * formulas.sigmoid_minus(z, y) / formulas.batch_size(z), lambda g: None)
 defprim("softmax_cross_entropy", lambda xp, z, y: formulas.softmax_cross_entropy(z, y),
-        lambda g, z, y, xp: g * (formulas.softmax(z, -1) - y) / formulas.batch_size(z), lambda g: None)
+        lambda g, z, y: g * formulas.softmax_minus(z, y) / formulas.batch_size(z), lambda g: None)
 # fmt: on
 
 
