@@ -197,7 +197,31 @@ class _ComplexNamespace:
     name = "complex"
 
     def __init__(self):
-        self.fused = {"relu": self._not_analytic("relu"), "leaky_relu": self._not_analytic("leaky_relu")}
+        # The shared stable formulas write sigmoid and softplus with abs/maximum, whose kink check would refuse
+        # x.real == 0 although both functions are analytic there; these fused forms pick one of two analytic
+        # branches (the same function rearranged) by the sign of the real part, with no kink.
+        self.fused = {"relu": self._not_analytic("relu"), "leaky_relu": self._not_analytic("leaky_relu"),
+                      "sigmoid": self._sigmoid, "softplus": self._softplus,
+                      "log_sigmoid": lambda x: -self._softplus(-np.asarray(x)),
+                      "binary_cross_entropy": self._binary_cross_entropy}
+
+    @staticmethod
+    def _sigmoid(x):
+        x = np.asarray(x)
+        pos = x.real >= 0
+        e = np.exp(np.where(pos, -x, x))  # real part <= 0: never overflows
+        return np.where(pos, 1 / (1 + e), e / (1 + e))
+
+    @staticmethod
+    def _softplus(x):
+        x = np.asarray(x)
+        pos = x.real >= 0
+        e = np.exp(np.where(pos, -x, x))
+        return np.where(pos, x + np.log1p(e), np.log1p(e))
+
+    def _binary_cross_entropy(self, z, y):
+        from .formulas import batch_size
+        return np.sum(self._softplus(z) - z * y) / batch_size(z)
 
     @staticmethod
     def _not_analytic(op: str) -> Callable:

@@ -16,6 +16,7 @@ layer after layer.  Indices inside the brackets are 0-based, as in numpy.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -37,7 +38,7 @@ class Block:
 
     @property
     def stop(self) -> int:
-        return self.start + int(np.prod(self.shape, dtype=int))
+        return self.start + math.prod(self.shape)  # math.prod: np.prod costs ~2.5 us per call in every f
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,19 @@ backward sweep walks the nodes in reverse, calls each rule with the incoming
 gradient ``g``, and accumulates contributions into the parents, summing away
 broadcast dimensions.  Fan-out therefore adds (the copy gate of seed 002 is an
 adder), and nodes are freed as the sweep passes them.
+
+What keeps it lean (issue 8): nothing is kept for the rules of constant inputs;
+each primitive resolves once per call pattern which values its rules read
+(:func:`_plan`); a contribution the sweep has just made becomes its parent's
+accumulator, added into in place.
 """
 from __future__ import annotations
 
 import inspect
+import operator
 import os
 import sys
+from sys import getrefcount
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -37,14 +44,16 @@ class Primitive:
     function whose *parameter names* say what it reads: ``g`` (the incoming
     gradient, always first), ``ans`` (the forward output), an input by its
     name in ``forward``, ``<input>_shape``, ``xp``, or a param.  The tape keeps
-    exactly those values alive, and nothing else.
+    exactly those values alive, and nothing else: the values named by the
+    rules of inputs that are constants (no tape array) are not kept either.
 
     ``vjps`` holds one rule per input; ``joint`` instead is one rule returning
     a tuple for all inputs (variadic ops).  ``scatter=True`` marks indexing:
     its rule's result is added into a slice of the parent's gradient buffer.
     """
 
-    __slots__ = ("name", "forward", "inputs", "defaults", "vjps", "joint", "needs", "scatter", "variadic")
+    __slots__ = ("name", "forward", "inputs", "defaults", "vjps", "rules", "joint", "needs", "scatter", "variadic",
+                 "plans")
 
     def __init__(self, name: str, forward: Callable, *vjps: Callable, joint: Callable | None = None,
                  scatter: bool = False):
@@ -56,14 +65,62 @@ class Primitive:
         self.defaults = {p.name: p.default for p in sig if p.default is not p.empty}
         self.joint = (joint, _arg_names(joint)) if joint else None
         self.vjps = tuple((rule, _arg_names(rule)) for rule in vjps)
+        self.rules = tuple(vjps)
         self.scatter = scatter
         names = set()
         for _, used in self.vjps + ((self.joint,) if self.joint else ()):
             names.update(used)
         self.needs = frozenset(names)
+        self.plans: dict = {}  # (which inputs are on the tape, number of inputs) -> what to keep; see _plan
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+def _pool_index(prim: Primitive, name: str, n_args: int, params: list) -> int:
+    """Where a rule argument sits in apply's pool ``[*vals, *shapes, ans, xp, vals, shapes, *params]``."""
+    positional = prim.inputs[:n_args]
+    if name in positional:
+        return positional.index(name)
+    if name.endswith("_shape") and name[:-6] in positional:
+        return n_args + positional.index(name[:-6])
+    special = {"ans": 0, "xp": 1}
+    if prim.variadic:
+        special.update({prim.variadic: 2, prim.variadic + "_shape": 3})
+    if name in special:
+        return 2 * n_args + special[name]
+    if name not in params:
+        params.append(name)
+    return 2 * n_args + 4 + params.index(name)
+
+
+def _getter(indices: list) -> Callable:
+    """A C-level function pool -> the rule's arguments (a tuple, or a one-element list)."""
+    if len(indices) == 1:
+        return operator.itemgetter(slice(indices[0], indices[0] + 1))
+    return operator.itemgetter(*indices) if indices else operator.itemgetter(slice(0, 0))
+
+
+def _plan(prim: Primitive, mask: int, n_args: int) -> tuple:
+    """What a node keeps, per call pattern: ``(getters, param names)``.
+
+    ``getters`` holds, per input, a function that picks its rule's arguments
+    from the pool (None for a constant input: its rule never runs, so nothing
+    is kept for it); for a ``joint`` rule it is that one function.
+    """
+    key = (mask, n_args)
+    plan = prim.plans.get(key)  # (apply looks the plan up itself first; this builds it once)
+    if plan is None:
+        params: list = []
+        if prim.joint is not None:
+            getters = _getter([_pool_index(prim, n, n_args, params) for n in prim.joint[1]])
+        elif prim.scatter:
+            getters = ()
+        else:
+            getters = tuple(_getter([_pool_index(prim, n, n_args, params) for n in names]) if mask >> k & 1
+                            else None for k, (_, names) in enumerate(prim.vjps[:n_args]))
+        plan = prim.plans[key] = (getters, tuple(params))
+    return plan
 
 
 def _arg_names(rule: Callable) -> tuple[str, ...]:
@@ -192,12 +249,13 @@ class Tape:
         """Bytes of the arrays that the recorded nodes keep for the backward sweep."""
         seen, total = set(), 0
         for node in self.nodes:
-            if node is None:
+            if node is None or node[0].scatter:
                 continue
-            for v in node[2].values():
-                if isinstance(v, np.ndarray) and id(v) not in seen:
-                    seen.add(id(v))
-                    total += v.nbytes
+            for args in ((node[2],) if node[0].joint is not None else node[2]):
+                for v in args or ():
+                    if type(v) is np.ndarray and v.base is None and id(v) not in seen:  # views own nothing
+                        seen.add(id(v))
+                        total += v.nbytes
         return total
 
     def backward(self, out: TArray, cotangent: Any = 1.0, *, retain: bool = False) -> list:
@@ -206,63 +264,77 @@ class Tape:
         Unless ``retain`` is set, each node is freed as soon as the sweep has
         passed it, so the tape can be swept only once.
         """
-        nodes, xp = self.nodes, self.vxp
+        nodes, xp, anomaly = self.nodes, self.vxp, self.anomaly
         grads: list = [None] * len(nodes)
-        owned = [False] * len(nodes)  # whether grads[i] is a buffer we may add into in place
+        owned = [False] * len(nodes)  # whether grads[i] is a buffer of ours that we may add into in place
         grads[out.index] = cotangent
         for i in range(out.index, -1, -1):
             g = grads[i]
-            node = nodes[i]
-            if g is None or node is None:
+            if g is None:
                 continue
-            prim, parents, env, shapes, site = node
+            node = nodes[i]
+            if node is None:
+                continue
+            prim, parents, args, shapes, site = node
             grads[i] = None
-            if prim.scatter:
-                contributions = (_call(prim.vjps[0], g, env, xp),)
-            elif prim.joint is not None:
-                contributions = _call(prim.joint, g, env, xp)
-            else:
-                contributions = [None if p < 0 else _call(rule, g, env, xp) for p, rule in zip(parents, prim.vjps)]
-            for p, c, shape in zip(parents, contributions, shapes):
-                if p < 0 or c is None:
-                    continue
-                if self.anomaly:
-                    _check_finite(c, f"the derivative rule of {prim.name}", site)
-                if prim.scatter:
-                    buf = grads[p]
-                    if not owned[p]:
-                        buf = xp.zeros(shape) if buf is None else buf + xp.zeros(shape)
-                        grads[p], owned[p] = buf, True
-                    _scatter_add(buf, env["index"], c)
-                    continue
-                if np.shape(c) != shape:
-                    c = unbroadcast(c, shape)
-                if grads[p] is None:
-                    grads[p] = c
-                elif owned[p]:
-                    grads[p] += c
-                else:
-                    grads[p], owned[p] = grads[p] + c, True
             if not retain:
                 nodes[i] = None
+            if prim.scatter:
+                _scatter(grads, owned, parents[0], shapes[0], args, prim.rules[0](g), xp, anomaly, prim, site)
+                continue
+            joint = prim.joint[0](g, *args) if prim.joint is not None else None
+            rules = prim.rules
+            for k, p in enumerate(parents):
+                if p < 0:
+                    continue
+                c = joint[k] if joint is not None else rules[k](g, *args[k])
+                if c is None:
+                    continue
+                if anomaly:
+                    _check_finite(c, f"the derivative rule of {prim.name}", site)
+                shape = shapes[k]
+                if getattr(c, "shape", ()) != shape:
+                    c = unbroadcast(c, shape)
+                acc = grads[p]
+                if acc is None:
+                    # An array the rule has just made, held by nothing but this loop (the count: `c` and
+                    # getrefcount's argument), becomes the accumulator: later contributions add into it in place.
+                    owned[p] = type(c) is np.ndarray and c.base is None and c.dtype == _F64 and getrefcount(c) == 2
+                    grads[p] = c
+                elif owned[p] and type(acc) is np.ndarray:  # numpy scalars are immutable: += would rebind only
+                    acc += c
+                else:
+                    grads[p], owned[p] = acc + c, True
         return grads
 
 
-def _call(rule_and_names, g, env, xp):
-    rule, names = rule_and_names
-    return rule(g, *[xp if n == "xp" else env[n] for n in names])
-
-
-def _scatter_add(buf, index, c) -> None:
-    if _is_basic_index(index):
-        buf[index] += c
+def _scatter(grads, owned, p, shape, index, c, xp, anomaly, prim, site) -> None:
+    """Add the gradient ``c`` of ``x[index]`` into the gradient buffer of ``x`` (node ``p``)."""
+    if p < 0 or c is None:
+        return
+    if anomaly:
+        _check_finite(c, f"the derivative rule of {prim.name}", site)
+    buf = grads[p]
+    if not owned[p]:
+        buf = xp.zeros(shape) if buf is None else buf + xp.zeros(shape)
+        grads[p], owned[p] = buf, True
+    if type(index) is slice or _is_basic_index(index):
+        view = buf[index]  # a view: adding into it writes into buf, with no temporary copy
+        if type(view) is np.ndarray:
+            view += c
+        else:  # a single element comes back as a scalar, not a view
+            buf[index] = view + c
     else:  # repeated integer indices must add up, which buf[index] += c would not do
         np.add.at(buf, index, c)
 
 
 def _is_basic_index(index) -> bool:
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(p, (slice, int, np.integer, type(None), type(Ellipsis))) for p in parts)
+    parts = index if type(index) is tuple else (index,)
+    return all(type(p) in _BASIC or isinstance(p, (int, np.integer)) for p in parts)
+
+
+_BASIC = (slice, int, type(None), type(Ellipsis))
+_F64 = np.dtype(np.float64)
 
 
 def unbroadcast(c: Any, shape: tuple) -> Any:
@@ -272,9 +344,9 @@ def unbroadcast(c: Any, shape: tuple) -> Any:
     axes = tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and cshape[i + lead] != 1
     )
-    if axes:
-        c = np.sum(c, axis=axes)
-    return np.reshape(c, shape)
+    if type(c) is not np.ndarray or c.dtype == object:  # object sums may return a bare mpf, which has no .reshape
+        return np.reshape(np.sum(c, axis=axes) if axes else c, shape)
+    return (c.sum(axis=axes) if axes else c).reshape(shape)  # the methods skip numpy's dispatch wrappers
 
 
 def _user_site() -> str:
@@ -302,43 +374,49 @@ def _shape_error(prim: Primitive, vals: Sequence, err: Exception) -> Exception:
 def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
     """Run ``prim`` on ``args``; record a node when any argument is on a tape."""
     tape = None
+    mask, bit = 0, 1  # bit k of mask: argument k is a tape array
+    vals, parents = [], []
     for a in args:
         if type(a) is TArray:
-            if tape is not None and a.tape is not tape:
+            if tape is None:
+                tape = a.tape
+            elif a.tape is not tape:
                 raise ValueError(f"{prim.name}: operands come from two different tapes; nested differentiation "
                                  f"is not supported")
-            tape = a.tape
+            mask |= bit
+            vals.append(a.value)
+            parents.append(a.index)
+        else:
+            vals.append(a)
+            parents.append(-1)
+        bit <<= 1
     if tape is None:
         return prim.forward(namespace(*args), *args, **params)
-    vals = [a.value if type(a) is TArray else a for a in args]
+    xp = tape.vxp
     try:
-        ans = prim.forward(tape.vxp, *vals, **params)
+        ans = prim.forward(xp, *vals, **params)
     except (ValueError, TypeError, IndexError) as err:
         raise _shape_error(prim, vals, err) from err
     site = None
     if tape.anomaly:
         site = _user_site()
         _check_finite(ans, prim.name, site)
-    names = prim.inputs or (prim.variadic,) * len(vals)
-    env = {**prim.defaults, **params} if prim.defaults else dict(params)
-    needs = prim.needs
-    if "ans" in needs:
-        env["ans"] = ans
-    if prim.variadic:
-        if prim.variadic in needs:
-            env[prim.variadic] = vals
-        if prim.variadic + "_shape" in needs:
-            env[prim.variadic + "_shape"] = [np.shape(v) for v in vals]
+    shapes = [getattr(v, "shape", ()) for v in vals]
+    getters, pnames = prim.plans.get((mask, len(args))) or _plan(prim, mask, len(args))
+    if prim.scatter:
+        kept = params["index"]
     else:
-        for name, v in zip(names, vals):
-            if name in needs:
-                env[name] = v
-            if name + "_shape" in needs:
-                env[name + "_shape"] = np.shape(v)
-    parents = tuple(a.index if type(a) is TArray else -1 for a in args)
-    shapes = tuple(getattr(v, "shape", ()) for v in vals)
-    tape.nodes.append((prim, parents, env, shapes, site))
-    return TArray(ans, tape, len(tape.nodes) - 1)
+        pool = [*vals, *shapes, ans, xp, vals, shapes]
+        if pnames:
+            defaults = prim.defaults
+            pool += [params[n] if n in params else defaults[n] for n in pnames]
+        if prim.joint is not None:
+            kept = getters(pool)
+        else:
+            kept = [None if get is None else get(pool) for get in getters]
+    nodes = tape.nodes
+    nodes.append((prim, parents, kept, shapes, site))
+    return TArray(ans, tape, len(nodes) - 1)
 
 
 # --- custom operations, in the spirit of torch.autograd.Function (seed 003) --------------
@@ -394,7 +472,7 @@ class Function:
         parents = tuple(a.index if type(a) is TArray else -1 for a in args)
         shapes = tuple(getattr(v, "shape", ()) for v in vals)
         site = _user_site() if tape.anomaly else None
-        tape.nodes.append((prim, parents, {"ctx": ctx}, shapes, site))
+        tape.nodes.append((prim, parents, (ctx,), shapes, site))
         return TArray(ans, tape, len(tape.nodes) - 1)
 
 

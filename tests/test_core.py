@@ -44,7 +44,7 @@ ACTIVATIONS = sorted(dk.nn.ACTIVATIONS)
 COSTS = sorted(dk.nn.COSTS)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     hidden=st.lists(st.integers(1, 5), min_size=1, max_size=4),
     n_in=st.integers(1, 4), n_out=st.integers(1, 4), batch=st.integers(1, 5),
@@ -160,6 +160,7 @@ X = np.random.default_rng(0).standard_normal((4, 3))
 
 OPS = {
     "arith": lambda xp, t: xp.sum((t[:3] + 2.0) * t[3:6] / (1.5 + t[6:9] ** 2) - (-t[:3])),
+    "scalar_broadcast": lambda xp, t: xp.sum(dk.nn.logsumexp(t[:3]) + t[3:6] * t[6]),
     "rpow": lambda xp, t: xp.sum(2.0 ** t[:3]),
     "matmul_matrix": lambda xp, t: xp.sum(xp.tanh(X @ xp.reshape(t[:6], (3, 2)))),
     "matmul_vector": lambda xp, t: (t[:3] @ t[3:6]) + xp.sum(X @ t[6:9]) + xp.sum(t[:4] @ X),

@@ -1,0 +1,377 @@
+"""``diffkit bench``: diffkit's tape beside a hand-written backprop and the peers, on the same MLPs.
+
+The problems are MLPs ``[h, h, h, 10]`` (tanh, softmax cross-entropy, L2 =
+1e-3, batch 64) at P ~ 1e2 .. 1e6 (:func:`diffkit.problems.mlp_for_size`).
+For each size, each BLAS thread count and each method the benchmark records
+the forward time, the gradient time (median of ``repeats`` >= 7 calls, after
+one warm-up call), gradient / forward (over the *numpy* forward, the same
+denominator for every method), the ratio to the hand-written backprop, and
+the peak memory of one gradient call under tracemalloc.
+
+Methods: ``handwritten`` (seed 001's matrix-form delta rule,
+:func:`diffkit.handwritten.mlp_backprop`, the floor a numpy tape can approach),
+``reverse`` (diffkit's tape), the peers ``torch``, ``jax`` (jit; compile time
+recorded apart, in ``note``) and ``autograd`` (:mod:`diffkit.peers`), ``central``
+finite differences while P x forward time stays under ``fd_budget_s``, and
+``symbolic`` while P <= ``symbolic_max_p`` and its build finishes inside
+``symbolic_budget_s``.  A method that does not run gets a row with status
+``skipped`` (or ``budget``) and the reason.
+
+Measurement conventions:
+
+* BLAS threads are limited with ``threadpoolctl`` (numpy's OpenBLAS, and
+  ``torch.set_num_threads``).  JAX's XLA CPU runtime sizes its thread pool
+  when it starts and cannot be limited in-process: its rows are marked.
+* torch and jax allocate outside Python's allocator, so tracemalloc does not
+  see their memory: their ``peak_bytes`` is empty.
+* ``keep_memory=True`` (the default) asks glibc (``mallopt``) to keep freed
+  memory instead of returning every block above 128 KiB to the kernel.  Without
+  it, each fresh large array is page-faulted in again, and on this virtual
+  machine that costs more than the arithmetic: the hand-written backprop
+  at P = 1e5 measures ~4.5x its forward instead of ~2x.  It applies to every
+  method alike; ``keep_memory=False`` measures the system default.
+
+>>> df = run_bench(sizes=(100,), threads=(1,), methods=("handwritten", "reverse"), repeats=7, memory=False)
+>>> sorted(df["method"]), int(df["P"].iloc[0])
+(['handwritten', 'reverse'], 90)
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import math
+import sys
+import time
+import tracemalloc
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from . import problems
+from .handwritten import mlp_backprop, mlp_forward
+from .methods import METHODS, gradient, get_method
+from .reverse import tape_gradient
+from .tape import Tape
+
+__all__ = ["run_bench", "format_bench", "print_bench", "METHOD_ORDER", "SIZES"]
+
+SIZES = (100, 1_000, 10_000, 100_000, 1_000_000)
+METHOD_ORDER = ("handwritten", "reverse", "torch", "jax", "autograd", "central", "symbolic")
+PEER_NAMES = ("torch", "jax", "autograd")
+COLUMNS = ["P", "layers", "threads", "method", "status", "forward_ms", "grad_ms", "grad_min_ms", "repeats",
+           "grad_over_forward", "vs_handwritten", "peak_bytes", "held_bytes", "note"]
+
+# MLP family of the peers issue: [h, h, h, 10], tanh, softmax cross-entropy, L2, batch 64
+FAMILY = dict(depth=3, n_out=10, activation="tanh", loss="softmax_cross_entropy", l2=1e-3, batch=64, seed=0)
+
+# glibc mallopt parameters (malloc.h): keep freed blocks instead of unmapping them
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_BYTES = 1 << 30  # never trim or mmap below 1 GiB: the largest bench array is ~8 MB
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory (see the module docstring); False where that is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES // 4) and libc.mallopt(_M_TRIM_THRESHOLD,
+                                                                                       _KEEP_BYTES))
+    except (OSError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """Limit numpy's BLAS (threadpoolctl, as the studies do) and torch's intra-op pool to ``n`` threads."""
+    from .studies.env import blas_threads as limit_blas  # noqa: PLC0415
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(n)
+    try:
+        with limit_blas(n):
+            yield
+    finally:
+        if torch:
+            torch.set_num_threads(before)
+
+
+def _time(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """Median and min wall seconds of ``repeats`` calls after one warm-up call, garbage collector paused."""
+    fn()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return float(np.median(times)), float(min(times))
+
+
+def _held_by_tape(prob) -> int:
+    """Bytes the tape holds once the forward is recorded (tracemalloc: what it allocated and still keeps)."""
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    tape = Tape()
+    out = prob.fn(tape.leaf(prob.theta0))
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    del out, tape
+    return held
+
+
+def _activation_bytes(prob) -> int:
+    """The activations a hand-written tanh backprop must keep: a_l of every hidden layer (tanh' = 1 - a^2)."""
+    layers, batch = prob.meta["layers"], prob.meta["batch"]
+    return batch * sum(layers[1:-1]) * np.dtype(np.float64).itemsize
+
+
+_HELD = {"reverse": _held_by_tape, "handwritten": _activation_bytes}  # the memory table's last columns
+
+
+def _peak(fn: Callable[[], Any]) -> int:
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] - base
+    if not was_tracing:
+        tracemalloc.stop()
+    return peak
+
+
+def _method_available(name: str) -> str:
+    """'' if the method can run here, else why not."""
+    get_method_ok = METHODS.get(name)
+    if name in ("handwritten", "reverse"):
+        return ""
+    if get_method_ok is None:
+        try:
+            get_method("reverse")  # loads every method module present
+        except ValueError:
+            pass
+        get_method_ok = METHODS.get(name)
+    if get_method_ok is None:
+        return f"method {name!r} is not in this tree"
+    return "" if get_method_ok.available else get_method_ok.hint
+
+
+class _Case:
+    """The callables of one method on one problem: ``forward()``, ``grad()`` and a note."""
+
+    def __init__(self, forward, grad, note="", memory=True):
+        self.forward, self.grad, self.note, self.memory = forward, grad, note, memory
+
+
+def _case(name: str, prob, fwd_s: float, opts: dict) -> _Case | str:
+    """Build the case, or return the reason it is skipped."""
+    th = prob.theta0
+    numpy_forward = lambda: prob.fn(th)  # noqa: E731
+    if name == "handwritten":
+        return _Case(lambda: mlp_forward(prob, th), lambda: mlp_backprop(prob, th))
+    if name == "reverse":
+        return _Case(numpy_forward, lambda: tape_gradient(prob.fn, th))
+    reason = _method_available(name)
+    if reason:
+        return reason
+    if name in PEER_NAMES:
+        from .peers import PEERS  # noqa: PLC0415
+        peer = PEERS[name]
+        start = time.perf_counter()
+        grad_fn = peer.prepare(prob.fn)
+        grad_fn(th)
+        first = time.perf_counter() - start
+        forward = peer.forward(prob.fn)
+        forward(th)
+        note = f"first call (trace+compile) {first:.2f} s" if name == "jax" else ""
+        return _Case(lambda: forward(th), lambda: grad_fn(th), note, memory=name == "autograd")
+    if name == "central":
+        estimate = 2 * prob.size * fwd_s
+        if estimate > opts["fd_budget_s"]:
+            return f"2P x forward = {estimate:.3g} s > fd_budget_s = {opts['fd_budget_s']:g} s"
+        return _Case(numpy_forward, lambda: gradient(prob, method="central"), f"est. {estimate:.2g} s/gradient",
+                     memory=False)
+    if name == "symbolic":
+        if prob.size > opts["symbolic_max_p"]:
+            return f"P > symbolic_max_p = {opts['symbolic_max_p']}"
+        from .symbolic import BudgetExceeded, compile_gradient  # noqa: PLC0415
+        start = time.perf_counter()
+        try:
+            compiled = compile_gradient(prob.fn, th, max_seconds=opts["symbolic_budget_s"])
+        except BudgetExceeded as err:
+            return f"budget: {err}"
+        return _Case(numpy_forward, lambda: compiled(th), f"build+compile {time.perf_counter() - start:.2f} s",
+                     memory=False)
+    return f"unknown bench method {name!r}; valid: {', '.join(METHOD_ORDER)}"
+
+
+def _repeats_for(name: str, repeats: int, est_s: float, opts: dict) -> int:
+    if name == "central":  # as many as fit in the budget, at least one
+        return max(1, min(repeats, int(opts["fd_budget_s"] / max(est_s, 1e-9))))
+    return repeats
+
+
+def run_bench(quick: bool = True, threads: Iterable[int] = (1, 2), *, sizes: Iterable[int] | None = None,
+              methods: Iterable[str] | None = None, repeats: int | None = None, memory: bool = True,
+              keep_memory: bool = True, fd_budget_s: float | None = None, symbolic_max_p: int | None = None,
+              symbolic_budget_s: float | None = None, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Time every method on the MLP family; one row per (P, threads, method).
+
+    ``quick`` (the default) keeps ``diffkit bench --quick`` under 3 minutes on
+    2 cores: 7 repeats, central FD only where 2P forwards fit in 2 s,
+    symbolic only at P <= 100.  The full run takes 15 repeats, a 60 s FD budget and
+    symbolic up to P = 1000.  Columns: see ``COLUMNS``; ``df.attrs`` holds
+    the settings.  See the module docstring for the conventions.
+    """
+    repeats = repeats or (7 if quick else 15)
+    if repeats < 7:
+        raise ValueError(f"repeats must be >= 7 (the median of at least 7 runs); got {repeats}")
+    threads = tuple(int(n) for n in threads)
+    if not threads or min(threads) < 1:
+        raise ValueError(f"threads must list positive thread counts, e.g. (1, 2); got {threads}")
+    methods = tuple(methods or METHOD_ORDER)
+    unknown = [m for m in methods if m not in METHOD_ORDER]
+    if unknown:
+        raise ValueError(f"unknown bench method(s) {', '.join(unknown)}; valid: {', '.join(METHOD_ORDER)}")
+    opts = {"fd_budget_s": fd_budget_s if fd_budget_s is not None else (2.0 if quick else 60.0),
+            "symbolic_max_p": symbolic_max_p if symbolic_max_p is not None else (100 if quick else 1000),
+            "symbolic_budget_s": symbolic_budget_s if symbolic_budget_s is not None else (30.0 if quick else 120.0)}
+    kept = keep_freed_memory() if keep_memory else False
+    if "torch" in methods and not _method_available("torch"):
+        import torch  # noqa: F401, PLC0415  (now, so that blas_threads sets torch's pool from the first cell)
+    say = progress or (lambda msg: None)
+    rows = []
+    for target in sizes or SIZES:
+        prob = problems.mlp_for_size(int(target), **FAMILY)
+        cases: dict = {}
+        for n in threads:
+            with blas_threads(n):
+                fwd_s, _ = _time(lambda: prob.fn(prob.theta0), repeats)
+                hw_s = None
+                for name in methods:
+                    say(f"P={prob.size} threads={n} {name}")
+                    if name not in cases:  # prepared once per size (jax compiles here)
+                        cases[name] = _case(name, prob, fwd_s, opts)
+                    case = cases[name]
+                    row = dict(P=prob.size, layers=str(prob.meta["layers"]), threads=n, method=name)
+                    if isinstance(case, str):
+                        rows.append({**row, "status": "budget" if case.startswith("budget") else "skipped",
+                                     "note": case})
+                        continue
+                    reps = _repeats_for(name, repeats, 2 * prob.size * fwd_s, opts)
+                    f_med, _ = _time(case.forward, repeats)
+                    g_med, g_min = _time(case.grad, reps)
+                    if name == "handwritten":
+                        hw_s = g_med
+                    rows.append({**row, "status": "ok", "forward_ms": 1e3 * f_med, "grad_ms": 1e3 * g_med,
+                                 "grad_min_ms": 1e3 * g_min, "repeats": reps, "grad_over_forward": g_med / fwd_s,
+                                 "vs_handwritten": g_med / hw_s if hw_s else math.nan,
+                                 "peak_bytes": _peak(case.grad) if memory and case.memory else None,
+                                 "held_bytes": _HELD[name](prob) if memory and name in _HELD else None,
+                                 "note": case.note, "numpy_forward_ms": 1e3 * fwd_s})
+    df = pd.DataFrame(rows)
+    for col in COLUMNS + ["numpy_forward_ms"]:
+        if col not in df:
+            df[col] = None
+    df = df[COLUMNS + ["numpy_forward_ms"]]
+    df.attrs.update(dict(quick=quick, repeats=repeats, keep_memory=kept, family=FAMILY, **opts))
+    return df
+
+
+def _fmt_ms(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+
+
+def _table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def format_bench(df: pd.DataFrame) -> str:
+    """The benchmark as markdown tables: per thread count, gradient times and ratios; then the issue-2 table."""
+    out = []
+    ok = df[df["status"] == "ok"]
+    methods = [m for m in METHOD_ORDER if m in set(df["method"])]
+    for n, part in df.groupby("threads", sort=True):
+        out.append(f"### {n} BLAS thread{'s' if n > 1 else ''}: gradient time, ms (median)\n")
+        body = []
+        for P, rows in part.groupby("P", sort=True):
+            by = {r.method: r for r in rows.itertuples()}
+            fwd = rows["numpy_forward_ms"].dropna()
+            body.append([f"{P:,}", _fmt_ms(fwd.iloc[0] if len(fwd) else None)]
+                        + [_fmt_ms(by[m].grad_ms) if m in by and by[m].status == "ok" else by[m].status
+                           if m in by else "-" for m in methods])
+        out.append(_table(["P", "forward (numpy)"] + methods, body))
+        out.append("")
+        sub = ok[ok["threads"] == n]
+        tape = {r.P: r for r in sub[sub["method"] == "reverse"].itertuples()}
+        ratio_body = []
+        for P, rows in sub.groupby("P", sort=True):
+            if P not in tape:
+                continue
+            by = {r.method: r.grad_ms for r in rows.itertuples()}
+            t = tape[P]
+            ratio_body.append([f"{P:,}", f"{t.grad_over_forward:.2f}", f"{t.vs_handwritten:.2f}"]
+                              + [f"{by[m] / t.grad_ms:.2f}" if m in by else "-" for m in methods
+                                 if m not in ("reverse", "handwritten")])
+        if ratio_body:
+            out.append(f"Tape ratios ({n} thread{'s' if n > 1 else ''}): tape grad/forward, tape/hand-written, "
+                       f"and each peer's time / tape's time (> 1: the tape is faster)\n")
+            out.append(_table(["P", "tape grad/fwd", "tape/handwritten"]
+                              + [f"{m}/tape" for m in methods if m not in ("reverse", "handwritten")], ratio_body))
+            out.append("")
+        mem = sub[sub["peak_bytes"].notna()]
+        if len(mem):
+            out.append(f"Memory, KiB ({n} thread{'s' if n > 1 else ''}): peak of one gradient (tracemalloc; torch and "
+                       f"jax allocate outside Python and are invisible to it); what the tape holds after the forward "
+                       f"(tracemalloc) against the activations a hand-written backprop must keep (64 x sum h x 8 B)\n")
+            shown = [m for m in methods if m in set(mem["method"])]
+            mbody = []
+            for P, rows in mem.groupby("P", sort=True):
+                by = {r.method: r for r in rows.itertuples()}
+                hw, tp = by.get("handwritten"), by.get("reverse")
+                both = hw is not None and tp is not None
+                mbody.append([f"{P:,}"] + [f"{by[m].peak_bytes / 1024:.0f}" if m in by else "-" for m in shown]
+                             + [f"{tp.peak_bytes / hw.peak_bytes:.2f}" if both else "-",
+                                f"{tp.held_bytes / 1024:.0f}" if both else "-", f"{hw.held_bytes / 1024:.0f}" if both
+                                else "-", f"{tp.held_bytes / hw.held_bytes:.2f}" if both else "-"])
+            out.append(_table(["P"] + [f"peak {m}" for m in shown] + ["peak tape/hw", "tape holds",
+                                                                       "hw activations", "holds/activations"], mbody))
+            out.append("")
+    notes = df[df["note"].fillna("") != ""].drop_duplicates(["P", "method", "note"])
+    if len(notes):
+        out.append("Notes: " + "; ".join(f"{r.method} at P={r.P:,}: {r.note}" for r in notes.itertuples()))
+        out.append("")
+    one = ok[(ok["threads"] == min(df["threads"])) & (ok["method"] == "reverse") & (ok["P"] >= 500)]
+    if len(one):
+        out.append(f"### Issue 2 table ({min(df['threads'])} thread): the tape against a forward pass and the "
+                   f"hand-written backprop\n")
+        out.append(_table(["P", "forward ms", "tape gradient ms", "tape/forward", "tape/handwritten"],
+                          [[f"{r.P:,}", _fmt_ms(r.numpy_forward_ms), _fmt_ms(r.grad_ms), f"{r.grad_over_forward:.2f}",
+                            f"{r.vs_handwritten:.2f}"] for r in one.itertuples()]))
+        out.append("")
+    attrs = df.attrs
+    if attrs:
+        out.append(f"median of {attrs.get('repeats')} runs after one warm-up; glibc keeps freed memory: "
+                   f"{attrs.get('keep_memory')}; family {attrs.get('family')}; jax's XLA thread pool is fixed "
+                   f"when it starts, so its rows are not thread-limited")
+    return "\n".join(out)
+
+
+def print_bench(df: pd.DataFrame, file=None) -> None:
+    """Print :func:`format_bench` (to stdout unless ``file`` is given)."""
+    print(format_bench(df), file=file or sys.stdout)

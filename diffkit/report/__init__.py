@@ -1,0 +1,121 @@
+"""``diffkit report``: study results turned into a report that shows why backprop wins.
+
+:func:`build_report` gathers the results (:mod:`.data`), derives one table per
+table or figure (:mod:`.tables`), draws the figures (:mod:`.figures`), writes
+the sections (:mod:`.sections`, with every measured sentence from
+:mod:`.claims`) and renders them to Markdown and self-contained HTML
+(:mod:`.document`, :mod:`.html`).  The output directory holds::
+
+    index.md  index.html  figures/<name>.png|svg  data/<table>.csv
+
+It is built in a temporary directory beside ``out_dir`` and moved into place
+only when complete, so a failure leaves nothing half-written.  :func:`render`
+does the same from data already gathered:
+
+>>> import tempfile, pathlib
+>>> from diffkit.report.data import ReportData
+>>> out = render(ReportData(), pathlib.Path(tempfile.mkdtemp()) / "reports")
+>>> sorted(p.name for p in out.iterdir())
+['data', 'figures', 'index.html', 'index.md']
+>>> "## 8. Why backprop wins" in (out / "index.md").read_text()
+True
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .data import DEFAULT_STUDIES, ReportData, check_studies, gather
+from .document import to_markdown
+from .html import to_html
+from .sections import build_sections
+from .tables import derive
+
+__all__ = ["build_report", "render", "check_out_dir", "ReportData", "DEFAULT_STUDIES", "check_studies"]
+
+MARKER = "index.md"  # a directory holding this file is a report we may replace
+
+
+def check_out_dir(out_dir) -> Path:
+    """``out_dir`` as an absolute Path, or ValueError saying why a report cannot be written there.
+
+    It must be a new directory in a writable parent, or an existing report
+    (holding ``index.md``), or empty: anything else is not replaced.
+    """
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out_dir}: {out} is a file, not a directory; choose a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise ValueError(f"--out {out_dir}: {out} is not empty and holds no {MARKER}, so it is not a diffkit "
+                         "report; choose a new or empty directory")
+    parent = next(p for p in (out.parent, *out.parents) if p.exists())
+    if not parent.is_dir():
+        raise ValueError(f"--out {out_dir}: {parent} is a file, so no directory can be made under it")
+    try:  # the only reliable test (permissions, read-only file systems, root): make a directory there
+        os.rmdir(tempfile.mkdtemp(prefix=".diffkit-probe-", dir=parent))
+    except OSError as err:
+        raise ValueError(f"--out {out_dir}: cannot write in {parent} ({err.strerror}); choose a directory you "
+                         "may write to") from None
+    return out
+
+
+def render(data: ReportData, out_dir) -> Path:
+    """Write the report for ``data`` into ``out_dir`` atomically; return its absolute path."""
+    out = check_out_dir(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{out.name}-building-", dir=out.parent))
+    build.chmod(0o755)  # mkdtemp makes it private; a report is for reading
+    try:
+        from .figures import write_figures  # matplotlib loads only when a report is drawn
+
+        tables, missing = derive(data)
+        figures, missing_figures = write_figures(tables, build / "figures")
+        blocks, sources = build_sections(data, tables, {**missing, **missing_figures}, figures)
+        (build / "data").mkdir()
+        for name, frame in {**tables, "summary_sources": sources}.items():
+            frame.to_csv(build / "data" / f"{name}.csv", index=False)
+        (build / "index.md").write_text(to_markdown(blocks), encoding="utf-8")
+        (build / "index.html").write_text(to_html(blocks, build / "figures"), encoding="utf-8")
+        _replace(build, out)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return out
+
+
+def _replace(build: Path, out: Path) -> None:
+    """Move ``build`` to ``out``; an old report there is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
+        os.rename(out, old / out.name)
+    try:
+        os.rename(build, out)
+    except OSError:
+        if old is not None:
+            os.rename(old / out.name, out)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def build_report(out_dir="reports", studies=None, full: bool = False, store=None, progress: bool = True, *,
+                 run: bool = True, command: str | None = None) -> Path:
+    """Run (reusing the store) or read the studies, then write the report into ``out_dir``.
+
+    ``studies`` defaults to :data:`DEFAULT_STUDIES`; ``full`` runs the full
+    grids instead of quick mode; ``run=False`` only reads stored results
+    (ValueError if the store holds none).  The output directory is checked
+    before any study runs.  Example (runs studies, so not as a doctest)::
+
+        dk.report.build_report("reports")            # the quick default report
+    """
+    check_out_dir(out_dir)
+    if command is None:
+        command = " ".join(["diffkit report", "--out", str(out_dir), *(["--studies", *studies] if studies else []),
+                            *(["--full"] if full else [])])
+    data = gather(studies, full=full, store=store, progress=progress, run=run, command=command)
+    return render(data, out_dir)

@@ -1,0 +1,318 @@
+"""Running a study: cells one at a time, each timed honestly, refereed, and stored as it completes.
+
+A gradient cell (problem instance x method x seed):
+
+1. builds the problem, and gets its mpmath reference from the cache (memory, then the store) or computes it
+   once: not above ``reference.max_p`` (the reason is recorded in the row instead);
+2. under the cell's deadline (``study.budget_s``): ``timing.warmup`` untimed calls of ``dk.gradient`` (the
+   first gives the accuracy), then timed calls (:func:`~diffkit.studies.timing.repeat`), then one call under
+   tracemalloc for the peak memory;
+3. times one forward evaluation of the same problem the same way (once per problem), for gradient/forward;
+4. writes its row in one transaction.
+
+Statuses: ``ok``; ``failed`` (an exception, a NaN; the reason says which); ``budget`` (past the deadline or
+``BudgetExceeded``); ``skipped`` (the method gave out at a smaller size, or is not in this tree).  ``ok``,
+``failed`` and ``budget`` cells are final: a rerun skips them.  ``skipped`` cells are decided again on every
+run, so a method that lands later runs without ``--fresh``.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+
+import mpmath
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..accuracy import error
+from ..methods import gradient
+from ..reference import Certification, Reference, reference
+from . import env as _env
+from .spec import Cell, Study, load_study, registered_methods
+from .store import Store, dumps
+from .timing import CellBudget, deadline, repeat, summary
+
+__all__ = ["run_study", "results", "GRADIENT_COLUMNS", "FINAL"]
+
+FINAL = ("ok", "failed", "budget")
+GRADIENT_COLUMNS = [
+    "study", "kind", "cell_id", "problem", "problem_name", "P", "method", "options", "seed", "status", "reason",
+    "value", "digits", "median_digits", "max_abs", "max_rel", "worst_component", "wall_median_s", "wall_min_s",
+    "wall_iqr_s", "cpu_median_s", "forward_median_s", "grad_over_forward", "evaluations", "peak_bytes",
+    "counters", "repeats", "blas_threads", "env", "diffkit_version", "git_commit", "study_hash", "created_at",
+    "expected", "grad", "mode", "size", "wall_first_s", "group"]
+GRAD_KEPT_UP_TO = 64  # the row keeps the whole gradient (JSON) for problems this small: the seeds' examples
+
+
+def _budget_exceeded_types() -> tuple:
+    try:
+        from ..symbolic import BudgetExceeded
+    except ImportError:
+        return (CellBudget,)
+    return (CellBudget, BudgetExceeded)
+
+
+class _Context:
+    """Per-run caches: the current problem, its reference and its forward time."""
+
+    def __init__(self, study: Study, store: Store):
+        self.study, self.store = study, store
+        self.problems, self.refs, self.forwards = {}, {}, {}
+
+    def problem(self, cell: Cell):
+        key = cell.problem_key
+        if key not in self.problems:
+            self.problems = {key: cell.build()}  # keep one: problems at P = 1e6 hold big arrays
+        return self.problems[key]
+
+    def reference(self, cell: Cell, problem):
+        """(Reference or None, reason)."""
+        key, opts = cell.problem_key, self.study.reference
+        if key in self.refs:
+            return self.refs[key]
+        if problem.size > opts["max_p"]:
+            found = (None, f"no reference: P={problem.size} > reference.max_p={opts['max_p']} (the mpmath "
+                           f"reference costs about 1 ms per parameter)")
+        else:
+            found = self._stored_reference(key, problem) or self._compute_reference(key, problem)
+        self.refs = {key: found}
+        return found
+
+    def _stored_reference(self, key, problem):
+        stored = self.store.get_reference(key, self.study.reference["digits"])
+        if stored is None:
+            return None
+        value, grad, cert = stored
+        with mpmath.workdps(self.study.reference["digits"] + 10):
+            grad_mp = np.array([mpmath.mpf(g) for g in grad], dtype=object).reshape(problem.theta0.shape)
+            ref = Reference(mpmath.mpf(value), grad_mp, self.study.reference["digits"],
+                            Certification(**cert) if cert else None, problem.component_name)
+        return ref, ""
+
+    def _compute_reference(self, key, problem):
+        opts = self.study.reference
+        try:
+            ref = reference(problem, digits=opts["digits"], certify=opts["certify"], directions=opts["directions"],
+                            max_coordinates=opts["max_coordinates"])
+        except Exception as err:  # noqa: BLE001  (a failed reference is recorded with each row, not fatal)
+            return None, f"reference failed: {type(err).__name__}: {err}"
+        with mpmath.workdps(opts["digits"] + 10):
+            grad = [str(g) for g in ref.grad_mp.flat]
+            value = str(ref.value_mp)
+        cert = ref.certification.__dict__ if ref.certification else None
+        self.store.put_reference(key, problem.size, opts["digits"], value, grad, cert)
+        return ref, ""
+
+    def forward(self, cell: Cell, problem) -> float:
+        key = cell.problem_key
+        if key not in self.forwards:
+            timing = self.study.timing
+            def once() -> None:  # returns None: repeat() times the whole call
+                problem.fn(problem.theta0)
+            once()  # warm-up
+            walls, cpus = repeat(once, min_repeats=timing["min_repeats"],
+                                 max_repeats=timing["max_repeats"], min_time_s=timing["min_time_s"],
+                                 stop_at=time.perf_counter() + self.study.budget_s)
+            self.forwards = {key: summary(walls, cpus)["wall_median_s"]}
+        return self.forwards[key]
+
+
+def _base_row(study: Study, cell: Cell, env: dict, threads) -> dict:
+    return {"study": study.name, "kind": study.kind, "cell_id": cell.cell_id, "problem": cell.family,
+            "group": cell.group, "size": cell.size, "method": cell.method, "options": dumps(dict(cell.options)), "seed": cell.seed, "reason": "",
+            "blas_threads": threads, "env": dumps(env), "diffkit_version": __version__,
+            "git_commit": env["git_commit"], "study_hash": study.hash, "mode": "quick" if study.quick_mode else "full",
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _unavailable(cell: Cell) -> str:
+    spec = registered_methods().get(cell.method_name)
+    if spec is None:
+        return (f"method {cell.method_name!r} is not registered in this diffkit (its module has not landed); "
+                f"the cell runs once it is")
+    return "" if spec.available else f"method {cell.method_name!r} is not available here: {spec.hint}"
+
+
+def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[str, list[dict]]:
+    why = _unavailable(cell)
+    if why:
+        return "skipped", [{**row, "status": "skipped", "reason": why}]
+    problem = ctx.problem(cell)
+    row.update(problem_name=problem.name, P=problem.size)
+    ref, ref_reason = ctx.reference(cell, problem)
+    options, timing = dict(cell.options), study.timing
+    start = time.perf_counter()
+
+    def call():
+        return gradient(problem, method=cell.method_name, **options)
+    try:
+        with deadline(study.budget_s):
+            cpu0 = time.process_time()
+            first = call()
+            cold = ([first.cost.wall_s], [time.process_time() - cpu0])
+            for _ in range(timing["warmup"] - 1):
+                call()
+            bad = int(np.sum(~np.isfinite(first.grad))) + (0 if np.isfinite(first.value) else 1)
+            if bad:
+                return "failed", [{**row, "status": "failed", "value": first.value,
+                                   "reason": f"non-finite result: {bad} of {problem.size + 1} numbers (value and "
+                                             f"gradient) are NaN or inf"}]
+            stop_at = start + study.budget_s
+            once = time.perf_counter() + first.cost.wall_s > stop_at
+            walls, cpus = cold if once else repeat(
+                lambda: call().cost.wall_s, min_repeats=timing["min_repeats"], max_repeats=timing["max_repeats"],
+                min_time_s=timing["min_time_s"], stop_at=stop_at)
+            peak = _peak(call, problem, cell, options, timing, np.median(walls), stop_at)
+    except _budget_exceeded_types() as err:
+        return "budget", [{**row, "status": "budget", "reason": f"{type(err).__name__}: {err}",
+                           "wall_median_s": time.perf_counter() - start}]
+    except Exception as err:  # noqa: BLE001  (a failing cell is a result; the study goes on)
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        return "failed", [{**row, "status": "failed",
+                           "reason": f"{type(err).__name__}: {err} (at {where.filename}:{where.lineno})"}]
+    row.update(summary(walls, cpus), value=first.value, evaluations=first.cost.evaluations, peak_bytes=peak,
+               counters=dumps(first.cost.counters), status="ok", reason=ref_reason, wall_first_s=cold[0][0])
+    if once:  # a second call would not fit in the budget: the one (cold) call is the measurement
+        row.update(repeats=0, reason="; ".join(filter(None, ["timed once: the first call (a second would pass "
+                                                             "the budget)", ref_reason])))
+    forward = ctx.forward(cell, problem)
+    row.update(forward_median_s=forward, grad_over_forward=row["wall_median_s"] / forward)
+    if ref is not None:
+        e = error(first, ref)
+        row.update(digits=e.digits, median_digits=e.median_digits, max_abs=e.max_abs, max_rel=e.max_rel,
+                   worst_component=e.worst_name)
+    if problem.size <= GRAD_KEPT_UP_TO:
+        row.update(grad=dumps(first.grad.tolist()), expected=dumps(problem.expected))
+    return "ok", [row]
+
+
+def _peak(call, problem, cell, options, timing, wall, stop_at):
+    """Peak bytes from one call under tracemalloc, when it fits (tracing slows Python code ~2-3x)."""
+    slowdown = 3  # tracemalloc's overhead on tape-heavy code, measured at about 2-3x
+    if not timing["memory"] or wall > timing["memory_max_s"] or time.perf_counter() + slowdown * wall > stop_at:
+        return None
+    return gradient(problem, method=cell.method_name, memory=True, **options).cost.peak_bytes
+
+
+def _step_size_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[str, list[dict]]:
+    try:
+        from ..finite_differences import step_sweep
+    except ImportError as err:
+        return "skipped", [{**row, "status": "skipped", "reason": f"dk.step_sweep is not in this tree yet ({err})"}]
+    problem = ctx.problem(cell)
+    row.update(problem_name=problem.name, P=problem.size)
+    ref, ref_reason = ctx.reference(cell, problem)
+    sweep = study.sweep
+    steps = np.logspace(sweep["log10_h_min"], sweep["log10_h_max"], sweep["steps"])
+    component = sweep["component"]
+    if component != "norm":
+        names = [problem.component_name(i) for i in range(problem.size)]
+        if component not in names:
+            return "failed", [{**row, "status": "failed", "reason": f"sweep.component {component!r} is not a "
+                                                                    f"component of {problem.name}; it has {names}"}]
+        component = names.index(component)
+    try:
+        with deadline(study.budget_s):
+            df = step_sweep(problem, problem.theta0, methods=sweep["methods"], steps=steps, component=component,
+                            reference=ref)
+    except _budget_exceeded_types() as err:
+        return "budget", [{**row, "status": "budget", "reason": f"{type(err).__name__}: {err}"}]
+    except Exception as err:  # noqa: BLE001
+        return "failed", [{**row, "status": "failed", "reason": f"{type(err).__name__}: {err}"}]
+    base = {**row, "status": "ok", "reason": ref_reason}
+    return "ok", [{**base, **record} for record in _records(df)]
+
+
+def _stability_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[str, list[dict]]:
+    try:
+        from ..stability import stability_sweep
+    except ImportError as err:
+        return "skipped", [{**row, "status": "skipped", "reason": f"dk.stability_sweep is not in this tree ({err})"}]
+    try:
+        with deadline(study.budget_s):
+            df = stability_sweep(**study.sweep["options"])
+    except Exception as err:  # noqa: BLE001
+        return "failed", [{**row, "status": "failed", "reason": f"{type(err).__name__}: {err}"}]
+    return "ok", [{**row, "status": "ok", **record} for record in _records(df)]
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    """Rows of a sweep's DataFrame at full precision (DataFrame.to_json would round to 10 decimals)."""
+    return df.to_dict(orient="records")
+
+
+CELL_RUNNERS = {"gradient": _gradient_cell, "step_size": _step_size_cell, "stability": _stability_cell}
+
+
+def _open_store(store) -> Store:
+    return store if isinstance(store, Store) else Store(store)
+
+
+def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, max_p: int | None = None,
+              progress: bool = True, quiet: bool = False) -> pd.DataFrame:
+    """Run a study's missing cells into the store and return all its results as a tidy DataFrame.
+
+    ``study``: a built-in name ("scaling"), a TOML path, a dict or a :class:`Study`.  ``store``: a path or
+    :class:`Store` (default :func:`default_store_path`).  ``fresh`` discards the study's stored cells first;
+    ``quick`` runs the study's ``[quick]`` variant (stored apart); ``max_p`` leaves out cells above that size.
+    A tqdm bar (after 2 s) shows the current cell and the ETA, unless ``progress=False`` or ``quiet``.
+
+    >>> import tempfile, os, diffkit as dk
+    >>> s = dk.studies.study_from_dict({"study": {"name": "doc"}, "problems": [{"family": "seed_circuit"}],
+    ...                                 "methods": {"reverse": {}}, "timing": {"min_time_s": 0, "memory": False}})
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     df = dk.studies.run_study(s, store=os.path.join(d, "r.sqlite"), quiet=True)
+    >>> df[["method", "status", "value", "digits"]].values.tolist()
+    [['reverse', 'ok', -12.0, 16.0]]
+    """
+    study = load_study(study)
+    study = study.quick() if quick else study
+    db = _open_store(store)
+    db.begin(study.store_key, study.hash, study.source, fresh=fresh)
+    cells = study.cells(max_p)
+    done = db.statuses(study.store_key)
+    ctx = _Context(study, db)
+    gave_out: dict[str, int] = {}
+    with _env.blas_threads(study.blas_threads) as threads:
+        env = _env.environment(threads)
+        bar = tqdm(cells, desc=study.store_key, unit="cell", delay=2, disable=quiet or not progress, leave=False)
+        for cell in bar:
+            bar.set_postfix_str(f"{cell.method} size={cell.size}", refresh=False)
+            status = done.get(cell.cell_id)
+            if status in FINAL:
+                if status == "budget":
+                    gave_out.setdefault(cell.series, cell.size)
+                continue
+            row = _base_row(study, cell, env, threads)
+            if cell.series in gave_out:
+                row.update(status="skipped", reason=f"{cell.method} gave out at size {gave_out[cell.series]} "
+                                                    f"(budget {study.budget_s:g} s); larger sizes are skipped")
+                status, rows = "skipped", [row]
+            else:
+                status, rows = CELL_RUNNERS[study.kind](study, cell, ctx, row)
+            db.record(study.store_key, cell.cell_id, status, rows)
+            if status == "budget":
+                gave_out.setdefault(cell.series, cell.size)
+        bar.close()
+    return results(study, store=db)
+
+
+def results(study, *, store=None, quick: bool | None = None) -> pd.DataFrame:
+    """A study's stored results as a tidy DataFrame (one row per cell; sweeps: one row per point).
+
+    ``quick=None`` gives the full run's results when there are any, else the quick run's.
+    """
+    db = _open_store(store)
+    study = study if isinstance(study, Study) else load_study(study)
+    if study.quick_mode or quick:
+        key = study.quick().store_key
+    else:
+        key = study.store_key
+        if quick is None and not db.statuses(key):
+            key = study.quick().store_key
+    df = pd.DataFrame(db.rows(key))
+    if study.kind == "gradient":
+        df = df.reindex(columns=GRADIENT_COLUMNS + [c for c in df.columns if c not in GRADIENT_COLUMNS])
+    return df

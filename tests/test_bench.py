@@ -1,0 +1,135 @@
+"""``diffkit bench``: the table's structure on tiny quick runs (no timing assertions)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import diffkit as dk
+from diffkit import bench
+from diffkit.cli import main
+from diffkit.methods import METHODS, Method
+from diffkit.problems import mlp_size
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return bench.run_bench(sizes=(100, 1000), threads=(1,), methods=("handwritten", "reverse", "central"),
+                           repeats=7, fd_budget_s=0.05)
+
+
+def test_one_row_per_size_thread_and_method_with_the_documented_columns(tiny):
+    assert list(tiny.columns) == bench.COLUMNS + ["numpy_forward_ms"]
+    assert len(tiny) == 2 * 1 * 3
+    assert set(tiny["method"]) == {"handwritten", "reverse", "central"}
+    # P is the size of the [h, h, h, 10] MLP closest to the target: 90 = 4*4+4 + 4*4+4 + 4*10+10
+    assert sorted(set(tiny["P"])) == [90, 960] == [mlp_size([4, 4, 4, 10]), mlp_size([19, 19, 19, 10])]
+    assert tiny.attrs["repeats"] == 7
+
+
+def test_ok_rows_have_times_ratios_and_tape_memory(tiny):
+    ok = tiny[tiny["status"] == "ok"]
+    assert (ok["grad_ms"] > 0).all() and (ok["forward_ms"] > 0).all() and (ok["repeats"] >= 1).all()
+    hw = ok[ok["method"] == "handwritten"]
+    assert (hw["vs_handwritten"] == 1.0).all()  # its own time over itself
+    tape = ok[ok["method"] == "reverse"].iloc[0]
+    assert tape["vs_handwritten"] == pytest.approx(tape["grad_ms"] / hw.iloc[0]["grad_ms"])
+    assert tape["grad_over_forward"] == pytest.approx(tape["grad_ms"] / tape["numpy_forward_ms"])
+    assert tape["peak_bytes"] > 0 and tape["held_bytes"] > 0
+    # the activations a hand-written tanh backprop keeps at P = 90: two hidden layers of 4, batch 64, 8 bytes each
+    assert hw.set_index("P").loc[90, "held_bytes"] == 64 * (4 + 4) * 8
+
+
+def test_central_is_skipped_past_its_budget_and_says_why(tiny):
+    central = tiny[tiny["method"] == "central"].set_index("P")
+    # 2 * 90 forwards of < 0.28 ms fit in 0.05 s; 2 * 960 forwards of > 0.03 ms do not
+    assert central.loc[90, "status"] == "ok"
+    assert central.loc[960, "status"] == "skipped" and "fd_budget_s = 0.05 s" in central.loc[960, "note"]
+
+
+def test_unavailable_peer_gets_a_skipped_row_with_the_install_hint(monkeypatch):
+    hint = "pip install 'diffkit[peers]'"
+    monkeypatch.setitem(METHODS, "torch", Method("torch", "peer", "stand-in", None, available=False, hint=hint))
+    df = bench.run_bench(sizes=(100,), threads=(1,), methods=("handwritten", "torch"), repeats=7, memory=False)
+    row = df[df["method"] == "torch"].iloc[0]
+    assert row["status"] == "skipped" and row["note"] == hint and math.isnan(row["grad_ms"])
+
+
+def test_format_has_the_time_ratio_memory_and_issue2_tables(tiny):
+    text = bench.format_bench(tiny)
+    assert "| P | forward (numpy) | handwritten | reverse | central |" in text
+    assert "tape/handwritten" in text and "holds/activations" in text
+    assert "Issue 2 table" in text and "| 960 |" in text.split("Issue 2 table")[1]
+
+
+def test_bad_arguments_are_refused_with_the_valid_choices():
+    with pytest.raises(ValueError, match="repeats must be >= 7"):
+        bench.run_bench(sizes=(100,), repeats=3)
+    with pytest.raises(ValueError, match="unknown bench method.*valid: handwritten"):
+        bench.run_bench(sizes=(100,), methods=("tape",))
+    with pytest.raises(ValueError, match="threads must list positive"):
+        bench.run_bench(sizes=(100,), threads=(0,))
+
+
+def test_cli_prints_the_table_and_writes_csv(tmp_path, capsys):
+    out = tmp_path / "bench.csv"
+    code = main(["bench", "--quick", "--sizes", "100", "--threads", "1", "--methods", "handwritten,reverse",
+                 "--csv", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| P | forward (numpy) | handwritten | reverse |" in printed
+    df = pd.read_csv(out)
+    assert list(df["method"]) == ["handwritten", "reverse"] and list(df["P"]) == [90, 90]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--threads", "0"], "--threads must list positive integers"),
+    (["bench", "--methods", "tape"], "--methods: unknown tape"),
+    (["bench", "--repeats", "3"], "--repeats must be >= 7"),
+])
+def test_cli_usage_errors_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+# --- the tape's speed-ups (issue 8) keep its results --------------------------------------------------------
+
+X = np.random.default_rng(1).standard_normal((3, 4))
+
+
+def _fan_out(t):  # one value feeding many uses: contributions accumulate in place into a buffer the sweep made
+    xp = dk.namespace(t)
+    a = xp.reshape(t, (3, 4))
+    b = a + a
+    c = b * a
+    d = c + b
+    return xp.sum(xp.tanh(d) * a * xp.tanh(d) * a) + xp.sum(d)
+
+
+def _shared_slices(t):  # the same slice taken twice, reductions broadcast back, a matmul with a constant
+    xp = dk.namespace(t)
+    a = xp.reshape(t, (3, 4))
+    u, v = a[0], a[0]
+    m = a * xp.sum(a, axis=0)
+    return xp.sum(u * v) + xp.sum(a[1:] * u) + xp.sum((m.T @ X) ** 2) + xp.sum(xp.concatenate([u, v, u]))
+
+
+def _long_chain(t):  # a scalar chain with fan-out at every step
+    xp = dk.namespace(t)
+    s = t[0]
+    acc = s
+    for k in range(1, 12):
+        acc = acc * t[k] + s
+    return acc + xp.sum(t * t)
+
+
+@pytest.mark.parametrize("f", [_fan_out, _shared_slices, _long_chain], ids=lambda f: f.__name__)
+def test_lean_tape_agrees_with_the_certified_reference_on_fan_out_graphs(f):
+    theta = 0.5 * np.random.default_rng(2).standard_normal(12)
+    ref = dk.reference(f, theta, digits=30)  # certified by high-precision central differences, no rule reused
+    e = dk.error(dk.gradient(f, theta), ref)
+    assert e.digits >= 14, e
