@@ -68,7 +68,7 @@ def _lse_parts(x, axis):
     m = xp.where(xp.isfinite(m), m, 0)
     is_max = x == m
     rest = xp.sum(xp.where(is_max, 0, xp.exp(x - m)), axis=axis, keepdims=True)
-    ties = xp.sum(xp.where(is_max, 1, 0), axis=axis, keepdims=True) - 1
+    ties = xp.sum(is_max, axis=axis, keepdims=True) - 1  # other maxima: each adds exactly 1
     return m, xp.log1p(rest + ties)
 
 

@@ -188,15 +188,15 @@ def mlp(layers, activation: str = "tanh", loss: str = "softmax_cross_entropy", *
 
     def f(theta):
         xp = namespace(theta)
-        a = X
+        a, penalty = X, 0.0
         for l, (wb, bb) in enumerate(zip(weights, biases)):
-            z = a @ xp.reshape(theta[wb.start:wb.stop], wb.shape) + theta[bb.start:bb.stop]
+            w = theta[wb.start:wb.stop]  # sliced once: the matmul and the L2 term share it
+            z = a @ xp.reshape(w, wb.shape) + theta[bb.start:bb.stop]
             a = act(z, stable=stable) if l < len(weights) - 1 else z
+            if l2:
+                penalty = penalty + xp.sum(w * w)
         J = cost(a, Y, stable=stable)
-        if l2:
-            penalty = sum(xp.sum(theta[wb.start:wb.stop] * theta[wb.start:wb.stop]) for wb in weights)
-            J = J + (l2 / (2 * batch)) * penalty
-        return J
+        return J + (l2 / (2 * batch)) * penalty if l2 else J
 
     name = f"mlp{layers}-{activation}-{loss}" + ("" if stable else "-naive")
     meta = dict(layers=layers, activation=activation, loss=loss, l2=l2, batch=batch, seed=seed, stable=stable,

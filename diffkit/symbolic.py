@@ -382,11 +382,11 @@ def clear_cache() -> None:
 def _check_options(strategy: str, simplify: str, max_seconds: float, max_ops: int, engine: str = "sympy") -> None:
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; valid choices: {', '.join(ENGINES)}")
+    if engine == "symengine" and strategy != "naive":
+        raise ValueError("engine='symengine' speeds up strategy='naive' (the DAG strategy is SymPy-only)")
     if engine == "symengine" and _symengine() is None:
         raise ValueError("engine='symengine' needs SymEngine: pip install symengine (the 'fast' extra: "
                          "pip install diffkit[fast]), or use engine='sympy'")
-    if engine == "symengine" and strategy != "naive":
-        raise ValueError("engine='symengine' speeds up strategy='naive' (the DAG strategy is SymPy-only)")
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; valid choices: {', '.join(STRATEGIES)}")
     if simplify not in SIMPLIFY_LEVELS:
