@@ -17,9 +17,21 @@ from dataclasses import dataclass
 import mpmath
 import numpy as np
 
-__all__ = ["error", "ErrorReport", "MAX_DIGITS"]
+__all__ = ["error", "ErrorReport", "MAX_DIGITS", "correct_digits"]
 
 MAX_DIGITS = 16.0
+
+
+def correct_digits(rel):
+    """-log10 of a relative error, clipped to [0, 16] (0 error counts as 16, nan or inf as 0).
+
+    >>> correct_digits(1e-12), correct_digits(0.0), correct_digits(float("nan"))
+    (12.0, 16.0, 0.0)
+    """
+    rel = np.where(np.isnan(rel), np.inf, rel)
+    with np.errstate(divide="ignore"):
+        digits = np.clip(-np.log10(rel), 0.0, MAX_DIGITS) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return float(digits) if np.ndim(digits) == 0 else digits
 
 
 @dataclass
@@ -79,7 +91,7 @@ def error(result, ref, *, rel_floor: float = 1e-8) -> ErrorReport:
     denom = np.maximum(np.abs(r), floor)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(np.isnan(diff), np.inf, diff / denom)
-        digits = np.clip(-np.log10(rel), 0.0, MAX_DIGITS)
+    digits = correct_digits(rel)
     significant = np.abs(r) >= floor
     if not significant.any():
         significant = np.ones_like(significant)

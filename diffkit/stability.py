@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 
 from . import nn
+from .accuracy import correct_digits
 from .backends import namespace
 from .methods import METHODS, get_method, gradient
 
@@ -225,7 +226,7 @@ def _rows(case: Case, variant: str, method: str, x: float, exact_v, exact_d) -> 
         lo, hi = case.domain.get(quantity, (-math.inf, math.inf))
         out.append(dict(case=case.name, variant=variant, method=method, x=float(x), quantity=quantity,
                         computed=computed, exact=float(exact), rel_error=rel,
-                        digits=16.0 if rel == 0 else float(np.clip(-math.log10(rel), 0, 16)) if rel < math.inf else 0.0,
+                        digits=correct_digits(rel),
                         finite=bool(np.isfinite(computed)), in_domain=bool(lo <= x <= hi), status=status))
     return out
 

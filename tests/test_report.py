@@ -375,6 +375,12 @@ def test_cli_empty_store_with_no_run(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_cli_fresh_and_no_run_conflict(capsys, tmp_path):
+    code, err = _cli(["report", "--out", str(tmp_path / "r"), "--fresh", "--no-run"], capsys)
+    assert code == 2 and "--fresh" in err and "--no-run" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_same_results_give_identical_figures_and_csvs(report, tmp_path):
     """Regenerating from the same results changes nothing: figures carry no dates, CSVs no run-time values."""
     again = render(fixture_data(), tmp_path / "again")

@@ -16,6 +16,8 @@ def add_parser(sub) -> None:
     p.add_argument("--full", action="store_true", help="run the full study grids instead of quick mode")
     p.add_argument("--store", metavar="PATH", help="results store (default: $DIFFKIT_STORE or .diffkit/results.sqlite)")
     p.add_argument("--no-run", action="store_true", help="only read results already in the store; run nothing")
+    p.add_argument("--fresh", action="store_true",
+                   help="discard the studies' stored results and run them again (after a study file changed)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run)
 
@@ -26,6 +28,7 @@ def _command(args) -> str:
     words += ["--full"] if args.full else []
     words += ["--store", args.store] if args.store else []
     words += ["--no-run"] if args.no_run else []
+    words += ["--fresh"] if args.fresh else []
     return shlex.join(words)
 
 
@@ -34,6 +37,8 @@ def run(args) -> int:
     from diffkit.report import build_report, check_out_dir, check_studies
     from diffkit.report.data import EmptyStoreError
 
+    if args.fresh and args.no_run:
+        raise UsageError("--fresh discards stored results and --no-run runs nothing: choose one")
     try:  # bad input is reported before any study runs
         check_out_dir(args.out)
         check_studies(args.studies)
@@ -42,7 +47,7 @@ def run(args) -> int:
     start = time.perf_counter()
     try:
         out = build_report(args.out, args.studies, full=args.full, store=args.store, progress=not args.quiet,
-                           run=not args.no_run, command=_command(args))
+                           run=not args.no_run, fresh=args.fresh, command=_command(args))
     except EmptyStoreError as err:
         raise UsageError(str(err)) from None
     print(f"report written to {out}/index.md and index.html in {time.perf_counter() - start:.0f} s")

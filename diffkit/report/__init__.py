@@ -103,12 +103,13 @@ def _replace(build: Path, out: Path) -> None:
 
 
 def build_report(out_dir="reports", studies=None, full: bool = False, store=None, progress: bool = True, *,
-                 run: bool = True, command: str | None = None) -> Path:
+                 run: bool = True, fresh: bool = False, command: str | None = None) -> Path:
     """Run (reusing the store) or read the studies, then write the report into ``out_dir``.
 
     ``studies`` defaults to :data:`DEFAULT_STUDIES`; ``full`` runs the full
     grids instead of quick mode; ``run=False`` only reads stored results
-    (ValueError if the store holds none).  The output directory is checked
+    (ValueError if the store holds none); ``fresh`` discards the studies'
+    stored results first.  The output directory is checked
     before any study runs.  Example (runs studies, so not as a doctest)::
 
         dk.report.build_report("reports")            # the quick default report
@@ -117,5 +118,5 @@ def build_report(out_dir="reports", studies=None, full: bool = False, store=None
     if command is None:
         command = " ".join(["diffkit report", "--out", str(out_dir), *(["--studies", *studies] if studies else []),
                             *(["--full"] if full else [])])
-    data = gather(studies, full=full, store=store, progress=progress, run=run, command=command)
+    data = gather(studies, full=full, store=store, progress=progress, run=run, fresh=fresh, command=command)
     return render(data, out_dir)

@@ -69,7 +69,7 @@ def check_studies(names) -> tuple[str, ...]:
 
 
 def gather(studies=None, *, full: bool = False, store=None, progress: bool = True, run: bool = True,
-           command: str = "diffkit report") -> ReportData:
+           fresh: bool = False, command: str = "diffkit report") -> ReportData:
     """Run (or, with ``run=False``, only read from the store) each study, then the extra sources.
 
     Quick mode unless ``full``; results already in the store are reused by the
@@ -85,7 +85,8 @@ def gather(studies=None, *, full: bool = False, store=None, progress: bool = Tru
         study = st.load_study(name)
         if run:
             _log(progress, f"study {name} ({'full' if full else 'quick'}): running, reusing stored cells", start)
-            frame = st.run_study(study, store=store, quick=not full, progress=progress, quiet=not progress)
+            frame = st.run_study(study, store=store, quick=not full, fresh=fresh, progress=progress,
+                                 quiet=not progress)
         else:
             frame = st.results(study, store=store)
         if frame is None or len(frame) == 0:

@@ -47,12 +47,15 @@ def style_for(labels) -> dict[str, dict]:
     word) keeps its place in ORDER; other labels follow, sorted."""
     labels = list(dict.fromkeys(str(s) for s in labels))
     others = sorted(s for s in labels if s.split()[0] not in ORDER)
-    styles = {}
+    styles, variants = {}, {}
     for s in labels:
         method = s.split()[0]
         i = ORDER.index(method) if method in ORDER else len(ORDER) + others.index(s)
-        styles[s] = {"color": COLOURS[i % len(COLOURS)], "marker": MARKERS[i % len(MARKERS)],
-                     "linestyle": DASHES[i % len(DASHES)], "markersize": 5, "linewidth": 1.4}
+        j = variants[method] = variants.get(method, -1) + 1  # 2nd, 3rd ... label of one method: same colour,
+        styles[s] = {"color": COLOURS[i % len(COLOURS)], "marker": MARKERS[i % len(MARKERS)],  # other dash,
+                     "linestyle": DASHES[(i + j) % len(DASHES)], "markersize": 5, "linewidth": 1.4}  # hollow marker
+        if j:
+            styles[s]["markerfacecolor"] = "white"
     return styles
 
 
@@ -153,6 +156,7 @@ def cost(t):
     scaling = scaling[(scaling["status"] == "ok") & (scaling["wall_median_s"] > 0)]
     # several problems of one size (or seeds): one point per method and P, their median
     scaling = scaling.groupby(["method", "label", "P"], as_index=False)[["wall_median_s", "grad_over_forward"]].median()
+    scaling = pd.concat([scaling, _first_calls(t["cost_scaling"])], ignore_index=True)
     slopes = {}
     if "cost_fits" in t:
         fits = t["cost_fits"]
@@ -166,9 +170,22 @@ def cost(t):
     ratios = scaling[scaling["grad_over_forward"] > 0]
     _lines(right, ratios, "label", "P", "grad_over_forward", names)
     _finish(right, "parameter count P", "gradient time / one forward pass (ratio)", "Gradient / forward",
-            log="xy")
+            log="xy", legend=False)
+    handles = dict(zip(*reversed(left.get_legend_handles_labels())))  # the left panel has every series
+    right.legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True)
     fig.tight_layout()
     return fig
+
+
+def _first_calls(rows: pd.DataFrame) -> pd.DataFrame:
+    """The symbolic method's cold first call (build, diff, compile) as a series of its own: its median is the
+    warm, cached evaluation, which alone would hide what symbolic costs."""
+    cold = rows[(rows["method"] == "symbolic") & (rows["status"] == "ok")]
+    if "wall_first_s" not in cold or cold.empty:
+        return pd.DataFrame()
+    cold = cold.groupby(["method", "P"], as_index=False)[["wall_first_s"]].median()
+    return cold.assign(label="symbolic first call (build+compile)", wall_median_s=cold["wall_first_s"],
+                       grad_over_forward=np.nan).drop(columns="wall_first_s")
 
 
 def swell(t):

@@ -78,8 +78,8 @@ def accuracy(data):
 def cost_scaling(data):
     rows = _study_rows(data, "scaling", by_group=True)
     return None if rows is None else _pick(rows.sort_values(["label", "P"]), [
-        "problem_name", "group", "P", "method", "label", "status", "wall_median_s", "wall_iqr_s", "forward_median_s",
-        "grad_over_forward", "evaluations", "peak_bytes", "digits", "reason"])
+        "problem_name", "group", "P", "method", "label", "status", "wall_median_s", "wall_iqr_s", "wall_first_s",
+        "forward_median_s", "grad_over_forward", "evaluations", "peak_bytes", "digits", "reason"])
 
 
 def cost_max_p(tables):
