@@ -21,7 +21,11 @@ FUSED = ("sigmoid", "log_sigmoid", "softplus", "relu", "leaky_relu", "logsumexp"
 
 def batch_size(z) -> int:
     """Number of examples m in a batch of rows (1 for a single 1-D example)."""
-    shape = z.shape if hasattr(z, "shape") else ()
+    return rows(z.shape if hasattr(z, "shape") else ())
+
+
+def rows(shape: tuple) -> int:
+    """The m of :func:`batch_size`, from a shape."""
     return shape[0] if len(shape) >= 2 else 1
 
 
@@ -100,8 +104,14 @@ def binary_cross_entropy(z, y):
 
 def softmax_cross_entropy(z, y):
     # from logits: -<y, log_softmax(z)> per example, mean over examples; dE/dz = y_hat - y (seed 004)
+    return softmax_cross_entropy_parts(z, y)[0]
+
+
+def softmax_cross_entropy_parts(z, y):
+    """The cost and log_softmax(z), which its derivative rule reuses."""
     xp = namespace(z)
-    return -xp.sum(y * log_softmax(z, -1)) / batch_size(z)
+    log_p = log_softmax(z, -1)
+    return -xp.sum(y * log_p) / batch_size(z), log_p
 
 
 def sigmoid_minus(z, y):
@@ -110,11 +120,11 @@ def sigmoid_minus(z, y):
     return (1 - y) * sigmoid(z) - y * sigmoid(-z)
 
 
-def softmax_minus(z, y):
-    """softmax(z) - y as y expm1(l) + (1 - y) exp(l) with l = log_softmax(z): exact to rounding for one-hot y."""
-    xp = namespace(z)
-    l = log_softmax(z, -1)
-    return y * xp.expm1(l) + (1 - y) * xp.exp(l)
+def softmax_minus(log_p, y):
+    """softmax(z) - y from log_p = log_softmax(z), as y expm1(log_p) + (1 - y) exp(log_p): exact to rounding
+    for one-hot y, where the plain difference cancels."""
+    xp = namespace(log_p)
+    return y * xp.expm1(log_p) + (1 - y) * xp.exp(log_p)
 
 
 def _drop(shape, axis):

@@ -188,15 +188,20 @@ def mlp(layers, activation: str = "tanh", loss: str = "softmax_cross_entropy", *
 
     def f(theta):
         xp = namespace(theta)
-        a, penalty = X, 0.0
+        a, squares = X, []
         for l, (wb, bb) in enumerate(zip(weights, biases)):
             w = theta[wb.start:wb.stop]  # sliced once: the matmul and the L2 term share it
             z = a @ xp.reshape(w, wb.shape) + theta[bb.start:bb.stop]
             a = act(z, stable=stable) if l < len(weights) - 1 else z
             if l2:
-                penalty = penalty + xp.sum(w * w)
+                squares.append(w @ w)  # sum of squares as one dot product
         J = cost(a, Y, stable=stable)
-        return J + (l2 / (2 * batch)) * penalty if l2 else J
+        if not squares:
+            return J
+        penalty = squares[0]
+        for s in squares[1:]:
+            penalty = penalty + s
+        return J + (l2 / (2 * batch)) * penalty
 
     name = f"mlp{layers}-{activation}-{loss}" + ("" if stable else "-naive")
     meta = dict(layers=layers, activation=activation, loss=loss, l2=l2, batch=batch, seed=seed, stable=stable,

@@ -193,8 +193,9 @@ defprim("log_softmax", lambda xp, x, axis=-1: formulas.log_softmax(x, axis),
         lambda g, ans, axis, xp: g - xp.exp(ans) * xp.sum(g, axis=axis, keepdims=True))
 defprim("binary_cross_entropy", lambda xp, z, y: formulas.binary_cross_entropy(z, y),
         lambda g, z, y: g * formulas.sigmoid_minus(z, y) / formulas.batch_size(z), lambda g: None)
-defprim("softmax_cross_entropy", lambda xp, z, y: formulas.softmax_cross_entropy(z, y),
-        lambda g, z, y: g * formulas.softmax_minus(z, y) / formulas.batch_size(z), lambda g: None)
+defprim("softmax_cross_entropy", lambda xp, z, y: formulas.softmax_cross_entropy_parts(z, y),
+        lambda g, res, y, z_shape: g * formulas.softmax_minus(res, y) / formulas.rows(z_shape),
+        lambda g: None, residual=True)
 # fmt: on
 
 

@@ -50,13 +50,15 @@ class Primitive:
     ``vjps`` holds one rule per input; ``joint`` instead is one rule returning
     a tuple for all inputs (variadic ops).  ``scatter=True`` marks indexing:
     its rule's result is added into a slice of the parent's gradient buffer.
+    ``residual=True``: the forward returns ``(ans, res)``, where ``res`` is an
+    intermediate its rules reuse (named ``res``) instead of recomputing it.
     """
 
-    __slots__ = ("name", "forward", "inputs", "defaults", "vjps", "rules", "joint", "needs", "scatter", "variadic",
-                 "plans")
+    __slots__ = ("name", "forward", "inputs", "defaults", "vjps", "rules", "joint", "needs", "scatter", "residual",
+                 "variadic", "plans")
 
     def __init__(self, name: str, forward: Callable, *vjps: Callable, joint: Callable | None = None,
-                 scatter: bool = False):
+                 scatter: bool = False, residual: bool = False):
         self.name = name
         self.forward = forward
         sig = inspect.signature(forward).parameters.values()
@@ -67,6 +69,7 @@ class Primitive:
         self.vjps = tuple((rule, _arg_names(rule)) for rule in vjps)
         self.rules = tuple(vjps)
         self.scatter = scatter
+        self.residual = residual
         names = set()
         for _, used in self.vjps + ((self.joint,) if self.joint else ()):
             names.update(used)
@@ -84,14 +87,14 @@ def _pool_index(prim: Primitive, name: str, n_args: int, params: list) -> int:
         return positional.index(name)
     if name.endswith("_shape") and name[:-6] in positional:
         return n_args + positional.index(name[:-6])
-    special = {"ans": 0, "xp": 1}
+    special = {"ans": 0, "xp": 1, "res": 4}
     if prim.variadic:
         special.update({prim.variadic: 2, prim.variadic + "_shape": 3})
     if name in special:
         return 2 * n_args + special[name]
     if name not in params:
         params.append(name)
-    return 2 * n_args + 4 + params.index(name)
+    return 2 * n_args + 5 + params.index(name)
 
 
 def _getter(indices: list) -> Callable:
@@ -391,12 +394,16 @@ def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
             parents.append(-1)
         bit <<= 1
     if tape is None:
-        return prim.forward(namespace(*args), *args, **params)
+        ans = prim.forward(namespace(*args), *args, **params)
+        return ans[0] if prim.residual else ans
     xp = tape.vxp
     try:
         ans = prim.forward(xp, *vals, **params)
     except (ValueError, TypeError, IndexError) as err:
         raise _shape_error(prim, vals, err) from err
+    res = None
+    if prim.residual:  # the forward also returned a value its rule reuses (``res``), not part of the output
+        ans, res = ans
     site = None
     if tape.anomaly:
         site = _user_site()
@@ -406,7 +413,7 @@ def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
     if prim.scatter:
         kept = params["index"]
     else:
-        pool = [*vals, *shapes, ans, xp, vals, shapes]
+        pool = [*vals, *shapes, ans, xp, vals, shapes, res]
         if pnames:
             defaults = prim.defaults
             pool += [params[n] if n in params else defaults[n] for n in pnames]
