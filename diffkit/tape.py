@@ -378,7 +378,7 @@ def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
     """Run ``prim`` on ``args``; record a node when any argument is on a tape."""
     tape = None
     mask, bit = 0, 1  # bit k of mask: argument k is a tape array
-    vals, parents = [], []
+    vals, parents, shapes = [], [], []
     for a in args:
         if type(a) is TArray:
             if tape is None:
@@ -387,11 +387,13 @@ def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
                 raise ValueError(f"{prim.name}: operands come from two different tapes; nested differentiation "
                                  f"is not supported")
             mask |= bit
-            vals.append(a.value)
+            v = a.value
             parents.append(a.index)
         else:
-            vals.append(a)
+            v = a
             parents.append(-1)
+        vals.append(v)
+        shapes.append(getattr(v, "shape", ()))
         bit <<= 1
     if tape is None:
         ans = prim.forward(namespace(*args), *args, **params)
@@ -408,7 +410,6 @@ def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
     if tape.anomaly:
         site = _user_site()
         _check_finite(ans, prim.name, site)
-    shapes = [getattr(v, "shape", ()) for v in vals]
     getters, pnames = prim.plans.get((mask, len(args))) or _plan(prim, mask, len(args))
     if prim.scatter:
         kept = params["index"]
