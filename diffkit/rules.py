@@ -83,9 +83,12 @@ def _max_vjp(g, ans, x, axis, keepdims):
 
 
 def _matmul_x(g, y, x_shape):
-    if len(x_shape) == 1 and np.ndim(y) == 1:
+    y_ndim = np.ndim(y)
+    if len(x_shape) == 2 and y_ndim == 2:  # the common case first: rows times a matrix
+        return g @ y.T
+    if len(x_shape) == 1 and y_ndim == 1:
         return g * y
-    if np.ndim(y) == 1:
+    if y_ndim == 1:
         return np.multiply.outer(g, y)
     if len(x_shape) == 1:
         return np.matmul(y, g) if np.ndim(g) == 1 else np.matmul(g, np.swapaxes(y, -1, -2))
@@ -93,12 +96,13 @@ def _matmul_x(g, y, x_shape):
 
 
 def _matmul_y(g, x, y_shape):
-    if np.ndim(x) == 1 and len(y_shape) == 1:
+    x_ndim = np.ndim(x)
+    if x_ndim == 2 and len(y_shape) == 2:
+        return x.T @ g
+    if x_ndim == 1 and len(y_shape) == 1:
         return g * x
-    if np.ndim(x) == 1:
+    if x_ndim == 1:
         return np.multiply.outer(x, g)
-    if len(y_shape) == 1:
-        return np.matmul(np.swapaxes(x, -1, -2), g)
     return np.matmul(np.swapaxes(x, -1, -2), g)
 
 
