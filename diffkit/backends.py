@@ -72,11 +72,16 @@ def namespace(*arrays: Any) -> Any:
     >>> dk.namespace(np.ones(3) + 0j).name
     'complex'
     """
+    if all(type(a) in _REAL or (type(a) is np.ndarray and a.dtype.kind in "fiub") for a in arrays):
+        return np  # plain real numbers and arrays, the common case, skip the backend scan
     for backend in _BACKENDS:
         for a in arrays:
             if backend.detect(a):
                 return backend.namespace
     return np
+
+
+_REAL = (float, int, bool, np.float64)
 
 
 def _first_object(x: Any) -> Any:
