@@ -17,6 +17,7 @@ run, so a method that lands later runs without ``--fresh``.
 """
 from __future__ import annotations
 
+import os
 import time
 import traceback
 
@@ -44,6 +45,13 @@ GRADIENT_COLUMNS = [
     "counters", "repeats", "blas_threads", "env", "diffkit_version", "git_commit", "study_hash", "created_at",
     "expected", "grad", "mode", "size", "wall_first_s", "group"]
 GRAD_KEPT_UP_TO = 64  # the row keeps the whole gradient (JSON) for problems this small: the seeds' examples
+
+
+def _short_path(filename: str) -> str:
+    """A source path from the package's parent (``diffkit/backends.py``), so results do not depend on the checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.abspath(filename)
+    return os.path.relpath(path, root) if path.startswith(root + os.sep) else os.path.basename(path)
 
 
 def _budget_exceeded_types() -> tuple:
@@ -171,7 +179,7 @@ def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[
     except Exception as err:  # noqa: BLE001  (a failing cell is a result; the study goes on)
         where = traceback.extract_tb(err.__traceback__)[-1]
         return "failed", [{**row, "status": "failed",
-                           "reason": f"{type(err).__name__}: {err} (at {where.filename}:{where.lineno})"}]
+                           "reason": f"{type(err).__name__}: {err} (at {_short_path(where.filename)}:{where.lineno})"}]
     row.update(summary(walls, cpus), value=first.value, evaluations=first.cost.evaluations, peak_bytes=peak,
                counters=dumps(first.cost.counters), status="ok", reason=ref_reason, wall_first_s=cold[0][0])
     if once:  # a second call would not fit in the budget: the one (cold) call is the measurement
