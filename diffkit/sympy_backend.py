@@ -95,8 +95,9 @@ def _matmul(a, b):
     return out.reshape(a.shape[:-1] + b.shape[1:])[()]
 
 
-def _add_reduce(x, axis=0, dtype=None, out=None, keepdims=False, **rest):
-    if out is not None or rest or x.size == 0:
+def _add_reduce(x, axis=0, dtype=None, out=None, keepdims=False, where=True, **rest):
+    # np.sum passes where=True; anything else (a mask, out=, initial=) goes to numpy's pairwise reduce
+    if out is not None or rest or where is not True or x.size == 0:
         return np.add.reduce(x, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **rest)
     total = _reduce(lambda *v: sympy.Add(*map(_sym, v)))
     return total(x, axis=axis, keepdims=keepdims)

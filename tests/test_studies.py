@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal
 
 import numpy as np
@@ -262,3 +263,11 @@ def test_step_size_study_gives_a_v_curve_per_method(tmp_path):
     # round-off dominates at h = 1e-16 (or the step does not even move theta: NaN)
     assert len(tiny_h) == 2 and (tiny_h.isna() | (tiny_h > 1e-3)).all()
     assert df["h"].min() == 1e-16  # the store keeps full precision
+
+
+def test_failure_reasons_name_files_from_the_package_not_the_checkout():
+    import diffkit.backends
+    from diffkit.studies.runner import _short_path
+
+    assert _short_path(diffkit.backends.__file__) == os.path.join("diffkit", "backends.py")
+    assert _short_path("/somewhere/else/user_code.py") == "user_code.py"

@@ -276,3 +276,14 @@ if given is not None:
         r = dk.gradient(PROBLEM_FN, theta, method="symbolic")
         # 12, not 13: at random theta some components cancel to a few ulps of the gradient's scale
         assert dk.error(r, dk.reference(PROBLEM_FN, theta, digits=40, max_coordinates=0)).digits >= 12
+
+
+def test_long_sums_compile_without_recursion_error():
+    # A 1500-term sum printed as one a + b + ... chain made Python's compiler recurse past its limit (seen at
+    # P = 3034); closed form: f = sum_i i * t_i^2, df/dt_i = 2 i t_i.
+    P = 1500
+    weights = np.arange(1.0, P + 1)
+    theta = np.linspace(-1.0, 1.0, P)
+    r = dk.gradient(lambda t: dk.namespace(t).sum(weights * t * t), theta, method="symbolic", max_seconds=60)
+    np.testing.assert_allclose(r.grad, 2 * weights * theta, rtol=1e-14, atol=1e-12)
+    assert r.value == pytest.approx(float(np.sum(weights * theta * theta)), rel=1e-13)
