@@ -15,8 +15,10 @@ from __future__ import annotations
 from .backends import namespace
 
 # Stable forms that a backend may implement natively (the tape does, with exact rules).
-FUSED = ("sigmoid", "log_sigmoid", "softplus", "relu", "leaky_relu", "logsumexp", "softmax", "log_softmax",
-         "binary_cross_entropy", "softmax_cross_entropy")
+FUSED_STABLE = ("sigmoid", "log_sigmoid", "softplus", "relu", "leaky_relu", "logsumexp", "softmax", "log_softmax",
+                "binary_cross_entropy", "softmax_cross_entropy")
+# ... and every form a backend may implement natively: those, and the dense layer (one tape node, not three).
+FUSED = ("affine",) + FUSED_STABLE
 
 
 def batch_size(z) -> int:
@@ -30,6 +32,11 @@ def rows(shape: tuple) -> int:
 
 
 # --- stable forms ------------------------------------------------------------------------
+
+def affine(x, w, b):
+    # a dense layer acting on rows, x W + b, with W of shape fan_in x fan_out (seed 004's layout)
+    return x @ w + b
+
 
 def sigmoid(x):
     # exp(-|x|) never overflows; the two branches are the same function rearranged

@@ -45,9 +45,15 @@ def _act_grad(name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.ones_like(z)
 
 
+def _layer_blocks(problem: Problem):
+    """The (W, b) block pairs, layer by layer."""
+    weights = [b for b in problem.blocks if b.name[0] == "W"]
+    biases = [b for b in problem.blocks if b.name[0] == "b"]
+    return list(zip(weights, biases))
+
+
 def _weights(problem: Problem, theta: np.ndarray):
-    blocks = problem.blocks
-    return [(theta[w.start:w.stop].reshape(w.shape), theta[b.start:b.stop]) for w, b in zip(blocks[::2], blocks[1::2])]
+    return [(theta[w.start:w.stop].reshape(w.shape), theta[b.start:b.stop]) for w, b in _layer_blocks(problem)]
 
 
 def _cost(loss: str, z: np.ndarray, Y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -94,14 +100,14 @@ def mlp_backprop(problem: Problem, theta: np.ndarray) -> tuple[float, np.ndarray
         inputs.append(a)
     J, delta = _cost(meta["loss"], a, Y)
     J += l2 / (2 * m) * sum(np.sum(W * W) for W, _ in layers)
-    grads = []
-    for l in range(len(layers) - 1, -1, -1):
+    grad = np.empty_like(theta)
+    for l, (w_block, b_block) in reversed(list(enumerate(_layer_blocks(problem)))):
         W, _ = layers[l]
         gW = inputs[l].T @ delta
         if l2:
             gW += (l2 / m) * W
-        grads.append(delta.sum(axis=0))
-        grads.append(gW.ravel())
+        grad[w_block.start:w_block.stop] = gW.ravel()
+        grad[b_block.start:b_block.stop] = delta.sum(axis=0)
         if l > 0:  # the first layer needs no input gradient
             delta = (delta @ W.T) * _act_grad(act, zs[l - 1], inputs[l])
-    return J, np.concatenate(grads[::-1])
+    return J, grad

@@ -5,9 +5,11 @@ once against :func:`diffkit.namespace`, plus the point to differentiate at
 and a map from flat indices to names such as ``W2[3,7]``.
 
 MLP parameter layout (seed 004's ``W = randn(fan_in, fan_out) / sqrt(fan_in)``,
-so layers act on rows: ``z = a @ W + b``).  For layer l = 1..L, theta holds
-``W{l}`` (shape fan_in x fan_out, row-major) followed by ``b{l}`` (fan_out),
-layer after layer.  Indices inside the brackets are 0-based, as in numpy.
+so layers act on rows: ``z = a @ W + b``).  theta holds the weights first,
+``W1, ..., WL`` (each fan_in x fan_out, row-major), then the biases
+``b1, ..., bL`` (fan_out each).  Weights first, so that the L2 term of
+J(Theta), which covers weights only, is one dot product of one slice.
+Indices inside the brackets are 0-based, as in numpy.
 
 >>> import diffkit as dk
 >>> prob = dk.problems.mlp([4, 16, 3], activation="tanh", loss="softmax_cross_entropy", l2=1e-3, batch=32)
@@ -131,11 +133,12 @@ def seed_examples() -> list[Problem]:
 # --- multilayer perceptrons -----------------------------------------------------------------
 
 def _layout(layers: list[int]) -> tuple[Block, ...]:
+    """Weight blocks W1..WL, then bias blocks b1..bL (see the module docstring)."""
+    shapes = [(f"W{l}", (n_in, n_out)) for l, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:]), start=1)]
+    shapes += [(f"b{l}", (n_out,)) for l, n_out in enumerate(layers[1:], start=1)]
     blocks, start = [], 0
-    for l, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:]), start=1):
-        blocks.append(Block(f"W{l}", (n_in, n_out), start))
-        start = blocks[-1].stop
-        blocks.append(Block(f"b{l}", (n_out,), start))
+    for name, shape in shapes:
+        blocks.append(Block(name, shape, start))
         start = blocks[-1].stop
     return tuple(blocks)
 
@@ -186,22 +189,19 @@ def mlp(layers, activation: str = "tanh", loss: str = "softmax_cross_entropy", *
     weights = [b for b in blocks if b.name[0] == "W"]
     biases = [b for b in blocks if b.name[0] == "b"]
 
+    n_weights = weights[-1].stop  # the weights are theta[:n_weights]
+
     def f(theta):
         xp = namespace(theta)
-        a, squares = X, []
+        a = X
         for l, (wb, bb) in enumerate(zip(weights, biases)):
-            w = theta[wb.start:wb.stop]  # sliced once: the matmul and the L2 term share it
-            z = a @ xp.reshape(w, wb.shape) + theta[bb.start:bb.stop]
+            z = nn.affine(a, xp.reshape(theta[wb.start:wb.stop], wb.shape), theta[bb.start:bb.stop])
             a = act(z, stable=stable) if l < len(weights) - 1 else z
-            if l2:
-                squares.append(w @ w)  # sum of squares as one dot product
         J = cost(a, Y, stable=stable)
-        if not squares:
+        if not l2:
             return J
-        penalty = squares[0]
-        for s in squares[1:]:
-            penalty = penalty + s
-        return J + (l2 / (2 * batch)) * penalty
+        w = theta[:n_weights]
+        return J + (l2 / (2 * batch)) * (w @ w)  # the sum of squares of all weights, as one dot product
 
     name = f"mlp{layers}-{activation}-{loss}" + ("" if stable else "-naive")
     meta = dict(layers=layers, activation=activation, loss=loss, l2=l2, batch=batch, seed=seed, stable=stable,

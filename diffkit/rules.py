@@ -27,7 +27,7 @@ import functools
 import numpy as np
 
 from . import formulas
-from .tape import Primitive, apply, install
+from .tape import Primitive, TArray, apply, install, reshape_view
 
 PRIMITIVES: dict[str, Primitive] = {}
 
@@ -106,6 +106,13 @@ def _matmul_y(g, x, y_shape):
     return np.matmul(np.swapaxes(x, -1, -2), g)
 
 
+def _sum_to(g, shape):
+    """A bias's gradient: ``g`` summed over its rows.  Other broadcasts are left to the tape's unbroadcast."""
+    if np.ndim(g) == len(shape) + 1 and np.shape(g)[1:] == shape:
+        return np.add.reduce(g, 0)  # the ufunc itself: np.sum's wrapper costs more than the sum at small sizes
+    return g
+
+
 def _split(g, shapes, axis):
     ends = np.cumsum([s[axis] for s in shapes])
     return tuple(np.split(g, ends[:-1], axis=axis))
@@ -145,6 +152,10 @@ defprim("power",    lambda xp, x, y: x ** y,
         lambda g, x, y: g * y * x ** (y - 1),      lambda g, ans, x, xp: g * ans * xp.log(x))
 defprim("matmul",   lambda xp, x, y: xp.matmul(x, y),
         lambda g, y, x_shape: _matmul_x(g, y, x_shape), lambda g, x, y_shape: _matmul_y(g, x, y_shape))
+
+defprim("affine",   lambda xp, x, w, b: xp.matmul(x, w) + b,   # a dense layer in one node (diffkit.nn.affine)
+        lambda g, w, x_shape: _matmul_x(g, w, x_shape), lambda g, x, w_shape: _matmul_y(g, x, w_shape),
+        lambda g, b_shape: _sum_to(g, b_shape))
 
 # --- elementwise functions
 defprim("exp",   lambda xp, x: xp.exp(x),     lambda g, ans: g * ans)
@@ -227,7 +238,8 @@ class TapeNamespace:
 
     def reshape(self, x, shape):
         shape = shape if isinstance(shape, (int, np.integer)) else tuple(shape)  # (np.ndim costs ~1 us a call)
-        return apply(PRIMITIVES["reshape"], x, shape=shape)
+        view = reshape_view(x, shape) if type(x) is TArray else None
+        return view if view is not None else apply(PRIMITIVES["reshape"], x, shape=shape)
 
     def transpose(self, x, axes=None):
         return apply(PRIMITIVES["transpose"], x, axes=None if axes is None else tuple(axes))

@@ -59,7 +59,7 @@ import sympy
 
 from . import rules  # noqa: F401  (the tape registers first, so it outranks SymPy when mixed)
 from .backends import Namespace, register_backend
-from .formulas import FUSED, batch_size
+from .formulas import FUSED_STABLE, batch_size
 
 __all__ = ["SYMPY_NS", "SymArray", "symbols_like", "exactify", "to_sympy", "is_sympy"]
 
@@ -229,7 +229,7 @@ def _weight(y, z):
 _weights = np.frompyfunc(_weight, 2, 1)
 
 
-# The fused stable forms of diffkit.formulas.FUSED, as SymPy expressions (mapping table in the module docstring).
+# The fused stable forms of diffkit.formulas.FUSED_STABLE, as SymPy expressions (mapping table in the module docstring).
 FUSED_SYMPY = {
     "sigmoid": lambda x: _sigmoid(x),
     "log_sigmoid": lambda x: _log_sigmoid(x),
@@ -242,7 +242,7 @@ FUSED_SYMPY = {
     "binary_cross_entropy": lambda z, y: np.sum(_softplus(z) - _weights(y, z)) / batch_size(z),
     "softmax_cross_entropy": lambda z, y: np.sum(_logsumexp(z, -1) - np.sum(_weights(y, z), axis=-1)) / batch_size(z),
 }
-assert set(FUSED_SYMPY) == set(FUSED), "every fused form of diffkit.formulas needs a SymPy mapping"
+assert set(FUSED_SYMPY) == set(FUSED_STABLE), "every fused form of diffkit.formulas needs a SymPy mapping"
 
 SYMPY_NS = Namespace(
     "sympy",

@@ -283,7 +283,9 @@ class Tape:
             if not retain:
                 nodes[i] = None
             if prim.scatter:
-                _scatter(grads, owned, parents[0], shapes[0], args, prim.rules[0](g), xp, anomaly, prim, site)
+                index, view_shape = args
+                c = prim.rules[0](g) if view_shape is None else np.reshape(g, view_shape)
+                _scatter(grads, owned, parents[0], shapes[0], index, c, xp, anomaly, prim, site)
                 continue
             joint = prim.joint[0](g, *args) if prim.joint is not None else None
             rules = prim.rules
@@ -374,30 +376,64 @@ def _shape_error(prim: Primitive, vals: Sequence, err: Exception) -> Exception:
     return type(err)(f"{prim.name}: cannot combine operands of shapes {shapes}: {err}")
 
 
-def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
-    """Run ``prim`` on ``args``; record a node when any argument is on a tape."""
+def _gather(prim: Primitive, args: tuple) -> tuple:
+    """``(tape, vals, parents, mask)`` of any number of arguments; ``tape`` is None when none is on one."""
     tape = None
     mask, bit = 0, 1  # bit k of mask: argument k is a tape array
-    vals, parents, shapes = [], [], []
+    vals, parents = [], []
     for a in args:
         if type(a) is TArray:
             if tape is None:
                 tape = a.tape
             elif a.tape is not tape:
-                raise ValueError(f"{prim.name}: operands come from two different tapes; nested differentiation "
-                                 f"is not supported")
+                raise _two_tapes(prim)
             mask |= bit
-            v = a.value
+            vals.append(a.value)
             parents.append(a.index)
         else:
-            v = a
+            vals.append(a)
             parents.append(-1)
-        vals.append(v)
-        shapes.append(getattr(v, "shape", ()))
         bit <<= 1
-    if tape is None:
-        ans = prim.forward(namespace(*args), *args, **params)
-        return ans[0] if prim.residual else ans
+    return tape, vals, parents, mask
+
+
+def _two_tapes(prim: Primitive) -> ValueError:
+    return ValueError(f"{prim.name}: operands come from two different tapes; nested differentiation is not supported")
+
+
+def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
+    """Run ``prim`` on ``args``; record a node when any argument is on a tape."""
+    # One and two arguments (nearly every op) take a path without loops or lists: recording is per-op overhead.
+    n = len(args)
+    if n == 1:
+        a = args[0]
+        if type(a) is not TArray:
+            return _apply_plain(prim, args, params)
+        tape, v = a.tape, a.value
+        vals, parents, shapes, mask = (v,), (a.index,), (getattr(v, "shape", ()),), 1
+    elif n == 2:
+        a, b = args
+        if type(a) is TArray:
+            tape, v = a.tape, a.value
+            if type(b) is TArray:
+                if b.tape is not tape:
+                    raise _two_tapes(prim)
+                w = b.value
+                vals, parents, mask = (v, w), (a.index, b.index), 3
+            else:
+                w = b
+                vals, parents, mask = (v, w), (a.index, -1), 1
+        elif type(b) is TArray:
+            tape, v, w = b.tape, a, b.value
+            vals, parents, mask = (v, w), (-1, b.index), 2
+        else:
+            return _apply_plain(prim, args, params)
+        shapes = (getattr(v, "shape", ()), getattr(w, "shape", ()))
+    else:
+        tape, vals, parents, mask = _gather(prim, args)
+        if tape is None:
+            return _apply_plain(prim, args, params)
+        shapes = [getattr(v, "shape", ()) for v in vals]
     xp = tape.vxp
     try:
         ans = prim.forward(xp, *vals, **params)
@@ -410,9 +446,9 @@ def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
     if tape.anomaly:
         site = _user_site()
         _check_finite(ans, prim.name, site)
-    getters, pnames = prim.plans.get((mask, len(args))) or _plan(prim, mask, len(args))
+    getters, pnames = prim.plans.get((mask, n)) or _plan(prim, mask, n)
     if prim.scatter:
-        kept = params["index"]
+        kept = (params["index"], None)
     else:
         pool = [*vals, *shapes, ans, xp, vals, shapes, res]
         if pnames:
@@ -425,6 +461,34 @@ def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
     nodes = tape.nodes
     nodes.append((prim, parents, kept, shapes, site))
     return TArray(ans, tape, len(nodes) - 1)
+
+
+def _apply_plain(prim: Primitive, args: tuple, params: dict) -> Any:
+    """``prim`` on arguments none of which is on a tape: just the forward, in their own namespace."""
+    ans = prim.forward(namespace(*args), *args, **params)
+    return ans[0] if prim.residual else ans
+
+
+def reshape_view(x: TArray, shape: Any) -> TArray | None:
+    """``reshape`` of a basic slice ``y[index]`` of a tape array, recorded as one scatter node onto ``y``.
+
+    The view's gradient is then added straight into ``y``'s buffer, with no
+    node between (an MLP's ``reshape(theta[a:b], shape)`` is one node).  The
+    slice's own node stays on the tape, and the sweep skips it when nothing
+    else used it.  None when ``x`` is not such a slice.
+    """
+    tape = x.tape
+    node = tape.nodes[x.index]
+    if (node is None or not node[0].scatter or node[2][1] is not None or type(x.value) is not np.ndarray
+            or not _is_basic_index(node[2][0])):
+        return None
+    prim, parents, (index, _), shapes, site = node
+    try:
+        value = x.value.reshape(shape)
+    except (ValueError, TypeError):
+        return None  # the reshape primitive reports it, naming the op and the shapes
+    tape.nodes.append((prim, parents, (index, x.value.shape), shapes, _user_site() if tape.anomaly else None))
+    return TArray(value, tape, len(tape.nodes) - 1)
 
 
 # --- custom operations, in the spirit of torch.autograd.Function (seed 003) --------------

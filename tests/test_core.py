@@ -266,7 +266,7 @@ def test_non_finite_theta_names_the_indices():
         dk.gradient(lambda t: dk.namespace(t).sum(t), np.array([0.0, np.nan, 1.0, np.inf]))
     prob = dk.problems.mlp([2, 3, 1], loss="squared_error")
     theta = prob.theta0.copy()
-    theta[10] = np.nan  # W1 is theta[0:6], b1 theta[6:9], W2 starts at 9
+    theta[7] = np.nan  # W1 is theta[0:6], W2 theta[6:9], then b1 and b2
     with pytest.raises(ValueError, match=r"W2\[1,0\]=nan"):
         dk.gradient(prob, theta)
 

@@ -33,7 +33,7 @@ def hand_gradient(theta, bug=None):
     dz1 = da1 * (1 - a1 * a1)
     decay = 0.0 if bug == "missing_l2_term" else l2 / m
     gW1, gW2 = X.T @ dz1 + decay * W1, a1.T @ dz2 + decay * W2
-    return np.concatenate([gW1.ravel(), dz1.sum(0), gW2.ravel(), dz2.sum(0)])
+    return np.concatenate([gW1.ravel(), gW2.ravel(), dz1.sum(0), dz2.sum(0)])  # theta's layout: weights, then biases
 
 
 def failing_names(err) -> set[str]:
