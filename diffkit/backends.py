@@ -46,15 +46,27 @@ class Backend:
 _BACKENDS: list[Backend] = []
 
 
-def register_backend(name: str, detect: Callable[[Any], bool], ns: Any, *, priority: int | None = None) -> None:
+def register_backend(name: str, detect: Callable[[Any], bool], ns: Any, *, priority: int | None = None,
+                     array_type: type | None = None) -> None:
     """Add a backend: ``detect(x)`` says whether ``x`` belongs to it, ``ns`` is its namespace.
 
     Backends registered earlier (or with a lower ``priority`` index) win when a
     call mixes arrays of several backends, so the tape outranks plain numpy.
+    ``array_type``: the one type of the backend's arrays, when there is one;
+    the top-priority backend is then found by a type check, not a scan.
     """
     backend = Backend(name, detect, ns)
     _BACKENDS[:] = [b for b in _BACKENDS if b.name != name]
     _BACKENDS.insert(len(_BACKENDS) if priority is None else priority, backend)
+    _TYPES.pop(name, None)
+    if array_type is not None:
+        _TYPES[name] = array_type
+    top = _BACKENDS[0]
+    _TOP[:] = [_TYPES.get(top.name), top.namespace]
+
+
+_TYPES: dict[str, type] = {}
+_TOP: list = [None, None]  # [array type, namespace] of the highest-priority backend, if it has one type
 
 
 def namespace(*arrays: Any) -> Any:
@@ -72,8 +84,16 @@ def namespace(*arrays: Any) -> Any:
     >>> dk.namespace(np.ones(3) + 0j).name
     'complex'
     """
-    if all(type(a) in _REAL or (type(a) is np.ndarray and a.dtype.kind in "fiub") for a in arrays):
-        return np  # plain real numbers and arrays, the common case, skip the backend scan
+    top_type, top_namespace = _TOP
+    plain = True
+    for a in arrays:  # the common cases first: the top backend (the tape), and plain real numpy
+        t = type(a)
+        if t is top_type:
+            return top_namespace
+        if plain and not (t in _REAL or (t is np.ndarray and a.dtype.kind in "fiub")):
+            plain = False
+    if plain:
+        return np
     for backend in _BACKENDS:
         for a in arrays:
             if backend.detect(a):

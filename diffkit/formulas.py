@@ -73,20 +73,22 @@ def _lse_parts(x, axis):
     Taking the max's own 1 out of the sum and using log1p keeps L accurate when the other entries are
     negligible (Blanchard, Higham and Higham 2021), so that x - lse stays accurate at the max, where the
     cross-entropy's gradient y_hat - 1 lives.  An all -inf slice gives m = 0, L = log1p(-1) = -inf.
+    Returns ``(m, L, x - m)``: log_softmax reuses the shifted x.
     """
     xp = namespace(x)
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)
-    is_max = x == m
-    rest = xp.sum(xp.where(is_max, 0, xp.exp(x - m)), axis=axis, keepdims=True)
+    shifted = x - m
+    is_max = shifted == 0
+    rest = xp.sum(xp.where(is_max, 0, xp.exp(shifted)), axis=axis, keepdims=True)
     ties = xp.sum(is_max, axis=axis, keepdims=True) - 1  # other maxima: each adds exactly 1
-    return m, xp.log1p(rest + ties)
+    return m, xp.log1p(rest + ties), shifted
 
 
 def logsumexp(x, axis=-1, keepdims=False):
     # max-shift (seed 002); an all -inf slice gives -inf, not nan
     xp = namespace(x)
-    m, L = _lse_parts(x, axis)
+    m, L, _ = _lse_parts(x, axis)
     out = m + L
     return out if keepdims else xp.reshape(out, _drop(out.shape, axis))
 
@@ -98,8 +100,8 @@ def softmax(x, axis=-1):
 
 
 def log_softmax(x, axis=-1):
-    m, L = _lse_parts(x, axis)
-    return (x - m) - L
+    _, L, shifted = _lse_parts(x, axis)
+    return shifted - L
 
 
 def binary_cross_entropy(z, y):

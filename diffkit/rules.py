@@ -27,7 +27,7 @@ import functools
 import numpy as np
 
 from . import formulas
-from .tape import Primitive, TArray, apply, install, reshape_view
+from .tape import Primitive, TArray, apply, getitem, install, reshape_view
 
 PRIMITIVES: dict[str, Primitive] = {}
 
@@ -207,9 +207,9 @@ defprim("softmax",     lambda xp, x, axis=-1: formulas.softmax(x, axis),
 defprim("log_softmax", lambda xp, x, axis=-1: formulas.log_softmax(x, axis),
         lambda g, ans, axis, xp: g - xp.exp(ans) * xp.sum(g, axis=axis, keepdims=True))
 defprim("binary_cross_entropy", lambda xp, z, y: formulas.binary_cross_entropy(z, y),
-        lambda g, z, y: g * formulas.sigmoid_minus(z, y) / formulas.batch_size(z), lambda g: None)
+        lambda g, z, y: formulas.sigmoid_minus(z, y) * (g / formulas.batch_size(z)), lambda g: None)
 defprim("softmax_cross_entropy", lambda xp, z, y: formulas.softmax_cross_entropy_parts(z, y),
-        lambda g, res, y, z_shape: g * formulas.softmax_minus(res, y) / formulas.rows(z_shape),
+        lambda g, res, y, z_shape: formulas.softmax_minus(res, y) * (g / formulas.rows(z_shape)),
         lambda g: None, residual=True)
 # fmt: on
 
@@ -251,7 +251,7 @@ class TapeNamespace:
         return apply(PRIMITIVES["stack"], *arrays, axis=axis)
 
     def getitem(self, x, index):
-        return apply(PRIMITIVES["getitem"], x, index=index)
+        return getitem(PRIMITIVES["getitem"], x, index)
 
     def where(self, c, x, y):
         return apply(PRIMITIVES["where"], np.asarray(getattr(c, "value", c), dtype=bool), x, y)
@@ -282,4 +282,4 @@ _CONSTRUCTORS = {"zeros", "ones", "full", "eye", "arange", "linspace", "asarray"
                  "float64", "int64", "newaxis", "shape", "ndim", "size"}
 
 TAPE = TapeNamespace(PRIMITIVES)
-install(TAPE)
+install(TAPE, PRIMITIVES["getitem"])

@@ -199,7 +199,7 @@ class TArray:
     def __pow__(self, other): return _OPS.power(self, other)
     def __rpow__(self, other): return _OPS.power(other, self)
     def __abs__(self): return _OPS.abs(self)
-    def __getitem__(self, index): return _OPS.getitem(self, index)
+    def __getitem__(self, index): return getitem(_GETITEM, self, index)
 
     def reshape(self, *shape):
         return _OPS.reshape(self, shape[0] if len(shape) == 1 else shape)
@@ -223,6 +223,7 @@ def _value(x: Any) -> Any:
 
 
 _OPS: Any = None  # the tape namespace; diffkit.rules installs it (the primitives live there)
+_GETITEM: Any = None  # the indexing primitive, also installed by diffkit.rules
 
 
 class Tape:
@@ -282,10 +283,17 @@ class Tape:
             grads[i] = None
             if not retain:
                 nodes[i] = None
-            if prim.scatter:
+            if prim.scatter:  # x[index] (or a reshape of it): add g into that part of x's gradient buffer
+                p = parents[0]
                 index, view_shape = args
-                c = prim.rules[0](g) if view_shape is None else np.reshape(g, view_shape)
-                _scatter(grads, owned, parents[0], shapes[0], index, c, xp, anomaly, prim, site)
+                c = prim.rules[0](g)
+                if view_shape is not None:
+                    c = c.reshape(view_shape) if type(c) is np.ndarray else np.reshape(c, view_shape)
+                if owned[p] and type(index) is slice and not anomaly:  # the common case, inline: a slice
+                    view = grads[p][index]
+                    view += c
+                else:
+                    _scatter(grads, owned, p, shapes[0], index, c, xp, anomaly, prim, site)
                 continue
             joint = prim.joint[0](g, *args) if prim.joint is not None else None
             rules = prim.rules
@@ -447,7 +455,7 @@ def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
         site = _user_site()
         _check_finite(ans, prim.name, site)
     getters, pnames = prim.plans.get((mask, n)) or _plan(prim, mask, n)
-    if prim.scatter:
+    if prim.scatter:  # (getitem records through getitem() below; this serves other scatter primitives)
         kept = (params["index"], None)
     else:
         pool = [*vals, *shapes, ans, xp, vals, shapes, res]
@@ -469,6 +477,29 @@ def _apply_plain(prim: Primitive, args: tuple, params: dict) -> Any:
     return ans[0] if prim.residual else ans
 
 
+def getitem(prim: Primitive, x: Any, index: Any) -> Any:
+    """``x[index]`` for the scatter primitive ``prim``: a node that keeps only the index."""
+    if type(x) is not TArray:
+        return _apply_plain(prim, (x,), {"index": index})
+    tape = x.tape
+    try:
+        value = prim.forward(tape.vxp, x.value, index)
+    except (IndexError, TypeError, ValueError) as err:
+        raise _shape_error(prim, [x.value], err) from err
+    return _record_view(prim, tape, x.index, index, None, np.shape(x.value), value)
+
+
+def _record_view(prim: Primitive, tape: "Tape", parent: int, index: Any, view_shape: Any, parent_shape: tuple,
+                 value: Any) -> TArray:
+    site = None
+    if tape.anomaly:
+        site = _user_site()
+        _check_finite(value, prim.name, site)
+    nodes = tape.nodes
+    nodes.append((prim, (parent,), (index, view_shape), (parent_shape,), site))
+    return TArray(value, tape, len(nodes) - 1)
+
+
 def reshape_view(x: TArray, shape: Any) -> TArray | None:
     """``reshape`` of a basic slice ``y[index]`` of a tape array, recorded as one scatter node onto ``y``.
 
@@ -482,13 +513,12 @@ def reshape_view(x: TArray, shape: Any) -> TArray | None:
     if (node is None or not node[0].scatter or node[2][1] is not None or type(x.value) is not np.ndarray
             or not _is_basic_index(node[2][0])):
         return None
-    prim, parents, (index, _), shapes, site = node
+    prim, parents, (index, _), shapes, _ = node
     try:
         value = x.value.reshape(shape)
     except (ValueError, TypeError):
         return None  # the reshape primitive reports it, naming the op and the shapes
-    tape.nodes.append((prim, parents, (index, x.value.shape), shapes, _user_site() if tape.anomaly else None))
-    return TArray(value, tape, len(tape.nodes) - 1)
+    return _record_view(prim, tape, parents[0], index, x.value.shape, shapes[0], value)
 
 
 # --- custom operations, in the spirit of torch.autograd.Function (seed 003) --------------
@@ -595,8 +625,8 @@ def _is_tape(x: Any) -> bool:
     return type(x) is TArray
 
 
-def install(ops: Any) -> None:
-    """Make ``ops`` (diffkit.rules.TAPE) the namespace of tape arrays."""
-    global _OPS
-    _OPS = ops
-    register_backend("tape", _is_tape, ops, priority=0)
+def install(ops: Any, getitem_primitive: Primitive) -> None:
+    """Make ``ops`` (diffkit.rules.TAPE) the namespace of tape arrays, and ``getitem_primitive`` their indexing."""
+    global _OPS, _GETITEM
+    _OPS, _GETITEM = ops, getitem_primitive
+    register_backend("tape", _is_tape, ops, priority=0, array_type=TArray)
