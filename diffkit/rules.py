@@ -83,7 +83,7 @@ def _max_vjp(g, ans, x, axis, keepdims):
 
 
 def _matmul_x(g, y, x_shape):
-    y_ndim = np.ndim(y)
+    y_ndim = getattr(y, "ndim", 0)  # (np.ndim costs ~0.3 us a call: it is most of a small rule's overhead)
     if len(x_shape) == 2 and y_ndim == 2:  # the common case first: rows times a matrix
         return g @ y.T
     if len(x_shape) == 1 and y_ndim == 1:
@@ -96,7 +96,7 @@ def _matmul_x(g, y, x_shape):
 
 
 def _matmul_y(g, x, y_shape):
-    x_ndim = np.ndim(x)
+    x_ndim = getattr(x, "ndim", 0)
     if x_ndim == 2 and len(y_shape) == 2:
         return x.T @ g
     if x_ndim == 1 and len(y_shape) == 1:
@@ -108,7 +108,7 @@ def _matmul_y(g, x, y_shape):
 
 def _sum_to(g, shape):
     """A bias's gradient: ``g`` summed over its rows.  Other broadcasts are left to the tape's unbroadcast."""
-    if np.ndim(g) == len(shape) + 1 and np.shape(g)[1:] == shape:
+    if getattr(g, "ndim", 0) == len(shape) + 1 and g.shape[1:] == shape:
         return np.add.reduce(g, 0)  # the ufunc itself: np.sum's wrapper costs more than the sum at small sizes
     return g
 
@@ -237,7 +237,8 @@ class TapeNamespace:
         return functools.partial(apply, prim)  # a C-level call: no extra Python frame per op
 
     def reshape(self, x, shape):
-        shape = shape if isinstance(shape, (int, np.integer)) else tuple(shape)  # (np.ndim costs ~1 us a call)
+        if type(shape) is not tuple:
+            shape = shape if isinstance(shape, (int, np.integer)) else tuple(shape)
         view = reshape_view(x, shape) if type(x) is TArray else None
         return view if view is not None else apply(PRIMITIVES["reshape"], x, shape=shape)
 

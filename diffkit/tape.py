@@ -107,9 +107,10 @@ def _getter(indices: list) -> Callable:
 def _plan(prim: Primitive, mask: int, n_args: int) -> tuple:
     """What a node keeps, per call pattern: ``(getters, param names)``.
 
-    ``getters`` holds, per input, a function that picks its rule's arguments
-    from the pool (None for a constant input: its rule never runs, so nothing
-    is kept for it); for a ``joint`` rule it is that one function.
+    ``getters`` holds ``(k, rule, getter)`` for each input ``k`` on the tape,
+    where ``getter`` picks the rule's arguments from the pool; constant inputs
+    have none (their rule never runs, so nothing is kept for it).  For a
+    ``joint`` rule it is the one getter of that rule.
     """
     key = (mask, n_args)
     plan = prim.plans.get(key)  # (apply looks the plan up itself first; this builds it once)
@@ -120,8 +121,8 @@ def _plan(prim: Primitive, mask: int, n_args: int) -> tuple:
         elif prim.scatter:
             getters = ()
         else:
-            getters = tuple(_getter([_pool_index(prim, n, n_args, params) for n in names]) if mask >> k & 1
-                            else None for k, (_, names) in enumerate(prim.vjps[:n_args]))
+            getters = tuple((k, rule, _getter([_pool_index(prim, n, n_args, params) for n in names]))
+                            for k, (rule, names) in enumerate(prim.vjps[:n_args]) if mask >> k & 1)
         plan = prim.plans[key] = (getters, tuple(params))
     return plan
 
@@ -255,8 +256,9 @@ class Tape:
         for node in self.nodes:
             if node is None or node[0].scatter:
                 continue
-            for args in ((node[2],) if node[0].joint is not None else node[2]):
-                for v in args or ():
+            prim, links, _ = node
+            for args in ((links[1],) if prim.joint is not None else (link[2] for link in links)):
+                for v in args:
                     if type(v) is np.ndarray and v.base is None and id(v) not in seen:  # views own nothing
                         seen.add(id(v))
                         total += v.nbytes
@@ -279,13 +281,12 @@ class Tape:
             node = nodes[i]
             if node is None:
                 continue
-            prim, parents, args, shapes, site = node
+            prim, links, site = node
             grads[i] = None
             if not retain:
                 nodes[i] = None
             if prim.scatter:  # x[index] (or a reshape of it): add g into that part of x's gradient buffer
-                p = parents[0]
-                index, view_shape = args
+                p, index, view_shape, shape = links
                 c = prim.rules[0](g)
                 if view_shape is not None:
                     c = c.reshape(view_shape) if type(c) is np.ndarray else np.reshape(c, view_shape)
@@ -293,19 +294,18 @@ class Tape:
                     view = grads[p][index]
                     view += c
                 else:
-                    _scatter(grads, owned, p, shapes[0], index, c, xp, anomaly, prim, site)
+                    _scatter(grads, owned, p, shape, index, c, xp, anomaly, prim, site)
                 continue
-            joint = prim.joint[0](g, *args) if prim.joint is not None else None
-            rules = prim.rules
-            for k, p in enumerate(parents):
-                if p < 0:
-                    continue
-                c = joint[k] if joint is not None else rules[k](g, *args[k])
+            if prim.joint is not None:  # one rule for all inputs: its results become links of their own
+                parents, args, shapes = links
+                links = [(p, _given, (c,), shape) for p, c, shape in zip(parents, prim.joint[0](g, *args), shapes)
+                         if p >= 0]
+            for p, rule, args, shape in links:  # (links name only the inputs on the tape)
+                c = rule(g, *args)
                 if c is None:
                     continue
                 if anomaly:
                     _check_finite(c, f"the derivative rule of {prim.name}", site)
-                shape = shapes[k]
                 if getattr(c, "shape", ()) != shape:
                     c = unbroadcast(c, shape)
                 acc = grads[p]
@@ -319,6 +319,11 @@ class Tape:
                 else:
                     grads[p], owned[p] = acc + c, True
         return grads
+
+
+def _given(g: Any, c: Any) -> Any:
+    """The 'rule' of a contribution a joint rule has already computed."""
+    return c
 
 
 def _scatter(grads, owned, p, shape, index, c, xp, anomaly, prim, site) -> None:
@@ -342,6 +347,8 @@ def _scatter(grads, owned, p, shape, index, c, xp, anomaly, prim, site) -> None:
 
 
 def _is_basic_index(index) -> bool:
+    if type(index) is slice:
+        return True
     parts = index if type(index) is tuple else (index,)
     return all(type(p) in _BASIC or isinstance(p, (int, np.integer)) for p in parts)
 
@@ -437,6 +444,13 @@ def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
         else:
             return _apply_plain(prim, args, params)
         shapes = (getattr(v, "shape", ()), getattr(w, "shape", ()))
+    elif n == 3 and type(args[0]) is not TArray and type(args[1]) is TArray and type(args[2]) is TArray:
+        a, b, c = args  # a constant and two tape arrays: a dense layer's x @ W + b
+        tape, v, w = b.tape, b.value, c.value
+        if c.tape is not tape:
+            raise _two_tapes(prim)
+        vals, parents, mask = (a, v, w), (-1, b.index, c.index), 6
+        shapes = (getattr(a, "shape", ()), getattr(v, "shape", ()), getattr(w, "shape", ()))
     else:
         tape, vals, parents, mask = _gather(prim, args)
         if tape is None:
@@ -454,20 +468,25 @@ def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
     if tape.anomaly:
         site = _user_site()
         _check_finite(ans, prim.name, site)
-    getters, pnames = prim.plans.get((mask, n)) or _plan(prim, mask, n)
     if prim.scatter:  # (getitem records through getitem() below; this serves other scatter primitives)
-        kept = (params["index"], None)
+        return _record_view(prim, tape, parents[0], params["index"], None, shapes[0], ans)
+    getters, pnames = prim.plans.get((mask, n)) or _plan(prim, mask, n)
+    pool = [*vals, *shapes, ans, xp, vals, shapes, res]
+    if pnames:
+        defaults = prim.defaults
+        pool += [params[n] if n in params else defaults[n] for n in pnames]
+    if prim.joint is not None:
+        links = (parents, getters(pool), shapes)
+    elif len(getters) == 1:  # per input on the tape: (its node, its rule, what the rule reads, its shape)
+        (k, rule, get), = getters  # (one or two inputs, unrolled: a comprehension is a call of its own in 3.11)
+        links = ((parents[k], rule, get(pool), shapes[k]),)
+    elif len(getters) == 2:
+        (k, rule, get), (j, rule_j, get_j) = getters
+        links = ((parents[k], rule, get(pool), shapes[k]), (parents[j], rule_j, get_j(pool), shapes[j]))
     else:
-        pool = [*vals, *shapes, ans, xp, vals, shapes, res]
-        if pnames:
-            defaults = prim.defaults
-            pool += [params[n] if n in params else defaults[n] for n in pnames]
-        if prim.joint is not None:
-            kept = getters(pool)
-        else:
-            kept = [None if get is None else get(pool) for get in getters]
+        links = [(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters]
     nodes = tape.nodes
-    nodes.append((prim, parents, kept, shapes, site))
+    nodes.append((prim, links, site))
     return TArray(ans, tape, len(nodes) - 1)
 
 
@@ -496,7 +515,7 @@ def _record_view(prim: Primitive, tape: "Tape", parent: int, index: Any, view_sh
         site = _user_site()
         _check_finite(value, prim.name, site)
     nodes = tape.nodes
-    nodes.append((prim, (parent,), (index, view_shape), (parent_shape,), site))
+    nodes.append((prim, (parent, index, view_shape, parent_shape), site))
     return TArray(value, tape, len(nodes) - 1)
 
 
@@ -510,15 +529,16 @@ def reshape_view(x: TArray, shape: Any) -> TArray | None:
     """
     tape = x.tape
     node = tape.nodes[x.index]
-    if (node is None or not node[0].scatter or node[2][1] is not None or type(x.value) is not np.ndarray
-            or not _is_basic_index(node[2][0])):
+    if node is None or not node[0].scatter or type(x.value) is not np.ndarray:
         return None
-    prim, parents, (index, _), shapes, _ = node
+    prim, (parent, index, view_shape, parent_shape), _ = node
+    if view_shape is not None or not _is_basic_index(index):
+        return None
     try:
         value = x.value.reshape(shape)
     except (ValueError, TypeError):
         return None  # the reshape primitive reports it, naming the op and the shapes
-    return _record_view(prim, tape, parents[0], index, x.value.shape, shapes[0], value)
+    return _record_view(prim, tape, parent, index, x.value.shape, parent_shape, value)
 
 
 # --- custom operations, in the spirit of torch.autograd.Function (seed 003) --------------
@@ -574,7 +594,7 @@ class Function:
         parents = tuple(a.index if type(a) is TArray else -1 for a in args)
         shapes = tuple(getattr(v, "shape", ()) for v in vals)
         site = _user_site() if tape.anomaly else None
-        tape.nodes.append((prim, parents, (ctx,), shapes, site))
+        tape.nodes.append((prim, (parents, (ctx,), shapes), site))
         return TArray(ans, tape, len(tape.nodes) - 1)
 
 
