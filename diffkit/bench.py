@@ -3,8 +3,8 @@
 The problems are MLPs ``[h, h, h, 10]`` (tanh, softmax cross-entropy, L2 =
 1e-3, batch 64) at P ~ 1e2 .. 1e6 (:func:`diffkit.problems.mlp_for_size`).
 For each size, each BLAS thread count and each method the benchmark records
-the forward time, the gradient time (median of ``repeats`` >= 7 calls, after
-one warm-up call), gradient / forward (over the *numpy* forward, the same
+the forward time, the gradient time (median of ``repeats`` >= 7 samples, each
+the mean of as many back-to-back calls as fill 2 ms, after one warm-up call), gradient / forward (over the *numpy* forward, the same
 denominator for every method), the ratio to the hand-written backprop, and
 the peak memory of one gradient call under tracemalloc.
 
@@ -100,17 +100,29 @@ def blas_threads(n: int):
             torch.set_num_threads(before)
 
 
+SAMPLE_S = 2e-3  # a timing sample runs the call back to back until it lasts this long (timeit's autorange idea)
+
+
 def _time(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Median and min wall seconds of ``repeats`` calls after one warm-up call, garbage collector paused."""
+    """Median and min wall seconds per call over ``repeats`` samples, after one warm-up call, GC paused.
+
+    A sample is ``n`` calls back to back, with ``n`` chosen so that it lasts
+    about :data:`SAMPLE_S` (1 for calls that long): a 0.1 ms call timed alone
+    is mostly timer and scheduler noise on a shared machine.
+    """
+    start = time.perf_counter()
     fn()
+    once = time.perf_counter() - start
+    calls = max(1, min(1000, int(SAMPLE_S / max(once, 1e-9))))
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
+            for _ in range(calls):
+                fn()
+            times.append((time.perf_counter() - start) / calls)
     finally:
         if was_enabled:
             gc.enable()
@@ -366,7 +378,8 @@ def format_bench(df: pd.DataFrame) -> str:
         out.append("")
     attrs = df.attrs
     if attrs:
-        out.append(f"median of {attrs.get('repeats')} runs after one warm-up; glibc keeps freed memory: "
+        out.append(f"median of {attrs.get('repeats')} samples after one warm-up, each sample the mean of as many "
+                   f"back-to-back calls as fill {SAMPLE_S * 1e3:g} ms; glibc keeps freed memory: "
                    f"{attrs.get('keep_memory')}; family {attrs.get('family')}; jax's XLA thread pool is fixed "
                    f"when it starts, so its rows are not thread-limited")
     return "\n".join(out)
