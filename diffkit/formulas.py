@@ -17,8 +17,9 @@ from .backends import namespace
 # Stable forms that a backend may implement natively (the tape does, with exact rules).
 FUSED_STABLE = ("sigmoid", "log_sigmoid", "softplus", "relu", "leaky_relu", "logsumexp", "softmax", "log_softmax",
                 "binary_cross_entropy", "softmax_cross_entropy")
-# ... and every form a backend may implement natively: those, and the dense layer (one tape node, not three).
-FUSED = ("affine",) + FUSED_STABLE
+# ... and every form a backend may implement natively: those, the dense layer (one tape node, not two) and the
+# sum of squares of the L2 term (one node whose rule is one pass, 2 g x, where x @ x has two rules).
+FUSED = ("affine", "sum_of_squares") + FUSED_STABLE
 
 
 def batch_size(z) -> int:
@@ -36,6 +37,12 @@ def rows(shape: tuple) -> int:
 def affine(x, w, b):
     # a dense layer acting on rows, x W + b, with W of shape fan_in x fan_out (seed 004's layout)
     return x @ w + b
+
+
+def sum_of_squares(x):
+    # sum of x_i^2 as one dot product: one pass, where sum(x * x) makes a temporary the size of x
+    v = namespace(x).reshape(x, (-1,))
+    return v @ v
 
 
 def sigmoid(x):

@@ -200,8 +200,7 @@ def mlp(layers, activation: str = "tanh", loss: str = "softmax_cross_entropy", *
         J = cost(a, Y, stable=stable)
         if not l2:
             return J
-        w = theta[:n_weights]
-        return J + (l2 / (2 * batch)) * (w @ w)  # the sum of squares of all weights, as one dot product
+        return J + (l2 / (2 * batch)) * nn.sum_of_squares(theta[:n_weights])  # all the weights: one slice
 
     name = f"mlp{layers}-{activation}-{loss}" + ("" if stable else "-naive")
     meta = dict(layers=layers, activation=activation, loss=loss, l2=l2, batch=batch, seed=seed, stable=stable,

@@ -157,6 +157,9 @@ defprim("affine",   lambda xp, x, w, b: xp.matmul(x, w) + b,   # a dense layer i
         lambda g, w, x_shape: _matmul_x(g, w, x_shape), lambda g, x, w_shape: _matmul_y(g, x, w_shape),
         lambda g, b_shape: _sum_to(g, b_shape))
 
+defprim("sum_of_squares", lambda xp, x: formulas.sum_of_squares(x),   # the L2 term (diffkit.nn.sum_of_squares)
+        lambda g, x: (2 * g) * x)
+
 # --- elementwise functions
 defprim("exp",   lambda xp, x: xp.exp(x),     lambda g, ans: g * ans)
 defprim("log",   lambda xp, x: xp.log(x),     lambda g, x: g / x)

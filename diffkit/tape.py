@@ -15,8 +15,14 @@ adder), and nodes are freed as the sweep passes them.
 
 What keeps it lean (issue 8): nothing is kept for the rules of constant inputs;
 each primitive resolves once per call pattern which values its rules read
-(:func:`_plan`); a contribution the sweep has just made becomes its parent's
-accumulator, added into in place.
+(:func:`_plan`), and a node holds one link (parent, rule, kept values, shape)
+per input on the tape, nothing for the others; one- and two-input ops record
+without loops; a contribution the sweep has just made becomes its parent's
+accumulator, added into in place; basic slices, and reshapes of them, are view
+nodes whose gradient is added straight into a slice of the parent's buffer.
+At P = 90 the per-op cost of Python (about 1 us to record a node and 1 us to
+sweep it) is what is left: the MLP's 19 nodes cost about as much again as their
+numpy arithmetic.
 """
 from __future__ import annotations
 

@@ -174,6 +174,17 @@ OPS = {
     + xp.sum(xp.max(xp.reshape(t[:6], (2, 3)), axis=1, keepdims=True) * t[6:8]),
     "structure": lambda xp, t: xp.sum(xp.concatenate([t[:3], xp.reshape(t[3:9], (2, 3)).T[1]]) ** 3)
     + xp.sum(xp.stack([t[:3], t[3:6]], axis=1) @ t[6:8]),
+    # dense layers: rows, one vector, a stack of matrices; a vector, a row and a scalar as bias
+    "affine": lambda xp, t: xp.sum(xp.tanh(dk.nn.affine(X, xp.reshape(t[:6], (3, 2)), t[6:8])))
+    + xp.sum(dk.nn.affine(t[:3], xp.reshape(t[3:9], (3, 2)), t[0]) ** 2)
+    + xp.sum(dk.nn.affine(xp.reshape(xp.concatenate([t, t[:3]]), (2, 2, 3)), xp.reshape(t[3:9], (3, 2)),
+                          xp.reshape(t[7:9], (1, 2))) ** 2),
+    "sum_of_squares": lambda xp, t: dk.nn.sum_of_squares(xp.reshape(t[:6], (2, 3))) * t[6]
+    + dk.nn.sum_of_squares(t[3:9] * t[0]),
+    # reshapes of slices (recorded as one view node) used several times, beside the slice itself and a
+    # reshape of a fancy index (which stays a reshape node)
+    "views": lambda xp, t: xp.sum(xp.reshape(t[:6], (2, 3)) ** 2) + xp.sum(xp.reshape(t[:6], (3, 2)) @ t[6:8])
+    + t[:6] @ t[3:9] + xp.sum(xp.reshape(t[2:8], (2, 3))[1] ** 3) + xp.sum(xp.reshape(t[[0, 2, 4, 0]], (2, 2)) ** 2),
     "activations": lambda xp, t: xp.sum(dk.nn.sigmoid(t[:3]) + dk.nn.softplus(t[3:6]) + dk.nn.log_sigmoid(t[6:9])
                                         + dk.nn.leaky_relu(t[:3] - 0.05)) + dk.nn.softmax(t[3:6])[0]
     + xp.sum(dk.nn.logsumexp(xp.reshape(t[:6], (2, 3)))) + dk.nn.log_softmax(t[:3])[1],
