@@ -178,10 +178,13 @@ def mlp(layers, activation: str = "tanh", loss: str = "softmax_cross_entropy", *
     _check_choice("loss", loss, nn.COSTS)
     rng = np.random.default_rng(seed)
     blocks = _layout(layers)
-    # Xavier weights (seed 004); small random biases, so that every parameter has a generic gradient
-    theta0 = scale * np.concatenate([
-        (rng.standard_normal(b.shape) / np.sqrt(b.shape[0]) if b.name[0] == "W" else 0.1 * rng.standard_normal(b.shape))
-        .ravel() for b in blocks])
+    # Xavier weights (seed 004); small random biases, so that every parameter has a generic gradient.  Drawn
+    # layer by layer (W1, b1, W2, ...), whatever the order in theta, so that a seed keeps naming the same network.
+    draws = {}
+    for l, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:]), start=1):
+        draws[f"W{l}"] = rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)
+        draws[f"b{l}"] = 0.1 * rng.standard_normal(n_out)
+    theta0 = scale * np.concatenate([draws[b.name].ravel() for b in blocks])
     X = rng.standard_normal((batch, layers[0]))
     Y = _targets(rng, X, layers, loss)
     act = nn.ACTIVATIONS[activation]
