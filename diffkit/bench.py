@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import json
 import math
 import sys
 import time
@@ -142,9 +143,25 @@ def _held_by_tape(prob) -> int:
 
 
 def _activation_bytes(prob) -> int:
-    """The activations a hand-written tanh backprop must keep: a_l of every hidden layer (tanh' = 1 - a^2)."""
+    """What a hand-written tanh backprop must keep: a_l of every hidden layer (tanh' = 1 - a^2, and a^T delta),
+    and the output layer's softmax (or its delta), which y_hat - y needs."""
     layers, batch = prob.meta["layers"], prob.meta["batch"]
-    return batch * sum(layers[1:-1]) * np.dtype(np.float64).itemsize
+    return batch * sum(layers[1:]) * np.dtype(np.float64).itemsize
+
+
+def matmul_flop_floor(layers: list[int]) -> float:
+    """Gradient time over forward time that the matrix products alone impose on an MLP with these layer sizes.
+
+    The forward multiplies ``a W`` per layer; the gradient does that again, plus ``a^T delta`` per layer and
+    ``delta W^T`` per layer but the first (the input needs no gradient).  Where BLAS dominates (large P),
+    no backprop, hand-written or taped, can go below it.
+
+    >>> round(matmul_flop_floor([700, 700, 700, 10]), 3)  # [h, h, h, 10]: 2 h^2 forward, 5 h^2 for the gradient
+    2.504
+    """
+    products = [a * b for a, b in zip(layers[:-1], layers[1:])]
+    forward = sum(products)
+    return (2 * forward + sum(products[1:])) / forward
 
 
 _HELD = {"reverse": _held_by_tape, "handwritten": _activation_bytes}  # the memory table's last columns
@@ -350,7 +367,8 @@ def format_bench(df: pd.DataFrame) -> str:
         if len(mem):
             out.append(f"Memory, KiB ({n} thread{'s' if n > 1 else ''}): peak of one gradient (tracemalloc; torch and "
                        f"jax allocate outside Python and are invisible to it); what the tape holds after the forward "
-                       f"(tracemalloc) against the activations a hand-written backprop must keep (64 x sum h x 8 B)\n")
+                       f"(tracemalloc) against what a hand-written backprop must keep: the hidden activations and the output's "
+                       f"softmax (64 x (sum h + 10) x 8 B)\n")
             shown = [m for m in methods if m in set(mem["method"])]
             mbody = []
             for P, rows in mem.groupby("P", sort=True):
@@ -372,9 +390,14 @@ def format_bench(df: pd.DataFrame) -> str:
     if len(one):
         out.append(f"### Issue 2 table ({min(df['threads'])} thread): the tape against a forward pass and the "
                    f"hand-written backprop\n")
-        out.append(_table(["P", "forward ms", "tape gradient ms", "tape/forward", "tape/handwritten"],
+        out.append(_table(["P", "forward ms", "tape gradient ms", "tape/forward", "handwritten/forward",
+                           "matmul FLOP floor", "tape/handwritten"],
                           [[f"{r.P:,}", _fmt_ms(r.numpy_forward_ms), _fmt_ms(r.grad_ms), f"{r.grad_over_forward:.2f}",
-                            f"{r.vs_handwritten:.2f}"] for r in one.itertuples()]))
+                            f"{r.grad_over_forward / r.vs_handwritten:.2f}",
+                            f"{matmul_flop_floor(json.loads(r.layers)):.2f}", f"{r.vs_handwritten:.2f}"]
+                           for r in one.itertuples()]))
+        out.append("(matmul FLOP floor: gradient over forward in matrix-product flops alone, "
+                   "diffkit.bench.matmul_flop_floor; where BLAS dominates no backprop goes below it.)")
         out.append("")
     attrs = df.attrs
     if attrs:

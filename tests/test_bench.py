@@ -38,8 +38,9 @@ def test_ok_rows_have_times_ratios_and_tape_memory(tiny):
     assert tape["vs_handwritten"] == pytest.approx(tape["grad_ms"] / hw.iloc[0]["grad_ms"])
     assert tape["grad_over_forward"] == pytest.approx(tape["grad_ms"] / tape["numpy_forward_ms"])
     assert tape["peak_bytes"] > 0 and tape["held_bytes"] > 0
-    # the activations a hand-written tanh backprop keeps at P = 90: two hidden layers of 4, batch 64, 8 bytes each
-    assert hw.set_index("P").loc[90, "held_bytes"] == 64 * (4 + 4) * 8
+    # what a hand-written tanh backprop keeps at P = 90: two hidden layers of 4 and the softmax of the 10 outputs,
+    # batch 64, 8 bytes each
+    assert hw.set_index("P").loc[90, "held_bytes"] == 64 * (4 + 4 + 10) * 8
 
 
 def test_central_is_skipped_past_its_budget_and_says_why(tiny):
@@ -62,6 +63,14 @@ def test_format_has_the_time_ratio_memory_and_issue2_tables(tiny):
     assert "| P | forward (numpy) | handwritten | reverse | central |" in text
     assert "tape/handwritten" in text and "holds/activations" in text
     assert "Issue 2 table" in text and "| 960 |" in text.split("Issue 2 table")[1]
+    assert "matmul FLOP floor" in text.split("Issue 2 table")[1]
+
+
+def test_matmul_flop_floor_counts_by_hand():
+    # [3, 5, 2]: forward 3*5 + 5*2 = 25 multiply-adds per row; the gradient repeats them, adds a^T delta for both
+    # layers (25) and delta W^T for the second only (10): 60 / 25
+    assert bench.matmul_flop_floor([3, 5, 2]) == pytest.approx(60 / 25)
+    assert bench.matmul_flop_floor([4, 9]) == pytest.approx(2.0)  # one layer: no input gradient at all
 
 
 def test_bad_arguments_are_refused_with_the_valid_choices():
