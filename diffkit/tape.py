@@ -241,16 +241,36 @@ class Tape:
     and the line of user code that called it.
     """
 
-    __slots__ = ("nodes", "vxp", "anomaly")
+    __slots__ = ("nodes", "vxp", "anomaly", "values")
 
-    def __init__(self, vxp: Any = np, anomaly: bool = False):
+    def __init__(self, vxp: Any = np, anomaly: bool = False, record_values: bool = False):
         self.nodes: list = []
         self.vxp = vxp
         self.anomaly = anomaly
+        self.values: list | None = [] if record_values else None  # node i's forward value, for dk.graph
+
+    def op_name(self, i: int) -> str:
+        """The primitive that made node ``i`` (``"input"`` for a leaf)."""
+        node = self.nodes[i]
+        return "input" if node is None else node[0].name
+
+    def parents(self, i: int) -> list:
+        """The nodes that node ``i`` was computed from, in argument order (tape inputs only)."""
+        node = self.nodes[i]
+        if node is None:
+            return []
+        prim, links, _ = node
+        if prim.scatter:
+            return [links[0]]
+        if prim.joint is not None:
+            return [p for p in links[0] if p >= 0]
+        return [link[0] for link in links]
 
     def leaf(self, value: Any) -> TArray:
         """Start recording: a tape array for an input whose gradient we want."""
         self.nodes.append(None)
+        if self.values is not None:
+            self.values.append(value)
         return TArray(value, self, len(self.nodes) - 1)
 
     def __len__(self) -> int:
@@ -270,11 +290,13 @@ class Tape:
                         total += v.nbytes
         return total
 
-    def backward(self, out: TArray, cotangent: Any = 1.0, *, retain: bool = False) -> list:
+    def backward(self, out: TArray, cotangent: Any = 1.0, *, retain: bool = False, on_edge: Any = None) -> list:
         """Sweep backward from ``out``; return the list of gradients per node (leaves kept).
 
         Unless ``retain`` is set, each node is freed as soon as the sweep has
-        passed it, so the tape can be swept only once.
+        passed it, so the tape can be swept only once.  ``on_edge(child, parent,
+        contribution)``, when given, sees every gradient the sweep sends along an
+        edge (for :func:`diffkit.graph`).
         """
         nodes, xp, anomaly = self.nodes, self.vxp, self.anomaly
         grads: list = [None] * len(nodes)
@@ -296,6 +318,8 @@ class Tape:
                 c = prim.rules[0](g)
                 if view_shape is not None:
                     c = c.reshape(view_shape) if type(c) is np.ndarray else np.reshape(c, view_shape)
+                if on_edge is not None:
+                    on_edge(i, p, c)
                 if owned[p] and type(index) is slice and not anomaly:  # the common case, inline: a slice
                     view = grads[p][index]
                     view += c
@@ -314,6 +338,8 @@ class Tape:
                     _check_finite(c, f"the derivative rule of {prim.name}", site)
                 if getattr(c, "shape", ()) != shape:
                     c = unbroadcast(c, shape)
+                if on_edge is not None:
+                    on_edge(i, p, c)
                 acc = grads[p]
                 if acc is None:
                     # An array the rule has just made, held by nothing but this loop (the count: `c` and
@@ -493,6 +519,8 @@ def apply(prim: Primitive, *args: Any, **params: Any) -> Any:
         links = [(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters]
     nodes = tape.nodes
     nodes.append((prim, links, site))
+    if tape.values is not None:
+        tape.values.append(ans)
     return TArray(ans, tape, len(nodes) - 1)
 
 
@@ -522,6 +550,8 @@ def _record_view(prim: Primitive, tape: "Tape", parent: int, index: Any, view_sh
         _check_finite(value, prim.name, site)
     nodes = tape.nodes
     nodes.append((prim, (parent, index, view_shape, parent_shape), site))
+    if tape.values is not None:
+        tape.values.append(value)
     return TArray(value, tape, len(nodes) - 1)
 
 
@@ -601,6 +631,8 @@ class Function:
         shapes = tuple(getattr(v, "shape", ()) for v in vals)
         site = _user_site() if tape.anomaly else None
         tape.nodes.append((prim, (parents, (ctx,), shapes), site))
+        if tape.values is not None:
+            tape.values.append(ans)
         return TArray(ans, tape, len(tape.nodes) - 1)
 
 
