@@ -6,6 +6,7 @@ memory accounting (:mod:`.memory`) sit beside the core.
 """
 from __future__ import annotations
 
+from . import levels  # noqa: F401  (installs the mixed-trace path and the tape namespace into .core)
 from .array import TArray
 from .core import Tape, apply, new_level, unbroadcast
 from .custom import Context, Function

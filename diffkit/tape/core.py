@@ -1,19 +1,13 @@
 """The reverse-mode tape: record each primitive as one node, then sweep back once.
 
-A :class:`~diffkit.tape.array.TArray` wraps a value and the index of the node
-that made it.  :func:`apply` runs a primitive's forward on the raw values (in
-the tape's value namespace ``vxp``) and appends a node ``(primitive, links,
-site)``, where ``links`` holds, per input on the tape, ``(parent, rule, kept
-values, shape)``: only what that input's rule names (:mod:`.plans`).  The
-sweep calls each rule with the incoming gradient ``g`` and adds the results
-into the parents, so fan-out adds (the copy gate of seed 002).
-
-Tapes nest: every tape has a ``level`` (its creation order).  When an op mixes
-arrays of two tapes, the newer tape records it and the older tape's arrays are
-plain values for it, and since a nested tape's values are the outer tape's
-arrays, its sweep, written against ``vxp``, is itself recorded by the outer
-tape.  That is how second derivatives come out, and why an inner derivative
-never confuses the outer one's perturbation.
+A node is ``(primitive, links, site)``; ``links`` holds, per input on the tape,
+``(parent, rule, kept values, shape)``: only what that input's rule names
+(:mod:`.plans`).  The sweep calls each rule with the incoming gradient ``g``
+and adds the results into the parents, so fan-out adds (seed 002's copy gate).
+Tapes nest by ``level`` (creation order): an op mixing two tapes is recorded
+by the newer one, for which the older one's arrays are values, and a nested
+sweep written against ``vxp`` is itself recorded by the outer tape: that is
+how second derivatives come out without perturbation confusion.
 """
 from __future__ import annotations
 
@@ -25,15 +19,15 @@ from typing import Any
 import numpy as np
 
 from ..backends import NUMPY
-from ..dispatch import TRACERS, namespace
+from ..dispatch import TRACERS
 from .array import TArray
-from .namespace import TracerNamespace
 from .plans import plan
 
-__all__ = ["Tape", "apply", "record", "unbroadcast", "tape_namespace"]
+__all__ = ["Tape", "apply", "record", "record_op", "unbroadcast", "new_level"]
 
 _F64 = np.dtype(np.float64)
 _LEVELS = itertools.count(1)
+HOOKS: dict = {}  # filled by .levels, which builds on this module: "levels" (mixed traces), "namespace"
 
 
 def new_level() -> int:
@@ -49,7 +43,7 @@ class Tape:
     def __init__(self, vxp: Any = None, anomaly: bool = False, record_values: bool = False):
         self.vxp = NUMPY if vxp is None or vxp is np else vxp
         self.impls = self.vxp.impls  # the forward of each primitive, by index, in the value namespace
-        self.ns = tape_namespace(self.vxp)
+        self.ns = HOOKS["namespace"](self.vxp)
         self.nodes: list = []
         self.level = new_level()
         self.anomaly = anomaly
@@ -169,7 +163,7 @@ def apply(prim: Any, *args: Any, **params: Any) -> Any:
     if n == 1:
         a = args[0]
         if type(a) is not TArray:
-            return levels(prim, args, params)
+            return HOOKS["levels"](prim, args, params)
         tape, vals, parents, mask = a.tape, (a.value,), (a.index,), 1
     elif n == 2:
         a, b = args
@@ -179,24 +173,13 @@ def apply(prim: Any, *args: Any, **params: Any) -> Any:
         elif tb and not ta and type(a) not in TRACERS:
             tape, vals, parents, mask = b.tape, (a, b.value), (-1, b.index), 2
         else:
-            return levels(prim, args, params)
+            return HOOKS["levels"](prim, args, params)
     else:
-        return levels(prim, args, params)
-    return _record_op(prim, tape, vals, parents, mask, params)
+        return HOOKS["levels"](prim, args, params)
+    return record_op(prim, tape, vals, parents, mask, params)
 
 
-def apply_on(prim: Any, tape: Tape, args: tuple, params: dict) -> TArray:
-    """Record ``prim`` on ``tape``, treating arrays of other (outer) tapes as plain values."""
-    vals, parents, mask = [], [], 0
-    for k, a in enumerate(args):
-        mine = type(a) is TArray and a.tape is tape
-        vals.append(a.value if mine else a)
-        parents.append(a.index if mine else -1)
-        mask |= mine << k
-    return _record_op(prim, tape, tuple(vals), tuple(parents), mask, params)
-
-
-def _record_op(prim, tape, vals, parents, mask, params):
+def record_op(prim, tape, vals, parents, mask, params):
     shapes = tuple([getattr(v, "shape", ()) for v in vals])
     try:
         ans = tape.impls[prim.index](*vals, **params)
@@ -224,47 +207,3 @@ def _record_op(prim, tape, vals, parents, mask, params):
         links = tuple([(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters])
     return record(tape, (prim, links, site), ans)
 
-
-def levels(prim: Any, args: tuple, params: dict) -> Any:
-    """``prim`` on any mix of arrays: the trace of the highest level records it; no trace: the plain forward."""
-    top = None
-    for a in args:
-        if type(a) in TRACERS and (top is None or a._level > top._level):
-            top = a
-    if top is None:
-        ans = namespace(*args).impls[prim.index](*args, **params)
-        return ans[0] if prim.residual else ans
-    if type(top) is TArray:
-        return apply_on(prim, top.tape, args, params)
-    return type(top).bind(prim, top, args, params)
-
-
-def reshape_view(x: Any, shape: Any) -> TArray | None:
-    """``reshape`` of a basic slice ``y[index]`` of a tape array, as one view node onto ``y`` (None otherwise).
-
-    The view's gradient is then added straight into ``y``'s buffer: an MLP's
-    ``reshape(theta[a:b], shape)`` is one node.
-    """
-    if type(x) is not TArray or type(x.value) is not np.ndarray:
-        return None
-    tape = x.tape
-    node = tape.nodes[x.index]
-    if node is None or not node[0].scatter or node[1][2] is not None or type(node[1][1]) is not slice:
-        return None
-    prim, (parent, index, _, parent_shape), site = node
-    try:
-        value = x.value.reshape(shape)
-    except (ValueError, TypeError):
-        return None  # the reshape primitive reports it, naming the op and the shapes
-    return record(tape, (prim, (parent, index, x.value.shape, parent_shape), site), value)
-
-
-_NAMESPACES: dict = {}
-
-
-def tape_namespace(vxp: Any) -> TracerNamespace:
-    """The namespace of tape arrays over values of ``vxp`` (one per value namespace)."""
-    ns = _NAMESPACES.get(id(vxp))
-    if ns is None:
-        ns = _NAMESPACES[id(vxp)] = TracerNamespace("tape", vxp, apply, reshape_view)
-    return ns

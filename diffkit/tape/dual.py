@@ -16,7 +16,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..dispatch import namespace, register_tracer
-from .core import levels, new_level
+from .core import new_level
+from .levels import levels
 from .namespace import TracerNamespace
 
 __all__ = ["Dual", "jvp", "dual_namespace"]
