@@ -329,6 +329,10 @@ def _span_name(span: range, size: int, namer: Callable[[int], str], blocks) -> s
             return block.name
     if len(span) == 1:
         return namer(span.start)
+    starts = {b.start: b.name for b in blocks}
+    stops = {b.stop: b.name for b in blocks}
+    if span.start in starts and span.stop in stops:  # whole blocks, such as all the weights of an L2 term
+        return f"{starts[span.start]}…{stops[span.stop]}"
     if len(span) == size:
         return "theta"
     return f"{namer(span.start)}…{namer(span.stop - 1)}"

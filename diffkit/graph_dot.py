@@ -64,21 +64,29 @@ def _shape_text(value: Any) -> str:
     return "×".join(map(str, shape)) if shape else "scalar"
 
 
-def _group_line(group_id: str, group: str, members: list) -> str:
+def _group_line(group_id: str, group: str, members: list, grads: dict, decimals: int) -> str:
+    """One box for a group: its name, its gates in order, its inputs' shapes and (in red) their gradients."""
     gates = " → ".join(html.escape(n.label) for n in members if not n.is_input)
-    params = ", ".join(f"{html.escape(n.label)} {_shape_text(n.value)}" for n in members if n.is_input)
+    inputs = [n for n in members if n.is_input]
+    params = ", ".join(f"{html.escape(n.label)} {_shape_text(n.value)}" for n in inputs)
+    sent = ", ".join(f"∂{html.escape(n.label)}: {html.escape(summary(grads[n.index], decimals))}" for n in inputs
+                     if n.index in grads)
+    sent = f'<br/><font point-size="10" color="{GRAD_COLOUR}">{sent}</font>' if sent else ""
     return (f'{group_id} [shape=box, style="rounded,filled", fillcolor="#eef3fb", color="#4a6fa5", '
-            f'label=<<b>{html.escape(group)}</b><br/>{gates}<br/><font point-size="10">{params}</font>>];')
+            f'label=<<b>{html.escape(group)}</b><br/>{gates}<br/><font point-size="10">{params}</font>{sent}>];')
 
 
 def graph_body(g, collapse: bool, decimals: int = 2, prefix: str = "n", ranks: bool = True) -> list[str]:
     """The node and edge statements of ``g`` (ids start with ``prefix``, so two graphs can share one DOT)."""
-    groups = sorted(g.groups) if collapse else []
+    groups = sorted(g.groups, key=lambda name: g.groups[name][0]) if collapse else []  # in tape order
     group_id = {name: f"{prefix}g{k}" for k, name in enumerate(groups)}
     drawn = {i: group_id.get(node.group, f"{prefix}{i}") for i, node in g.nodes.items()}
-    lines = []
+    lines, grads = [], {}
+    for e in g.edges:  # each input's gradient, summed over its uses
+        if e.grad is not None and g.nodes[e.parent].is_input:
+            grads[e.parent] = grads.get(e.parent, 0) + e.grad
     for name in groups:
-        lines.append(_group_line(group_id[name], name, [g.nodes[i] for i in g.groups[name]]))
+        lines.append(_group_line(group_id[name], name, [g.nodes[i] for i in g.groups[name]], grads, decimals))
     for i, node in g.nodes.items():
         if drawn[i] == f"{prefix}{i}":
             lines.append(_node_line(drawn[i], node))
@@ -112,11 +120,14 @@ def _expression_label(expr) -> str:
     return {"Add": "+", "Mul": "*", "Pow": "^"}.get(type(expr).__name__, type(expr).__name__)
 
 
-def expression_lines(expr, prefix: str = "e", max_nodes: int = 2000) -> list[str]:
-    """A SymPy expression as a tree, leaves on the left: every repeated subexpression drawn again (the swell)."""
-    lines, todo, count = [], [(expr, None)], 0
+def expression_lines(expr, prefix: str = "e", max_nodes: int = 2000) -> tuple[list[str], list[str]]:
+    """A SymPy expression as a tree, leaves on the left: every repeated subexpression drawn again (the swell).
+
+    Returns the DOT lines and the ids of the deepest leaves (where a graph drawn to its left attaches).
+    """
+    lines, todo, count, deepest, depth_max = [], [(expr, None, 0)], 0, [], -1
     while todo:
-        node, parent = todo.pop()
+        node, parent, depth = todo.pop()
         node_id = f"{prefix}{count}"
         count += 1
         if count > max_nodes:
@@ -126,8 +137,10 @@ def expression_lines(expr, prefix: str = "e", max_nodes: int = 2000) -> list[str
         lines.append(f'{node_id} [{style}, label="{html.escape(_expression_label(node))}"];')
         if parent is not None:
             lines.append(f"{node_id} -> {parent};")
-        todo.extend((arg, node_id) for arg in reversed(node.args))
-    return lines
+        if leaf and depth >= depth_max:
+            deepest, depth_max = ([] if depth > depth_max else deepest) + [node_id], depth
+        todo.extend((arg, node_id, depth + 1) for arg in reversed(node.args))
+    return lines, deepest
 
 
 def logistic_map_dot(n: int, x: float = 0.25, decimals: int = 2) -> str:
@@ -146,11 +159,13 @@ def logistic_map_dot(n: int, x: float = 0.25, decimals: int = 2) -> str:
         raise ValueError(f"n must be between 1 and 6 (the expression tree of dl_n/dx doubles with each n); got {n}")
     g = graph(lambda t: logistic_map(t[0], n), np.array([float(x)]), names=["x"], output_name=f"l{n}")
     derivative = sympy.diff(logistic_map(X, n), X)
-    tree = expression_lines(derivative)
+    tree, deepest = expression_lines(derivative)
+    # invisible edges from the tape's output to the tree's deepest leaves put the tree to its right (rankdir=LR)
+    beside = [f"tout -> {leaf} [style=invis];" for leaf in deepest]
     tape_title = f"tape: l{n} at x = {fmt_number(x, decimals)} ({len(g.gates())} gates)"
     sympy_title = f"SymPy: dl{n}/dx, {sympy.count_ops(derivative)} ops ({sum(' -> ' not in t for t in tree)} nodes)"
     return "\n".join(["digraph G {", *HEADER, "compound=true;",
                       "subgraph cluster_tape {", f'label="{html.escape(tape_title)}"; color="#4a6fa5";',
                       *graph_body(g, False, decimals, prefix="t", ranks=False), "}",
                       "subgraph cluster_sympy {", f'label="{html.escape(sympy_title)}"; color="#7a4a9a";',
-                      *tree, "}", "}"]) + "\n"
+                      *tree, "}", *beside, "}"]) + "\n"
