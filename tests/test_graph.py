@@ -1,0 +1,207 @@
+"""dk.graph against the numbers the lecture notes print on their circuits (seeds 000-002), read back from the DOT.
+
+The references are the seeds' printed numbers and closed forms derived by hand, never diffkit's own gradient.
+Rendering tests skip, saying why, where Graphviz's ``dot`` is missing (``apt-get install graphviz``).
+"""
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import diffkit as dk
+from diffkit.graph import GraphvizMissing
+from diffkit.graph_dot import VALUE_COLOUR, GRAD_COLOUR, logistic_map_dot
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
+                               reason="Graphviz's dot is not installed (apt-get install graphviz)")
+
+NODE = re.compile(r"^(\w+) \[.*?label=<(.*)>\];$", re.M)
+EDGE = re.compile(r"^(\w+) -> (\w+) \[label=<(.*)>\];$", re.M)
+
+
+def _text(label: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", " ", label)).split()[0] if label.strip() else ""
+
+
+def _coloured(label: str, colour: str) -> str | None:
+    m = re.search(rf'<font color="{colour}">(.*?)</font>', label)
+    return html.unescape(m.group(1)) if m else None
+
+
+def parse(dot: str) -> list[tuple[str, str, str, str | None]]:
+    """(parent label, child label, value text, gradient text) per edge of the DOT."""
+    labels = {node_id: _text(label) for node_id, label in NODE.findall(dot)}
+    return [(labels[a], labels[b], _coloured(label, VALUE_COLOUR), _coloured(label, GRAD_COLOUR))
+            for a, b, label in EDGE.findall(dot)]
+
+
+def edges_from(dot: str, parent: str) -> list[tuple[str, str, str | None]]:
+    return [(child, value, grad) for p, child, value, grad in parse(dot) if p == parent]
+
+
+def matches_print(shown: str, printed: str) -> bool:
+    """``shown`` agrees with the notes' ``printed`` number to the precision the notes print."""
+    decimals = len(printed.split(".")[1]) if "." in printed else 0
+    return round(float(shown), decimals) == float(printed)
+
+
+def test_seed_circuit_edges_carry_the_printed_values_and_gradients():
+    # seed 000: f(x, y, z) = (x + y) z at (-2, 5, -4); q = 3, f = -12; df/dx = df/dy = z = -4, df/dz = q = 3
+    edges = {(p, c): (float(v), float(g)) for p, c, v, g in parse(dk.graph(dk.problems.seed_circuit()).to_dot())}
+    assert edges == {("x", "+"): (-2, -4), ("y", "+"): (5, -4), ("z", "*"): (-4, 3), ("+", "*"): (3, -4),
+                     ("*", "f"): (-12, 1)}
+
+
+def test_sigmoid_neuron_shows_073_the_local_gradient_02_and_the_printed_gradients():
+    # seeds 000/001: sigma(w0 x0 + w1 x1 + w2) at w = (2, -3, -3), x = (-1, -2) is 0.73; the sigmoid's local
+    # gradient (1 - 0.73) 0.73 = 0.2 reaches every input of the add gates; then w0: -0.2, x0: 0.39 (printed
+    # [2] x [0.2] = 0.4 before rounding the 0.2), w1: -0.39, x1: -0.59, w2: 0.2
+    dot = dk.graph(dk.problems.seed_sigmoid_neuron()).to_dot()
+    (_, value, grad), = edges_from(dot, "σ")
+    assert matches_print(value, "0.73") and matches_print(grad, "1.00")
+    (into_sigmoid,) = [g for p, c, v, g in parse(dot) if c == "σ"]
+    assert matches_print(into_sigmoid, "0.2")
+    printed = {"w0": ("2", "-0.2"), "x0": ("-1", "0.39"), "w1": ("-3", "-0.39"), "x1": ("-2", "-0.59"),
+               "w2": ("-3", "0.2")}
+    for name, (value, grad) in printed.items():
+        (_, shown_value, shown_grad), = edges_from(dot, name)
+        assert matches_print(shown_value, value) and matches_print(shown_grad, grad), name
+
+
+def test_relu_chain_copy_gate_adds_its_gradients_and_w1_gets_80():
+    # seed 003: L = (w2 relu(w1 x) - y)^2 / 2 at x = 5, w1 = 1, w2 = 2, y = 2: d = 8, dL/dw1 = 5 * 1 * 2 * 8 = 80.
+    # 0.5 * d * d reads d twice: the copy gate of seed 002 sends back 4 + 4 = 8 = dL/dd
+    dot = dk.graph(dk.problems.seed_relu_chain()).to_dot()
+    assert [float(g) for _, _, g in edges_from(dot, "w1")] == [80]
+    assert [float(g) for _, _, g in edges_from(dot, "w2")] == [5 * 8]  # relu(5) * (y_hat - y)
+    copies = edges_from(dot, "−")
+    assert [float(v) for _, v, _ in copies] == [8, 8] and sum(float(g) for _, _, g in copies) == 8
+    assert [float(g) for p, c, v, g in parse(dot) if c == "−"] == [8]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-10, 10, allow_nan=False), min_size=3, max_size=3))
+def test_circuit_gradients_land_on_the_right_edges(theta):
+    # by hand: df/dx = df/dy = z, df/dz = x + y, and the + gate's output edge carries x + y forward, z back
+    x, y, z = theta
+    edges = {(p, c): (float(v), float(g)) for p, c, v, g in
+             parse(dk.graph(dk.problems.seed_circuit(), np.array(theta)).to_dot(decimals=6))}
+    expect = {("x", "+"): (x, z), ("y", "+"): (y, z), ("z", "*"): (z, x + y), ("+", "*"): (x + y, z),
+              ("*", "f"): ((x + y) * z, 1.0)}
+    assert edges.keys() == expect.keys()
+    for key, pair in expect.items():
+        for shown, exact in zip(edges[key], pair):
+            assert abs(shown - exact) <= 1e-6 * max(1.0, abs(exact)), (key, shown, exact)
+
+
+def test_repeated_values_are_named_by_the_component_f_reads():
+    # b and c are both -3; f reads c first: its edge must carry c's gradient (10), b's must carry 1
+    dot = dk.graph(lambda t: t[2] * 10.0 + t[1], np.array([0.0, -3.0, -3.0]), names=["a", "b", "c"]).to_dot()
+    assert [float(g) for _, _, g in edges_from(dot, "c")] == [10]
+    assert [float(g) for _, _, g in edges_from(dot, "b")] == [1]
+
+
+def test_user_names_label_gates_and_do_nothing_outside_a_graph():
+    def f(t):
+        q = dk.name(t[0] + t[1], "q")
+        return dk.name(q * t[2], "out")
+    g = dk.graph(f, np.array([-2.0, 5.0, -4.0]), names=["x", "y", "z"])
+    assert [n.name for n in g.gates()] == ["q", "out"]
+    assert '<br/><font point-size="9">q</font>' in g.to_dot()
+    assert dk.gradient(f, np.array([-2.0, 5.0, -4.0])).grad.tolist() == [-4.0, -4.0, 3.0]
+
+
+def _deep_mlp():
+    # ten dense layers of 32: P = 9 * (32 * 32 + 32) + 32 * 10 + 10 = 9834 ~ 1e4, 44 nodes with the L2 term
+    return dk.problems.mlp([32] * 10 + [10], activation="tanh", l2=1e-3)
+
+
+def test_array_edges_show_shape_and_norm():
+    prob = _deep_mlp()
+    dot = dk.graph(prob).to_dot(collapse=False)
+    (_, value, grad), = edges_from(dot, "W1")
+    w1 = prob.theta0[:32 * 32]  # the layout: W1 first, row-major (problems module docstring)
+    assert value == f"32×32, norm {np.linalg.norm(w1):.3g}"
+    assert grad.startswith("32×32, norm ")
+    assert [v for _, v, _ in edges_from(dot, "b1")] == [f"32, norm {np.linalg.norm(prob.theta0[9536:9568]):.3g}"]
+
+
+def test_mlp_over_40_nodes_collapses_into_one_box_per_dense_layer():
+    g = dk.graph(_deep_mlp())
+    assert len(g.nodes) > 40 and g.collapses()
+    dot = g.to_dot()
+    boxes = re.findall(r"<b>(layer \d+)</b><br/>([^<]*)", dot)
+    assert [b for b, _ in boxes] == [f"layer {k}" for k in range(1, 11)]
+    assert {html.unescape(ops) for _, ops in boxes[:9]} == {"affine → tanh"} and boxes[9][1] == "affine"
+    assert "label=<affine>" not in dot and dot.count(" -> ") < 20
+    expanded = g.to_dot(collapse=False)
+    assert expanded.count("label=<affine>") == 10 and "<b>layer" not in expanded
+    small = dk.graph(dk.problems.mlp([4, 16, 3]))
+    assert not small.collapses() and small.collapses(True)
+
+
+@needs_dot
+def test_mlp_of_p_1e4_renders_collapsed(tmp_path):
+    prob = _deep_mlp()
+    start = time.perf_counter()
+    path = dk.graph(prob).render(tmp_path / "mlp.svg")
+    elapsed = time.perf_counter() - start
+    svg = path.read_text()
+    assert re.search(r'<svg width="\d+pt" height="\d+pt"', svg) and "layer 10" in svg
+    print(f"P = {prob.size}: recorded, swept and rendered collapsed in {elapsed:.3f} s")  # (no timed assert)
+
+
+def svg_edge_numbers(svg: str) -> set[tuple[float, float]]:
+    """(forward value, gradient) per drawn edge, read from the SVG's text by colour."""
+    pairs = set()
+    for group in re.findall(r'<g id="[^"]*" class="edge">(.*?)</g>', svg, re.S):
+        value = re.findall(rf'fill="{VALUE_COLOUR}">([^<]*)</text>', group)
+        grad = re.findall(rf'fill="{GRAD_COLOUR}">([^<]*)</text>', group)
+        if value and grad:
+            pairs.add((float(html.unescape(value[0])), float(html.unescape(grad[0]))))
+    return pairs
+
+
+@needs_dot
+def test_png_render_and_the_seed_numbers_in_the_svg(tmp_path):
+    g = dk.graph(dk.problems.seed_circuit())
+    assert g.render(tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = g.render(tmp_path / "c.svg").read_text()
+    assert svg_edge_numbers(svg) == {(-2, -4), (5, -4), (3, -4), (-4, 3), (-12, 1)}  # seed 000
+
+
+def test_missing_dot_names_the_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot on an empty PATH
+    with pytest.raises(GraphvizMissing, match="apt-get install graphviz"):
+        dk.graph(dk.problems.seed_circuit()).render(tmp_path / "c.svg")
+    assert not (tmp_path / "c.svg").exists()
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="names has 2 entries; theta has 3"):
+        dk.graph(dk.problems.seed_circuit(), names=["a", "b"])
+    with pytest.raises(ValueError, match="scalar functions"):
+        dk.graph(lambda t: t * 2.0, np.ones(2))
+    with pytest.raises(ValueError, match="does not depend on theta"):
+        dk.graph(lambda t: 1.0, np.ones(2))
+    with pytest.raises(ValueError, match="format must be 'svg' or 'png'"):
+        dk.graph(dk.problems.seed_circuit()).render("c.pdf")
+
+
+def test_logistic_map_tape_beside_the_sympy_tree():
+    # l2 = 4x(1 - x): dl2/dx = 4 - 8x (Baydin et al. Table 1), a tree of 5 nodes: Add(4, Mul(-8, x));
+    # on the tape x feeds 4x and 1 - x, sending back 4(1 - x) = 3 and -4x = -1 at x = 0.25: 3 - 1 = 2 = 4 - 8x
+    dot = logistic_map_dot(2, x=0.25)
+    tape, tree = dot.split("subgraph cluster_sympy")
+    assert len(re.findall(r"^e\d+ \[", tree, re.M)) == 5
+    grads = sorted(float(g) for _, _, g in edges_from(tape, "x"))
+    assert grads == [-1, 3] and sum(grads) == 4 - 8 * 0.25
+    sizes = [len(re.findall(r"^e\d+ \[", logistic_map_dot(n).split("cluster_sympy")[1], re.M)) for n in (1, 2, 3, 4)]
+    assert sizes[0] == 1 and all(b > 2 * a for a, b in zip(sizes[1:], sizes[2:]))  # the swell: more than doubling
