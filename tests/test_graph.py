@@ -205,3 +205,19 @@ def test_logistic_map_tape_beside_the_sympy_tree():
     assert grads == [-1, 3] and sum(grads) == 4 - 8 * 0.25
     sizes = [len(re.findall(r"^e\d+ \[", logistic_map_dot(n).split("cluster_sympy")[1], re.M)) for n in (1, 2, 3, 4)]
     assert sizes[0] == 1 and all(b > 2 * a for a, b in zip(sizes[1:], sizes[2:]))  # the swell: more than doubling
+
+
+def test_cli_writes_dot_and_svg(tmp_path, capsys):
+    from diffkit.cli import main
+
+    assert main(["graph", "--problem", "seed_circuit", "--out", str(tmp_path / "c.dot")]) == 0
+    edges = {(p, c): (float(v), float(g)) for p, c, v, g in parse((tmp_path / "c.dot").read_text())}
+    assert edges[("z", "*")] == (-4, 3)
+    with pytest.raises(SystemExit) as exit_:
+        main(["graph", "--problem", "seed_circuit", "--out", str(tmp_path / "c.pdf")])
+    assert exit_.value.code == 2 and "end it in .svg, .png or .dot" in capsys.readouterr().err
+    assert not (tmp_path / "c.pdf").exists()
+    if shutil.which("dot"):
+        out = tmp_path / "mlp.svg"
+        assert main(["graph", "--problem", "mlp", "--layers", "4,16,3", "--collapse", "--out", str(out)]) == 0
+        assert "layer 2" in out.read_text()
