@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .document import Figure, Heading, Missing, Para
 
-__all__ = ["SEED_GRAPHS", "write_graphs", "graph_blocks", "inline_svg"]
+__all__ = ["SEED_GRAPHS", "LOGISTIC", "write_graphs", "graph_blocks", "logistic_blocks", "inline_svg"]
 
 # (problem, caption): the numbers each caption states are the ones the seeds print
 SEED_GRAPHS = (
@@ -25,6 +25,10 @@ SEED_GRAPHS = (
     ("seed_relu_chain", "The scalar chain L = ½(w2·relu(w1·x) − y)² at x = 5, w1 = 1, w2 = 2, y = 2 (seed 003): "
                         "∂L/∂w1 = 5·1·2·8 = 80; ŷ − y = 8 is read twice, and the copy gate adds 4 + 4 (seed 002)."),
 )
+LOGISTIC = "graph_logistic_map"  # section 6: Baydin's logistic map, tape beside SymPy, n = 1..4
+LOGISTIC_CAPTION = ("The logistic map l₁ = x, lₙ₊₁ = 4lₙ(1 − lₙ) for n = 1 to 4, top to bottom. Left: the tape of lₙ, "
+                    "one node per operation, with its values and gradients at x = 0.25. Right: SymPy's expression "
+                    "tree of dlₙ/dx, every repeated subexpression drawn again; its size is in each box's title.")
 INTRO = ("The same three examples as computational graphs, drawn from diffkit's tape (`dk.graph`): inputs on the "
          "left, each gate labelled by its operation, the forward value above each edge (green) and the gradient "
          "that the backward sweep sent along it below (red).")
@@ -41,14 +45,19 @@ def write_graphs(out: Path) -> tuple[list[str], dict[str, str]]:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    from diffkit.graph_dot import logistic_map_dot
+
+    drawers = {_name(problem): (lambda p=problem: dk.graph(dk.problems.catalogue()[p]()).to_dot())
+               for problem, _ in SEED_GRAPHS}
+    drawers[LOGISTIC] = lambda: logistic_map_dot([1, 2, 3, 4])
     written, missing = [], {}
-    for problem, _ in SEED_GRAPHS:
+    for name, dot in drawers.items():
         try:
-            dk.graph(dk.problems.catalogue()[problem]()).render(out / f"{_name(problem)}.svg")
+            (out / f"{name}.svg").write_bytes(dk.graph.render_dot(dot(), "svg"))
         except GraphvizMissing as err:
-            missing[_name(problem)] = str(err)
+            missing[name] = str(err)
             continue
-        written.append(_name(problem))
+        written.append(name)
     return written, missing
 
 
@@ -62,6 +71,14 @@ def graph_blocks(figures, missing: dict) -> list:
         else:
             blocks.append(Missing(f"The graph of {problem}", missing.get(name, "not drawn")))
     return blocks
+
+
+def logistic_blocks(figures, missing: dict) -> list:
+    """Section 6's side-by-side drawing of the logistic map, or a note saying what is missing."""
+    blocks = [Heading(3, "The logistic map: the tape beside the symbolic derivative")]
+    if LOGISTIC in figures:
+        return blocks + [Figure(LOGISTIC, LOGISTIC_CAPTION, (), inline_svg=True)]
+    return blocks + [Missing("The logistic-map graphs", missing.get(LOGISTIC, "not drawn"))]
 
 
 def inline_svg(svg: str, prefix: str) -> str:

@@ -14,7 +14,7 @@ import pandas as pd
 from .claims import render_sentences
 from .data import ReportData
 from .document import Code, Figure, Heading, Missing, Para, Table
-from .graphs import graph_blocks
+from .graphs import graph_blocks, logistic_blocks
 
 __all__ = ["build_sections", "SUMMARY_HEADING"]
 
@@ -194,7 +194,7 @@ def swell(tables, missing, figures) -> list:
     blocks += [Heading(3, "Baydin et al. 2018, Table 1, reproduced"), Para(BAYDIN_TABLE1)]
     blocks += _table(tables, "baydin_table1", missing, {}, "The Table 1 reproduction")
     return blocks + _figure(figures, "baydin_table1", "Operation counts of the logistic-map derivatives.",
-                            ("baydin_table1",), missing)
+                            ("baydin_table1",), missing) + logistic_blocks(figures, missing)
 
 
 def stability(tables, missing) -> list:
