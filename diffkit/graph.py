@@ -84,6 +84,7 @@ class Node:
     value: Any  # its forward value
     name: str | None = None
     group: str | None = None
+    constant: str = ""  # "+1", "*-1": the notes' c + x and a x gates, read off a scalar gate's values
 
     @property
     def is_input(self) -> bool:
@@ -94,7 +95,21 @@ class Node:
         """What the drawing writes: an input's name, else the gate's symbol."""
         if self.is_input:
             return self.name or f"node {self.index}"
-        return GATE_SYMBOLS.get(self.op, self.op)
+        return self.constant or GATE_SYMBOLS.get(self.op, self.op)
+
+
+def _constant(tape, i: int) -> str:
+    """``+c`` or ``*c`` for an add or multiply of one tape scalar and a constant (commutative, so its value and
+    its parent's say what c is); empty otherwise."""
+    op, parents = tape.op_name(i), tape.parents(i)
+    if op not in ("add", "multiply") or len(parents) != 1 or np.ndim(tape.values[i]) or np.ndim(
+            tape.values[parents[0]]):
+        return ""
+    value, x = float(tape.values[i]), float(tape.values[parents[0]])
+    if op == "add":
+        c = format(value - x, ".4g")
+        return c if c.startswith("-") else f"+{c}"
+    return f"*{value / x:.4g}" if x != 0 else ""
 
 
 @dataclass(frozen=True)
@@ -229,7 +244,8 @@ def graph(f: Any, theta: Any = None, *, names: Any = None, cotangent: float = 1.
             nodes[i] = Node(i, "input", tape.values[i], label, _group(label))
         else:
             label = user_names.get(i)
-            nodes[i] = Node(i, tape.op_name(i), tape.values[i], label, _group(label) if label else None)
+            nodes[i] = Node(i, tape.op_name(i), tape.values[i], label, _group(label) if label else None,
+                            _constant(tape, i))
     nodes = _inherit_groups(nodes, tape)
     edges = []
     for i in nodes:
@@ -360,7 +376,7 @@ def _inherit_groups(nodes: dict[int, Node], tape) -> dict[int, Node]:
         if not groups and len(parents) == 1 and np.shape(node.value) == np.shape(out[parents[0]].value):
             groups = {out[parents[0]].group} - {None}
         if len(groups) == 1:
-            out[i] = Node(i, node.op, node.value, node.name, groups.pop())
+            out[i] = Node(i, node.op, node.value, node.name, groups.pop(), node.constant)
     return out
 
 

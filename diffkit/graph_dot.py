@@ -54,7 +54,7 @@ def _node_line(node_id: str, node) -> str:
     label = html.escape(node.label)
     if node.is_input:
         return f'{node_id} [shape=plaintext, fontsize=15, label=<<i>{label}</i>>];'
-    shape = "circle" if len(node.label) <= 3 else "box, style=rounded"
+    shape = "circle" if len(node.label) <= 4 else "box, style=rounded"
     named = f'<br/><font point-size="9">{html.escape(node.name)}</font>' if node.name else ""
     return f'{node_id} [shape={shape}, label=<{label}{named}>];'
 

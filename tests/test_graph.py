@@ -222,3 +222,20 @@ def test_cli_writes_dot_and_svg(tmp_path, capsys):
         out = tmp_path / "mlp.svg"
         assert main(["graph", "--problem", "mlp", "--layers", "4,16,3", "--collapse", "--out", str(out)]) == 0
         assert "layer 2" in out.read_text()
+
+
+def test_sigmoid_neuron_gate_by_gate():
+    # by hand at w = (2, -3, -3), x = (-1, -2): the gates' values -1, e^-1 = 0.37, 1 + e^-1 = 1.37, 1/1.37 = 0.73;
+    # back: d(1/u)/du = -1/u^2 = -0.53, through +1 unchanged, times e^-1 through exp: -0.20, times -1: 0.20
+    from diffkit.report.graphs import sigmoid_neuron_gates
+
+    g = dk.graph(sigmoid_neuron_gates())
+    assert [n.label for n in g.gates()] == ["*", "*", "+", "+", "*-1", "exp", "+1", "/"]  # the notes' gates
+    edges = parse(g.to_dot())
+    chain = {c: (float(v), float(g)) for p, c, v, g in edges if c in ("exp", "/", "f") or p == "exp"}
+    u = 1 + np.exp(-1.0)
+    assert chain["exp"] == (-1, round(-np.exp(-1) / u ** 2, 2))
+    assert chain["/"] == (round(u, 2), round(-1 / u ** 2, 2)) and chain["f"] == (round(1 / u, 2), 1)
+    assert round(-1 / u ** 2, 2) == -0.53 and round(u, 2) == 1.37
+    inputs = {p: float(g) for p, c, v, g in edges if p in ("w0", "x0", "w1", "x1", "w2")}
+    assert inputs == {"w0": -0.2, "x0": 0.39, "w1": -0.39, "x1": -0.59, "w2": 0.2}  # as with the sigmoid gate

@@ -73,7 +73,8 @@ def test_section_2_graphs_render_inline_with_the_seeds_numbers(browser, tmp_path
             return {id: fig.id, shown: [box.width, box.height],
                     texts: Array.from(svg.querySelectorAll('text')).map(t => t.textContent.trim())};
         });""")
-    assert sorted(g["id"] for g in graphs) == sorted(f"fig-{name}" for name in [*SEED_NUMBERS, "graph_logistic_map"])
+    assert sorted(g["id"] for g in graphs) == sorted(f"fig-{name}" for name in [*SEED_NUMBERS, "graph_logistic_map",
+                                                                                 "graph_sigmoid_neuron_gates"])
     for g in graphs:
         assert min(g["shown"]) > 0, g["id"]
         missing = SEED_NUMBERS.get(g["id"][len("fig-"):], set()) - set(g["texts"])

@@ -25,6 +25,9 @@ SEED_GRAPHS = (
     ("seed_relu_chain", "The scalar chain L = ½(w2·relu(w1·x) − y)² at x = 5, w1 = 1, w2 = 2, y = 2 (seed 003): "
                         "∂L/∂w1 = 5·1·2·8 = 80; ŷ − y = 8 is read twice, and the copy gate adds 4 + 4 (seed 002)."),
 )
+GATES = "graph_sigmoid_neuron_gates"  # the neuron as the notes first draw it, one gate per operation
+GATES_CAPTION = ("The same neuron gate by gate, 1 / (1 + exp(−(w0·x0 + w1·x1 + w2))), as the notes draw it first "
+                 "(seed 000): the gradients at the inputs are the same as with the one sigmoid gate.")
 LOGISTIC = "graph_logistic_map"  # section 6: Baydin's logistic map, tape beside SymPy, n = 1..4
 LOGISTIC_CAPTION = ("The logistic map l₁ = x, lₙ₊₁ = 4lₙ(1 − lₙ) for n = 1 to 4, top to bottom. Left: the tape of lₙ, "
                     "one node per operation, with its values and gradients at x = 0.25. Right: SymPy's expression "
@@ -32,6 +35,19 @@ LOGISTIC_CAPTION = ("The logistic map l₁ = x, lₙ₊₁ = 4lₙ(1 − lₙ) f
 INTRO = ("The same three examples as computational graphs, drawn from diffkit's tape (`dk.graph`): inputs on the "
          "left, each gate labelled by its operation, the forward value above each edge (green) and the gradient "
          "that the backward sweep sent along it below (red).")
+
+
+def sigmoid_neuron_gates():
+    """The seed neuron as one gate per operation (``*``, ``+``, ``*-1``, ``exp``, ``+``, ``/``), and its theta0."""
+    import diffkit as dk
+
+    prob = dk.problems.seed_sigmoid_neuron()
+
+    def f(theta):
+        xp = dk.namespace(theta)
+        w0, w1, w2, x0, x1 = (theta[i] for i in range(5))
+        return 1.0 / (1.0 + xp.exp(-(w0 * x0 + w1 * x1 + w2)))
+    return dk.problems.Problem("sigmoid_neuron_gates", f, prob.theta0, prob.blocks, meta=prob.meta)
 
 
 def _name(problem: str) -> str:
@@ -49,6 +65,7 @@ def write_graphs(out: Path) -> tuple[list[str], dict[str, str]]:
 
     drawers = {_name(problem): (lambda p=problem: dk.graph(dk.problems.catalogue()[p]()).to_dot())
                for problem, _ in SEED_GRAPHS}
+    drawers[GATES] = lambda: dk.graph(sigmoid_neuron_gates()).to_dot()
     drawers[LOGISTIC] = lambda: logistic_map_dot([1, 2, 3, 4])
     written, missing = [], {}
     for name, dot in drawers.items():
@@ -70,6 +87,8 @@ def graph_blocks(figures, missing: dict) -> list:
             blocks.append(Figure(name, caption, (), inline_svg=True))
         else:
             blocks.append(Missing(f"The graph of {problem}", missing.get(name, "not drawn")))
+        if problem == "seed_sigmoid_neuron" and GATES in figures:
+            blocks.append(Figure(GATES, GATES_CAPTION, (), inline_svg=True))
     return blocks
 
 
