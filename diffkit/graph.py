@@ -146,13 +146,18 @@ class Graph:
     def inputs(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.is_input]
 
-    def input_gradients(self) -> dict[str, Any]:
-        """Each input's gradient: the sum over its outgoing edges (fan-out adds, seed 002's copy gate)."""
-        total: dict[str, Any] = {}
+    def input_gradients(self) -> dict[int, Any]:
+        """Each input node's gradient: the sum over its outgoing edges (fan-out adds, seed 002's copy gate).
+
+        >>> import diffkit as dk
+        >>> g = dk.graph(dk.problems.seed_relu_chain())
+        >>> {g.nodes[i].label: float(v) for i, v in g.input_gradients().items()}
+        {'w1': 80.0, 'w2': 40.0}
+        """
+        total: dict[int, Any] = {}
         for e in self.edges:
-            node = self.nodes[e.parent]
-            if node.is_input and e.grad is not None:
-                total[node.label] = total.get(node.label, 0) + np.asarray(e.grad)
+            if self.nodes[e.parent].is_input and e.grad is not None:
+                total[e.parent] = total.get(e.parent, 0) + e.grad
         return total
 
     def collapses(self, collapse: bool | None = None, max_nodes: int = MAX_NODES) -> bool:

@@ -81,10 +81,7 @@ def graph_body(g, collapse: bool, decimals: int = 2, prefix: str = "n", ranks: b
     groups = sorted(g.groups, key=lambda name: g.groups[name][0]) if collapse else []  # in tape order
     group_id = {name: f"{prefix}g{k}" for k, name in enumerate(groups)}
     drawn = {i: group_id.get(node.group, f"{prefix}{i}") for i, node in g.nodes.items()}
-    lines, grads = [], {}
-    for e in g.edges:  # each input's gradient, summed over its uses
-        if e.grad is not None and g.nodes[e.parent].is_input:
-            grads[e.parent] = grads.get(e.parent, 0) + e.grad
+    lines, grads = [], g.input_gradients()
     for name in groups:
         lines.append(_group_line(group_id[name], name, [g.nodes[i] for i in g.groups[name]], grads, decimals))
     for i, node in g.nodes.items():
