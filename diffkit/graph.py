@@ -238,14 +238,15 @@ def graph(f: Any, theta: Any = None, *, names: Any = None, cotangent: float = 1.
     tape.backward(out, cotangent, retain=True,
                   on_edge=lambda child, parent, g: sent[(child, parent)].append(np.array(g, dtype=float)))
     kept = _ancestors(tape, out.index)
-    where = _components(fn, theta, tape, kept, leaf.index)
+    reads = _reads_of_leaf(tape, kept, leaf.index)  # t[0], t[a:b], t[::2]: each drawn as an input of its own
+    where = _components(fn, theta, tape, reads)
     nodes = {}
     for i in sorted(kept):
         if i == leaf.index and not _leaf_drawn(tape, kept, leaf.index):
             continue
-        if i in where or i == leaf.index:
-            span = where.get(i, range(theta.size))
-            label = user_names.get(i) or _span_name(span, theta.size, namer, blocks)
+        if i in reads or i == leaf.index:
+            span = where.get(i, range(theta.size)) if i == leaf.index or i in where else None
+            label = user_names.get(i) or (_span_name(span, theta.size, namer, blocks) if span else "theta[…]")
             nodes[i] = Node(i, "input", tape.values[i], label, _group(label))
         else:
             label = user_names.get(i)
@@ -301,11 +302,11 @@ def _leaf_drawn(tape, kept: set[int], leaf: int) -> bool:
     return any(leaf in tape.parents(i) and tape.op_name(i) != "getitem" for i in kept)
 
 
-def _components(fn, theta: np.ndarray, tape, kept: set[int], leaf: int) -> dict[int, range]:
+def _components(fn, theta: np.ndarray, tape, reads: list[int]) -> dict[int, range]:
     """For each node that indexes theta, the flat components it reads (when they are contiguous)."""
     where, scalars = {}, []
     base = theta.__array_interface__["data"][0]
-    for i in _reads_of_leaf(tape, kept, leaf):
+    for i in reads:
         value = tape.values[i]
         if isinstance(value, np.ndarray) and value.size and value.flags.c_contiguous and \
                 np.shares_memory(value, theta):  # a view: its address says where it starts

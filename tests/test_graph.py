@@ -239,3 +239,15 @@ def test_sigmoid_neuron_gate_by_gate():
     assert round(-1 / u ** 2, 2) == -0.53 and round(u, 2) == 1.37
     inputs = {p: float(g) for p, c, v, g in edges if p in ("w0", "x0", "w1", "x1", "w2")}
     assert inputs == {"w0": -0.2, "x0": 0.39, "w1": -0.39, "x1": -0.59, "w2": 0.2}  # as with the sigmoid gate
+
+
+def test_theta_used_whole_and_strided_reads_are_inputs_of_their_own():
+    # f = sum(t * t) + sum(t[::2]) + t[1]: by hand, t * t sends 2t back (t for each of its two uses), the strided
+    # read gets ones, t[1] gets 1
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.sum(t * t) + xp.sum(t[::2]) + t[1]
+    theta = np.array([0.5, -1.0, 2.0, 3.0])
+    g = dk.graph(f, theta)
+    grads = {g.nodes[i].label: np.asarray(v).tolist() for i, v in g.input_gradients().items()}
+    assert grads == {"theta": (2 * theta).tolist(), "theta[…]": [1.0, 1.0], "theta[1]": 1.0}
