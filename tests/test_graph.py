@@ -251,3 +251,13 @@ def test_theta_used_whole_and_strided_reads_are_inputs_of_their_own():
     g = dk.graph(f, theta)
     grads = {g.nodes[i].label: np.asarray(v).tolist() for i, v in g.input_gradients().items()}
     assert grads == {"theta": (2 * theta).tolist(), "theta[…]": [1.0, 1.0], "theta[1]": 1.0}
+
+
+def test_gate_patterns_distribute_route_and_switch():
+    # seed 001 at x = 3, y = -4, z = 2, w = -1, f = 2(xy + max(z, w)): upstream of the add gate is 2; add
+    # distributes 2 to both; max routes 2 to z (the larger) and 0 to w; mul switches: x gets 2y = -8, y gets 2x = 6
+    from diffkit.report.graphs import gate_patterns
+
+    edges = {(p, c): (float(v), float(g)) for p, c, v, g in parse(dk.graph(gate_patterns()).to_dot())}
+    assert edges == {("x", "*"): (3, -8), ("y", "*"): (-4, 6), ("z", "max"): (2, 2), ("w", "max"): (-1, 0),
+                     ("*", "+"): (-12, 2), ("max", "+"): (2, 2), ("+", "*2"): (-10, 2), ("*2", "f"): (-20, 1)}

@@ -57,7 +57,7 @@ def test_every_figure_renders_with_nonzero_size(browser, tmp_path):
 # The numbers the seeds print on their circuits (seed 000's circuit, the neuron of seeds 000/001, seed 003's chain)
 SEED_NUMBERS = {"graph_seed_circuit": {"-2", "5", "-4", "3", "-12"},
                 "graph_seed_sigmoid_neuron": {"0.73", "0.20", "-0.20", "0.39", "-0.39", "-0.59"},
-                "graph_seed_relu_chain": {"80", "8", "4"}}
+                "graph_seed_relu_chain": {"80", "8", "4"}, "graph_gate_patterns": {"-8", "6", "2", "0", "-20"}}
 
 
 def test_section_2_graphs_render_inline_with_the_seeds_numbers(browser, tmp_path):

@@ -28,6 +28,11 @@ SEED_GRAPHS = (
 GATES = "graph_sigmoid_neuron_gates"  # the neuron as the notes first draw it, one gate per operation
 GATES_CAPTION = ("The same neuron gate by gate, 1 / (1 + exp(−(w0·x0 + w1·x1 + w2))), as the notes draw it first "
                  "(seed 000): the gradients at the inputs are the same as with the one sigmoid gate.")
+PATTERNS = "graph_gate_patterns"  # seed 001's add, max and mul gates
+PATTERNS_CAPTION = ("The patterns in backward flow (seed 001), f = 2(x·y + max(z, w)) at x = 3, y = −4, z = 2, "
+                    "w = −1: the add gate distributes its gradient to both inputs, the max gate routes it to the "
+                    "larger input only, and the mul gate switches its inputs: each receives the other's value "
+                    "times the upstream gradient.")
 LOGISTIC = "graph_logistic_map"  # section 6: Baydin's logistic map, tape beside SymPy, n = 1..4
 LOGISTIC_CAPTION = ("The logistic map l₁ = x, lₙ₊₁ = 4lₙ(1 − lₙ) for n = 1 to 4, top to bottom. Left: the tape of lₙ, "
                     "one node per operation, with its values and gradients at x = 0.25. Right: SymPy's expression "
@@ -50,6 +55,21 @@ def sigmoid_neuron_gates():
     return dk.problems.Problem("sigmoid_neuron_gates", f, prob.theta0, prob.blocks, meta=prob.meta)
 
 
+def gate_patterns():
+    """Seed 001's example of the add (distributor), max (router) and mul (switcher) gates, and its theta0."""
+    import numpy as np
+
+    import diffkit as dk
+    from diffkit.problems import Block
+
+    def f(theta):
+        xp = dk.namespace(theta)
+        x, y, z, w = (theta[i] for i in range(4))
+        return (x * y + xp.maximum(z, w)) * 2.0
+    blocks = tuple(Block(n, (), i) for i, n in enumerate("xyzw"))
+    return dk.problems.Problem("gate_patterns", f, np.array([3.0, -4.0, 2.0, -1.0]), blocks, meta={"seed": "001"})
+
+
 def _name(problem: str) -> str:
     return f"graph_{problem}"
 
@@ -66,6 +86,7 @@ def write_graphs(out: Path) -> tuple[list[str], dict[str, str]]:
     drawers = {_name(problem): (lambda p=problem: dk.graph(dk.problems.catalogue()[p]()).to_dot())
                for problem, _ in SEED_GRAPHS}
     drawers[GATES] = lambda: dk.graph(sigmoid_neuron_gates()).to_dot()
+    drawers[PATTERNS] = lambda: dk.graph(gate_patterns()).to_dot()
     drawers[LOGISTIC] = lambda: logistic_map_dot([1, 2, 3, 4])
     written, missing = [], {}
     for name, dot in drawers.items():
@@ -89,6 +110,8 @@ def graph_blocks(figures, missing: dict) -> list:
             blocks.append(Missing(f"The graph of {problem}", missing.get(name, "not drawn")))
         if problem == "seed_sigmoid_neuron" and GATES in figures:
             blocks.append(Figure(GATES, GATES_CAPTION, (), inline_svg=True))
+    if PATTERNS in figures:
+        blocks.append(Figure(PATTERNS, PATTERNS_CAPTION, (), inline_svg=True))
     return blocks
 
 
