@@ -37,7 +37,7 @@ import numpy as np
 
 __all__ = ["graph", "name", "Graph", "Node", "Edge", "render_dot", "GraphvizMissing", "MAX_NODES"]
 
-MAX_NODES = 40  # more gates than this and the drawing collapses into groups (issue 18)
+MAX_NODES = 40  # more nodes than this and the drawing collapses into groups (issue 18)
 GATE_SYMBOLS = {"add": "+", "subtract": "−", "multiply": "*", "divide": "/", "negative": "*-1", "matmul": "@",
                 "power": "^", "sigmoid": "σ", "maximum": "max", "minimum": "min", "reciprocal": "1/x",
                 "getitem": "[ ]"}
@@ -210,16 +210,46 @@ def graph(f: Any, theta: Any = None, *, names: Any = None, cotangent: float = 1.
     flat index; a Problem names its own.  ``cotangent`` is the gradient the
     backward sweep starts from (1: d f / d f).
     """
-    from . import rules  # noqa: F401  (registers the tape namespace)
     from .methods import resolve
     from .problems import Problem
-    from .tape import TArray, Tape
 
     fn, theta, namer = resolve(f, theta)
     blocks = f.blocks if isinstance(f, Problem) else ()
     if names is not None:
         namer = _namer(names, theta.size)
     theta = np.ascontiguousarray(theta)  # views of it locate the blocks an MLP reads
+    tape, leaf, out, user_names, sent = _record(fn, theta, cotangent)
+    kept = _ancestors(tape, out.index)
+    reads = _reads_of_leaf(tape, kept, leaf.index)  # t[0], t[a:b], t[::2]: each drawn as an input of its own
+    where = _components(fn, theta, tape, reads)
+    nodes = {}
+    for i in sorted(kept):
+        if i == leaf.index and not _leaf_drawn(tape, kept, leaf.index):
+            continue
+        if i in reads or i == leaf.index:
+            span = where.get(i, range(theta.size)) if i == leaf.index or i in where else None
+            label = user_names.get(i) or (_span_name(span, theta.size, namer, blocks) if span else "theta[…]")
+            nodes[i] = Node(i, "input", tape.values[i], label, _group(label))
+        else:
+            label = user_names.get(i)
+            nodes[i] = Node(i, tape.op_name(i), tape.values[i], label, _group(label), _constant(tape, i))
+    nodes = _inherit_groups(nodes, tape)
+    edges = _edges(tape, nodes, sent)
+    edges.append(Edge(out.index, None, out.value, np.asarray(cotangent, dtype=float), nodes[out.index].label,
+                      output_name))
+    groups: dict[str, list[int]] = defaultdict(list)
+    for node in nodes.values():
+        if node.group is not None:
+            groups[node.group].append(node.index)
+    title = f.name if isinstance(f, Problem) else getattr(f, "__name__", "")
+    return Graph(nodes, edges, out.index, output_name, title, {g: m for g, m in groups.items() if len(m) > 1})
+
+
+def _record(fn, theta: np.ndarray, cotangent: float):
+    """f on a tape that keeps every node's value, swept once: (tape, leaf, out, user names, gradients per edge)."""
+    from . import rules  # noqa: F401  (registers the tape namespace)
+    from .tape import TArray, Tape
+
     tape = Tape(record_values=True)
     leaf = tape.leaf(theta)
     user_names: dict[int, str] = {}
@@ -237,40 +267,21 @@ def graph(f: Any, theta: Any = None, *, names: Any = None, cotangent: float = 1.
     # copied: the sweep may add into a contribution in place once it has become a parent's accumulator
     tape.backward(out, cotangent, retain=True,
                   on_edge=lambda child, parent, g: sent[(child, parent)].append(np.array(g, dtype=float)))
-    kept = _ancestors(tape, out.index)
-    reads = _reads_of_leaf(tape, kept, leaf.index)  # t[0], t[a:b], t[::2]: each drawn as an input of its own
-    where = _components(fn, theta, tape, reads)
-    nodes = {}
-    for i in sorted(kept):
-        if i == leaf.index and not _leaf_drawn(tape, kept, leaf.index):
-            continue
-        if i in reads or i == leaf.index:
-            span = where.get(i, range(theta.size)) if i == leaf.index or i in where else None
-            label = user_names.get(i) or (_span_name(span, theta.size, namer, blocks) if span else "theta[…]")
-            nodes[i] = Node(i, "input", tape.values[i], label, _group(label))
-        else:
-            label = user_names.get(i)
-            nodes[i] = Node(i, tape.op_name(i), tape.values[i], label, _group(label) if label else None,
-                            _constant(tape, i))
-    nodes = _inherit_groups(nodes, tape)
+    return tape, leaf, out, user_names, sent
+
+
+def _edges(tape, nodes: dict[int, Node], sent: dict) -> list[Edge]:
+    """One edge per argument of each gate, in argument order; ``x * x`` has two (its gradients add)."""
     edges = []
-    for i in nodes:
-        if nodes[i].is_input:
+    for i, node in nodes.items():
+        if node.is_input:
             continue
         for p in tape.parents(i):
             if p in nodes:
                 grads = sent.get((i, p))
-                grad = grads.pop(0) if grads else None
-                edges.append(Edge(p, i, tape.values[p], grad, nodes[p].label, nodes[i].label))
-    edges.append(Edge(out.index, None, out.value, np.asarray(cotangent, dtype=float), nodes[out.index].label,
-                      output_name))
-    groups: dict[str, list[int]] = defaultdict(list)
-    for node in nodes.values():
-        if node.group is not None:
-            groups[node.group].append(node.index)
-    groups = {g: members for g, members in groups.items() if len(members) > 1}
-    title = f.name if isinstance(f, Problem) else getattr(f, "__name__", "")
-    return Graph(nodes, edges, out.index, output_name, title, groups)
+                edges.append(Edge(p, i, tape.values[p], grads.pop(0) if grads else None, nodes[p].label,
+                                  node.label))
+    return edges
 
 
 def _namer(names: Any, size: int) -> Callable[[int], str]:
