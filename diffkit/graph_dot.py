@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import numpy as np
@@ -108,7 +109,8 @@ def graph_dot(g, collapse: bool, decimals: int = 2) -> str:
     """The whole DOT document of a :class:`~diffkit.graph.Graph`."""
     legend = (f'label=<<font color="{VALUE_COLOUR}">forward value</font> above each edge, '
               f'<font color="{GRAD_COLOUR}">gradient</font> below>; labelloc=b; fontsize=11;')
-    return "\n".join(["digraph G {", *HEADER, legend, *graph_body(g, collapse, decimals), "}"]) + "\n"
+    name = re.sub(r"[^\w.-]+", "_", g.title) or "G"  # (the SVG's title, shown on hover)
+    return "\n".join([f'digraph "{name}" {{', *HEADER, legend, *graph_body(g, collapse, decimals), "}"]) + "\n"
 
 
 def _expression_label(expr) -> str:
@@ -154,7 +156,7 @@ def logistic_map_dot(n: Any, x: float = 0.25, decimals: int = 2) -> str:
     if not ns or not all(1 <= k <= 6 for k in ns):
         raise ValueError(f"n must be between 1 and 6 (the expression tree of dl_n/dx doubles with each n); got {n}")
     # (dot stacks the pairs bottom-up in the order given, so n = 1 goes last to come out on top)
-    return "\n".join(["digraph G {", *HEADER, *(line for k in reversed(ns) for line in _logistic_pair(k, x, decimals)),
+    return "\n".join(['digraph "logistic_map" {', *HEADER, *(line for k in reversed(ns) for line in _logistic_pair(k, x, decimals)),
                       "}"]) + "\n"
 
 
