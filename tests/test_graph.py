@@ -261,3 +261,17 @@ def test_gate_patterns_distribute_route_and_switch():
     edges = {(p, c): (float(v), float(g)) for p, c, v, g in parse(dk.graph(gate_patterns()).to_dot())}
     assert edges == {("x", "*"): (3, -8), ("y", "*"): (-4, 6), ("z", "max"): (2, 2), ("w", "max"): (-1, 0),
                      ("*", "+"): (-12, 2), ("max", "+"): (2, 2), ("+", "*2"): (-10, 2), ("*2", "f"): (-20, 1)}
+
+
+def test_user_groups_collapse_into_one_box():
+    def f(t):
+        xp = dk.namespace(t)
+        h = dk.name(xp.tanh(dk.name(t[0] * t[1], "enc/z")), "enc/a")  # tanh(z): 2 gates in group "enc"
+        return h * t[2]
+    g = dk.graph(f, np.array([0.5, 2.0, 3.0]), names=["w", "x", "v"])
+    assert g.groups == {"enc": [g.gates()[0].index, g.gates()[1].index]}
+    dot = g.to_dot(collapse=True)
+    assert "<b>enc</b><br/>*" in dot and "tanh" in dot and "label=<tanh" not in dot
+    # the box's outgoing edge carries tanh(1) forward and 3 back: v's value times the upstream 1
+    (box_edge,) = [(float(v), float(gr)) for p, c, v, gr in parse(dot) if p == "enc"]
+    assert abs(box_edge[0] - np.tanh(1.0)) < 0.005 and box_edge[1] == 3
