@@ -11,6 +11,8 @@ left, the output on the right.
 >>> [(e.parent_name, e.child_name, float(e.value), float(e.grad)) for e in g.edges]  # doctest: +NORMALIZE_WHITESPACE
 [('x', '+', -2.0, -4.0), ('y', '+', 5.0, -4.0), ('+', '*', 3.0, -4.0), ('z', '*', -4.0, 3.0),
  ('*', 'f', -12.0, 1.0)]
+>>> g
+Graph(seed_circuit: 3 inputs, 2 gates, 5 edges, 0 groups)
 >>> "digraph" in g.to_dot()
 True
 
@@ -172,6 +174,17 @@ class Graph:
         from .graph_dot import graph_dot
 
         return graph_dot(self, self.collapses(collapse, max_nodes), decimals)
+
+    def __repr__(self) -> str:
+        return (f"Graph({self.title or 'f'}: {len(self.inputs())} inputs, {len(self.gates())} gates, "
+                f"{len(self.edges)} edges, {len(self.groups)} groups)")
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows the drawing (nothing, so the repr, without Graphviz)."""
+        try:
+            return render_dot(self.to_dot(), "svg").decode("utf-8")
+        except GraphvizMissing:
+            return None
 
     def render(self, path, format: str | None = None, *, collapse: bool | None = None,
                max_nodes: int = MAX_NODES, decimals: int = 2) -> Path:
