@@ -260,12 +260,7 @@ def graph(f: Any, theta: Any = None, *, names: Any = None, cotangent: float = 1.
 
 def _record(fn, theta: np.ndarray, cotangent: float):
     """f on a tape that keeps every node's value, swept once: (tape, leaf, out, user names, gradients per edge)."""
-    from .tape import TArray, Tape
-
-    try:  # registers the tape namespace (import diffkit does too, through the reverse method)
-        from . import rules  # noqa: F401
-    except ImportError:  # (the primitives refactor may move it)
-        pass
+    from .tape import TArray, Tape  # (import diffkit has installed the tape namespace)
 
     tape = Tape(record_values=True)
     leaf = tape.leaf(theta)
