@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 import diffkit as dk
 from diffkit.graph import GraphvizMissing
-from diffkit.graph_dot import VALUE_COLOUR, GRAD_COLOUR, logistic_map_dot
+from diffkit.graph_dot import GRAD_COLOUR, VALUE_COLOUR
+from diffkit.graph_logistic import logistic_map_dot
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="Graphviz's dot is not installed (apt-get install graphviz)")

@@ -48,7 +48,7 @@ def _format(args) -> str:
 
 def _dot(args) -> str:
     if args.problem == "logistic":
-        from diffkit.graph_dot import logistic_map_dot
+        from diffkit.graph_logistic import logistic_map_dot
 
         try:
             return logistic_map_dot(args.n, decimals=args.decimals)

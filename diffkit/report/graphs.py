@@ -81,7 +81,7 @@ def write_graphs(out: Path) -> tuple[list[str], dict[str, str]]:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    from diffkit.graph_dot import logistic_map_dot
+    from diffkit.graph_logistic import logistic_map_dot
 
     drawers = {_name(problem): (lambda p=problem: dk.graph(dk.problems.catalogue()[p]()).to_dot())
                for problem, _ in SEED_GRAPHS}
