@@ -14,7 +14,7 @@ True
 """
 from __future__ import annotations
 
-from . import nn, problems
+from . import backends_array_api, nn, problems  # noqa: F401  (array-API libraries get namespaces from the table)
 from .accuracy import ErrorReport, error
 from .backends import NotAnalyticError, namespace
 from .methods import Cost, GradientResult, gradient, methods, register_method

@@ -139,10 +139,11 @@ defprim("softplus", "x", numpy=F.softplus, complex=_complex_softplus, mpmath=F.s
         sympy=lambda x: S.softplus(x), kind="array", vjp=lambda g, ans, xp: -g * xp.expm1(-ans), jvp="elementwise",
         domain=LOGITS)
 defprim("relu", "x", numpy=F.relu, complex=KINK, mpmath=F.relu, sympy=lambda x: S.leaky(x, 0), kind="array",
-        vjp=lambda g, x: g * (x >= 0), jvp="elementwise", convention="relu'(0) = 1", domain=Domain(kinks=(0.0,)))
+        vjp=lambda g, x, xp: g * xp.to_float(x >= 0), jvp="elementwise", convention="relu'(0) = 1",
+        domain=Domain(kinks=(0.0,)))
 defprim("leaky_relu", "x", params={"alpha": 0.01}, numpy=F.leaky_relu, complex=KINK, mpmath=F.leaky_relu,
         sympy=lambda x, alpha=0.01: S.leaky(x, alpha), kind="array",
-        vjp=lambda g, x, alpha, xp: g * xp.where(x >= 0, 1.0, alpha), jvp="elementwise",
+        vjp=lambda g, x, alpha, xp: xp.where(x >= 0, g, alpha * g), jvp="elementwise",
         convention="leaky_relu'(0) = 1", domain=Domain(kinks=(0.0,), params=({}, {"alpha": 0.2})))
 defprim("logsumexp", "x", kind="array", params=LSE, numpy=F.logsumexp, complex=F.logsumexp, mpmath=F.logsumexp,
         sympy=lambda x, axis=-1, keepdims=False: S.logsumexp(x, axis, keepdims), vjp=_lse_vjp, jvp=_lse_jvp,
