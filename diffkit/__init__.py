@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 # Names provided by modules that load on first use (heavy imports stay out of `import diffkit`).
 _LAZY = {
-    "step_sweep": "diffkit.finite_differences",
+    "step_sweep": "diffkit.fd_sweep",
     "directional_derivative": "diffkit.finite_differences",
     "fd_jvp": "diffkit.finite_differences",
     "BudgetExceeded": "diffkit.symbolic",

@@ -421,10 +421,3 @@ def directional_derivative(f: Callable, theta: Any, v: Any, method: str = "centr
         return np.reshape(out, ())
     return float(np.reshape(fd_jvp(scalar_f, theta, v, method, h, relative), ()))
 
-
-def __getattr__(name: str):
-    """The step-size study lives in :mod:`diffkit.fd_sweep` (it builds on this module); expose it here."""
-    if name in ("step_sweep", "sweep_summary", "baydin_figure3"):
-        from . import fd_sweep
-        return getattr(fd_sweep, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -82,7 +82,17 @@ METHODS: dict[str, Method] = {}
 
 
 def register_method(name: str, kind: str, summary: str, *, available: bool = True, hint: str = ""):
-    """Register ``run(f, theta, **options) -> MethodOutput`` as ``dk.gradient(..., method=name)``."""
+    """Register ``run(f, theta, **options) -> MethodOutput`` as ``dk.gradient(..., method=name)``.
+
+    >>> import numpy as np, diffkit as dk
+    >>> from diffkit.methods import MethodOutput
+    >>> @dk.register_method("doubling", "numeric", "the gradient of sum(t^2), written out")
+    ... def doubling(f, theta):
+    ...     return MethodOutput(f(theta), 2 * theta)
+    >>> dk.gradient(lambda t: dk.namespace(t).sum(t * t), np.array([1.0, -2.0]), method="doubling").grad.tolist()
+    [2.0, -4.0]
+    >>> from diffkit.methods import METHODS; del METHODS["doubling"]
+    """
     def decorate(run: Callable | None):
         METHODS[name] = Method(name, kind, summary, run, available, hint, _option_names(run))
         return run
@@ -97,7 +107,13 @@ def _option_names(run: Callable | None) -> tuple[str, ...]:
 
 
 def methods() -> list[str]:
-    """The registered methods, one line each: name, kind, what it does (and why it is unavailable)."""
+    """The registered methods, one line each: name, kind, what it does (and why it is unavailable).
+
+    >>> import diffkit as dk
+    >>> names = [line.split()[0] for line in dk.methods()]
+    >>> all(m in names for m in ("reverse", "central", "complex_step", "symbolic"))
+    True
+    """
     _load_methods()
     return [m.line() for m in METHODS.values()]
 

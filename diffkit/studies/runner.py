@@ -206,7 +206,7 @@ def _peak(call, problem, cell, options, timing, wall, stop_at):
 
 def _step_size_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[str, list[dict]]:
     try:
-        from ..finite_differences import step_sweep
+        from ..fd_sweep import step_sweep
     except ImportError as err:
         return "skipped", [{**row, "status": "skipped", "reason": f"dk.step_sweep is not in this tree yet ({err})"}]
     problem = ctx.problem(cell)
