@@ -118,13 +118,20 @@ def methods() -> list[str]:
     return [m.line() for m in METHODS.values()]
 
 
-def _load_methods() -> None:
-    from . import reverse  # noqa: F401  (each module registers its methods on import)
-    for optional in ("finite_differences", "symbolic", "peers"):
+# The modules that register methods, cheapest first: a method found early never imports SymPy or the peers.
+METHOD_MODULES = ("reverse", "forward", "finite_differences", "symbolic", "peers")
+
+
+def _load_methods(until: str | None = None) -> None:
+    """Import the method modules (each registers its methods) until ``until`` is registered, or all of them."""
+    import importlib
+    for module in METHOD_MODULES:
+        if until is not None and until in METHODS:
+            return
         try:
-            __import__(f"{__package__}.{optional}")
+            importlib.import_module(f"{__package__}.{module}")
         except ModuleNotFoundError as err:
-            if err.name != f"{__package__}.{optional}":
+            if err.name != f"{__package__}.{module}":
                 raise
 
 
@@ -184,7 +191,9 @@ def check_scalar(out: Any) -> None:
 
 
 def get_method(method: str) -> Method:
-    _load_methods()
+    _load_methods(until=method)
+    if method not in METHODS:
+        _load_methods()
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
     spec = METHODS[method]
