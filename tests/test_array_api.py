@@ -1,0 +1,88 @@
+"""Array-API values: finding their namespace (with install hints), host copies, and the GPU script's guard."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from diffkit.array_api import ArrayAPIError, array_namespace_of, from_host, library_of, to_host
+
+strict = pytest.importorskip("array_api_strict", reason="the array-API checks need array-api-strict: "
+                                                        "pip install 'diffkit[array-api]'")
+REPO = Path(__file__).resolve().parents[1]
+finite = hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=5),
+                    elements=st.floats(allow_nan=False, allow_infinity=False, width=64))
+
+
+def test_namespaces_are_the_libraries_own_and_numbers_are_ignored():
+    assert array_namespace_of(strict.asarray([1.0]), 2.0) is strict
+    assert array_namespace_of(np.ones(2)).__name__ == "array_api_compat.numpy"
+    torch = pytest.importorskip("torch")
+    assert array_namespace_of(torch.ones(2)).__name__ == "array_api_compat.torch"
+
+
+def test_errors_name_the_libraries_and_what_to_install(monkeypatch):
+    with pytest.raises(ArrayAPIError, match=r"different array libraries \(array_api_strict, numpy\)"):
+        array_namespace_of(np.ones(2), strict.asarray([1.0]))
+    with pytest.raises(ArrayAPIError, match="no array among the values"):
+        array_namespace_of(1.0, 2)
+    fake_cupy = type("ndarray", (), {"__module__": "cupy._core.core"})()  # a CuPy array where CuPy is absent
+    monkeypatch.setattr("diffkit.array_api._importable", lambda name: name != "cupy")
+    with pytest.raises(ArrayAPIError, match=r"CuPy does not import here; .*pip install 'diffkit\[gpu\]'"):
+        array_namespace_of(fake_cupy)
+    with pytest.raises(ArrayAPIError, match="is not an array-API array.*supported: NumPy, CuPy"):
+        array_namespace_of(object())
+    monkeypatch.setitem(sys.modules, "array_api_compat", None)  # as if array-api-compat were not installed
+    with pytest.raises(ArrayAPIError, match=r"needs array-api-compat; .*pip install 'diffkit\[array-api\]'"):
+        array_namespace_of(strict.asarray([1.0]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(finite)
+def test_host_round_trips_keep_every_bit_and_copy(a):
+    s = from_host(a, like=strict.asarray([0.0]))
+    assert library_of(s) == "array_api_strict" and s.shape == a.shape and s.dtype == strict.float64
+    back = to_host(s)
+    assert back.dtype == np.float64 and back.tobytes() == a.tobytes()
+    back.reshape(-1)[:1] = 7.0  # a copy: writing to it leaves the original alone
+    assert to_host(s).tobytes() == a.tobytes()
+
+
+def _gpu_script():
+    spec = importlib.util.spec_from_file_location("gpu_scaling", REPO / "studies" / "gpu_scaling.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_script_refuses_without_cupy_and_says_what_is_missing(monkeypatch):
+    script = _gpu_script()
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    with pytest.raises(SystemExit) as refused:
+        script.main([])
+    assert "needs an NVIDIA GPU and CuPy" in str(refused.value) and "diffkit[gpu]" in str(refused.value)
+    assert "--cpu-check" in str(refused.value)
+
+
+@pytest.mark.slow  # imports torch and jax, and runs central differences: ~10-20 s
+def test_gpu_script_runs_its_pipeline_on_the_cpu_and_agrees_with_torch(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    import pandas as pd
+
+    out = tmp_path / "check.csv"
+    assert _gpu_script().main(["--cpu-check", "--max-p", "1000", "--rounds", "1", "--out", str(out)]) == 0
+    df = pd.read_csv(out).set_index(["library", "method"])
+    assert set(df["status"]) == {"ok"} and set(df["P"]) == {960}  # [19, 19, 19, 10]: the closest to 1000
+    # independent engines on one function: the tape and JAX agree with PyTorch's autograd to rounding,
+    # central differences to their truncation and round-off (h ~ 6e-6: errors ~ 1e-10 relative)
+    assert df.loc[("diffkit-numpy", "reverse"), "max_rel_diff_vs_torch"] < 1e-13
+    assert df.loc[("jax", "value_and_grad"), "max_rel_diff_vs_torch"] < 1e-13
+    assert 1e-13 < df.loc[("diffkit-numpy", "central"), "max_rel_diff_vs_torch"] < 1e-7
+    assert (df["device"].str.startswith("CPU check")).all()
