@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import sys
 import threading
 from collections import deque
@@ -90,7 +91,7 @@ def _client(workers: int | None, scheduler: str | None):
     # One thread per process: cells run side by side in processes, never sharing an interpreter.
     try:
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
+                                           dashboard_address=None, silence_logs=logging.ERROR)
     except RuntimeError as err:
         raise ClusterError(f"the local Dask cluster did not start ({err}). {_MAIN_GUARD}") from err
     with cluster, distributed.Client(cluster) as client:
