@@ -86,3 +86,55 @@ def test_gpu_script_runs_its_pipeline_on_the_cpu_and_agrees_with_torch(tmp_path)
     assert df.loc[("jax", "value_and_grad"), "max_rel_diff_vs_torch"] < 1e-13
     assert 1e-13 < df.loc[("diffkit-numpy", "central"), "max_rel_diff_vs_torch"] < 1e-7
     assert (df["device"].str.startswith("CPU check")).all()
+
+
+# --- the MLP family on array-api-strict: numpy-only calls in a rule or a stencil fail here -----------------------
+
+LIKE = strict.asarray([0.0]) if strict else None
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "softplus")
+LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "half_squared_error")
+
+
+def on_strict(problem):
+    """The problem's own function with its data (``problem.data``) on array-api-strict: same code, other arrays.
+
+    The MLP closes over its inputs and targets; the function is rebuilt with those closure cells moved.
+    """
+    import types
+
+    f = problem.fn
+    moved = {id(v): from_host(v, like=LIKE) for v in problem.data.values()}
+    cells = tuple(types.CellType(moved.get(id(c.cell_contents), c.cell_contents)) for c in f.__closure__ or ())
+    assert sum(id(c.cell_contents) in moved for c in f.__closure__) == len(moved), "data not found in the closure"
+    return types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, cells)
+
+
+def _libraries_seen(f):
+    """f, recording the library of the values each call receives (a tape array's values for reverse)."""
+    seen = set()
+
+    def spy(theta):
+        seen.add(library_of(getattr(theta, "value", theta)))
+        return f(theta)
+    return spy, seen
+
+
+PRIMITIVES = importlib.util.find_spec("diffkit.primitives") is not None
+
+
+@pytest.mark.xfail(not PRIMITIVES, strict=True, reason="needs the primitive table (issue 12): rules and stencils "
+                                                       "that take xp from their values")
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("method", ["reverse", "central"])
+def test_mlp_family_gradients_on_array_api_strict_equal_numpys(activation, loss, method):
+    import diffkit as dk
+
+    problem = dk.problems.mlp([3, 5, 4], activation, loss, l2=0.01, batch=6, seed=1)
+    spy, seen = _libraries_seen(on_strict(problem))
+    got = dk.gradient(spy, from_host(problem.theta0, like=LIKE), method=method)
+    want = dk.gradient(problem, method=method)
+    assert seen == {"array_api_strict"}, f"f saw {seen}: the values were converted before reaching it"
+    # array-api-strict runs NumPy underneath: the same operations in the same order give the same bits
+    assert to_host(got.grad).tobytes() == want.grad.tobytes()
+    assert got.value == want.value
