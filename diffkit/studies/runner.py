@@ -355,6 +355,11 @@ def results(study, *, store=None, quick: bool | None = None) -> pd.DataFrame:
         if quick is None and not db.statuses(key):
             key = study.quick().store_key
     df = pd.DataFrame(db.rows(key))
+    if not df.empty:  # the study's cell order, however the cells were computed (serially, reruns, workers)
+        variant = study.quick() if key.endswith("@quick") else study
+        order = {c.cell_id: i for i, c in enumerate(variant.cells())}
+        df = df.iloc[np.argsort(df["cell_id"].map(order).fillna(len(order)).to_numpy(), kind="stable")]
+        df = df.reset_index(drop=True)
     if study.kind == "gradient":
         df = df.reindex(columns=GRADIENT_COLUMNS + [c for c in df.columns if c not in GRADIENT_COLUMNS])
     return df
