@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import shutil
 import statistics
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX would take 75% of the GPU's memory at once
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's diffkit, run from anywhere
 
@@ -242,7 +244,7 @@ def main(argv=None) -> int:
                                                                   "(checks the script; default --max-p 1e4)")
     parser.add_argument("--max-p", type=float, help="largest P (default 1e8, or 1e4 with --cpu-check)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds per size (default 5)")
-    parser.add_argument("--budget-s", type=float, default=30.0, help="seconds central differences may take at "
+    parser.add_argument("--budget-s", type=float, default=20.0, help="seconds central differences may take at "
                                                                      "one size (estimated from 2P forwards)")
     parser.add_argument("--deadline-s", type=float, default=420.0, help="start no new size after this many "
                                                                         "seconds (default 420)")
