@@ -110,11 +110,14 @@ def on_strict(problem):
 
 
 def _libraries_seen(f):
-    """f, recording the library of the values each call receives (a tape array's values for reverse)."""
+    """f, recording the library of the values each call receives (the values under a tape array for reverse)."""
     seen = set()
 
     def spy(theta):
-        seen.add(library_of(getattr(theta, "value", theta)))
+        value = theta
+        while hasattr(value, "_inner") or hasattr(value, "value"):  # under every trace
+            value = getattr(value, "_inner", None) if hasattr(value, "_inner") else value.value
+        seen.add(library_of(value))
         return f(theta)
     return spy, seen
 
@@ -139,3 +142,75 @@ def test_mlp_family_gradients_on_array_api_strict_equal_numpys(activation, loss,
     # array-api-strict runs NumPy underneath: the same operations in the same order give the same bits
     assert to_host(got.grad).tobytes() == want.grad.tobytes()
     assert got.value == want.value
+
+
+# --- the generated primitive tests on array-api-strict: every differentiable entry of the table -------------------
+
+def _table():
+    if not PRIMITIVES:
+        return []
+    from diffkit.primitives import PRIMITIVES as table
+    return [p for p in table.values() if p.kind != "constant"]
+
+
+def _examples(prim, rng):
+    """(inputs, params) from the primitive's test domain; combinations its numpy forward refuses are left out."""
+    import diffkit as dk
+
+    d = prim.domain
+    for shapes in d.shapes:
+        for params in d.params:
+            inputs = []
+            for k, shape in enumerate(shapes):
+                x = rng.uniform(d.low[k] if isinstance(d.low, tuple) else d.low,
+                                d.high[k] if isinstance(d.high, tuple) else d.high, shape)
+                if d.matrix and k == 0 and len(shape) >= 2:  # well-conditioned structured matrices
+                    n = shape[-1]
+                    x = (x @ np.swapaxes(x, -1, -2) if d.matrix == "spd" else
+                         np.tril(x) if d.matrix in ("triangular", "lower") else x) + n * np.eye(n)
+                inputs.append(np.round(x) if d.integer else x)
+            try:
+                dk.namespace(inputs[0]).impls[prim.index](*inputs, **params)
+            except Exception:  # noqa: BLE001  (these shapes do not go with these params)
+                continue
+            yield inputs, params
+
+
+def _weighted_sum(prim, shapes, params, weights):
+    """theta -> sum of the primitive's float outputs times fixed weights, through the namespace of theta."""
+    import diffkit as dk
+
+    sizes = [int(np.prod(s)) for s in shapes]
+
+    def f(theta):
+        xp, pieces, start = dk.namespace(theta), [], 0
+        for shape, n in zip(shapes, sizes):
+            pieces.append(xp.reshape(theta[start:start + n], shape))
+            start += n
+        out = xp.impls[prim.index](*pieces, **params)
+        return sum(xp.sum(o * w) for o, w in zip(out if isinstance(out, tuple) else (out,), weights)
+                   if w is not None)
+    return f
+
+
+@pytest.mark.xfail(not PRIMITIVES, strict=True, reason="needs the primitive table (issue 12)")
+@pytest.mark.parametrize("prim", _table(), ids=lambda p: p.name)
+def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim):
+    import diffkit as dk
+
+    rng = np.random.default_rng(prim.index)
+    ran = 0
+    for inputs, params in _examples(prim, rng):
+        out = dk.namespace(inputs[0]).impls[prim.index](*inputs, **params)
+        outs = out if isinstance(out, tuple) else (out,)
+        weights = [rng.standard_normal(np.shape(o)) if np.asarray(o).dtype.kind == "f" else None for o in outs]
+        theta = np.concatenate([x.ravel() for x in inputs])
+        shapes = [x.shape for x in inputs]
+        want = dk.gradient(_weighted_sum(prim, shapes, params, weights), theta, method="reverse")
+        strict_weights = [None if w is None else from_host(w, like=LIKE) for w in weights]
+        spy, seen = _libraries_seen(_weighted_sum(prim, shapes, params, strict_weights))
+        got = dk.gradient(spy, from_host(theta, like=LIKE), method="reverse")
+        assert seen == {"array_api_strict"}, f"f saw {seen}: the values were converted before reaching it"
+        assert to_host(got.grad).tobytes() == want.grad.tobytes(), (shapes, params)
+        ran += 1
+    assert ran, f"no example of {prim.name}'s domain runs on numpy"
