@@ -124,10 +124,13 @@ def _libraries_seen(f):
 
 # (a directory check: an editable install elsewhere could answer an import of diffkit.primitives)
 PRIMITIVES = (REPO / "diffkit" / "primitives").is_dir()
+# dk.gradient turns theta into a numpy float64 array (methods.resolve) and the tape's forwards are numpy's, so no
+# array-api-strict value reaches f yet; set True once they do, and these tests become the CI check they are meant as.
+CORE_CARRIES_ARRAY_API_VALUES = False
+NOT_CARRIED = "dk.gradient converts theta to numpy (methods.resolve) and the tape's forwards are numpy's"
 
 
-@pytest.mark.xfail(not PRIMITIVES, strict=True, reason="needs the primitive table (issue 12): rules and stencils "
-                                                       "that take xp from their values")
+@pytest.mark.xfail(not CORE_CARRIES_ARRAY_API_VALUES, strict=True, reason=NOT_CARRIED)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("method", ["reverse", "central"])
@@ -168,7 +171,7 @@ def _examples(prim, rng):
                     n = shape[-1]
                     x = (x @ np.swapaxes(x, -1, -2) if d.matrix == "spd" else
                          np.tril(x) if d.matrix in ("triangular", "lower") else x) + n * np.eye(n)
-                inputs.append(np.round(x) if d.integer else x)
+                inputs.append(x > 0 if k in prim.nondiff else np.round(x) if d.integer else x)  # a condition: bools
             try:
                 dk.namespace(inputs[0]).impls[prim.index](*inputs, **params)
             except Exception:  # noqa: BLE001  (these shapes do not go with these params)
@@ -193,7 +196,7 @@ def _weighted_sum(prim, shapes, params, weights):
     return f
 
 
-@pytest.mark.xfail(not PRIMITIVES, strict=True, reason="needs the primitive table (issue 12)")
+@pytest.mark.xfail(not CORE_CARRIES_ARRAY_API_VALUES, strict=True, reason=NOT_CARRIED)
 @pytest.mark.parametrize("prim", _table(), ids=lambda p: p.name)
 def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim):
     import diffkit as dk
@@ -212,5 +215,91 @@ def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim):
         got = dk.gradient(spy, from_host(theta, like=LIKE), method="reverse")
         assert seen == {"array_api_strict"}, f"f saw {seen}: the values were converted before reaching it"
         assert to_host(got.grad).tobytes() == want.grad.tobytes(), (shapes, params)
+        ran += 1
+    assert ran, f"no example of {prim.name}'s domain runs on numpy"
+
+
+# --- each rule alone, with xp = the values' own namespace (array_api_compat.array_namespace) -----------------------
+
+def _move(v):
+    """numpy arrays (also inside lists and tuples; index lists as integer arrays) onto array-api-strict."""
+    if isinstance(v, list) and all(isinstance(e, int) for e in v):
+        v = np.asarray(v)
+    if isinstance(v, (np.ndarray, np.generic)):  # numpy's 0-d results are scalars (np.float64)
+        return from_host(np.asarray(v), like=LIKE)
+    if isinstance(v, (list, tuple)):
+        return type(v)(_move(e) for e in v)
+    return v
+
+
+def _rule_pool(prim, inputs, params, ans, res, xp) -> dict:
+    """What a rule may read, by name (the vocabulary of diffkit.primitives.table)."""
+    pool = {"ans": ans, "xp": xp, "res": res, **prim.params, **params}
+    if prim.variadic:
+        pool[prim.inputs[0]], pool[prim.inputs[0] + "_shape"] = list(inputs), [np.shape(x) for x in inputs]
+    else:
+        for name, x in zip(prim.inputs, inputs):
+            pool[name], pool[name + "_shape"] = x, tuple(np.shape(x))
+    return pool
+
+
+def _rules_on(prim, inputs, params, g, xp, forward):
+    """Every rule's contribution to every input, brought to the input's shape as the tape does."""
+    from diffkit.primitives.table import _rule_args
+    from diffkit.tape import unbroadcast
+
+    out = forward(*inputs, **params)
+    ans, res = out if prim.residual else (out, None)
+    pool = _rule_pool(prim, inputs, params, ans, res, xp)
+    if prim.joint is not None:
+        got = prim.joint(g, *[pool[n] for n in _rule_args(prim.joint)])
+    else:
+        got = [None if rule is None else rule(g, *[pool[n] for n in names])
+               for rule, names in zip(prim.vjps, prim.rule_args)]
+    return [None if c is None else unbroadcast(xp, c, tuple(np.shape(x))) for c, x in zip(got, inputs)]
+
+
+# Found by this test on the table as merged (a rule calls numpy, or a name outside the array API standard, on
+# array-api-strict values); each is a task for the rule, not for this list: remove a name once its rule passes.
+NUMPY_ONLY_RULES = {
+    "maximum", "minimum", "relu",            # g * (x > y): a boolean mask times floats (the standard refuses)
+    "clip", "max", "min", "binary_cross_entropy", "softmax_cross_entropy",   # a numpy call inside the rule
+    "leaky_relu",                             # xp.where(c, 1.0, alpha): two Python scalars
+    "lgamma", "digamma", "polygamma",         # xp.digamma / xp.polygamma: not in the standard
+    "einsum", "swapaxes", "prod",             # xp.einsum, xp.swapaxes, xp.cumprod: not in the standard
+    "diagonal", "repeat", "take", "at_set",   # xp.at(...): diffkit's functional update, not in the standard
+    "cholesky", "solve_triangular",           # xp.linalg.solve_triangular: not in the standard
+    "concat", "stack",                        # g[a:b] on a 2-D g: the standard needs g[a:b, ...]
+}
+
+
+@pytest.mark.skipif(not PRIMITIVES, reason="needs the primitive table (issue 12)")
+@pytest.mark.parametrize("prim", [p for p in _table() if not p.scatter], ids=lambda p: p.name)
+def test_each_rule_runs_on_array_api_strict_with_the_values_own_namespace(prim, request):
+    import diffkit as dk
+
+    if prim.name in NUMPY_ONLY_RULES:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="a numpy-only call in its rule (listed above)"))
+    rng = np.random.default_rng(prim.index)
+    ran = 0
+    for inputs, params in _examples(prim, rng):
+        xp = dk.namespace(inputs[0])
+        out = xp.impls[prim.index](*inputs, **params)
+        g = rng.standard_normal(np.shape(out[0] if prim.residual else out))
+        want = _rules_on(prim, inputs, params, g.copy(), xp, xp.impls[prim.index])
+        strict_inputs = [_move(x) for x in inputs]
+        numpy_forward = xp.impls[prim.index]  # the forward is not under test here: its values, moved
+
+        def forward(*_args, **_params):
+            return _move(numpy_forward(*inputs, **params))
+        got = _rules_on(prim, strict_inputs, {k: _move(v) for k, v in params.items()}, _move(g),
+                        array_namespace_of(strict_inputs[0]), forward)
+        for w, c in zip(want, got):
+            if w is None:
+                continue
+            assert library_of(c) == "array_api_strict", f"{prim.name}'s rule returned a {type(c)}"
+            # bit for bit, except where numpy's path takes another summation order (affine's bias: a BLAS
+            # ones @ g on numpy, the tape's sum on others): rounding, a few units in the last place
+            np.testing.assert_allclose(to_host(c), np.asarray(w, dtype=float), rtol=4e-16 * 8, atol=0)
         ran += 1
     assert ran, f"no example of {prim.name}'s domain runs on numpy"
