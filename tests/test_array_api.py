@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import diffkit as dk
 from diffkit.array_api import ArrayAPIError, array_namespace_of, from_host, library_of, to_host
 
 strict = pytest.importorskip("array_api_strict", reason="the array-API checks need array-api-strict: "
@@ -135,8 +136,6 @@ NOT_CARRIED = "dk.gradient converts theta to numpy (methods.resolve) and the tap
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("method", ["reverse", "central"])
 def test_mlp_family_gradients_on_array_api_strict_equal_numpys(activation, loss, method):
-    import diffkit as dk
-
     problem = dk.problems.mlp([3, 5, 4], activation, loss, l2=0.01, batch=6, seed=1)
     spy, seen = _libraries_seen(on_strict(problem))
     got = dk.gradient(spy, from_host(problem.theta0, like=LIKE), method=method)
@@ -156,67 +155,41 @@ def _table():
     return [p for p in table.values() if p.kind != "constant"]
 
 
-def _examples(prim, rng):
-    """(inputs, params) from the primitive's test domain; combinations its numpy forward refuses are left out."""
-    import diffkit as dk
+def _examples(prim):
+    """(inputs, params) for each of the primitive's domain examples, drawn as the generated tests draw them."""
+    from test_primitives import draw  # the table's tests: one sampler of the domains
 
     d = prim.domain
-    for shapes in d.shapes:
-        for params in d.params:
-            inputs = []
-            for k, shape in enumerate(shapes):
-                x = rng.uniform(d.low[k] if isinstance(d.low, tuple) else d.low,
-                                d.high[k] if isinstance(d.high, tuple) else d.high, shape)
-                if d.matrix and k == 0 and len(shape) >= 2:  # well-conditioned structured matrices
-                    n = shape[-1]
-                    x = (x @ np.swapaxes(x, -1, -2) if d.matrix == "spd" else
-                         np.tril(x) if d.matrix in ("triangular", "lower") else x) + n * np.eye(n)
-                inputs.append(x > 0 if k in prim.nondiff else np.round(x) if d.integer else x)  # a condition: bools
-            try:
-                dk.namespace(inputs[0]).impls[prim.index](*inputs, **params)
-            except Exception:  # noqa: BLE001  (these shapes do not go with these params)
-                continue
-            yield inputs, params
+    for example in range(max(len(d.params), len(d.shapes))):
+        yield draw(prim, prim.index, example)
 
 
-def _weighted_sum(prim, shapes, params, weights):
-    """theta -> sum of the primitive's float outputs times fixed weights, through the namespace of theta."""
-    import diffkit as dk
+def _weighted_sum(prim, inputs, params, weights):
+    """(theta -> sum of the primitive's output times fixed weights, theta): the generated tests' unpacking."""
+    from test_primitives import _unpacked
 
-    sizes = [int(np.prod(s)) for s in shapes]
+    f, theta, _ = _unpacked(prim, inputs, params)
 
-    def f(theta):
-        xp, pieces, start = dk.namespace(theta), [], 0
-        for shape, n in zip(shapes, sizes):
-            pieces.append(xp.reshape(theta[start:start + n], shape))
-            start += n
-        out = xp.impls[prim.index](*pieces, **params)
-        return sum(xp.sum(o * w) for o, w in zip(out if isinstance(out, tuple) else (out,), weights)
-                   if w is not None)
-    return f
+    def weighted(t):
+        return dk.namespace(t).sum(f(t) * weights)
+    return weighted, theta
 
 
 @pytest.mark.xfail(not CORE_CARRIES_ARRAY_API_VALUES, strict=True, reason=NOT_CARRIED)
 @pytest.mark.parametrize("prim", _table(), ids=lambda p: p.name)
 def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim):
-    import diffkit as dk
-
     rng = np.random.default_rng(prim.index)
-    ran = 0
-    for inputs, params in _examples(prim, rng):
+    for inputs, params in _examples(prim):
         out = dk.namespace(inputs[0]).impls[prim.index](*inputs, **params)
-        outs = out if isinstance(out, tuple) else (out,)
-        weights = [rng.standard_normal(np.shape(o)) if np.asarray(o).dtype.kind == "f" else None for o in outs]
-        theta = np.concatenate([x.ravel() for x in inputs])
-        shapes = [x.shape for x in inputs]
-        want = dk.gradient(_weighted_sum(prim, shapes, params, weights), theta, method="reverse")
-        strict_weights = [None if w is None else from_host(w, like=LIKE) for w in weights]
-        spy, seen = _libraries_seen(_weighted_sum(prim, shapes, params, strict_weights))
-        got = dk.gradient(spy, from_host(theta, like=LIKE), method="reverse")
+        weights = rng.standard_normal(np.shape(out[0] if prim.residual else out))
+        f, theta = _weighted_sum(prim, inputs, params, weights)
+        want = dk.gradient(f, theta, method="reverse")
+        strict_f, _ = _weighted_sum(prim, [_move(x) for x in inputs], {k: _move(v) for k, v in params.items()},
+                                    _move(weights))
+        spy, seen = _libraries_seen(strict_f)
+        got = dk.gradient(spy, _move(theta), method="reverse")
         assert seen == {"array_api_strict"}, f"f saw {seen}: the values were converted before reaching it"
-        assert to_host(got.grad).tobytes() == want.grad.tobytes(), (shapes, params)
-        ran += 1
-    assert ran, f"no example of {prim.name}'s domain runs on numpy"
+        assert to_host(got.grad).tobytes() == want.grad.tobytes(), params
 
 
 # --- each rule alone, with xp = the values' own namespace (array_api_compat.array_namespace) -----------------------
@@ -263,7 +236,8 @@ def _rules_on(prim, inputs, params, g, xp, forward):
 # array-api-strict values); each is a task for the rule, not for this list: remove a name once its rule passes.
 NUMPY_ONLY_RULES = {
     "maximum", "minimum", "relu",            # g * (x > y): a boolean mask times floats (the standard refuses)
-    "clip", "max", "min", "binary_cross_entropy", "softmax_cross_entropy",   # a numpy call inside the rule
+    "clip", "max", "min", "binary_cross_entropy",   # a numpy array made inside the rule
+    "exp2", "log2", "log10", "erf", "erfc",   # xp.log(2.0), xp.sqrt(xp.pi): the standard's functions take arrays
     "leaky_relu",                             # xp.where(c, 1.0, alpha): two Python scalars
     "lgamma", "digamma", "polygamma",         # xp.digamma / xp.polygamma: not in the standard
     "einsum", "swapaxes", "prod",             # xp.einsum, xp.swapaxes, xp.cumprod: not in the standard
@@ -276,13 +250,11 @@ NUMPY_ONLY_RULES = {
 @pytest.mark.skipif(not PRIMITIVES, reason="needs the primitive table (issue 12)")
 @pytest.mark.parametrize("prim", [p for p in _table() if not p.scatter], ids=lambda p: p.name)
 def test_each_rule_runs_on_array_api_strict_with_the_values_own_namespace(prim, request):
-    import diffkit as dk
-
     if prim.name in NUMPY_ONLY_RULES:
         request.applymarker(pytest.mark.xfail(strict=True, reason="a numpy-only call in its rule (listed above)"))
     rng = np.random.default_rng(prim.index)
     ran = 0
-    for inputs, params in _examples(prim, rng):
+    for inputs, params in _examples(prim):
         xp = dk.namespace(inputs[0])
         out = xp.impls[prim.index](*inputs, **params)
         g = rng.standard_normal(np.shape(out[0] if prim.residual else out))
