@@ -224,8 +224,8 @@ def cell_task(study: Study, cell: Cell, given) -> tuple[str, list[dict]]:
     with _LOCK.hold(alone=study.kind == "gradient"), _env.blas_threads(study.blas_threads) as threads:
         row = base_row(study, cell, _env.environment(threads), threads, worker=_worker_address())
         ctx = _worker_context(study)
-        if given is not None and cell.problem_key not in ctx.refs:
-            ctx.given = given
+        if cell.problem_key not in ctx.refs:  # a new problem: its reference, never the last one's
+            ctx.given = given or (None, "")
         try:
             return CELL_RUNNERS[study.kind](study, cell, ctx, row)
         except CellBudget as err:  # the deadline fired outside the runner's own handler
