@@ -50,7 +50,7 @@ def _study(name):
 def run_list(args) -> int:
     for name in builtin_studies():
         study = load_study(name)
-        print(f"{name:<12} {study.kind:<10} {len(study.cells()):>4} cells  {study.description}")
+        print(f"{name:<12} {study.kind:<10} {study.count_cells():>4} cells  {study.description}")
     path = default_store_path()
     if path.exists():
         print(f"\nstore {path}:")
