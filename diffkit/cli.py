@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def split_names(values, option: str, valid) -> list[str]:
+def split_names(values, option: str, valid, noun: str = "methods") -> list[str]:
     """Names given as repeated and/or comma-separated options (``--methods a,b --method c``), checked.
 
     >>> split_names(["reverse,central", "central4"], "--method", ["reverse", "central", "central4"])
@@ -50,10 +50,10 @@ def split_names(values, option: str, valid) -> list[str]:
     names = [n.strip() for v in values or () for n in str(v).split(",") if n.strip()]
     valid = list(valid)
     if values is not None and not names:
-        raise UsageError(f"{option} names no method; valid: {', '.join(valid)}")
+        raise UsageError(f"{option} names nothing; valid {noun}: {', '.join(valid)}")
     unknown = [n for n in names if n not in valid]
     if unknown:
-        raise UsageError(f"{option}: unknown {', '.join(repr(n) for n in unknown)}; valid: {', '.join(valid)}")
+        raise UsageError(f"{option}: unknown {', '.join(repr(n) for n in unknown)}; valid {noun}: {', '.join(valid)}")
     return names
 
 

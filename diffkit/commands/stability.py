@@ -31,7 +31,7 @@ def run(args) -> int:
 
     study = load_study("stability")
     options = dict((study.quick() if args.quick else study).sweep["options"])
-    cases = split_names(args.cases, "--cases", CASES) or list(options.pop("cases", None) or CASES)
+    cases = split_names(args.cases, "--cases", CASES, "cases") or list(options.pop("cases", None) or CASES)
     if args.methods is not None:
         available = [m.name for m in registered_methods().values() if m.available]
         options["methods"] = split_names(args.methods, "--methods", available)
