@@ -486,8 +486,20 @@ def study_from_dict(content: dict, source: str = "<python>") -> Study:
 
 
 def studies_dir() -> Path:
-    """The built-in study files: ``studies/`` beside the diffkit package (the repository's folder)."""
-    return Path(__file__).resolve().parents[2] / "studies"
+    """The built-in study files: the repository's ``studies/`` folder, or the installed copy of it.
+
+    A checkout (also an editable install) reads ``studies/`` beside the package; a wheel ships the same
+    files as the data package ``diffkit.builtin_studies`` (see setup.py), found through importlib.resources.
+    """
+    checkout = Path(__file__).resolve().parents[2] / "studies"
+    if (checkout / "README.md").is_file() and any(checkout.glob("*.toml")):
+        return checkout
+    from importlib import resources
+    try:
+        installed = resources.files("diffkit.builtin_studies")
+    except ModuleNotFoundError:
+        return checkout  # neither: builtin_studies() is empty and load_study says so
+    return Path(str(installed.joinpath("README.md"))).parent  # a namespace package: its one real folder
 
 
 def builtin_studies() -> list[str]:
