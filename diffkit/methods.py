@@ -177,8 +177,9 @@ def as_theta(theta: Any) -> np.ndarray:
     kind = raw.dtype.kind
     if kind == "O":
         values = raw.reshape(-1).tolist()
-        wrong = next((v for v in values if isinstance(v, (bool, np.bool_)) or not _is_real_number(v)), None)
-        if wrong is not None:
+        wrongs = [v for v in values if isinstance(v, (bool, np.bool_)) or not _is_real_number(v)][:1]
+        if wrongs:
+            wrong = wrongs[0]
             kind = "b" if isinstance(wrong, (bool, np.bool_)) else "c" if isinstance(wrong, complex) else "?"
             if kind == "?":
                 raise TypeError(f"theta must hold real numbers (floats or integers); got an element of type "
@@ -287,6 +288,9 @@ def check_scalar(out: Any) -> None:
 
 def get_method(method: str) -> Method:
     _load_methods()
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a method name (a string); got {type(method).__name__} {method!r:.60}; "
+                        f"valid methods: {', '.join(METHODS)}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
     spec = METHODS[method]
