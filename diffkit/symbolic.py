@@ -238,11 +238,20 @@ def _pipeline(fn: Callable, shape: tuple, opts: dict, report: Callable) -> dict:
 # --- running the pipeline under a budget -----------------------------------------------------
 
 def _error_type(module: str, qualname: str) -> type | None:
-    """The exception class the child raised, looked up in this process (fork: the same modules are loaded)."""
-    obj = sys.modules.get(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part, None)
-    return obj if isinstance(obj, type) and issubclass(obj, Exception) else None
+    """The exception class the child raised, found in this process (fork: the child's classes are ours too).
+
+    Walks the subclasses of Exception, so that a class defined inside a function is found as well.
+    """
+    todo, seen = [Exception], set()
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        if cls.__module__ == module and cls.__qualname__ == qualname:
+            return cls
+        todo.extend(cls.__subclasses__())
+    return None
 
 
 def _reraise(error: dict):

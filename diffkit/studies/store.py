@@ -34,6 +34,7 @@ import os
 import socket
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,7 @@ class Store:
 
     def __init__(self, path=None):
         self.path = Path(path) if path is not None else default_store_path()
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # one per Store: runs in threads
         _make_parent(self.path)
         if self.path.is_dir():
             raise StoreError(f"the results store {self.path} is a directory; give the path of a file in it, e.g. "
@@ -246,7 +247,7 @@ FINAL_STATUSES = ("ok", "failed", "budget")  # a rerun keeps these cells (see ru
 
 
 def _stale(owner: str, claimed_at: float, stale_after_s: float) -> bool:
-    host, _, pid = owner.rpartition(":")
+    host, pid = (owner.split(":") + ["", ""])[:2]
     if time.time() - claimed_at > stale_after_s:
         return True
     if host == socket.gethostname() and pid.isdigit():
