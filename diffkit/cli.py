@@ -53,7 +53,7 @@ def split_names(values, option: str, valid, noun: str = "methods") -> list[str]:
         raise UsageError(f"{option} names nothing; valid {noun}: {', '.join(valid)}")
     unknown = [n for n in names if n not in valid]
     if unknown:
-        raise UsageError(f"{option}: unknown {', '.join(repr(n) for n in unknown)}; valid {noun}: {', '.join(valid)}")
+        raise UsageError(f"{option}: unknown {', '.join(unknown)}; valid {noun}: {', '.join(valid)}")
     return names
 
 

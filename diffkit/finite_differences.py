@@ -256,7 +256,7 @@ def _evaluate_batched(batched: Callable, theta, h_eff, offsets, batch: int) -> d
     values, P, flat = {}, theta.size, theta.reshape(-1)
     for o in offsets:
         if o == 0:
-            values[o] = np.full(P, _real(np.reshape(batched(theta[None]), (1,))[0]))
+            values[o] = np.full(P, _real(np.reshape(batched(theta[None].copy()), (1,))[0]))  # its own copy
             continue
         vals = np.empty(P)
         for start in range(0, P, batch):

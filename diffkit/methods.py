@@ -253,10 +253,14 @@ def user_function(fn: Callable) -> Callable:
 
 
 class CountedFunction:
-    """Counts calls of f and insists that each returns a scalar."""
+    """Counts calls of f (guarded: each gets its own theta) and insists that each returns a scalar.
+
+    ``fn`` is the user's own function: methods key their caches on it and find ``f.batched`` there.
+    """
 
     def __init__(self, fn: Callable):
-        self.fn = guard(fn)
+        self.fn = user_function(fn)
+        self._guarded = guard(self.fn)
         self.calls = 0
 
     def __getattr__(self, name: str):
@@ -264,7 +268,7 @@ class CountedFunction:
 
     def __call__(self, theta):
         self.calls += 1
-        out = self.fn(theta)
+        out = self._guarded(theta)
         check_scalar(out)
         return out
 
