@@ -57,6 +57,38 @@ def split_names(values, option: str, valid, noun: str = "methods") -> list[str]:
     return names
 
 
+def check_output_file(path, option: str, suffixes: tuple[str, ...] = (".csv",)) -> None:
+    """Refuse, before anything runs, an output file that could not be written (results are never lost).
+
+    >>> check_output_file("out.txt", "--csv")
+    Traceback (most recent call last):
+    ...
+    diffkit.cli.UsageError: --csv out.txt: the file name must end in .csv
+    """
+    if path is None:
+        return
+    target = os.path.abspath(os.path.expanduser(str(path)))
+    if not str(path).endswith(suffixes):
+        raise UsageError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
+    if os.path.isdir(target):
+        raise UsageError(f"{option} {path}: {target} is a directory; give a file name such as {target}/results.csv")
+    parent = os.path.dirname(target)
+    existing = next(p for p in _ancestors(parent) if os.path.exists(p))
+    if not os.path.isdir(existing):
+        raise UsageError(f"{option} {path}: {existing} is a file, so {parent} cannot be a folder")
+    if not os.access(existing, os.W_OK):
+        raise UsageError(f"{option} {path}: cannot write in {existing}; choose a folder you may write to")
+
+
+def _ancestors(path: str):
+    while True:
+        yield path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+
+
 def json_safe(obj):
     """``obj`` with NaN and infinities as None, so that ``json.dumps(allow_nan=False)`` writes valid JSON."""
     if isinstance(obj, float) and not math.isfinite(obj):

@@ -48,7 +48,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .backends import NotAnalyticError
-from .methods import MethodOutput, check_scalar, default_name, register_method
+from .methods import MethodOutput, as_theta, check_scalar, default_name, guard, register_method
 
 __all__ = ["STENCILS", "Stencil", "steps", "stencil_gradient", "complex_step_gradient", "richardson_gradient",
            "directional_derivative", "jvp", "optimal_step", "batched_function"]
@@ -423,13 +423,21 @@ def jvp(f: Callable, theta: Any, v: Any, method: str = "central", h: float | Non
     >>> np.round(jvp(f, np.array([1.0, 2.0]), np.array([1.0, 0.0])), 8).tolist()     # (t1, cos t0)
     [2.0, 0.54030231]
     """
-    theta = np.asarray(theta, dtype=float)
-    v = np.asarray(v, dtype=float)
+    if not callable(f):
+        raise TypeError(f"f must be a function of theta; got {type(f).__name__} {f!r:.60}")
+    theta, v = as_theta(theta), as_theta(v, "v")
+    f = guard(f)  # each call gets its own theta
+    if not isinstance(method, str) or method not in (*STENCILS, "richardson", "complex_step"):
+        raise ValueError(f"unknown method {method!r} for a directional derivative; valid: "
+                         f"{', '.join([*STENCILS, 'richardson', 'complex_step'])}")
+    if not isinstance(relative, (bool, np.bool_)):
+        raise TypeError(f"relative must be True or False; got {type(relative).__name__} {relative!r:.40}")
     if v.shape != theta.shape:
         raise ValueError(f"direction v has shape {v.shape}, but theta has shape {theta.shape}; they must match")
     if not np.all(np.isfinite(v)) or not np.any(v):
         raise ValueError("direction v must be finite and not all zero")
-    if h is not None and not (np.ndim(h) == 0 and np.isfinite(h) and h > 0):
+    if h is not None and (isinstance(h, (bool, str, bytes)) or not isinstance(h, (int, float, np.number)) or
+                          not (np.isfinite(h) and h > 0)):
         raise ValueError(f"h must be one finite number > 0 for a directional derivative; got {h!r}")
     step = optimal_step(method) if h is None else float(h)
     t = step * max(float(np.max(np.abs(theta))), 1.0) / float(np.max(np.abs(v))) if relative else step
@@ -456,6 +464,9 @@ def directional_derivative(f: Callable, theta: Any, v: Any, method: str = "centr
     >>> round(directional_derivative(lambda t: t[0] ** 2 + 3 * t[1], np.array([1.0, 1.0]), np.array([1.0, 1.0])), 8)
     5.0
     """
+    if not callable(f):
+        raise TypeError(f"f must be a function of theta; got {type(f).__name__} {f!r:.60}")
+
     def scalar_f(x):
         out = f(x)
         check_scalar(out)

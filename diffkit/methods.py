@@ -149,8 +149,8 @@ def resolve(f: Any, theta: Any) -> tuple[Callable, np.ndarray, Callable[[int], s
 _REAL_KINDS = "fiu"  # float, signed and unsigned integers: what a real theta may be made of
 
 
-def as_theta(theta: Any) -> np.ndarray:
-    """theta as a new float64 array, or TypeError/ValueError naming what is wrong with it.
+def as_theta(theta: Any, name: str = "theta") -> np.ndarray:
+    """theta (or the array called ``name``) as a new float64 array, or TypeError/ValueError saying what is wrong.
 
     Refused, because converting them would change the question silently: strings, bools, dates
     (datetime64/timedelta64), masked arrays (the mask would be dropped) and complex numbers (the imaginary
@@ -165,14 +165,14 @@ def as_theta(theta: Any) -> np.ndarray:
     """
     hint = "Pass floats, e.g. np.array([1.0, 0.0])"
     if isinstance(theta, np.ma.MaskedArray):
-        raise TypeError(f"theta must be a plain array; got a masked array (np.ma), whose mask diffkit would drop. "
-                        f"Fill or remove the masked entries first: theta.filled(value) or theta.compressed()")
+        raise TypeError(f"{name} must be a plain array; got a masked array (np.ma), whose mask diffkit would drop. "
+                        f"Fill or remove the masked entries first: x.filled(value) or x.compressed()")
     if isinstance(theta, (str, bytes, dict, set, frozenset)) or theta is None:
-        raise TypeError(f"theta must be an array of real numbers; got {type(theta).__name__} {theta!r:.60}. {hint}")
+        raise TypeError(f"{name} must be an array of real numbers; got {type(theta).__name__} {theta!r:.60}. {hint}")
     try:
         raw = np.asarray(theta)
     except (TypeError, ValueError) as err:  # ragged lists
-        raise TypeError(f"theta must be a rectangular array of real numbers; got {type(theta).__name__}: "
+        raise TypeError(f"{name} must be a rectangular array of real numbers; got {type(theta).__name__}: "
                         f"{err}. {hint}") from None
     kind = raw.dtype.kind
     if kind == "O":
@@ -182,7 +182,7 @@ def as_theta(theta: Any) -> np.ndarray:
             wrong = wrongs[0]
             kind = "b" if isinstance(wrong, (bool, np.bool_)) else "c" if isinstance(wrong, complex) else "?"
             if kind == "?":
-                raise TypeError(f"theta must hold real numbers (floats or integers); got an element of type "
+                raise TypeError(f"{name} must hold real numbers (floats or integers); got an element of type "
                                 f"{type(wrong).__name__}: {wrong!r:.40}. {hint}")
     names = {"b": "bool", "U": "string", "S": "bytes", "M": "datetime64", "m": "timedelta64", "c": "complex",
              "V": "structured (void)"}
@@ -190,15 +190,15 @@ def as_theta(theta: Any) -> np.ndarray:
         extra = (" (the imaginary part would be dropped; diffkit differentiates real functions of real "
                  "parameters: pass theta.real, or split real and imaginary parts into two real parameters)"
                  if kind == "c" else "")
-        raise TypeError(f"theta must hold real numbers (floats or integers); got {names[kind]} values{extra}. {hint}")
+        raise TypeError(f"{name} must hold real numbers (floats or integers); got {names[kind]} values{extra}. {hint}")
     if kind not in _REAL_KINDS + "O":
-        raise TypeError(f"theta must hold real numbers; got dtype {raw.dtype}. {hint}")
+        raise TypeError(f"{name} must hold real numbers; got dtype {raw.dtype}. {hint}")
     try:
         arr = np.array(raw, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as err:
-        raise TypeError(f"theta must hold real numbers that fit in float64; {err}. {hint}") from None
+        raise TypeError(f"{name} must hold real numbers that fit in float64; {err}. {hint}") from None
     if arr.size == 0:
-        raise ValueError(f"theta is empty (shape {arr.shape}): there is nothing to differentiate with respect to")
+        raise ValueError(f"{name} is empty (shape {arr.shape}): there is nothing to differentiate with respect to")
     return arr
 
 

@@ -288,3 +288,19 @@ def test_fuzz_study_files(section, key, value):
             _clear(lambda: study_from_dict(content).cells())
         except (OverflowError, RecursionError):  # JSON cannot hold it: not a study file
             pass
+
+
+@FUZZ
+@given(theta=ANYTHING, v=ANYTHING, method=ANYTHING, h=ANYTHING)
+def test_fuzz_directional_derivative(theta, v, method, h):
+    _clear(lambda: dk.directional_derivative(square_sum, theta, v, method=method, h=h))
+    _clear(lambda: dk.jvp(square_sum, THETA, v, method="central", h=h))
+
+
+@FUZZ
+@given(name=st.one_of(st.text(max_size=8), st.integers(), st.none(), st.lists(st.integers(), max_size=2)))
+def test_fuzz_load_study(name):
+    try:
+        dk.studies.load_study(name)
+    except (TypeError, ValueError) as err:
+        assert str(err) and not any(u in str(err) for u in UNCLEAR), str(err)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from diffkit.cli import UsageError, split_names
+from diffkit.cli import UsageError, split_names, check_output_file
 
 
 def add_parser(sub) -> None:
@@ -45,6 +45,7 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def run(args) -> int:
     from diffkit.bench import METHOD_ORDER, print_bench, run_bench
 
+    check_output_file(args.csv, "--csv")
     methods = None
     if args.methods:
         methods = tuple(split_names(args.methods, "--methods", METHOD_ORDER))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from diffkit.cli import UsageError, split_names
+from diffkit.cli import UsageError, split_names, check_output_file
 
 LOST = (3, 8, 15)  # digits lost: 3 is the stable variants' 1e-13 promise, 15 leaves at most one digit
 
@@ -29,6 +29,8 @@ def run(args) -> int:
     from diffkit.stability import CASES, first_failures, stability_sweep
     from diffkit.studies.spec import load_study, registered_methods
 
+    check_output_file(args.csv, "--csv")
+    check_output_file(args.summary_csv, "--summary-csv")
     study = load_study("stability")
     options = dict((study.quick() if args.quick else study).sweep["options"])
     cases = split_names(args.cases, "--cases", CASES, "cases") or list(options.pop("cases", None) or CASES)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffkit.cli import UsageError, split_names
+from diffkit.cli import UsageError, split_names, check_output_file
 
 PROBLEMS = ("seed_sigmoid_neuron", "baydin", "mlp")
 METHODS = ("forward", "backward", "central", "central4", "complex_step", "richardson")
@@ -68,6 +68,7 @@ def _problem(args):
 def run(args) -> int:
     from diffkit.fd_sweep import BAYDIN_DF, step_sweep, sweep_summary
 
+    check_output_file(args.csv, "--csv")
     methods, steps, component = _parse(args)
     f, theta = _problem(args)
     size = f.size if theta is None else theta.size

@@ -513,6 +513,9 @@ def load_study(study: Any) -> Study:
         return study
     if isinstance(study, dict):
         return study_from_dict(study)
+    if not isinstance(study, (str, Path)) or not str(study).strip():
+        raise StudyError(f"a study is a built-in name ({', '.join(builtin_studies())}), the path of a .toml file, "
+                         f"a dict or a Study; got {type(study).__name__} {study!r:.60}")
     path = Path(study)
     if not path.suffix and not path.exists():
         path = studies_dir() / f"{study}.toml"
