@@ -14,6 +14,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def square_sum(t):
     return dk.namespace(t).sum(t ** 2)
 
 
+BLOCKER = Path(tempfile.mkdtemp(prefix="diffkit-bad-inputs-")) / "a-file"  # a file where a folder is needed
+BLOCKER.write_text("not a folder")
+(BLOCKER.parent / "dir.csv").mkdir()  # a folder where a file is needed
 THETA = np.array([1.0, 2.0, 3.0])
 ALL_METHODS = ("reverse", "forward", "backward", "central", "central4", "complex_step", "richardson", "symbolic")
 
@@ -372,6 +376,15 @@ CLI_CASES = [  # argv -> words in stderr (every one exits 2 and prints the subco
     (["report", "--fresh", "--no-run"], ["--fresh", "--no-run"]),
     (["report", "--studies", "nope"], ["nope", "seeds"]),
     (["methods", "--colour"], ["unrecognized arguments"]),
+    (["sweep", "--csv", "out.txt"], ["--csv", "end in .csv"]),
+    (["sweep", "--csv", str(BLOCKER.parent) + "/"], ["--csv", "end in .csv"]),
+    (["sweep", "--csv", str(BLOCKER.parent / "dir.csv")], ["--csv", "is a directory"]),
+    (["sweep", "--csv", str(BLOCKER / "x.csv")], ["--csv", f"{BLOCKER} is a file"]),
+    (["bench", "--csv", "table.xlsx"], ["--csv", "end in .csv"]),
+    (["stability", "--csv", "out.json"], ["--csv", "end in .csv"]),
+    (["stability", "--summary-csv", str(BLOCKER / "s.csv")], ["--summary-csv", "is a file"]),
+    (["study", "run", "seeds", "--csv", "out.xlsx"], ["--csv", ".csv or .parquet"]),
+    (["study", "show", "seeds", "--csv", str(BLOCKER / "x.csv")], ["--csv", "is a file"]),
     (["frobnicate"], ["invalid choice", "gradient"]),
     ([], ["required", "COMMAND"]),
 ]
