@@ -215,10 +215,9 @@ class GuardedFunction:
     """The user's ``f``, handed its own copy of a numpy theta on every call.
 
     Methods evaluate f at a working array (finite differences at theta itself, then at shifted copies); an f
-    that writes to its argument would otherwise change the points that follow.  A theta that cannot be
-    copied cheaply (the tape's arrays) is read-only: writing to it raises an error that says how to build a
-    new array instead.  ``fn`` is the user's function (the symbolic cache key); other attributes
-    (``f.batched``) are looked up on it.
+    that writes to its argument would otherwise change the points that follow.  The tape's arrays are
+    immutable and say so themselves when f writes to them.  ``fn`` is the user's function (the symbolic
+    cache key); other attributes (``f.batched``) are looked up on it.
     """
 
     def __init__(self, fn: Callable):
@@ -228,18 +227,7 @@ class GuardedFunction:
         return getattr(self.__dict__["fn"], name)
 
     def __call__(self, theta):
-        if isinstance(theta, np.ndarray):
-            theta = theta.copy()
-        try:
-            return self.fn(theta)
-        except TypeError as err:
-            if "does not support item assignment" in str(err) and not isinstance(theta, np.ndarray):
-                raise TypeError(
-                    f"f writes into theta (theta[i] = ...), but here theta is a read-only {type(theta).__name__} "
-                    f"(the tape records operations, not assignments). Build a new array instead: "
-                    f"xp = dk.namespace(theta); theta = xp.at(theta)[i].set(value), or xp.where / xp.concat "
-                    f"(or copy it first, which a numpy theta allows)") from err
-            raise
+        return self.fn(theta.copy() if isinstance(theta, np.ndarray) else theta)
 
 
 def guard(fn: Callable) -> Callable:

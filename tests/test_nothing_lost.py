@@ -60,7 +60,7 @@ def test_f_that_assigns_into_a_tape_theta_gets_a_clear_error():
     # the tape records operations, not assignments: refused, with the functional form to use instead
     for call in (lambda: dk.gradient(copies_an_entry, THETA, method="reverse"),
                  lambda: dk.reference(copies_an_entry, THETA)):
-        with pytest.raises(TypeError, match=r"f writes into theta .* xp\.at\(theta\)\[i\]\.set"):
+        with pytest.raises(TypeError, match=r"immutable.*xp\.at\(x\)\[index\]\.set\(value\)"):
             call()
 
 
