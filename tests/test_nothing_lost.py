@@ -304,3 +304,34 @@ def test_fuzz_load_study(name):
         dk.studies.load_study(name)
     except (TypeError, ValueError) as err:
         assert str(err) and not any(u in str(err) for u in UNCLEAR), str(err)
+
+
+# --- the wheel, outside the checkout (.ci/run does the same in a fresh environment) ------------------------------
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_studies_and_works_outside_the_checkout(tmp_path):
+    import subprocess
+    import sys
+    import sysconfig
+
+    repo = Path(__file__).resolve().parents[1]
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
+                    str(dist), str(repo)], check=True, capture_output=True, timeout=600)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
+                    *map(str, dist.glob("*.whl"))], check=True, capture_output=True, timeout=300)
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # the dependencies, from here
+    python, env = str(venv / "bin" / "python"), {**os.environ, "DIFFKIT_STORE": str(tmp_path / "r.sqlite")}
+    env.pop("PYTHONPATH", None)
+    where = subprocess.run([python, "-c", "import diffkit; print(diffkit.__file__)"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert where.stdout.startswith(str(site)), where
+    listed = subprocess.run([python, "-m", "diffkit", "study", "list"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert {"seeds", "scaling", "stability"} <= {line.split()[0] for line in listed.stdout.splitlines() if line}
+    ran = subprocess.run([python, "-m", "diffkit", "study", "run", "scaling", "--quick", "--max-p", "100",
+                          "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr
