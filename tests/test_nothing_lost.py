@@ -335,3 +335,10 @@ def test_the_wheel_ships_the_studies_and_works_outside_the_checkout(tmp_path):
     ran = subprocess.run([python, "-m", "diffkit", "study", "run", "scaling", "--quick", "--max-p", "100",
                           "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stderr
+
+
+@FUZZ
+@given(max_p=ANYTHING)
+def test_fuzz_study_max_p(max_p):
+    study = dk.studies.load_study("seeds")
+    _clear(lambda: study.cells(max_p=max_p))

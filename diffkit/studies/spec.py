@@ -234,6 +234,11 @@ class Study:
 
     def count_cells(self, max_p: int | None = None) -> int:
         """How many cells :meth:`cells` would give, counted without building them."""
+        if max_p is not None:
+            try:
+                _problems.check_int("max_p", max_p, 1, " (the largest parameter count to run)")
+            except (TypeError, ValueError) as err:
+                raise StudyError(str(err)) from None
         return sum(_entry_count(self, entry, max_p) for entry in self.problems)
 
     def cells(self, max_p: int | None = None) -> list[Cell]:
