@@ -257,13 +257,12 @@ def _error_type(module: str, qualname: str) -> type | None:
 def _reraise(error: dict):
     """Raise the child's error as the user's own exception type (falling back to RuntimeError, named)."""
     cls = _error_type(error.get("module", "builtins"), error["error"])
-    if cls is not None:
-        try:
-            err = cls(error["message"])
-        except Exception:  # noqa: BLE001  (a class whose constructor wants other arguments)
-            err = None
-        if err is not None:
-            raise err
+    try:
+        err = cls(error["message"]) if cls is not None else None
+    except Exception:  # noqa: BLE001  (a class whose constructor wants other arguments)
+        err = None
+    if err is not None:
+        raise err
     raise RuntimeError(f"{error['error']}: {error['message']} (raised while building the symbolic gradient)")
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import itertools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ else:  # pragma: no cover
 
 from .. import problems as _problems
 from ..nn import ACTIVATIONS, COST_ALIASES, COSTS
+from .cells import MAX_CELLS, Cell, entry_cells, entry_count
 
 __all__ = ["Study", "Cell", "StudyError", "load_study", "study_from_dict", "builtin_studies", "studies_dir",
            "KINDS", "PLANNED_METHODS"]
@@ -162,37 +162,7 @@ def _positive(where: str, key: str, value, minimum=1) -> None:
         raise StudyError(f"{where}: {key} must be >= {minimum}; got {value}")
 
 
-# --- cells ------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Cell:
-    """One unit of work and one stored record: a problem instance x a method x a seed."""
-
-    cell_id: str
-    series: str            # the cell_id without its size: one budget chain
-    group: str             # the problem without its size, e.g. "mlp(activation=tanh,batch=128,...)"
-    family: str            # problem family (a name in dk.problems.catalogue())
-    params: tuple          # builder keyword arguments, as sorted (key, value) pairs
-    size: int              # target P (mlp sizes) or the exact P
-    method: str            # label in the study
-    method_name: str       # registered method name
-    options: tuple         # method options, sorted (key, value) pairs
-    seed: int
-
-    def build(self):
-        """The :class:`~diffkit.problems.Problem` of this cell."""
-        params = dict(self.params)
-        if self.family != "mlp":
-            return _problems.catalogue()[self.family]()
-        if "layers" in params:
-            return _problems.mlp(params.pop("layers"), seed=self.seed, **params)
-        return _problems.mlp_for_size(self.size, seed=self.seed, **params)
-
-    @property
-    def problem_key(self) -> str:
-        """Identifies the problem instance (the reference cache key)."""
-        return f"{self.family}{json.dumps(dict(self.params), sort_keys=True)}size={self.size}/seed={self.seed}"
-
+# --- studies ----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Study:
@@ -239,7 +209,7 @@ class Study:
                 _problems.check_int("max_p", max_p, 1, " (the largest parameter count to run)")
             except (TypeError, ValueError) as err:
                 raise StudyError(str(err)) from None
-        return sum(_entry_count(self, entry, max_p) for entry in self.problems)
+        return sum(entry_count(self, entry, max_p) for entry in self.problems)
 
     def cells(self, max_p: int | None = None) -> list[Cell]:
         """Every cell, smallest sizes first; ``max_p`` drops cells whose size exceeds it.
@@ -252,7 +222,7 @@ class Study:
             raise StudyError(f"{self.source}: the study's grid has {count:,} cells{' up to P=' + str(max_p) if max_p else ''}, "
                              f"more than {MAX_CELLS:,}; narrow its lists (sizes, seeds, activation ...) or pass a "
                              f"smaller --max-p (max_p=)")
-        cells = [c for entry in self.problems for c in _entry_cells(self, entry, max_p)]
+        cells = [c for entry in self.problems for c in entry_cells(self, entry, max_p)]
         cells.sort(key=lambda c: (c.size, c.series))
         seen: dict[str, int] = {}
         for c in cells:
@@ -269,52 +239,6 @@ def _merge(base: dict, over: dict) -> dict:
     for key, value in over.items():
         out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
-
-
-MAX_CELLS = 200_000  # a grid past this is a typo more often than a plan; it would take minutes to build
-
-
-def _shape_size(shape_key: str, shape) -> int:
-    return _problems.mlp_size(shape) if shape_key == "layers" else shape
-
-
-def _entry_methods(study: Study, entry: dict) -> list:
-    return [(label, m) for label, m in study.methods.items() if entry["methods"] in (None, [])
-            or label in entry["methods"]] if study.kind == "gradient" else [(study.kind, (study.kind, {}))]
-
-
-def _entry_count(study: Study, entry: dict, max_p: int | None) -> int:
-    shapes = [s for s in entry["shapes"] if max_p is None or _shape_size(*s) <= max_p]
-    combos = math.prod(len(v) if isinstance(v, list) else 1 for v in entry["grid"].values())
-    return combos * len(shapes) * len(entry["seeds"]) * len(_entry_methods(study, entry))
-
-
-def _entry_cells(study: Study, entry: dict, max_p: int | None = None) -> list[Cell]:
-    family = entry["family"]
-    grid = [(k, v if isinstance(v, list) else [v]) for k, v in sorted(entry["grid"].items())]
-    shapes = [s for s in entry["shapes"] if max_p is None or _shape_size(*s) <= max_p]
-    if not shapes:
-        return []
-    methods = _entry_methods(study, entry)
-    cells = []
-    for combo in itertools.product(*(values for _, values in grid)):
-        params = tuple(zip((k for k, _ in grid), combo)) + entry["fixed"]
-        for (shape_key, shape), seed, (label, (name, options)) in itertools.product(
-                shapes, entry["seeds"], methods):
-            full = tuple(sorted(params + ((("layers", shape),) if shape_key == "layers" else ())))
-            size = _shape_size(shape_key, shape)
-            described = ",".join(f"{k}={v}" for k, v in full if k != "layers")
-            problem = f"{family}({described})" if described else family
-            series = f"{problem}/{label}/seed={seed}"
-            where = f"layers={'-'.join(map(str, shape))}" if shape_key == "layers" else f"size={size}"
-            cell_id = f"{problem}/{where}/{label}/seed={seed}"
-            cells.append(Cell(cell_id, series, problem, family, _freeze(full), size, label, name,
-                              _freeze(tuple(sorted(options.items()))), seed))
-    return cells
-
-
-def _freeze(pairs):
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in pairs)
 
 
 # --- validation ----------------------------------------------------------------------------------------------------
