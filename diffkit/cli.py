@@ -9,7 +9,7 @@ import os
 import sys
 
 # Each name is a module under diffkit.commands; a module that is not there yet is skipped.
-COMMANDS = ("demo", "methods", "gradient", "study", "report", "sweep", "bench", "stability", "primitives")
+COMMANDS = ("demo", "methods", "gradient", "study", "report", "sweep", "bench", "stability", "primitives", "graph")
 
 
 class UsageError(Exception):
