@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from diffkit.cli import UsageError
+from diffkit.cli import UsageError, check_output_file
 from diffkit.studies import (StudyError, builtin_studies, default_store_path, export, fit_cost_models,
                              load_study, results, run_study, studies_dir)
 from diffkit.studies import env as _env
@@ -54,7 +54,7 @@ def _study(name):
 def run_list(args) -> int:
     for name in builtin_studies():
         study = load_study(name)
-        print(f"{name:<12} {study.kind:<10} {len(study.cells()):>4} cells  {study.description}")
+        print(f"{name:<12} {study.kind:<10} {study.count_cells():>4} cells  {study.description}")
     path = default_store_path()
     if path.exists():
         print(f"\nstore {path}:")
@@ -74,7 +74,16 @@ def _argv(args) -> list[str]:
     return argv + (["--csv", args.csv] if args.csv else [])
 
 
+def _check_csv(path) -> None:
+    check_output_file(path, "--csv", (".csv", ".parquet"))
+    if path and str(path).endswith(".parquet"):
+        import importlib.util
+        if importlib.util.find_spec("pyarrow") is None:
+            raise UsageError(f"--csv {path}: writing Parquet needs pyarrow (pip install pyarrow); or give a .csv name")
+
+
 def run_run(args) -> int:
+    _check_csv(args.csv)
     study = _study(args.file)
     if args.max_p is not None and args.max_p < 1:
         raise UsageError(f"--max-p must be a positive parameter count; got {args.max_p}")
@@ -98,6 +107,7 @@ def run_run(args) -> int:
 
 
 def run_show(args) -> int:
+    _check_csv(args.csv)
     study = _study(args.file)
     df = results(study, store=args.store, quick=True if args.quick else None)
     if df.empty:

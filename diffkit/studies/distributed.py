@@ -215,7 +215,7 @@ def reference_task(study: Study, cell: Cell):
         problem = cell.build()
         if problem.size > study.reference["max_p"]:
             return None, ""  # the cell's context words this reason itself
-        _ref, stored, reason = compute_reference(study, problem)
+        _ref, stored, reason = compute_reference(study, problem, thread_deadline)
         return stored, reason
 
 

@@ -82,6 +82,14 @@ class _Context:
             self.problems = {key: cell.build()}  # keep one: problems at P = 1e6 hold big arrays
         return self.problems[key]
 
+    def problem_or_reason(self, cell: Cell, row: dict):
+        """(problem, None), or (None, the cell's failed record) when its options cannot build a problem."""
+        try:
+            return self.problem(cell), None
+        except Exception as err:  # noqa: BLE001  (one bad cell is a result; the study goes on)
+            return None, ("failed", [{**row, "status": "failed",
+                                      "reason": f"could not build the problem: {type(err).__name__}: {err}"}])
+
     def reference(self, cell: Cell, problem):
         """(Reference or None, reason)."""
         key, opts = cell.problem_key, self.study.reference
@@ -100,7 +108,7 @@ class _Context:
         return None if stored is None else (decode_reference(stored, self.study.reference["digits"], problem), "")
 
     def _compute_reference(self, key, problem):
-        ref, stored, reason = compute_reference(self.study, problem)
+        ref, stored, reason = compute_reference(self.study, problem, self.deadline)
         if stored is not None:
             self.store.put_reference(key, problem.size, self.study.reference["digits"], *stored)
         return ref, reason
@@ -119,12 +127,16 @@ class _Context:
         return self.forwards[key]
 
 
-def compute_reference(study: Study, problem):
-    """(Reference or None, its stored form (value, grad, certification) or None, reason)."""
+def compute_reference(study: Study, problem, within=deadline):
+    """(Reference or None, its stored form (value, grad, certification) or None, reason).
+
+    A reference is part of its cell: it keeps to the cell's budget (``within``, the deadline of the thread
+    it runs in)."""
     opts = study.reference
     try:
-        ref = reference(problem, digits=opts["digits"], certify=opts["certify"], directions=opts["directions"],
-                        max_coordinates=opts["max_coordinates"])
+        with within(study.budget_s):
+            ref = reference(problem, digits=opts["digits"], certify=opts["certify"], directions=opts["directions"],
+                            max_coordinates=opts["max_coordinates"])
     except Exception as err:  # noqa: BLE001  (a failed reference is recorded with each row, not fatal)
         return None, None, f"reference failed: {type(err).__name__}: {err}"
     with mpmath.workdps(opts["digits"] + 10):
@@ -164,7 +176,9 @@ def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[
     why = unavailable(cell)
     if why:
         return "skipped", [{**row, "status": "skipped", "reason": why}]
-    problem = ctx.problem(cell)
+    problem, failed = ctx.problem_or_reason(cell, row)
+    if failed:
+        return failed
     row.update(problem_name=problem.name, P=problem.size)
     ref, ref_reason = ctx.reference(cell, problem)
     options, timing = dict(cell.options), study.timing
@@ -226,7 +240,9 @@ def _step_size_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple
         from ..fd_sweep import step_sweep
     except ImportError as err:
         return "skipped", [{**row, "status": "skipped", "reason": f"dk.step_sweep is not in this tree yet ({err})"}]
-    problem = ctx.problem(cell)
+    problem, failed = ctx.problem_or_reason(cell, row)
+    if failed:
+        return failed
     row.update(problem_name=problem.name, P=problem.size)
     ref, ref_reason = ctx.reference(cell, problem)
     sweep = study.sweep
@@ -297,34 +313,47 @@ def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, ma
     """
     study = load_study(study)
     study = study.quick() if quick else study
+    cells = study.cells(max_p)  # checked before the store is touched
     if workers is not None or scheduler is not None:
         from .distributed import run_distributed
         db = run_distributed(study, lambda: _begin(study, store, fresh), max_p, workers=workers,
                              scheduler=scheduler, progress=progress and not quiet)
         return results(study, store=db)
     db = _begin(study, store, fresh)
-    cells = study.cells(max_p)
     done = db.statuses(study.store_key)
     ctx = _Context(study, db)
     gave_out: dict[str, int] = {}
+    stale_after_s = max(10 * study.budget_s, 600.0)  # a claim older than this belongs to a run that hung
     with _env.blas_threads(study.blas_threads) as threads:
         env = _env.environment(threads)
-        bar = tqdm(cells, desc=study.store_key, unit="cell", delay=2, disable=quiet or not progress, leave=False)
-        for cell in bar:
-            bar.set_postfix_str(f"{cell.method} size={cell.size}", refresh=False)
-            status = done.get(cell.cell_id)
-            if status in FINAL:
+        bar = tqdm(total=len(cells), desc=study.store_key, unit="cell", delay=2, disable=quiet or not progress,
+                   leave=False)
+        pending = list(cells)
+        while pending:  # cells another run is computing come back here until it records them
+            waiting = []
+            for cell in pending:
+                bar.set_postfix_str(f"{cell.method} size={cell.size}", refresh=False)
+                status = done.get(cell.cell_id)
+                if status not in FINAL:
+                    owner = db.claim(study.store_key, cell.cell_id, stale_after_s)
+                    if owner == "done":
+                        status = db.statuses(study.store_key).get(cell.cell_id)
+                    elif owner is not None:
+                        waiting.append(cell)
+                        continue
+                if status in FINAL:
+                    if status == "budget":
+                        gave_out.setdefault(cell.series, cell.size)
+                    bar.update()
+                    continue
+                status = _run_cell(study, cell, ctx, db, env, threads, gave_out)
                 if status == "budget":
                     gave_out.setdefault(cell.series, cell.size)
-                continue
-            row = base_row(study, cell, env, threads)
-            if cell.series in gave_out:
-                status, rows = "skipped", [gave_out_row(study, cell, row, gave_out[cell.series])]
-            else:
-                status, rows = CELL_RUNNERS[study.kind](study, cell, ctx, row)
-            db.record(study.store_key, cell.cell_id, status, rows)
-            if status == "budget":
-                gave_out.setdefault(cell.series, cell.size)
+                bar.update()
+            if waiting:
+                time.sleep(0.05)
+                done = db.statuses(study.store_key)
+            pending = waiting
         bar.close()
     return results(study, store=db)
 
@@ -339,6 +368,21 @@ def gave_out_row(study: Study, cell: Cell, row: dict, size: int) -> dict:
     """The row of a cell skipped because a smaller size of its series ran past the budget."""
     return {**row, "status": "skipped", "reason": f"{cell.method} gave out at size {size} (budget "
                                                   f"{study.budget_s:g} s); larger sizes are skipped"}
+
+
+def _run_cell(study: Study, cell: Cell, ctx: _Context, db: Store, env: dict, threads, gave_out: dict) -> str:
+    """Run one claimed cell and record it (which releases the claim); return its status."""
+    row = base_row(study, cell, env, threads)
+    try:
+        if cell.series in gave_out:
+            status, rows = "skipped", [gave_out_row(study, cell, row, gave_out[cell.series])]
+        else:
+            status, rows = CELL_RUNNERS[study.kind](study, cell, ctx, row)
+    except BaseException:
+        db.release(study.store_key, cell.cell_id)  # interrupted: another run may take it at once
+        raise
+    db.record(study.store_key, cell.cell_id, status, rows)
+    return status
 
 
 def results(study, *, store=None, quick: bool | None = None) -> pd.DataFrame:
