@@ -18,8 +18,10 @@ q normal, l normal, in that order.
 
 >>> _, input = next(inputs([{"d": 2, "k": 3, "n": 4}]))
 >>> p = problem(input)
->>> p.theta.size, [len(v) for v in FUNCTIONS["jacobian"](input, _engine()).encode(np.zeros(p.theta.size)).values()]
-(15, [3, 3, 3, 3])
+>>> p.theta.size                       # k + 2 k d + k d (d - 1) / 2
+18
+>>> _split(np.arange(18.0), input)["l"]  # the last k d(d-1)/2 entries, a row per component
+[[15.0], [16.0], [17.0]]
 """
 from __future__ import annotations
 
@@ -34,11 +36,6 @@ from ..jobs import Problem, as_float, gradient_job, primal_job
 from ._inputs import field, integer, matrix, vector
 
 __all__ = ["log_posterior", "problem", "FUNCTIONS", "inputs", "SIZES", "TEST_SIZES"]
-
-
-def _engine():
-    from ..engines import engine_for  # noqa: PLC0415
-    return engine_for("reverse")
 
 
 @lru_cache(maxsize=None)
