@@ -43,7 +43,7 @@ class MethodUnavailable(RuntimeError):
 
 
 def _as_array(out: Any) -> np.ndarray:
-    return np.asarray(getattr(out, "t", out), dtype=np.float64)
+    return np.asarray(out, dtype=np.float64)
 
 
 class Engine:
@@ -61,11 +61,14 @@ class Engine:
 
     def grad_hvp(self, f: Callable) -> Callable:
         hvp = getattr(dk, "hvp", None)
-        if hvp is None or self.method != "reverse":
+        if self.method != "reverse":
             raise MethodUnavailable(
-                f"a Hessian-vector product is needed (kmeans' Newton direction), and method {self.method!r} has "
-                f"none here: dk.hvp (forward over reverse, the forward-mode issue) has not landed; "
-                f"the peers torch, jax and autograd provide one")
+                f"a Hessian-vector product is needed (kmeans' Newton direction), and method {self.method!r} "
+                f"computes gradients only; use method reverse (with dk.hvp) or a peer (torch, jax, autograd)")
+        if hvp is None:
+            raise MethodUnavailable(
+                "a Hessian-vector product is needed (kmeans' Newton direction): dk.hvp (forward over reverse, "
+                "the forward-mode issue) has not landed in this diffkit; the peers torch, jax and autograd have one")
         return lambda theta, v: hvp(f, theta, v, with_gradient=True)
 
 
@@ -76,7 +79,8 @@ class _TorchEngine(Engine):
 
         def run(theta):
             with torch.no_grad():
-                return _as_array(_tensor(f(TorchArray(torch.from_numpy(theta)))))
+                out = _tensor(f(TorchArray(torch.from_numpy(theta))))
+            return out.numpy() if isinstance(out, torch.Tensor) else _as_array(out)
         return run
 
     def gradient(self, f):
@@ -96,7 +100,9 @@ class _TorchEngine(Engine):
 
 
 def _tensor(out: Any) -> Any:
-    return getattr(out, "t", out)
+    """The tensor inside a TorchArray (a function may also return a plain number)."""
+    from diffkit.peers import TorchArray  # noqa: PLC0415
+    return out.t if type(out) is TorchArray else out
 
 
 class _JaxEngine(Engine):
