@@ -191,7 +191,7 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     """
     fn, arr, names = resolve(f, theta)
     spec = get_method(method)
-    unknown = set(options) - set(spec.options)
+    unknown = set(options) - set(spec.options) if options else ()  # (inspect.signature costs ~0.1 ms)
     if unknown:
         raise TypeError(f"method {method!r} got unknown option(s) {', '.join(sorted(unknown))}; "
                         f"its options are: {', '.join(spec.options) or 'none'}")

@@ -105,18 +105,26 @@ def _tensor(out: Any) -> Any:
     return out.t if type(out) is TorchArray else out
 
 
+def _jax():
+    """jax with float64 enabled (diffkit.peers turns x64 on when it loads jax.numpy), before anything compiles."""
+    from diffkit.peers import _load_jax_numpy  # noqa: PLC0415
+    _load_jax_numpy()
+    import jax  # noqa: PLC0415
+    return jax
+
+
 class _JaxEngine(Engine):
     def primal(self, f):
-        import jax  # noqa: PLC0415
-        compiled = jax.jit(f)
+        compiled = _jax().jit(f)
         return lambda theta: np.asarray(compiled(theta), dtype=np.float64)
 
     def gradient(self, f):
+        _jax()
         grad = dk.peers.PEERS["jax"].prepare(f)
         return lambda theta: grad(theta)[1]
 
     def grad_hvp(self, f):
-        import jax  # noqa: PLC0415
+        jax = _jax()
         compiled = jax.jit(lambda theta, v: jax.jvp(jax.grad(f), (theta,), (v,)))
         return lambda theta, v: tuple(np.asarray(a, dtype=np.float64) for a in compiled(theta, v))
 
