@@ -51,6 +51,9 @@ __all__ = ["run_gradbench", "format_gradbench", "write_csv", "profile", "BENCH_M
 BENCH_METHODS = ("reverse",) + PEER_METHODS
 SAMPLE_S = 5e-3  # a sample repeats a call back to back until it lasts this long (a 0.1 ms call alone is noise)
 BUDGET_S = 20.0  # a method whose warm-up gradient takes longer is not sampled at the larger sizes of that eval
+# jax.jit traces a Python loop into one unrolled program: XLA's compile time grows fast with its length (ode at
+# n = 1000, s = 100, 2,505 tape nodes, had not compiled after 4 minutes; s = 10, 255 nodes, takes seconds).
+JIT_MAX_NODES = 1000
 DEFAULT_CSV = Path("reports") / "data" / "gradbench.csv"
 
 # What --quick runs: for each eval, its smallest default size and one or two that the issue's table names.
@@ -67,7 +70,7 @@ QUICK_SIZES = {
 }
 
 COLUMNS = ["eval", "size", "method", "status", "primal_s", "gradient_s", "gradient_over_primal", "over_tape",
-           "max_difference", "warmup_primal_s", "warmup_gradient_s", "samples", "note"]
+           "max_difference", "warmup_primal_s", "warmup_gradient_s", "samples", "tape_nodes", "note"]
 
 
 def _function_names(module) -> tuple[str, str]:
@@ -198,12 +201,27 @@ def _installed(method: str) -> bool:
     return True
 
 
+def _tape_nodes(module, input) -> int:
+    """How many nodes the tape records for the eval's objective (its graph's length, as jax.jit would unroll it)."""
+    from diffkit.reverse import tape_gradient  # noqa: PLC0415
+
+    problem = module.problem(input)
+    try:
+        return int(tape_gradient(problem.objective, problem.theta)[2])
+    except Exception:  # noqa: BLE001  (an op the tape lacks: the reverse row says so; the count is unknown)
+        return -1
+
+
 def _measure(name, module, description, input, names, methods, repeats, slow: set) -> list[dict]:
-    cells = []
+    cells, nodes = [], _tape_nodes(module, input)
     for method in methods:
         if method in slow:
             cell = _Cell(method)
             cell.status, cell.note = "budget", f"its gradient took over {BUDGET_S:.0f} s at a smaller size of {name}"
+        elif method == "jax" and nodes > JIT_MAX_NODES:
+            cell = _Cell(method)
+            cell.status, cell.note = "budget", (f"jax.jit would unroll a {nodes}-node graph (a Python loop); its "
+                                                f"compile takes minutes past {JIT_MAX_NODES} nodes")
         else:
             cell = _Cell(method, module, input, names)
             if cell.warmup.get("gradient", 0.0) > BUDGET_S:
@@ -224,7 +242,7 @@ def _measure(name, module, description, input, names, methods, repeats, slow: se
                      "gradient_over_primal": grad / numpy_primal, "over_tape": grad / tape_grad,
                      "warmup_primal_s": cell.warmup.get("primal", float("nan")),
                      "warmup_gradient_s": cell.warmup.get("gradient", float("nan")),
-                     "samples": repeats if cell.jobs else 0,
+                     "samples": repeats if cell.jobs else 0, "tape_nodes": nodes,
                      "max_difference": _difference(cell.output, tape.output)
                      if tape is not None and tape.output is not None and cell.output is not None else float("nan")})
     return rows
