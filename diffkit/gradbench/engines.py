@@ -6,7 +6,9 @@ An :class:`Engine` turns one function ``f(theta)`` (written once against
 * ``primal(f)(theta)``: the function's value (an array, any shape);
 * ``gradient(f)(theta)``: the gradient of a scalar ``f``;
 * ``grad_hvp(f)(theta, v)``: the gradient and the Hessian-vector product ``H v``
-  (kmeans' Newton direction needs the Hessian's diagonal).
+  (kmeans' Newton direction needs the Hessian's diagonal): for the tape,
+  ``dk.hvp`` where it exists, else forward mode (``dk.jvp``) over the tape's
+  gradient (:func:`forward_over_reverse`); the peers' own double derivatives.
 
 diffkit's own methods go through :func:`diffkit.gradient` (what a user runs)
 and evaluate the primal on numpy arrays.  The peers (torch, jax, autograd)
@@ -31,7 +33,7 @@ import numpy as np
 import diffkit as dk
 from diffkit.methods import METHODS, _load_methods
 
-__all__ = ["Engine", "MethodUnavailable", "engine_for", "METHOD_CHOICES", "PEER_METHODS"]
+__all__ = ["Engine", "MethodUnavailable", "engine_for", "forward_over_reverse", "METHOD_CHOICES", "PEER_METHODS"]
 
 # The tool's --method choices: diffkit's own differentiators, then the peers on the same definitions.
 METHOD_CHOICES = ("reverse", "forward_ad", "central", "complex_step", "symbolic", "torch", "jax", "autograd")
@@ -60,16 +62,30 @@ class Engine:
         return lambda theta: dk.gradient(f, theta, method=method).grad
 
     def grad_hvp(self, f: Callable) -> Callable:
-        hvp = getattr(dk, "hvp", None)
         if self.method != "reverse":
             raise MethodUnavailable(
                 f"a Hessian-vector product is needed (kmeans' Newton direction), and method {self.method!r} "
-                f"computes gradients only; use method reverse (with dk.hvp) or a peer (torch, jax, autograd)")
-        if hvp is None:
-            raise MethodUnavailable(
-                "a Hessian-vector product is needed (kmeans' Newton direction): dk.hvp (forward over reverse, "
-                "the forward-mode issue) has not landed in this diffkit; the peers torch, jax and autograd have one")
-        return lambda theta, v: hvp(f, theta, v, with_gradient=True)
+                f"computes gradients only; use method reverse (forward over reverse) or a peer (torch, jax, autograd)")
+        hvp = getattr(dk, "hvp", None)
+        if hvp is not None:
+            return lambda theta, v: hvp(f, theta, v, with_gradient=True)
+        if not hasattr(dk, "jvp"):
+            raise MethodUnavailable("a Hessian-vector product is needed (kmeans' Newton direction): this diffkit has "
+                                    "no forward mode (dk.jvp) to push a tangent through the tape's gradient")
+        return lambda theta, v: forward_over_reverse(f, theta, v)
+
+
+def forward_over_reverse(f: Callable, theta: Any, v: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(grad f, H v)``: forward mode (``dk.jvp``) through the tape's gradient (``dk.vjp`` on dual arrays).
+
+    >>> g, hv = forward_over_reverse(lambda t: (t * t * t).sum(), np.array([1.0, 2.0]), np.array([1.0, 0.0]))
+    >>> g.tolist(), hv.tolist()                  # 3 t^2, and 6 t v
+    ([3.0, 12.0], [6.0, 0.0])
+    """
+    def gradient(t):
+        return dk.vjp(f, t)[1](1.0)
+    g, hv = dk.jvp(gradient, theta, v)
+    return np.asarray(g, dtype=np.float64), np.asarray(hv, dtype=np.float64)
 
 
 class _TorchEngine(Engine):
