@@ -11,7 +11,7 @@ same definitions).
 
 Evals (one module each under ``diffkit.gradbench.evals``): hello, lse, llsq,
 det, ode, gmm, kmeans, lstm, ba.  ht is not implemented: its inputs are the
-suite's hand-model data files.  Each module's ``generate`` makes inputs the
+suite's hand-model data files.  Each module's ``inputs`` makes inputs the
 way the eval makes them (same seeds, distributions and layouts).
 
 ``diffkit bench --gradbench`` (:mod:`diffkit.gradbench.bench`) times every

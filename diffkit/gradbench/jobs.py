@@ -6,8 +6,10 @@ An eval module (``diffkit.gradbench.evals.<name>``) defines
   ``theta`` (flat float64) and the functions written once against
   ``xp = dk.namespace(theta)``;
 * ``FUNCTIONS``: the eval's function names mapped to ``build(input, engine) -> Job``;
-* ``generate(seed, **size)``: an input made the way the eval makes its own;
-  ``SIZES`` (the eval's default sizes) and ``TEST_SIZES`` (small ones).
+* ``inputs(sizes=None, seed=...)``: ``(description, input)`` pairs made the
+  way the eval makes its own (same seed, draws, order and layout), for
+  ``SIZES`` (the eval's defaults) unless other sizes are given; ``TEST_SIZES``
+  are small ones for the tests.
 
 A :class:`Job` is what the tool times: ``run()`` computes the raw result and
 ``encode(result)`` turns it into the eval's JSON output (encoding is not timed).

@@ -1,4 +1,4 @@
-"""One module per GradBench eval: ``problem``, ``FUNCTIONS``, ``generate``, ``SIZES``, ``TEST_SIZES``.
+"""One module per GradBench eval: ``problem``, ``FUNCTIONS``, ``inputs``, ``SIZES``, ``TEST_SIZES``.
 
 See :mod:`diffkit.gradbench.jobs` for the contract each module follows.
 """
