@@ -336,3 +336,34 @@ def test_inputs_follow_the_evals_recipes():
     rng = np.random.default_rng(31337)
     assert g["x"][0] == rng.normal(size=2).tolist() and g["m"] == 0 and g["gamma"] == 1.0
     assert [d["ell"] for _, d in det.inputs()] == [5, 6, 7, 8, 9, 10, 11]
+
+
+# --- the benchmark and its report section ------------------------------------------------------------------
+
+def test_bench_rows_and_report_section_say_which_method_ran_and_why_one_did_not(tmp_path):
+    from diffkit.gradbench.bench import run_gradbench, write_csv
+    from diffkit.gradbench.report import section
+
+    df = run_gradbench(evals=("lse", "kmeans"), sizes={"lse": [{"n": 50}], "kmeans": [{"k": 2, "n": 9, "d": 2}]},
+                       methods=("reverse", "central"), repeats=3)
+    assert df[["eval", "method", "status"]].values.tolist() == [
+        ["lse", "reverse", "ok"], ["lse", "central", "ok"], ["kmeans", "reverse", "ok"],
+        ["kmeans", "central", "unavailable"]]
+    ok = df[df.status == "ok"]
+    assert (ok.gradient_over_primal > 1).all() and (ok.max_difference < 1e-4).all()
+    assert df.over_tape.iloc[0] == 1.0
+    assert "Hessian-vector product" in df.note.iloc[3] and df.primal_s.iloc[3] > 0  # its primal still ran
+    path = write_csv(df, tmp_path / "data" / "gradbench.csv")
+    text = section(path)
+    assert "| lse | n=50 |" in text and "central on kmeans (k=2,n=9,d=2): unavailable" in text
+
+
+def test_bench_command_line_errors_exit_2(capsys):
+    from diffkit.cli import main
+
+    for argv in (["bench", "--evals", "lse"], ["bench", "--gradbench", "--evals", "saddle"],
+                 ["bench", "--gradbench", "--methods", "central4"], ["bench", "--gradbench", "--repeats", "2"]):
+        with pytest.raises(SystemExit) as exit:
+            main(argv)
+        assert exit.value.code == 2
+    assert "valid with --gradbench" in capsys.readouterr().err

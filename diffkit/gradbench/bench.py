@@ -168,8 +168,8 @@ def run_gradbench(evals: Iterable[str] | None = None, sizes: str | list | None =
                   methods: Iterable[str] | None = None, repeats: int = 5,
                   progress: Callable[[str], None] | None = None,
                   on_rows: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
-    """Time every eval (``evals``, default all) at ``sizes`` ("quick", "default", or a list of size dicts)
-    through ``methods`` (default: the tape and the installed peers); one row per eval, size and method.
+    """Time every eval (``evals``, default all) at ``sizes`` ("quick", "default", a list of size dicts, or
+    a dict of such lists by eval) through ``methods`` (default: the tape and the installed peers); one row per eval, size and method.
 
     ``on_rows(frame so far)`` is called after each eval (to save partial results).
     """
@@ -182,7 +182,8 @@ def run_gradbench(evals: Iterable[str] | None = None, sizes: str | list | None =
     with blas_threads(1), _one_cpu():
         for name in evals:
             module = load_eval(name)
-            chosen = QUICK_SIZES[name] if sizes == "quick" else None if sizes == "default" else sizes
+            chosen = (QUICK_SIZES[name] if sizes == "quick" else None if sizes == "default"
+                      else sizes.get(name) if isinstance(sizes, dict) else sizes)
             names, slow = _function_names(module), set()
             for description, input in module.inputs(chosen):
                 if progress:
