@@ -167,8 +167,8 @@ def engine_for(method: str) -> Engine:
     spec = METHODS.get(method)
     if spec is None:
         have = ", ".join(m for m in METHOD_CHOICES if m in METHODS and METHODS[m].available)
-        raise MethodUnavailable(f"method {method!r} is not in this diffkit yet (forward mode arrives with the "
-                                f"forward-mode issue); methods that run here: {have}")
+        raise MethodUnavailable(f"method {method!r} is not a dk.gradient method in this diffkit yet (the forward-"
+                                f"mode gradient arrives with the forward-mode issue); methods that run here: {have}")
     if not spec.available:
         raise MethodUnavailable(f"method {method!r} is not available here: {spec.hint}")
     if method in _PEER_ENGINES:
