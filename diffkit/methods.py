@@ -335,7 +335,7 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     """
     fn, arr, names = resolve(f, theta)
     spec = get_method(method)
-    unknown = set(options) - set(spec.options) - {"memory"}
+    unknown = set(options) - set(spec.options) - {"memory"} if options else ()  # (signature: ~0.1 ms)
     if unknown:
         raise TypeError(f"method {method!r} got unknown option(s) {', '.join(sorted(unknown))}; "
                         f"its options are: {', '.join(spec.options) or 'none'}")

@@ -21,6 +21,11 @@ def add_parser(sub) -> None:
     p.add_argument("--system-malloc", action="store_true",
                    help="leave glibc's default (return freed blocks to the kernel; large arrays page-fault again)")
     p.add_argument("--csv", metavar="FILE", help="also write the tidy table (one row per P, threads, method)")
+    p.add_argument("--gradbench", action="store_true",
+                   help="instead: every GradBench eval through the tape and the peers, one thread, interleaved "
+                        "(diffkit.gradbench.bench); writes reports/data/gradbench.csv unless --csv; --quick: a few "
+                        "sizes per eval")
+    p.add_argument("--evals", default=None, help="with --gradbench: comma-separated evals (default all)")
     p.set_defaults(func=run)
 
 
@@ -43,6 +48,11 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
+    if args.gradbench:
+        from diffkit.gradbench.bench import command  # noqa: PLC0415
+        return command(args)
+    if args.evals:
+        raise UsageError("--evals selects GradBench evals: it goes with --gradbench")
     from diffkit.bench import METHOD_ORDER, print_bench, run_bench
 
     check_output_file(args.csv, "--csv")
