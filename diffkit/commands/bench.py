@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from diffkit.cli import UsageError, split_names, check_output_file
+from diffkit.commands import UsageError, split_names, check_output_file
 
 
 def add_parser(sub) -> None:

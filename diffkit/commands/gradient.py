@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 import diffkit as dk
-from diffkit.cli import UsageError, print_json, split_names
+from diffkit.commands import UsageError, print_json, split_names
 from diffkit.studies.spec import registered_methods
 
 EXAMPLE = "diffkit gradient --problem mlp --layers 4,16,3 --activation tanh --loss softmax_ce --method reverse"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from diffkit.cli import UsageError, split_names, check_output_file
+from diffkit.commands import UsageError, split_names, check_output_file
 
 LOST = (3, 8, 15)  # digits lost: 3 is the stable variants' 1e-13 promise, 15 leaves at most one digit
 

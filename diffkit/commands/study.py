@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from diffkit.cli import UsageError, check_output_file
+from diffkit.commands import UsageError, check_output_file
 from diffkit.studies import (StudyError, builtin_studies, default_store_path, export, fit_cost_models,
                              load_study, results, run_study, studies_dir)
 from diffkit.studies import env as _env

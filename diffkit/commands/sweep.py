@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffkit.cli import UsageError, split_names, check_output_file
+from diffkit.commands import UsageError, split_names, check_output_file
 
 PROBLEMS = ("seed_sigmoid_neuron", "baydin", "mlp")
 METHODS = ("forward", "backward", "central", "central4", "complex_step", "richardson")

@@ -298,7 +298,7 @@ def command(args) -> int:
     """``diffkit bench --gradbench [--quick] [--evals ...] [--methods ...] [--repeats N] [--csv FILE]``."""
     import sys  # noqa: PLC0415
 
-    from diffkit.cli import UsageError  # noqa: PLC0415
+    from diffkit.commands import UsageError  # noqa: PLC0415
 
     evals = _choices(args.evals, EVALS, "--evals")
     methods = _choices(args.methods, BENCH_METHODS, "--methods")
@@ -316,11 +316,12 @@ def command(args) -> int:
 
 
 def _choices(text: str | None, valid: tuple, option: str) -> tuple | None:
-    from diffkit.cli import UsageError  # noqa: PLC0415
+    from diffkit.commands import UsageError  # noqa: PLC0415
 
     if text is None:
         return None
-    chosen = tuple(v.strip() for v in text.split(",") if v.strip())
+    values = [text] if isinstance(text, str) else list(text)  # (--methods may be repeated: a list)
+    chosen = tuple(v.strip() for value in values for v in str(value).split(",") if v.strip())
     bad = [v for v in chosen if v not in valid]
     if bad or not chosen:
         raise UsageError(f"{option}: unknown {', '.join(bad) or '(none given)'}; valid with --gradbench: "
