@@ -103,7 +103,7 @@ def methods() -> list[str]:
 
 
 def _load_methods() -> None:
-    from . import reverse  # noqa: F401  (each module registers its methods on import)
+    from . import forward, reverse  # noqa: F401  (each module registers its methods on import)
     for optional in ("finite_differences", "symbolic", "peers"):
         try:
             __import__(f"{__package__}.{optional}")
@@ -129,6 +129,8 @@ def resolve(f: Any, theta: Any) -> tuple[Callable, np.ndarray, Callable[[int], s
         fn, names = f, None
     else:
         raise TypeError(f"expected a function of theta or a dk.problems.Problem; got {type(f).__name__}")
+    if _nested(theta):  # a traced or mpmath theta keeps its type (nested differentiation, diffkit.forward)
+        return fn, theta, names or (lambda i: default_name(i, tuple(theta.shape)))
     try:
         arr = np.array(theta, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -142,6 +144,14 @@ def resolve(f: Any, theta: Any) -> tuple[Callable, np.ndarray, Callable[[int], s
         more = f" and {bad.size - 10} more" if bad.size > 10 else ""
         raise ValueError(f"theta has {bad.size} non-finite entr{'y' if bad.size == 1 else 'ies'}: {shown}{more}")
     return fn, arr, names or (lambda i: default_name(i, arr.shape))
+
+
+def _nested(theta: Any) -> bool:
+    """A traced theta, or mpmath values (a function differentiated by dk.reference calls dk.gradient)."""
+    from .dispatch import TRACERS, namespace
+    if type(theta) in TRACERS:
+        return True
+    return type(theta) is np.ndarray and theta.dtype == object and namespace(theta).name == "mpmath"
 
 
 class CountedFunction:
@@ -192,6 +202,9 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     (-12.0, [-4.0, -4.0, 3.0])
     """
     fn, arr, names = resolve(f, theta)
+    if _nested(arr):  # traced or mpmath: dk.gradient inside a function being differentiated
+        from .forward import traced_gradient
+        return traced_gradient(fn, arr, method, names)
     spec = get_method(method)
     unknown = set(options) - set(spec.options) - {"memory"}
     if unknown:
