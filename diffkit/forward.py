@@ -36,7 +36,7 @@ def _basis(shape: tuple, i: int) -> np.ndarray:
 
 
 @register_method("forward_ad", "automatic", "forward-mode AD: one dual-number pass per parameter (P JVPs)")
-def forward_gradient(f, theta, **_: Any) -> MethodOutput:
+def forward_gradient(f, theta) -> MethodOutput:
     """P JVPs, one along each coordinate; ``counters["passes"]`` is P."""
     shape = np.shape(strip(theta))
     size = int(np.prod(shape))
