@@ -128,3 +128,22 @@ def test_bad_modes_and_directions_are_named():
         dk.hvp(closed_form, np.ones(2), np.ones(3))
     with pytest.raises(ValueError, match="v is required"):
         dk.hvp(closed_form, np.ones(2))
+
+
+@pytest.mark.parametrize("peer", ["torch", "jax", "autograd"])
+def test_peers_jvp_hvp_and_jacobian_match_the_referee(peer):
+    from diffkit.peers import PEERS as REGISTERED
+    from diffkit.peers_higher import peer_hvp, peer_jacobian, peer_jvp
+    if not REGISTERED[peer].available:
+        pytest.skip(f"{peer} is not installed")
+    prob = _mlp(3, 4, 11)
+    v = np.random.default_rng(2).standard_normal(prob.size)
+    ref = dk.reference_hvp(prob, prob.theta0, v, digits=40)
+    grad_ref = dk.reference(prob, digits=40)
+    _, jv = peer_jvp(peer, prob.fn, prob.theta0, v)
+    assert digits(jv, float(grad_ref.grad @ v)) >= 13
+    assert digits(peer_hvp(peer, prob.fn, prob.theta0, v), ref.hvp) >= 13
+    theta = np.array([0.3, 2.0])
+    J, mode = peer_jacobian(peer, _vector, theta)
+    assert mode == ("reverse" if peer == "autograd" else "forward")
+    assert digits(J, dk.reference_jacobian(_vector, theta, digits=40).jacobian) >= 14
