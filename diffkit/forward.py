@@ -26,10 +26,11 @@ from .dispatch import TRACERS, strip
 from .methods import GradientResult, Cost, MethodOutput, register_method
 from .tape import jvp, vjp
 
-__all__ = ["forward_gradient", "traced_gradient", "gradient_of"]
+__all__ = ["forward_gradient", "traced_gradient", "gradient_of", "basis"]
 
 
-def _basis(shape: tuple, i: int) -> np.ndarray:
+def basis(shape: tuple, i: int) -> np.ndarray:
+    """The i-th coordinate direction (flat index) of an array of ``shape``."""
     e = np.zeros(shape)
     e.flat[i] = 1.0
     return e
@@ -43,7 +44,7 @@ def forward_gradient(f, theta) -> MethodOutput:
     grad, value = [None] * size, None
     t0 = time.perf_counter()
     for i in range(size):
-        value, grad[i] = jvp(f, theta, _basis(shape, i))
+        value, grad[i] = jvp(f, theta, basis(shape, i))
     if type(theta) in TRACERS:  # nested: keep the trace (an outer tape or dual differentiates this gradient)
         return MethodOutput(value, _stack(grad, shape, theta), {"passes": size}, evaluations=size)
     counters = {"passes": size, "forward_s": time.perf_counter() - t0}

@@ -70,8 +70,9 @@ def test_hvp_routes_agree_with_the_referee_on_random_mlps(hidden, batch, seed, a
     for mode in AD_ROUTES:
         assert digits(dk.hvp(prob, prob.theta0, v, mode=mode).hvp, ref.hvp) >= 13, mode
     fd = dk.hvp(prob, prob.theta0, v, mode="finite_difference")
-    # the error model's prediction, within one digit (it bounds orders of magnitude, not constants)
-    assert digits(fd.hvp, ref.hvp) >= fd.counters["predicted_digits"] - 1
+    # the error model's prediction, within 1.5 digits: it counts eps |g| of round-off in each gradient, but a
+    # gradient's round-off accumulates over the network's operations (measured: up to ~10x more)
+    assert digits(fd.hvp, ref.hvp) >= fd.counters["predicted_digits"] - 1.5
 
 
 def test_symbolic_hvp_agrees_with_the_referee_on_an_mlp():
@@ -147,3 +148,24 @@ def test_peers_jvp_hvp_and_jacobian_match_the_referee(peer):
     J, mode = peer_jacobian(peer, _vector, theta)
     assert mode == ("reverse" if peer == "autograd" else "forward")
     assert digits(J, dk.reference_jacobian(_vector, theta, digits=40).jacobian) >= 14
+
+
+def test_hessian_study_cell_records_each_route_against_the_referee(tmp_path):
+    from diffkit.report.hessian import render_section
+    study = dk.studies.study_from_dict({
+        "study": {"name": "hessian_test", "kind": "hessian"},
+        "problems": [{"family": "mlp", "sizes": [10], "depth": 3, "n_out": 10, "batch": 2}],
+        "sweep": {"routes": list(HVP_MODES), "symbolic_max_p": 0},
+        "timing": {"min_repeats": 1, "max_repeats": 1, "min_time_s": 0},
+        "reference": {"digits": 30}})
+    df = dk.studies.run_study(study, store=str(tmp_path / "r.sqlite"), quiet=True)
+    by_route = df.set_index("method")
+    assert set(by_route.index) == set(HVP_MODES)
+    assert by_route.loc["symbolic", "status"] == "skipped" and "symbolic_max_p" in by_route.loc["symbolic", "reason"]
+    for route in AD_ROUTES:
+        assert by_route.loc[route, "digits"] >= 13
+    fd = by_route.loc["finite_difference"]
+    assert fd["digits"] >= fd["predicted_digits"] - 1.5  # see the random-MLP test for the margin
+    assert (by_route.loc[list(AD_ROUTES), "hvp_over_gradient"] > 0).all()
+    text = render_section(df, tmp_path / "report")
+    assert "| forward_over_reverse | 24–24 |" in text and (tmp_path / "report" / "hvp.png").exists()
