@@ -150,3 +150,27 @@ def test_nested_gradient_names_nesting_for_unsupported_methods():
         return dk.gradient(lambda y: y[0] ** 2, x, method="central").grad[0]
     with pytest.raises(ValueError, match="nested differentiation"):
         dk.gradient(outer, np.array([1.0]))
+
+
+def _central(f, x, v, h=1e-6):
+    return (f(x + h * v) - f(x - h * v)) / (2 * h)
+
+
+def test_jvp_of_solve_triangular_reads_only_its_triangle():
+    rng = np.random.default_rng(4)
+    L = np.tril(rng.standard_normal((3, 3))) + 3 * np.eye(3)
+    dL, b = rng.standard_normal((3, 3)), rng.standard_normal(3)
+    for lower in (True, False):
+        A = L if lower else L.T
+        f = lambda x: dk.namespace(x).linalg.solve_triangular(x, b, lower=lower)  # noqa: E731
+        want = _central(f, A, np.tril(dL) if lower else np.triu(dL))  # the other triangle is never read
+        np.testing.assert_allclose(dk.jvp(f, A, dL)[1], want, rtol=1e-8, atol=1e-9)
+
+
+def test_jvp_of_cholesky_takes_the_symmetric_part_of_the_tangent():
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((3, 3))
+    S, dS = A @ A.T + 3 * np.eye(3), rng.standard_normal((3, 3))
+    for upper in (False, True):
+        f = lambda x: dk.namespace(x).linalg.cholesky(x, upper=upper)  # noqa: E731
+        np.testing.assert_allclose(dk.jvp(f, S, dS)[1], _central(f, S, (dS + dS.T) / 2), rtol=1e-8, atol=1e-9)

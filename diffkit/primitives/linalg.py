@@ -193,7 +193,8 @@ def _cholesky_vjp(g, ans, xp, upper):
 
 def _cholesky_jvp(xp, ans, inputs, tangents, upper=False):
     L = _mT(xp, ans) if upper else ans
-    inner = xp.linalg.solve_triangular(L, _mT(xp, xp.linalg.solve_triangular(L, tangents[0], lower=True)), lower=True)
+    t = (tangents[0] + _mT(xp, tangents[0])) / 2  # the symmetric part, as the VJP's convention (x is symmetric)
+    inner = xp.linalg.solve_triangular(L, _mT(xp, xp.linalg.solve_triangular(L, t, lower=True)), lower=True)
     dl = L @ _phi(xp, _mT(xp, inner))
     return _mT(xp, dl) if upper else dl
 
@@ -219,6 +220,7 @@ def _solve_triangular_jvp(xp, ans, inputs, tangents, lower=False):
     ta, tb = tangents
     rhs = tb if tb is not None else 0.0
     if ta is not None:
+        ta = _triangle(xp, ta, lower)  # only that triangle of x is read (the convention; the VJP agrees)
         rhs = rhs - (ta @ ans if len(b.shape) > 1 else xp.sum(ta * ans, axis=-1))
     return xp.linalg.solve_triangular(a, rhs, lower=lower)
 

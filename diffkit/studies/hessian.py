@@ -10,6 +10,7 @@ and ``hvp_over_gradient``, ``passes``.  The symbolic route runs only up to ``swe
 """
 from __future__ import annotations
 
+import gc
 import math
 import time
 import traceback
@@ -65,10 +66,12 @@ def hessian_cell(study, cell, ctx, row: dict) -> tuple[str, list[dict]]:
             grads: list = []
             stop_at = start + study.budget_s
             for k in range(timing["max_repeats"]):  # interleaved: every route and the gradient in each repeat
+                gc.collect()  # the symbolic route leaves garbage whose collection would land in the next call
                 t0 = time.perf_counter()
                 gradient(problem, method="reverse")
                 grads.append(time.perf_counter() - t0)
                 for r in live:
+                    gc.collect()
                     walls[r].append(hvp(problem, theta, v, mode=r).wall_s)
                 spent = sum(grads) + sum(sum(w) for w in walls.values())
                 if k + 1 >= timing["min_repeats"] and (spent >= timing["min_time_s"] or time.perf_counter() > stop_at):
