@@ -169,3 +169,13 @@ def test_hessian_study_cell_records_each_route_against_the_referee(tmp_path):
     assert (by_route.loc[list(AD_ROUTES), "hvp_over_gradient"] > 0).all()
     text = render_section(df, tmp_path / "report")
     assert "| forward_over_reverse | 24–24 |" in text and (tmp_path / "report" / "hvp.png").exists()
+
+
+def test_symbolic_routes_without_symengine_use_sympy(monkeypatch):
+    import diffkit.symbolic_higher as sh
+    monkeypatch.setattr(sh, "_engine", lambda: None)
+    theta = np.array([0.7, -1.3])
+    assert digits(sh.symbolic_hessian(closed_form, theta), closed_form_hessian(*theta)) >= 14
+    J = sh.symbolic_jacobian(_vector, np.array([0.3, 2.0]))
+    e = math.exp(0.3 - 2.0)
+    np.testing.assert_allclose(J, [[2.0, 0.3], [math.cos(0.3), 0.0], [0.0, 12.0], [e, -e]], rtol=1e-15)
