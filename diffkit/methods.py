@@ -161,6 +161,8 @@ def resolve(f: Any, theta: Any) -> tuple[Callable, np.ndarray, Callable[[int], s
         fn, names = f, None
     else:
         raise TypeError(f"f must be a function of theta or a dk.problems.Problem; got {type(f).__name__} {f!r:.60}")
+    if _nested(theta):  # a traced or mpmath theta keeps its type (nested differentiation, diffkit.forward)
+        return fn, theta, names or (lambda i: default_name(i, tuple(theta.shape)))
     arr = as_theta(theta)
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
@@ -169,6 +171,14 @@ def resolve(f: Any, theta: Any) -> tuple[Callable, np.ndarray, Callable[[int], s
         more = f" and {bad.size - 10} more" if bad.size > 10 else ""
         raise ValueError(f"theta has {bad.size} non-finite entr{'y' if bad.size == 1 else 'ies'}: {shown}{more}")
     return guard(fn), arr, names or (lambda i: default_name(i, arr.shape))
+
+
+def _nested(theta: Any) -> bool:
+    """A traced theta, or mpmath values (a function differentiated by dk.reference calls dk.gradient)."""
+    from .dispatch import TRACERS, namespace
+    if type(theta) in TRACERS:
+        return True
+    return type(theta) is np.ndarray and theta.dtype == object and namespace(theta).name == "mpmath"
 
 
 _REAL_KINDS = "fiu"  # float, signed and unsigned integers: what a real theta may be made of
@@ -336,6 +346,9 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     if _is_array_api(theta):
         return _array_api_gradient(f, theta, method, options)
     fn, arr, names = resolve(f, theta)
+    if _nested(arr):  # traced or mpmath: dk.gradient inside a function being differentiated
+        from .forward import traced_gradient
+        return traced_gradient(fn, arr, method, names)
     spec = get_method(method)
     unknown = set(options) - set(spec.options) - {"memory"} if options else ()  # (signature: ~0.1 ms)
     if unknown:

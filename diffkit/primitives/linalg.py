@@ -193,7 +193,8 @@ def _cholesky_vjp(g, ans, xp, upper):
 
 def _cholesky_jvp(xp, ans, inputs, tangents, upper=False):
     L = _mT(xp, ans) if upper else ans
-    inner = xp.linalg.solve_triangular(L, _mT(xp, xp.linalg.solve_triangular(L, tangents[0], lower=True)), lower=True)
+    t = (tangents[0] + _mT(xp, tangents[0])) / 2  # the symmetric part, as the VJP's convention (x is symmetric)
+    inner = xp.linalg.solve_triangular(L, _mT(xp, xp.linalg.solve_triangular(L, t, lower=True)), lower=True)
     dl = L @ _phi(xp, _mT(xp, inner))
     return _mT(xp, dl) if upper else dl
 

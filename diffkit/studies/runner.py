@@ -284,7 +284,13 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return df.to_dict(orient="records")
 
 
-CELL_RUNNERS = {"gradient": _gradient_cell, "step_size": _step_size_cell, "stability": _stability_cell}
+def _hessian_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[str, list[dict]]:
+    from .hessian import hessian_cell  # the HVP routes (issue 15), in a module of their own
+    return hessian_cell(study, cell, ctx, row)
+
+
+CELL_RUNNERS = {"gradient": _gradient_cell, "step_size": _step_size_cell, "stability": _stability_cell,
+                "hessian": _hessian_cell}
 
 
 def _open_store(store) -> Store:

@@ -35,7 +35,7 @@ from .cells import MAX_CELLS, Cell, entry_cells, entry_count
 __all__ = ["Study", "Cell", "StudyError", "load_study", "study_from_dict", "builtin_studies", "studies_dir",
            "KINDS", "PLANNED_METHODS"]
 
-KINDS = ("gradient", "step_size", "stability")
+KINDS = ("gradient", "step_size", "stability", "hessian")
 # Methods that other modules of diffkit provide (finite differences, symbolic, peers).  A study may name them
 # before their module exists in this tree: such cells are recorded as "skipped" with the reason, and run once
 # the module lands.  Any other unregistered name is a typo and is rejected.
@@ -67,7 +67,7 @@ _TYPES = {  # type name -> predicate
 SECTIONS: dict[str, dict[str, tuple[str, Any, str]]] = {
     "study": {
         "name": ("string", None, "the study's name (required); results are stored under it"),
-        "kind": ("string", "gradient", "gradient | step_size | stability"),
+        "kind": ("string", "gradient", "gradient | step_size | stability | hessian"),
         "description": ("string", "", "one line shown by `diffkit study list`"),
         "seeds": ("list of integers", [0], "data seeds of the MLP problems (the seeds' examples ignore them)"),
         "budget_s": ("number", 60.0, "wall seconds one cell may take; past it the cell is recorded as 'budget' "
@@ -99,6 +99,9 @@ SECTIONS: dict[str, dict[str, tuple[str, Any, str]]] = {
         "steps": ("integer", 65, "step_size: number of log-spaced steps"),
         "component": ("string", "norm", "step_size: 'norm' (the whole gradient) or a component name such as 'w0'"),
         "options": ("table", {}, "stability: keyword arguments of dk.stability_sweep"),
+        "routes": ("list of strings", ["forward_over_reverse", "reverse_over_reverse", "finite_difference",
+                                       "symbolic"], "hessian: the Hessian-vector-product routes of dk.hvp"),
+        "symbolic_max_p": ("integer", 30, "hessian: the symbolic route only up to this P (expressions swell)"),
     },
 }
 

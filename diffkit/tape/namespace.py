@@ -40,7 +40,9 @@ class TracerNamespace:
         self.impls: list = [None] * len(PRIMITIVES)
         for prim in PRIMITIVES.values():
             fn = _constant_op(prim) if prim.kind == "constant" else functools.partial(apply, prim)
-            self.impls[prim.index] = fn
+            # impls are in primitive form, like a value namespace's: a residual primitive returns (ans, res), so
+            # a tape over traced values (nested differentiation) runs its numpy forward, composed of primitives
+            self.impls[prim.index] = prim.impls["numpy"] if prim.residual else fn
             install(self, prim, user_form(prim, fn, traced=prim.kind != "constant"))
         finish(self, {n: getattr(vxp, n) for n in _CONSTANT_NAMES if _has(vxp, n)})
         for name in ("zeros_like", "ones_like", "full_like"):  # constants shaped like a traced array

@@ -1,0 +1,189 @@
+"""Jacobians of vector functions and second derivatives: ``dk.jacobian``, ``dk.hvp``, ``dk.hessian``.
+
+Jacobian modes: ``"forward"`` (one JVP per input: P passes), ``"reverse"``
+(one VJP per output: M sweeps of one tape), ``"auto"`` (forward when outputs
+> inputs, reverse otherwise; the choice is recorded on the result),
+``"finite_difference"`` (central differences along each input, ``dk.fd_jvp``)
+and ``"symbolic"`` (SymPy).
+
+Hessian-vector products, four routes:
+
+======================  ===========================================================
+``forward_over_reverse``  ``dk.jvp`` of the reverse-mode gradient: one dual pass
+                          over a tape (default; exact)
+``reverse_over_reverse``  ``dk.vjp`` of the gradient: the tape records its own
+                          backward sweep (rules are written against ``xp``); exact
+``finite_difference``     central differences of the reverse gradient along v;
+                          its error model predicts ~10 digits (``predicted_digits``)
+``symbolic``              SymPy: the gradient of grad f . v, small problems only
+======================  ===========================================================
+
+>>> import numpy as np, diffkit as dk
+>>> f = lambda t: t[0] ** 2 * t[1]
+>>> dk.hvp(f, np.array([1.0, 3.0]), np.array([1.0, 0.0])).hvp.tolist()     # H e0 = (2 t1, 2 t0)
+[6.0, 2.0]
+>>> J = dk.jacobian(lambda t: dk.namespace(t).stack([t[0] * t[1], t[0], t[1]]), np.array([2.0, 5.0]))
+>>> J.mode, J.jacobian.tolist()
+('forward', [[5.0, 2.0], [1.0, 0.0], [0.0, 1.0]])
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .finite_differences import EPS, fd_jvp, optimal_step, stencil_for
+from .forward import basis as _basis, gradient_of
+from .methods import resolve
+from .tape import jvp, vjp
+
+__all__ = ["jacobian", "hvp", "hessian", "JacobianResult", "HVPResult", "HessianResult", "JACOBIAN_MODES",
+           "HVP_MODES"]
+
+JACOBIAN_MODES = ("auto", "forward", "reverse", "finite_difference", "symbolic")
+HVP_MODES = ("forward_over_reverse", "reverse_over_reverse", "finite_difference", "symbolic")
+
+
+@dataclass
+class JacobianResult:
+    """``jacobian`` has shape ``value.shape + theta.shape``; ``mode`` is the mode that ran (auto resolved)."""
+
+    value: np.ndarray
+    jacobian: np.ndarray
+    mode: str
+    requested: str
+    passes: int
+    wall_s: float
+
+
+@dataclass
+class HVPResult:
+    """``hvp`` = H(theta) v; ``passes`` counts JVP/VJP/gradient passes; ``counters`` what the route measured."""
+
+    hvp: np.ndarray
+    mode: str
+    passes: int
+    wall_s: float
+    counters: dict = field(default_factory=dict)
+
+
+@dataclass
+class HessianResult:
+    """``hessian`` has shape ``theta.shape * 2`` (not symmetrised: its asymmetry is a check)."""
+
+    hessian: np.ndarray
+    mode: str
+    passes: int
+    wall_s: float
+    counters: dict = field(default_factory=dict)
+
+
+def _choose(mode: str, choices: tuple) -> None:
+    if mode not in choices:
+        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(choices)}")
+
+
+def _direction(v: Any, arr: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=float)
+    if v.shape != arr.shape:
+        raise ValueError(f"the direction v has shape {v.shape}; theta has shape {arr.shape}: they must match")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("the direction v has non-finite entries")
+    return v
+
+
+def jacobian(f: Any, theta: Any = None, mode: str = "auto") -> JacobianResult:
+    """The Jacobian of a scalar- or vector-valued f; ``mode`` in :data:`JACOBIAN_MODES` (see the module doc)."""
+    _choose(mode, JACOBIAN_MODES)
+    fn, arr, _ = resolve(f, theta)
+    start = time.perf_counter()
+    value = np.asarray(fn(arr), dtype=float)
+    P, M = arr.size, value.size
+    chosen = ("forward" if M > P else "reverse") if mode == "auto" else mode
+    if chosen == "forward":
+        cols = [np.asarray(jvp(fn, arr, _basis(arr.shape, j))[1], dtype=float).reshape(M) for j in range(P)]
+        J, passes = np.stack(cols, axis=1), P
+    elif chosen == "reverse":
+        _, back = vjp(fn, arr)
+        J, passes = np.stack([np.asarray(back(_basis(value.shape, i)), dtype=float).reshape(P)
+                              for i in range(M)]), M
+    elif chosen == "finite_difference":
+        plain = lambda t: np.asarray(fn(t), dtype=float)  # noqa: E731
+        J = np.stack([fd_jvp(plain, arr, _basis(arr.shape, j)).reshape(M) for j in range(P)], axis=1)
+        passes = 2 * P
+    else:
+        from .symbolic_higher import symbolic_jacobian
+        J, passes = symbolic_jacobian(fn, arr).reshape(M, P), 1
+    return JacobianResult(value, J.reshape(value.shape + arr.shape), chosen, mode, passes,
+                          time.perf_counter() - start)
+
+
+def _plain_gradient(fn: Callable) -> Callable:
+    return lambda t: np.asarray(gradient_of(fn, t), dtype=float)
+
+
+def _fd_hvp(fn: Callable, arr: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Central differences of the gradient along v, and the digits the error model predicts for them.
+
+    Error model (relative to |Hv|): truncation T h^2 (third derivatives of order |Hv|) plus round-off
+    R eps |g| / h of the gradient's values, at the step h that :func:`dk.fd_jvp` takes.  It is an order of
+    magnitude: a gradient's own round-off accumulates over the function's operations (on the MLPs, the
+    measured error is up to ~10x the prediction, i.e. one digit fewer).
+    """
+    grad = _plain_gradient(fn)
+    Hv = fd_jvp(grad, arr, v, "central")
+    stencil, h = stencil_for("central"), optimal_step("central")
+    g = np.max(np.abs(grad(arr)))
+    scale = max(float(np.max(np.abs(Hv))), np.finfo(float).tiny)
+    predicted = stencil.truncation * h * h + stencil.roundoff * EPS * max(g / scale, 1.0) / h
+    return Hv, {"step": h, "predicted_error": predicted, "predicted_digits": -math.log10(predicted)}
+
+
+def _hvp_route(fn: Callable, arr: np.ndarray, v: np.ndarray, mode: str) -> tuple[np.ndarray, int, dict]:
+    if mode == "forward_over_reverse":
+        return np.asarray(jvp(lambda t: gradient_of(fn, t), arr, v)[1], dtype=float), 1, {}
+    if mode == "reverse_over_reverse":  # v^T H = (H v)^T: the Hessian of a scalar f is symmetric
+        _, back = vjp(lambda t: gradient_of(fn, t), arr)
+        return np.asarray(back(v), dtype=float), 1, {}
+    if mode == "finite_difference":
+        Hv, counters = _fd_hvp(fn, arr, v)
+        return Hv, 2, counters
+    from .symbolic_higher import symbolic_hvp
+    return symbolic_hvp(fn, arr, v), 1, {}
+
+
+def hvp(f: Any, theta: Any = None, v: Any = None, mode: str = "forward_over_reverse") -> HVPResult:
+    """The Hessian-vector product H(theta) v of a scalar f by one of :data:`HVP_MODES`."""
+    _choose(mode, HVP_MODES)
+    fn, arr, _ = resolve(f, theta)
+    if v is None:
+        raise ValueError("v is required: the direction of the Hessian-vector product (theta's shape)")
+    v = _direction(v, arr)
+    start = time.perf_counter()
+    Hv, passes, counters = _hvp_route(fn, arr, v, mode)
+    return HVPResult(Hv.reshape(arr.shape), mode, passes, time.perf_counter() - start, counters)
+
+
+def hessian(f: Any, theta: Any = None, mode: str = "forward_over_reverse") -> HessianResult:
+    """The full Hessian: P Hessian-vector products along the coordinates (symbolic: SymPy's Hessian).
+
+    >>> import numpy as np, diffkit as dk
+    >>> dk.hessian(lambda t: t[0] ** 3 + t[0] * t[1], np.array([2.0, 1.0])).hessian.tolist()
+    [[12.0, 1.0], [1.0, 0.0]]
+    """
+    _choose(mode, HVP_MODES)
+    fn, arr, _ = resolve(f, theta)
+    start = time.perf_counter()
+    if mode == "symbolic":
+        from .symbolic_higher import symbolic_hessian
+        return HessianResult(symbolic_hessian(fn, arr), mode, 1, time.perf_counter() - start)
+    cols, passes, counters = [], 0, {}
+    for j in range(arr.size):
+        Hv, n, counters = _hvp_route(fn, arr, _basis(arr.shape, j), mode)
+        cols.append(Hv.reshape(arr.size))
+        passes += n
+    H = np.stack(cols, axis=1).reshape(arr.shape * 2)
+    return HessianResult(H, mode, passes, time.perf_counter() - start, counters)
