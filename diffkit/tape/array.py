@@ -66,7 +66,10 @@ class TArray:
                         "use .value if you really want the number")
 
     def __bool__(self) -> bool:
-        return bool(self.value)
+        result = bool(self.value)
+        if self.tape.program is not None:  # a branch on a traced value: dk.compile checks it on replay
+            self.tape.program.append(("bool", self.index, result))
+        return result
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         # numpy's operators on (ndarray, tape array) land here: record them; any other numpy call is a mistake
@@ -115,12 +118,13 @@ class TArray:
     def transpose(self, *axes): return self.tape.ns.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
     def squeeze(self, axis=None): return self.tape.ns.squeeze(self, axis)
 
-    def __lt__(self, other): return self.value < strip(other)
-    def __le__(self, other): return self.value <= strip(other)
-    def __gt__(self, other): return self.value > strip(other)
-    def __ge__(self, other): return self.value >= strip(other)
-    def __eq__(self, other): return self.value == strip(other)
-    def __ne__(self, other): return self.value != strip(other)
+    # Under dk.compile (tape.program set) comparisons go through the namespace, which notes them as guards.
+    def __lt__(self, other): return self.value < strip(other) if self.tape.program is None else self.tape.ns.less(self, other)
+    def __le__(self, other): return self.value <= strip(other) if self.tape.program is None else self.tape.ns.less_equal(self, other)
+    def __gt__(self, other): return self.value > strip(other) if self.tape.program is None else self.tape.ns.greater(self, other)
+    def __ge__(self, other): return self.value >= strip(other) if self.tape.program is None else self.tape.ns.greater_equal(self, other)
+    def __eq__(self, other): return self.value == strip(other) if self.tape.program is None else self.tape.ns.equal(self, other)
+    def __ne__(self, other): return self.value != strip(other) if self.tape.program is None else self.tape.ns.not_equal(self, other)
     __hash__ = object.__hash__
 
 

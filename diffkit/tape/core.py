@@ -20,12 +20,14 @@ import numpy as np
 
 from ..backends import NUMPY
 from ..dispatch import TRACERS
+from ..primitives import PRIMITIVES
 from .array import TArray
-from .plans import plan
+from .plans import given, node_parents, plan, unbroadcast
 
 __all__ = ["Tape", "apply", "record", "record_op", "unbroadcast", "new_level"]
 
 _F64 = np.dtype(np.float64)
+_MULTIPLY, _SQUARE = PRIMITIVES["multiply"], PRIMITIVES["square"]
 _LEVELS = itertools.count(1)
 HOOKS: dict = {}  # filled by .levels, which builds on this module: "levels" (mixed traces), "namespace"
 
@@ -38,9 +40,9 @@ def new_level() -> int:
 class Tape:
     """A Wengert list over values of namespace ``vxp`` (numpy floats, mpmath, another tape's arrays...)."""
 
-    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns")
+    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns", "program")
 
-    def __init__(self, vxp: Any = None, anomaly: bool = False, record_values: bool = False):
+    def __init__(self, vxp: Any = None, anomaly: bool = False, record_values: bool = False, program: bool = False):
         self.vxp = NUMPY if vxp is None or vxp is np else vxp
         self.impls = self.vxp.impls  # the forward of each primitive, by index, in the value namespace
         self.ns = HOOKS["namespace"](self.vxp)
@@ -48,6 +50,7 @@ class Tape:
         self.level = new_level()
         self.anomaly = anomaly
         self.values: list | None = [] if record_values else None  # node i's forward value, for dk.graph
+        self.program: list | None = [] if program else None  # what dk.compile replays (see .replay)
 
     def leaf(self, value: Any) -> TArray:
         """Start recording: a tape array for an input whose gradient we want."""
@@ -63,13 +66,7 @@ class Tape:
 
     def parents(self, i: int) -> list:
         """The nodes that node ``i`` was computed from, in argument order (tape inputs only)."""
-        node = self.nodes[i]
-        if node is None:
-            return []
-        prim, links, _ = node
-        if prim.scatter:
-            return [links[0]]
-        return [p for p in links[0] if p >= 0] if prim.joint is not None else [link[0] for link in links]
+        return node_parents(self.nodes[i])
 
     def backward(self, out: TArray, cotangent: Any = 1.0, *, retain: bool = False, on_edge: Any = None) -> list:
         """Sweep back from ``out``; return the gradient of every node (``None`` where none arrived).
@@ -105,7 +102,7 @@ class Tape:
                     continue
                 if prim.joint is not None:  # one rule for every input: its results become links of their own
                     parents, args, shapes = links
-                    links = [(p, _given, (c,), s) for p, c, s in zip(parents, prim.joint(g, *args), shapes) if p >= 0]
+                    links = [(p, given, (c,), s) for p, c, s in zip(parents, prim.joint(g, *args), shapes) if p >= 0]
                 for p, rule, args, shape in links:
                     c = rule(g, *args)
                     if c is None:
@@ -134,26 +131,16 @@ class Tape:
         return grads
 
 
-def _given(g: Any, c: Any) -> Any:
-    return c  # the 'rule' of a contribution that a joint rule has already computed
+def record(tape: Tape, node: Any, value: Any, entry: Any = None) -> TArray:
+    """Append ``node`` (``None`` for a leaf) and return the tape array of ``value``.
 
-
-def unbroadcast(xp: Any, c: Any, shape: tuple) -> Any:
-    """Sum ``c`` down to ``shape``, undoing broadcasting."""
-    cshape = getattr(c, "shape", ())
-    lead = len(cshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and cshape[i + lead] != 1)
-    if type(c) is np.ndarray and c.dtype == _F64:  # the methods skip numpy's dispatch wrappers
-        return (c.sum(axis=axes) if axes else c).reshape(shape)
-    return xp.reshape(xp.sum(c, axis=axes) if axes else c, shape)
-
-
-def record(tape: Tape, node: Any, value: Any) -> TArray:
-    """Append ``node`` (``None`` for a leaf) and return the tape array of ``value``."""
+    ``entry`` is the op as dk.compile replays it (the node itself where that says all)."""
     nodes = tape.nodes
     nodes.append(node)
     if tape.values is not None:
         tape.values.append(value)
+    if tape.program is not None:
+        tape.program.append(node if entry is None else entry)
     return TArray(value, tape, len(nodes) - 1)
 
 
@@ -168,6 +155,8 @@ def apply(prim: Any, *args: Any, **params: Any) -> Any:
     elif n == 2:
         a, b = args
         ta, tb = type(a) is TArray, type(b) is TArray
+        if a is b and ta and prim is _MULTIPLY:  # x * x: one contribution 2 g x instead of two (same values)
+            return record_op(_SQUARE, a.tape, (a.value,), (a.index,), 1, params)
         if ta and (tb and b.tape is a.tape or not tb and type(b) not in TRACERS):
             tape, vals, parents, mask = a.tape, (a.value, b.value if tb else b), (a.index, b.index if tb else -1), 1 + 2 * tb
         elif tb and not ta and type(a) not in TRACERS:
@@ -205,5 +194,5 @@ def record_op(prim, tape, vals, parents, mask, params):
         links = (parents, getters(pool), shapes)
     else:
         links = tuple([(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters])
-    return record(tape, (prim, links, site), ans)
+    return record(tape, (prim, links, site), ans, None if tape.program is None else ("op", prim, parents, vals, params))
 

@@ -10,9 +10,12 @@ read, and nothing for inputs that are constants.
 from __future__ import annotations
 
 import operator
-from typing import Callable
+from typing import Any, Callable
 
-__all__ = ["plan"]
+import numpy as np
+
+__all__ = ["plan", "unbroadcast", "given", "node_parents"]
+_F64 = np.dtype(np.float64)
 
 
 def _pool_index(prim, name: str, n_args: int, params: list) -> int:
@@ -57,3 +60,27 @@ def plan(prim, mask: int, n_args: int) -> tuple:
                         if mask >> k & 1 and rule is not None)
     result = prim.plans[(mask, n_args)] = (getters, tuple(params))
     return result
+
+
+def given(g: Any, c: Any) -> Any:
+    return c  # the 'rule' of a contribution that a joint rule has already computed
+
+
+def unbroadcast(xp: Any, c: Any, shape: tuple) -> Any:
+    """Sum ``c`` down to ``shape``, undoing broadcasting."""
+    cshape = getattr(c, "shape", ())
+    lead = len(cshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and cshape[i + lead] != 1)
+    if type(c) is np.ndarray and c.dtype == _F64:  # the methods skip numpy's dispatch wrappers
+        return (c.sum(axis=axes) if axes else c).reshape(shape)
+    return xp.reshape(xp.sum(c, axis=axes) if axes else c, shape)
+
+
+def node_parents(node: Any) -> list:
+    """The nodes a tape node was computed from, in argument order (tape inputs only)."""
+    if node is None:
+        return []
+    prim, links, _ = node
+    if prim.scatter:
+        return [links[0]]
+    return [p for p in links[0] if p >= 0] if prim.joint is not None else [link[0] for link in links]

@@ -1,0 +1,484 @@
+"""``dk.compile``: record the tape once, then replay forward and backward as generated straight-line NumPy code.
+
+Recording runs ``f`` once on a tape that also keeps a *program* (each op's
+primitive, inputs, constants and params; :func:`.core.record`).  From it
+:func:`generate` writes two Python functions, ``forward(theta)`` and
+``grad(theta) -> (value, gradient)``: one line per op calling the table's
+NumPy forward (``np.tanh``, ``np.matmul``...) and one per edge calling the
+table's rule, with the rule's arguments bound by name at generation time,
+constants and shapes folded in as literals, the broadcasting sums decided once
+(a probe run learns each contribution's shape), and ``del`` after each value's
+last use so that a replay keeps no more than the tape would.  No per-op
+dispatch, plans or node tuples remain.
+
+Guards (a replay is only valid for the path it recorded):
+
+* theta's shape and dtype: one program per (shape, dtype);
+* every constant computed from traced values (comparisons, ``argmax``,
+  ``floor``, ``bool()`` of a traced scalar: the material of data-dependent
+  branches, masks and indices) is recomputed on replay and compared with the
+  recorded result; a difference re-records.  A mask that changes with theta
+  (``xp.where(z > 0, z, 0)``) therefore re-records on every change; the
+  table's own ``relu``/``maximum`` carry their masks inside their rules and
+  replay freely.
+
+What it cannot see: a value read out of a tape array with ``.value`` and used
+in Python.  Re-recording is reported to ``on_rerecord(reason)`` (and printed
+with ``verbose=True``); the seconds spent recording and generating are kept
+apart from run time in :attr:`Compiled.compile_s`.
+
+>>> import numpy as np, diffkit as dk
+>>> def f(t):
+...     xp = dk.namespace(t)
+...     return xp.sum(xp.tanh(t) * t)
+>>> g = dk.compile(f, np.array([0.5, -1.0]))
+>>> value, grad = g(np.array([1.0, 2.0]))
+>>> bool(np.allclose(grad, dk.gradient(f, np.array([1.0, 2.0])).grad)), g.records
+(True, 1)
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from ..backends import NUMPY
+from .array import TArray
+from .core import Tape
+from .plans import unbroadcast
+
+__all__ = ["compile", "Compiled", "NotCompilable", "generate"]
+
+
+class NotCompilable(ValueError):
+    """The recording holds something a replay cannot reproduce (a custom op, a second leaf...)."""
+
+
+class _Rerecord(Exception):
+    """A guard failed on replay: the reason says which."""
+
+
+def _same(new: Any, old: Any) -> bool:
+    try:
+        return bool(np.array_equal(new, old, equal_nan=True))
+    except TypeError:
+        return bool(np.array_equal(new, old))
+
+
+def _literal(obj: Any) -> str | None:
+    """Python source for ``obj`` when it is a small exact literal (else None: it becomes a named constant)."""
+    if obj is None or type(obj) in (bool, int, str):
+        return repr(obj)
+    if type(obj) is float and math.isfinite(obj):
+        return repr(obj)
+    if type(obj) is slice:
+        parts = [_literal(p) for p in (obj.start, obj.stop, obj.step)]
+        return None if None in parts else f"slice({', '.join(parts)})"
+    if type(obj) is tuple:
+        parts = [_literal(p) for p in obj]
+        return None if None in parts else "(" + "".join(p + ", " for p in parts) + ")"
+    return None
+
+
+class _Source:
+    """Lines of a generated function, the constants they name, and which variables each line reads."""
+
+    def __init__(self, env: dict):
+        self.env, self.lines = env, []
+
+    def const(self, obj: Any) -> str:
+        text = _literal(obj)
+        if text is not None:
+            return text
+        name = f"K{len(self.env)}"
+        self.env[name] = obj
+        return name
+
+    def emit(self, text: str, reads: tuple = ()) -> None:
+        self.lines.append((text, tuple(reads)))
+
+    def function(self, header: str, keep: tuple) -> str:
+        """The function's source, with ``del`` after each variable's last read (not for ``keep``)."""
+        last: dict = {}
+        for k, (_, reads) in enumerate(self.lines):
+            for var in reads:
+                last[var] = k
+        dels: dict = {}
+        for var, k in last.items():
+            if var not in keep and var != "theta":
+                dels.setdefault(k, []).append(var)
+        out = [header]
+        for k, (text, _) in enumerate(self.lines):
+            out.append("    " + text)
+            if k in dels and k < len(self.lines) - 1:  # (nothing after the return)
+                out.append("    del " + ", ".join(sorted(dels[k])))
+        return "\n".join(out) + "\n"
+
+
+def _split(program: list) -> tuple[list, list]:
+    """Node entries (index = node) and guards ``(nodes recorded before it, entry)``."""
+    entries, guards = [], []
+    for e in program:
+        if type(e) is tuple and e and e[0] in ("const", "bool"):
+            guards.append((len(entries), e))
+        else:
+            entries.append(e)
+    return entries, guards
+
+
+def _inputs(entry: Any) -> list:
+    """The nodes an entry reads."""
+    if entry is None:
+        return []
+    if entry[0] == "op":
+        return [p for p in entry[2] if p >= 0]
+    if entry[0] == "const":
+        return [ref for is_slot, ref in entry[2] if is_slot]
+    if entry[0] == "bool":
+        return [entry[1]]
+    return [entry[1][0]]  # a view node (prim, (parent, index, view shape, parent shape), site)
+
+
+def _check(entries: list) -> None:
+    for i, e in enumerate(entries):
+        if e is None:
+            if i:
+                raise NotCompilable("the recording has a second leaf; dk.compile replays functions of one theta")
+        elif e[0] != "op" and not getattr(e[0], "scatter", False):
+            raise NotCompilable(f"op {getattr(e[0], 'name', e[0])!r} (a custom dk.Function) cannot be replayed")
+
+
+def _needed(entries: list, guards: list, out: int) -> tuple[set, set]:
+    """(nodes on a path to the output: they get gradients, nodes whose forward value is computed)."""
+    live = {out}
+    for i in range(out, -1, -1):
+        if i in live:
+            live.update(_inputs(entries[i]))
+    needed = set(live)
+    for _, g in guards:
+        needed.update(_inputs(g))
+    for i in range(len(entries) - 1, -1, -1):
+        if i in needed:
+            needed.update(_inputs(entries[i]))
+    return live, needed
+
+
+def _shape(v: Any) -> tuple:
+    return tuple(getattr(v, "shape", ()))
+
+
+def _forward_lines(src: _Source, entries: list, guards: list, needed: set, values: list, upto: int) -> None:
+    """One line per needed op up to node ``upto``, guards where their inputs exist."""
+    pending = list(guards)
+    for i in range(upto + 1):
+        while pending and pending[0][0] <= i:
+            _guard_line(src, pending.pop(0)[1])
+        if i not in needed:
+            continue
+        e = entries[i]
+        if e is None:
+            src.emit(f"v{i} = theta", ("theta",))
+        elif e[0] == "op":
+            _, prim, parents, vals, params = e
+            args, reads = _args(src, parents, vals)
+            call = f"{src.const(NUMPY.impls[prim.index])}({', '.join(args)}{_kwargs(src, params)})"
+            src.emit(f"v{i}, r{i} = {call}" if prim.residual else f"v{i} = {call}", reads)
+        else:
+            p, index, view_shape, _ = e[1]
+            text = f"v{i} = v{p}[{src.const(index)}]"
+            if view_shape is not None:
+                text += f".reshape({src.const(_shape(values[i]))})"
+            src.emit(text, (f"v{p}",))
+    for _, g in pending:
+        _guard_line(src, g)
+
+
+def _args(src: _Source, parents: tuple, vals: tuple) -> tuple[list, list]:
+    args = [f"v{p}" if p >= 0 else src.const(v) for p, v in zip(parents, vals)]
+    return args, [f"v{p}" for p in parents if p >= 0]
+
+
+def _kwargs(src: _Source, params: dict) -> str:
+    return "".join(f", {k}={src.const(v)}" for k, v in params.items())
+
+
+def _guard_line(src: _Source, g: tuple) -> None:
+    if g[0] == "bool":
+        _, node, result = g
+        src.emit(f"if bool(v{node}) is not {result!r}: raise RERECORD('bool() of node {node} changed')", (f"v{node}",))
+        return
+    _, prim, slots, params, result = g
+    args = [f"v{ref}" if is_slot else src.const(ref) for is_slot, ref in slots]
+    reads = tuple(f"v{ref}" for is_slot, ref in slots if is_slot)
+    src.emit(f"if not SAME({src.const(NUMPY.impls[prim.index])}({', '.join(args)}{_kwargs(src, params)}), "
+             f"{src.const(result)}): raise RERECORD('the result of {prim.name} changed')", reads)
+
+
+def _rule_call(src: _Source, prim, rule, names: tuple, i: int, parents: tuple, vals: tuple, params: dict) -> tuple:
+    """``(call text, variables read)`` of a rule with its arguments bound by name (:mod:`.plans`'s vocabulary)."""
+    n = len(vals)
+    positional = prim.inputs[:n] if not prim.variadic else ()
+    args, reads = [f"g{i}"], [f"g{i}"]
+
+    def value(k):
+        if parents[k] >= 0:
+            reads.append(f"v{parents[k]}")
+            return f"v{parents[k]}"
+        return src.const(vals[k])
+    for name in names:
+        if name in positional:
+            args.append(value(positional.index(name)))
+        elif name.endswith("_shape") and name[:-6] in positional:
+            args.append(src.const(_shape(vals[positional.index(name[:-6])])))
+        elif name == "ans":
+            args.append(f"v{i}")
+            reads.append(f"v{i}")
+        elif name == "xp":
+            args.append("XP")
+        elif name == "res":
+            args.append(f"r{i}")
+            reads.append(f"r{i}")
+        elif prim.variadic and name == prim.inputs[0]:
+            args.append("(" + "".join(value(k) + ", " for k in range(n)) + ")")
+        elif prim.variadic and name == prim.inputs[0] + "_shape":
+            args.append(src.const(tuple(_shape(v) for v in vals)))
+        else:
+            args.append(src.const(params[name] if name in params else prim.params[name]))
+    return f"{src.const(rule)}({', '.join(args)})", tuple(reads)
+
+
+class _Grads:
+    """Emits the accumulation of contributions into ``g{p}``: first assignment, then sums (or a zero buffer
+    that scatters add into)."""
+
+    def __init__(self, src: _Source, buffered: set, shapes: dict, fits: dict | None):
+        self.src, self.buffered, self.shapes, self.fits = src, buffered, shapes, fits
+        self.started: set = set()
+        self.edges = 0
+
+    def fit(self, shape: tuple) -> None:
+        """Undo broadcasting of ``c``: in the probe, learn the shape; in the final code, only where needed."""
+        key, self.edges = self.edges, self.edges + 1
+        if self.fits is None:
+            self.src.emit(f"c = FIT(c, {self.src.const(shape)}, {key})", ("c",))
+            return
+        got = self.fits.get(key)
+        if got is None or got == shape:
+            return
+        if got == "other":
+            self.src.emit(f"c = UNB(XP, c, {self.src.const(shape)})", ("c",))
+            return
+        lead = len(got) - len(shape)
+        axes = tuple(range(lead)) + tuple(k + lead for k, n in enumerate(shape) if n == 1 and got[k + lead] != 1)
+        text = f"c = c.sum(axis={self.src.const(axes)})" if axes else "c = c"
+        self.src.emit(text + (f".reshape({self.src.const(shape)})" if _reshape_needed(got, axes, shape) else ""),
+                      ("c",))
+
+    def add(self, p: int, index: Any = None, scatter: bool = False) -> None:
+        src, shape = self.src, self.shapes[p]
+        if p in self.buffered:
+            if p not in self.started:
+                src.emit(f"g{p} = ZEROS({src.const(shape)})")
+                self.started.add(p)
+            if not scatter:
+                src.emit(f"g{p} += c", (f"g{p}", "c"))
+            elif _basic(index):
+                src.emit(f"g{p}[{src.const(index)}] += c", (f"g{p}", "c"))
+            else:
+                src.emit(f"ADD_AT(g{p}, {src.const(index)}, c)", (f"g{p}", "c"))
+        elif p not in self.started:
+            src.emit(f"g{p} = c", ("c",))
+            self.started.add(p)
+        else:
+            src.emit(f"g{p} = g{p} + c", (f"g{p}", "c"))
+
+
+def _reshape_needed(got: tuple, axes: tuple, shape: tuple) -> bool:
+    kept = tuple(n for k, n in enumerate(got) if k not in axes)
+    return kept != shape
+
+
+def _basic(index: Any) -> bool:
+    parts = index if type(index) is tuple else (index,)
+    return all(type(p) in (slice, int, type(None), type(Ellipsis)) or isinstance(p, np.integer) for p in parts)
+
+
+def _backward_lines(src: _Source, entries: list, live: set, values: list, out: int, fits: dict | None) -> None:
+    buffered = {e[1][0] for i, e in enumerate(entries) if i in live and e is not None and e[0] != "op"}
+    shapes = {i: _shape(values[i]) for i in live}
+    grads = _Grads(src, buffered, shapes, fits)
+    src.emit(f"g{out} = {src.const(np.ones(shapes[out]) if shapes[out] else np.float64(1.0))}")
+    grads.started.add(out)
+    for i in range(out, 0, -1):
+        e = entries[i]
+        if i not in live or i not in grads.started:
+            continue
+        if e[0] != "op":  # a view: its gradient goes straight into its part of the parent's buffer
+            p, index, view_shape, _ = e[1]
+            src.emit(f"c = g{i}" + (f".reshape({src.const(view_shape)})" if view_shape is not None else ""),
+                     (f"g{i}",))
+            grads.add(p, index, scatter=True)
+            continue
+        _, prim, parents, vals, params = e
+        if prim.joint is not None:
+            call, reads = _rule_call(src, prim, prim.joint, _joint_args(prim), i, parents, vals, params)
+            src.emit(f"cs = {call}", reads)
+            for k, p in enumerate(parents):
+                if p >= 0:
+                    src.emit(f"c = cs[{k}]", ("cs",))
+                    grads.fit(_shape(vals[k]))
+                    grads.add(p)
+            continue
+        for k, (rule, names) in enumerate(zip(prim.vjps[:len(vals)], prim.rule_args)):
+            p = parents[k]
+            if p < 0 or rule is None:
+                continue
+            call, reads = _rule_call(src, prim, rule, names, i, parents, vals, params)
+            src.emit(f"c = {call}", reads)
+            grads.fit(_shape(vals[k]))
+            grads.add(p)
+    if 0 not in grads.started:
+        src.emit(f"return v{out}, ZEROS(theta.shape)")
+    else:  # a buffer of ours is returned as it is; anything else may be a view of a constant: copied
+        src.emit(f"return v{out}, " + ("g0" if 0 in buffered else "COPY(g0)"), (f"v{out}", "g0"))
+
+
+def _joint_args(prim) -> tuple:
+    from ..primitives.table import _rule_args
+    return _rule_args(prim.joint)
+
+
+def generate(tape: Tape, out: TArray, fits: dict | None = None) -> tuple[str, str, dict]:
+    """``(forward source, gradient source, their globals)`` of a recorded tape (``program`` and ``values`` set).
+
+    With ``fits=None`` the gradient calls ``FIT(c, shape, edge)`` at every edge (the probe run fills ``fits``).
+    """
+    entries, guards = _split(tape.program)
+    _check(entries)
+    live, needed = _needed(entries, guards, out.index)
+    env = {"XP": NUMPY, "SAME": _same, "RERECORD": _Rerecord, "ZEROS": np.zeros, "ADD_AT": np.add.at,
+           "UNB": unbroadcast, "COPY": np.array}
+    fwd = _Source(env)
+    _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
+    fwd.emit(f"return v{out.index}")
+    grad = _Source(env)
+    _forward_lines(grad, entries, guards, needed, tape.values, out.index)
+    _backward_lines(grad, entries, live, tape.values, out.index, fits)
+    return fwd.function("def forward(theta):", ()), grad.function("def grad(theta):", ()), env
+
+
+def _probe_fit(fits: dict) -> Callable:
+    def fit(c, shape, key):
+        got = tuple(c.shape) if type(c) is np.ndarray else "other" if _shape(c) != shape else shape
+        fits[key] = got
+        return c if got == shape else unbroadcast(NUMPY, c, shape)
+    return fit
+
+
+class _Program:
+    """One recorded path: its generated functions and what the recording returned."""
+
+    def __init__(self, f: Callable, theta: np.ndarray):
+        tape = Tape(program=True, record_values=True)
+        out = f(tape.leaf(theta))
+        if type(out) is not TArray or out.tape is not tape:
+            raise NotCompilable("f does not depend on theta (its output is not on the tape)")
+        if out.shape not in ((), (1,)):
+            raise ValueError(f"f must return a scalar; it returned shape {out.shape}")
+        fits: dict = {}
+        _, probe_src, env = generate(tape, out)
+        env["FIT"] = _probe_fit(fits)
+        probe = _define(probe_src, "grad", env)
+        self.first = probe(theta)  # the probe run: the value and gradient at the recording's theta
+        fwd_src, self.source, env = generate(tape, out, fits)
+        self.forward, self.grad = _define(fwd_src, "forward", env), _define(self.source, "grad", env)
+        self.forward_source = fwd_src
+        self.nodes = len(tape)
+
+
+def _define(source: str, name: str, env: dict) -> Callable:
+    scope = dict(env)
+    exec(builtins.compile(source, f"<dk.compile {name}>", "exec"), scope)  # our own generated text, not user input
+    return scope[name]
+
+
+class Compiled:
+    """``g(theta) -> (value, gradient)`` replaying a recorded tape; ``g.value(theta)`` replays the forward.
+
+    ``records`` counts recordings, ``compile_s`` their seconds (recording, code generation, probe run),
+    ``reasons`` why each re-recording happened; ``source`` is the generated gradient code.
+    """
+
+    def __init__(self, f: Callable, theta: Any = None, *, verbose: bool = False,
+                 on_rerecord: Callable[[str], None] | None = None):
+        self.f, self.verbose, self.on_rerecord = f, verbose, on_rerecord
+        self.programs: dict = {}
+        self.records, self.compile_s, self.reasons = 0, 0.0, []
+        if theta is not None:
+            self._record(*self._key(theta), None)
+
+    @staticmethod
+    def _key(theta: Any) -> tuple:
+        arr = theta if type(theta) is np.ndarray and theta.dtype == np.float64 else np.asarray(theta)
+        key = (arr.shape, arr.dtype.str)
+        if arr.dtype != np.float64:
+            arr = np.asarray(arr, dtype=np.float64)
+        return key, arr
+
+    def _record(self, key: tuple, arr: np.ndarray, reason: str | None) -> tuple:
+        if reason is not None:
+            self.reasons.append(reason)
+            if self.on_rerecord is not None:
+                self.on_rerecord(reason)
+            if self.verbose:
+                print(f"dk.compile: re-recording ({reason})")
+        start = time.perf_counter()
+        program = self.programs[key] = _Program(self.f, arr)
+        self.compile_s += time.perf_counter() - start
+        self.records += 1
+        return program.first
+
+    def _program(self, theta: Any) -> tuple:
+        key, arr = self._key(theta)
+        program = self.programs.get(key)
+        if program is None:
+            why = None if not self.programs else f"theta's shape/dtype {key} was not recorded before"
+            return None, arr, key, why
+        return program, arr, key, None
+
+    def __call__(self, theta: Any) -> tuple[float, np.ndarray]:
+        program, arr, key, why = self._program(theta)
+        if program is not None:
+            try:
+                value, grad = program.grad(arr)
+            except _Rerecord as err:
+                value, grad = self._record(key, arr, str(err))
+        else:
+            value, grad = self._record(key, arr, why)
+        return float(np.reshape(value, ())), grad
+
+    def value(self, theta: Any) -> float:
+        program, arr, key, why = self._program(theta)
+        if program is None:
+            return self(theta)[0]
+        try:
+            return float(np.reshape(program.forward(arr), ()))
+        except _Rerecord as err:
+            return float(np.reshape(self._record(key, arr, str(err))[0], ()))
+
+    @property
+    def source(self) -> str:
+        return "\n".join(p.source for p in self.programs.values())
+
+    def __repr__(self) -> str:
+        return f"<dk.compile of {getattr(self.f, '__name__', self.f)!r}: {self.records} recording(s), " \
+               f"{self.compile_s * 1e3:.1f} ms compiling>"
+
+
+def compile(f: Callable, theta: Any = None, *, verbose: bool = False,
+            on_rerecord: Callable[[str], None] | None = None) -> Compiled:  # noqa: A001 (dk.compile, like jax.jit)
+    """Record ``f`` at ``theta`` once; the result replays value and gradient at any theta (see the module doc)."""
+    return Compiled(f, theta, verbose=verbose, on_rerecord=on_rerecord)
