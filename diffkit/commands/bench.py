@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--system-malloc", action="store_true",
                    help="leave glibc's default (return freed blocks to the kernel; large arrays page-fault again)")
     p.add_argument("--csv", metavar="FILE", help="also write the tidy table (one row per P, threads, method)")
+    p.add_argument("--tape", action="store_true",
+                   help="the user-written MLP through dk.gradient and dk.compile beside hand-written backprop, "
+                        "JAX-jit, PyTorch and autograd, interleaved, 1 thread (diffkit/bench_tape.py)")
     p.set_defaults(func=run)
 
 
@@ -35,6 +38,11 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
+    if args.tape:
+        from diffkit.bench_tape import main
+        main(_ints(args.sizes, "sizes") if args.sizes else None, rounds=max(7, args.repeats or 15),
+             memory=not args.no_memory)
+        return 0
     from diffkit.bench import METHOD_ORDER, print_bench, run_bench
 
     methods = None

@@ -59,10 +59,11 @@ def _extremum_vjp(g, ans, x, xp, axis, keepdims):
     kept = _kept_shape(x.shape, axis)
     top = ans if keepdims else xp.reshape(ans, kept)
     hit = x == top  # plain booleans: ties share g equally
-    ties = hit.sum(axis=_axes(axis, len(x.shape)), keepdims=True) if type(hit) is np.ndarray else \
-        np.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)
     gk = g if keepdims else (g.reshape(kept) if type(g) in _PLAIN else xp.reshape(g, kept))
-    return (gk / ties) * hit
+    # One hit per slice (the total count, and no NaN maximum leaving a slice without one): no ties.
+    if np.count_nonzero(hit) == math.prod(kept) and not np.count_nonzero(top != top):
+        return gk * hit
+    return (gk / np.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)) * hit
 
 
 def _extremum_jvp(xp, ans, inputs, tangents, axis=None, keepdims=False):

@@ -184,7 +184,9 @@ def _forward_lines(src: _Source, entries: list, guards: list, needed: set, value
         elif e[0] == "op":
             _, prim, parents, vals, params = e
             args, reads = _args(src, parents, vals)
-            call = f"{src.const(NUMPY.impls[prim.index])}({', '.join(args)}{_kwargs(src, params)})"
+            call = _fast_forward(src, prim, args, vals, params)
+            if call is None:
+                call = f"{src.const(NUMPY.impls[prim.index])}({', '.join(args)}{_kwargs(src, params)})"
             src.emit(f"v{i}, r{i} = {call}" if prim.residual else f"v{i} = {call}", reads)
         else:
             p, index, view_shape, _ = e[1]
@@ -194,6 +196,65 @@ def _forward_lines(src: _Source, entries: list, guards: list, needed: set, value
             src.emit(text, (f"v{p}",))
     for _, g in pending:
         _guard_line(src, g)
+
+
+def _is_array(v: Any) -> bool:
+    return type(v) is np.ndarray and v.dtype == np.float64
+
+
+def _fast_forward(src: _Source, prim, args: list, vals: tuple, params: dict) -> str | None:
+    """A forward as an ndarray method or operator where numpy's module function is a Python wrapper."""
+    name = prim.name
+    if name in ("sum", "max", "min", "mean") and _is_array(vals[0]):
+        p = {"axis": None, "keepdims": False, **params}
+        return f"{args[0]}.{name}(axis={src.const(p['axis'])}, keepdims={src.const(p['keepdims'])})"
+    if name == "reshape" and _is_array(vals[0]):
+        return f"{args[0]}.reshape({src.const(params['shape'])})"
+    if name in ("matmul", "affine") and all(_is_array(v) and v.ndim == (1 if k == 2 else 2)
+                                             for k, v in enumerate(vals)):
+        return f"{args[0]} @ {args[1]}" + (f" + {args[2]}" if name == "affine" else "")
+    return None
+
+
+def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, params: dict) -> tuple | None:
+    """``(expression, reads)`` of a rule written inline, for the common 2-D and elementwise cases."""
+    name, g = prim.name, f"g{i}"
+
+    def ref(j, transpose=False):  # input j (a constant is folded, transposed once here)
+        if parents[j] >= 0:
+            return f"v{parents[j]}" + (".T" if transpose else ""), (f"v{parents[j]}",)
+        return src.const(vals[j].T if transpose else vals[j]), ()
+    if name in ("add", "positive") or (name == "subtract" and k == 0):
+        return g, (g,)
+    if name == "negative" or (name == "subtract" and k == 1):
+        return f"-{g}", (g,)
+    if name in ("matmul", "affine") and k < 2 and all(_is_array(v) and v.ndim == 2 for v in vals[:2]):
+        other, reads = ref(1 - k, transpose=True)
+        return (f"{g} @ {other}" if k == 0 else f"{other} @ {g}"), (g, *reads)
+    if name in ("sum", "mean") and _is_array(vals[0]):
+        p = {"axis": None, "keepdims": False, **params}
+        shape = vals[0].shape
+        kept = _kept(shape, p["axis"])
+        scale = "" if name == "sum" else f" / {src.const(float(math.prod(shape) // max(1, math.prod(kept))))}"
+        return f"EXPAND({g}, {src.const(kept)}, {src.const(shape)}){scale}", (g,)
+    if name == "reshape" and _is_array(vals[0]):
+        return f"{g}.reshape({src.const(vals[0].shape)})", (g,)
+    return None
+
+
+def _kept(shape: tuple, axis: Any) -> tuple:
+    axes = range(len(shape)) if axis is None else [a % len(shape) for a in (axis if type(axis) is tuple else (axis,))]
+    return tuple(1 if k in axes else n for k, n in enumerate(shape))
+
+
+def _expand(g: Any, kept: tuple, shape: tuple) -> np.ndarray:
+    """A reduction's gradient filled back to the input's shape (a broadcast view when large)."""
+    g = g.reshape(kept) if type(g) in (np.ndarray, np.float64) else np.reshape(g, kept)
+    if math.prod(shape) > 1 << 16:
+        return np.broadcast_to(g, shape)
+    out = np.empty(shape)
+    out[...] = g
+    return out
 
 
 def _args(src: _Source, parents: tuple, vals: tuple) -> tuple[list, list]:
@@ -336,7 +397,8 @@ def _backward_lines(src: _Source, entries: list, live: set, values: list, out: i
             p = parents[k]
             if p < 0 or rule is None:
                 continue
-            call, reads = _rule_call(src, prim, rule, names, i, parents, vals, params)
+            call = _fast_rule(src, prim, k, i, parents, vals, params)
+            call, reads = call or _rule_call(src, prim, rule, names, i, parents, vals, params)
             src.emit(f"c = {call}", reads)
             grads.fit(_shape(vals[k]))
             grads.add(p)
@@ -360,7 +422,8 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None) -> tuple[str, st
     _check(entries)
     live, needed = _needed(entries, guards, out.index)
     env = {"XP": NUMPY, "SAME": _same, "RERECORD": _Rerecord, "ZEROS": np.zeros, "ADD_AT": np.add.at,
-           "UNB": unbroadcast, "COPY": np.array}
+           "UNB": unbroadcast, "COPY": np.array,
+           "EXPAND": _expand}
     fwd = _Source(env)
     _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
     fwd.emit(f"return v{out.index}")
