@@ -156,3 +156,24 @@ def test_max_over_an_axis_shares_ties_equally_in_eager_and_replay():
 
 def test_x_times_x_has_the_gradient_2x():
     assert dk.gradient(lambda t: dk.namespace(t).sum(t * t), np.array([1.5, -2.0])).grad.tolist() == [3.0, -4.0]
+
+
+def test_the_replays_in_place_tanh_rule_is_the_tables_rule_bit_for_bit():
+    from diffkit.backends import NUMPY
+    from diffkit.primitives import PRIMITIVES
+    from diffkit.tape.replay import _tanh_rule
+    x = np.concatenate([np.linspace(-40, 40, 1001), [0.0, -0.0, 1e-300, 19.5]])
+    g = np.random.default_rng(0).standard_normal(x.shape)
+    table = PRIMITIVES["tanh"].vjps[0](g, x, NUMPY)
+    assert np.array_equal(_tanh_rule(g, x), table)
+
+
+def test_gradient_with_compile_true_replays_and_counts_its_recordings():
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.sum(xp.exp(t) * t)
+    for scale in (1.0, 2.0, 3.0):
+        theta = scale * np.array([0.1, -0.4, 0.3])
+        r = dk.gradient(f, theta, compile=True)
+        np.testing.assert_allclose(r.grad, np.exp(theta) * (1 + theta), rtol=1e-15)  # d/dt t e^t, by hand
+    assert r.cost.counters["records"] == 1 and r.cost.counters["compile_s"] > 0

@@ -37,11 +37,12 @@ _SMALL = 1 << 16  # up to this many entries a filled array is cheaper than numpy
 
 def expand(g, xp, x_shape, axis, keepdims=False):
     """A reduction's gradient broadcast back to the input's shape (a view on numpy, a filled array when small)."""
-    if type(g) in _PLAIN:
-        if not keepdims:
+    t = type(g)
+    if t in _PLAIN or t is float:  # numpy values (or the sweep's seed 1.0): no dispatch through xp
+        if not keepdims and t is not float:
             g = g.reshape(_kept_shape(x_shape, axis))
         if math.prod(x_shape) <= _SMALL:
-            out = np.empty(x_shape, dtype=g.dtype)
+            out = np.empty(x_shape, dtype=np.float64 if t is float else g.dtype)
             out[...] = g
             return out
         return np.broadcast_to(g, x_shape)

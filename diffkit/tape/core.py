@@ -132,9 +132,7 @@ class Tape:
 
 
 def record(tape: Tape, node: Any, value: Any, entry: Any = None) -> TArray:
-    """Append ``node`` (``None`` for a leaf) and return the tape array of ``value``.
-
-    ``entry`` is the op as dk.compile replays it (the node itself where that says all)."""
+    """Append ``node`` (``None`` for a leaf; ``entry``: the op as dk.compile replays it); return its array."""
     nodes = tape.nodes
     nodes.append(node)
     if tape.values is not None:
@@ -194,5 +192,9 @@ def record_op(prim, tape, vals, parents, mask, params):
         links = (parents, getters(pool), shapes)
     else:
         links = tuple([(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters])
-    return record(tape, (prim, links, site), ans, None if tape.program is None else ("op", prim, parents, vals, params))
+    if tape.values is not None or tape.program is not None:
+        return record(tape, (prim, links, site), ans, ("op", prim, parents, vals, params))
+    nodes = tape.nodes  # record(), inlined: this is the path of every op
+    nodes.append((prim, links, site))
+    return TArray(ans, tape, len(nodes) - 1)
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 import builtins
 import math
 import time
+from sys import getrefcount
 from typing import Any, Callable
 
 import numpy as np
@@ -239,7 +240,24 @@ def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, 
         return f"EXPAND({g}, {src.const(kept)}, {src.const(shape)}){scale}", (g,)
     if name == "reshape" and _is_array(vals[0]):
         return f"{g}.reshape({src.const(vals[0].shape)})", (g,)
+    if name == "tanh" and _is_array(vals[0]):
+        x, reads = ref(0)
+        return f"TANH_RULE({g}, {x})", (g, *reads)
     return None
+
+
+def _tanh_rule(g: Any, x: np.ndarray) -> np.ndarray:
+    """The table's tanh rule ``g * 4e/((1+e)(1+e))``, ``e = exp(-2|x|)``, in place: the same roundings, fewer
+    temporaries (tests/test_replay.py checks it bit for bit)."""
+    e = np.abs(x)
+    e *= -2.0
+    np.exp(e, out=e)
+    d = e + 1.0
+    d *= d
+    e *= 4.0
+    e /= d
+    e *= g
+    return e
 
 
 def _kept(shape: tuple, axis: Any) -> tuple:
@@ -315,9 +333,10 @@ class _Grads:
     """Emits the accumulation of contributions into ``g{p}``: first assignment, then sums (or a zero buffer
     that scatters add into)."""
 
-    def __init__(self, src: _Source, buffered: set, shapes: dict, fits: dict | None):
-        self.src, self.buffered, self.shapes, self.fits = src, buffered, shapes, fits
+    def __init__(self, src: _Source, buffered: set, shapes: dict, fits: dict | None, fresh: set):
+        self.src, self.buffered, self.shapes, self.fits, self.fresh = src, buffered, shapes, fits, fresh
         self.started: set = set()
+        self.owned: set = set()  # gradients that are arrays of ours: later contributions add in place
         self.edges = 0
 
     def fit(self, shape: tuple) -> None:
@@ -353,6 +372,10 @@ class _Grads:
         elif p not in self.started:
             src.emit(f"g{p} = c", ("c",))
             self.started.add(p)
+            if self.edges - 1 in self.fresh:
+                self.owned.add(p)
+        elif p in self.owned:
+            src.emit(f"g{p} += c", (f"g{p}", "c"))
         else:
             src.emit(f"g{p} = g{p} + c", (f"g{p}", "c"))
 
@@ -367,10 +390,11 @@ def _basic(index: Any) -> bool:
     return all(type(p) in (slice, int, type(None), type(Ellipsis)) or isinstance(p, np.integer) for p in parts)
 
 
-def _backward_lines(src: _Source, entries: list, live: set, values: list, out: int, fits: dict | None) -> None:
+def _backward_lines(src: _Source, entries: list, live: set, values: list, out: int, fits: dict | None,
+                    fresh: set) -> None:
     buffered = {e[1][0] for i, e in enumerate(entries) if i in live and e is not None and e[0] != "op"}
     shapes = {i: _shape(values[i]) for i in live}
-    grads = _Grads(src, buffered, shapes, fits)
+    grads = _Grads(src, buffered, shapes, fits, fresh)
     src.emit(f"g{out} = {src.const(np.ones(shapes[out]) if shapes[out] else np.float64(1.0))}")
     grads.started.add(out)
     for i in range(out, 0, -1):
@@ -413,7 +437,7 @@ def _joint_args(prim) -> tuple:
     return _rule_args(prim.joint)
 
 
-def generate(tape: Tape, out: TArray, fits: dict | None = None) -> tuple[str, str, dict]:
+def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = frozenset()) -> tuple[str, str, dict]:
     """``(forward source, gradient source, their globals)`` of a recorded tape (``program`` and ``values`` set).
 
     With ``fits=None`` the gradient calls ``FIT(c, shape, edge)`` at every edge (the probe run fills ``fits``).
@@ -423,20 +447,27 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None) -> tuple[str, st
     live, needed = _needed(entries, guards, out.index)
     env = {"XP": NUMPY, "SAME": _same, "RERECORD": _Rerecord, "ZEROS": np.zeros, "ADD_AT": np.add.at,
            "UNB": unbroadcast, "COPY": np.array,
-           "EXPAND": _expand}
+           "EXPAND": _expand, "TANH_RULE": _tanh_rule}
     fwd = _Source(env)
     _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
     fwd.emit(f"return v{out.index}")
     grad = _Source(env)
     _forward_lines(grad, entries, guards, needed, tape.values, out.index)
-    _backward_lines(grad, entries, live, tape.values, out.index, fits)
+    _backward_lines(grad, entries, live, tape.values, out.index, fits, fresh)
     return fwd.function("def forward(theta):", ()), grad.function("def grad(theta):", ()), env
 
 
-def _probe_fit(fits: dict) -> Callable:
+def _probe_fit(fits: dict, fresh: set) -> Callable:
+    """The probe's ``FIT``: learns each edge's contribution shape, and whether the contribution is a new
+    float64 array held by nothing else (then the parent's gradient may be summed into it in place)."""
     def fit(c, shape, key):
         got = tuple(c.shape) if type(c) is np.ndarray else "other" if _shape(c) != shape else shape
         fits[key] = got
+        # references: the caller's `c`, this parameter and getrefcount's argument; a view or an alias has more
+        summed = got != shape and math.prod(got) != math.prod(shape)  # unbroadcast then makes a new array
+        if type(c) is np.ndarray and c.dtype == np.float64 and (summed or c.base is None and
+                                                                c.flags.writeable and getrefcount(c) == 3):
+            fresh.add(key)
         return c if got == shape else unbroadcast(NUMPY, c, shape)
     return fit
 
@@ -451,12 +482,12 @@ class _Program:
             raise NotCompilable("f does not depend on theta (its output is not on the tape)")
         if out.shape not in ((), (1,)):
             raise ValueError(f"f must return a scalar; it returned shape {out.shape}")
-        fits: dict = {}
+        fits, fresh = {}, set()
         _, probe_src, env = generate(tape, out)
-        env["FIT"] = _probe_fit(fits)
+        env["FIT"] = _probe_fit(fits, fresh)
         probe = _define(probe_src, "grad", env)
         self.first = probe(theta)  # the probe run: the value and gradient at the recording's theta
-        fwd_src, self.source, env = generate(tape, out, fits)
+        fwd_src, self.source, env = generate(tape, out, fits, fresh)
         self.forward, self.grad = _define(fwd_src, "forward", env), _define(self.source, "grad", env)
         self.forward_source = fwd_src
         self.nodes = len(tape)
