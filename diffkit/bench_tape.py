@@ -240,8 +240,9 @@ def format_rows(rows: list[dict]) -> str:
                          f"{m['eager_peak'] / 1e3:.0f} kB | {m['compiled_peak'] / 1e3:.0f} kB |")
     lines.append("")
     for row in rows:
+        notes = "; ".join(f"{k}: {v}" for k, v in row["notes"].items() if v)
         lines.append(f"P={row['P']:,}: dk.compile {row['compile_s'] * 1e3:.1f} ms (recorded apart), "
-                     f"re-recordings {row['rerecords']}; " + "; ".join(f"{k}: {v}" for k, v in row["notes"].items() if v))
+                     f"re-recordings {row['rerecords']}; {notes}")
     return "\n".join(lines)
 
 

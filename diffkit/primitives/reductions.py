@@ -41,7 +41,9 @@ def expand(g, xp, x_shape, axis, keepdims=False):
     if t in _PLAIN or t is float:  # numpy values (or the sweep's seed 1.0): no dispatch through xp
         if not keepdims and t is not float:
             g = g.reshape(_kept_shape(x_shape, axis))
-        if math.prod(x_shape) <= _SMALL:
+        size = math.prod(x_shape)
+        # filled when small; a view of one number costs its consumer no extra pass, so large ones stay views
+        if size <= _SMALL and (size <= 4096 or t is not float and g.size > 1):
             out = np.empty(x_shape, dtype=np.float64 if t is float else g.dtype)
             out[...] = g
             return out

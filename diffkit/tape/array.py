@@ -1,6 +1,7 @@
 """Tape arrays, and how an op that mixes arrays of several traces picks the one that records it."""
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -8,6 +9,14 @@ import numpy as np
 from ..dispatch import register_tracer, strip
 
 __all__ = ["TArray"]
+
+
+def _comparison(op, name: str):
+    def compare(self, other):
+        if self.tape.program is None:
+            return op(self.value, strip(other))
+        return getattr(self.tape.ns, name)(self, other)
+    return compare
 
 
 class TArray:
@@ -118,13 +127,14 @@ class TArray:
     def transpose(self, *axes): return self.tape.ns.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
     def squeeze(self, axis=None): return self.tape.ns.squeeze(self, axis)
 
-    # Under dk.compile (tape.program set) comparisons go through the namespace, which notes them as guards.
-    def __lt__(self, other): return self.value < strip(other) if self.tape.program is None else self.tape.ns.less(self, other)
-    def __le__(self, other): return self.value <= strip(other) if self.tape.program is None else self.tape.ns.less_equal(self, other)
-    def __gt__(self, other): return self.value > strip(other) if self.tape.program is None else self.tape.ns.greater(self, other)
-    def __ge__(self, other): return self.value >= strip(other) if self.tape.program is None else self.tape.ns.greater_equal(self, other)
-    def __eq__(self, other): return self.value == strip(other) if self.tape.program is None else self.tape.ns.equal(self, other)
-    def __ne__(self, other): return self.value != strip(other) if self.tape.program is None else self.tape.ns.not_equal(self, other)
+    # Comparisons carry no gradient; under dk.compile (tape.program set) they go through the namespace,
+    # which notes each one as a guard checked on replay.
+    __lt__ = _comparison(operator.lt, "less")
+    __le__ = _comparison(operator.le, "less_equal")
+    __gt__ = _comparison(operator.gt, "greater")
+    __ge__ = _comparison(operator.ge, "greater_equal")
+    __eq__ = _comparison(operator.eq, "equal")
+    __ne__ = _comparison(operator.ne, "not_equal")
     __hash__ = object.__hash__
 
 

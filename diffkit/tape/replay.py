@@ -268,7 +268,8 @@ def _kept(shape: tuple, axis: Any) -> tuple:
 def _expand(g: Any, kept: tuple, shape: tuple) -> np.ndarray:
     """A reduction's gradient filled back to the input's shape (a broadcast view when large)."""
     g = g.reshape(kept) if type(g) in (np.ndarray, np.float64) else np.reshape(g, kept)
-    if math.prod(shape) > 1 << 16:
+    size = math.prod(shape)
+    if size > 1 << 16 or (size > 4096 and g.size == 1):  # a view of one number costs its consumer no pass
         return np.broadcast_to(g, shape)
     out = np.empty(shape)
     out[...] = g
