@@ -157,7 +157,7 @@ def _needed(entries: list, guards: list, out: int) -> tuple[set, set]:
     live = {out}
     for i in range(out, -1, -1):
         if i in live:
-            live.update(_inputs(entries[i]))
+            live.update(_graded(entries[i]))
     needed = set(live)
     for _, g in guards:
         needed.update(_inputs(g))
@@ -165,6 +165,45 @@ def _needed(entries: list, guards: list, out: int) -> tuple[set, set]:
         if i in needed:
             needed.update(_inputs(entries[i]))
     return live, needed
+
+
+def _graded(entry: Any) -> list:
+    """The nodes an entry sends a gradient to (an input without a rule, like where's condition, gets none)."""
+    if entry is None or entry[0] != "op" or entry[1].joint is not None:
+        return _inputs(entry)
+    _, prim, parents, vals, _ = entry
+    return [p for p, rule in zip(parents, prim.vjps[:len(vals)]) if p >= 0 and rule is not None]
+
+
+def _covering(entries: list, live: set, p: int, shape: tuple) -> bool:
+    """Whether the views of 1-D ``p`` are disjoint step-1 slices covering all of it and nothing else adds
+    into it: then its gradient buffer can start empty and each view's gradient is assigned, not added."""
+    if len(shape) != 1:
+        return False
+    spans = []
+    for i in live:
+        e = entries[i]
+        if e is None:
+            continue
+        if e[0] == "op":
+            if p in e[2]:
+                return False
+            continue
+        if e[1][0] == p:
+            index = e[1][1]
+            if type(index) is tuple and len(index) == 1:
+                index = index[0]
+            if type(index) is not slice or index.step not in (None, 1):
+                return False
+            start, stop, _ = index.indices(shape[0])
+            spans.append((start, stop))
+    spans.sort()
+    end = 0
+    for start, stop in spans:
+        if start != end:
+            return False
+        end = stop
+    return end == shape[0]
 
 
 def _shape(v: Any) -> tuple:
@@ -338,6 +377,7 @@ class _Grads:
         self.src, self.buffered, self.shapes, self.fits, self.fresh = src, buffered, shapes, fits, fresh
         self.started: set = set()
         self.owned: set = set()  # gradients that are arrays of ours: later contributions add in place
+        self.assigned: set = set()  # buffers that views cover exactly once
         self.edges = 0
 
     def fit(self, shape: tuple) -> None:
@@ -362,9 +402,11 @@ class _Grads:
         src, shape = self.src, self.shapes[p]
         if p in self.buffered:
             if p not in self.started:
-                src.emit(f"g{p} = ZEROS({src.const(shape)})")
+                src.emit(f"g{p} = {'EMPTY' if p in self.assigned else 'ZEROS'}({src.const(shape)})")
                 self.started.add(p)
-            if not scatter:
+            if p in self.assigned:  # (disjoint views covering p: each part written once)
+                src.emit(f"g{p}[{src.const(index)}] = c", (f"g{p}", "c"))
+            elif not scatter:
                 src.emit(f"g{p} += c", (f"g{p}", "c"))
             elif _basic(index):
                 src.emit(f"g{p}[{src.const(index)}] += c", (f"g{p}", "c"))
@@ -396,6 +438,7 @@ def _backward_lines(src: _Source, entries: list, live: set, values: list, out: i
     buffered = {e[1][0] for i, e in enumerate(entries) if i in live and e is not None and e[0] != "op"}
     shapes = {i: _shape(values[i]) for i in live}
     grads = _Grads(src, buffered, shapes, fits, fresh)
+    grads.assigned = {p for p in buffered if _covering(entries, live, p, shapes[p])}
     src.emit(f"g{out} = {src.const(np.ones(shapes[out]) if shapes[out] else np.float64(1.0))}")
     grads.started.add(out)
     for i in range(out, 0, -1):
@@ -446,7 +489,7 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = fro
     entries, guards = _split(tape.program)
     _check(entries)
     live, needed = _needed(entries, guards, out.index)
-    env = {"XP": NUMPY, "SAME": _same, "RERECORD": _Rerecord, "ZEROS": np.zeros, "ADD_AT": np.add.at,
+    env = {"XP": NUMPY, "SAME": _same, "RERECORD": _Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD_AT": np.add.at,
            "UNB": unbroadcast, "COPY": np.array,
            "EXPAND": _expand, "TANH_RULE": _tanh_rule}
     fwd = _Source(env)
