@@ -40,7 +40,7 @@ def new_level() -> int:
 class Tape:
     """A Wengert list over values of namespace ``vxp`` (numpy floats, mpmath, another tape's arrays...)."""
 
-    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns", "program")
+    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns", "program", "plain")
 
     def __init__(self, vxp: Any = None, anomaly: bool = False, record_values: bool = False, program: bool = False):
         self.vxp = NUMPY if vxp is None or vxp is np else vxp
@@ -51,6 +51,7 @@ class Tape:
         self.anomaly = anomaly
         self.values: list | None = [] if record_values else None  # node i's forward value, for dk.graph
         self.program: list | None = [] if program else None  # what dk.compile replays (see .replay)
+        self.plain = not (anomaly or record_values or program)  # nothing beside the nodes to record
 
     def leaf(self, value: Any) -> TArray:
         """Start recording: a tape array for an input whose gradient we want."""
@@ -167,15 +168,21 @@ def apply(prim: Any, *args: Any, **params: Any) -> Any:
 
 
 def record_op(prim, tape, vals, parents, mask, params):
-    shapes = tuple([getattr(v, "shape", ()) for v in vals])
     try:
         ans = tape.impls[prim.index](*vals, **params)
     except (ValueError, TypeError, IndexError) as err:
         from .anomaly import shape_error
         raise shape_error(prim, vals, err) from err
-    res = None
-    if prim.residual:  # the forward also returned a value its rule reuses (``res``), not part of the output
-        ans, res = ans
+    n, shapes = len(vals), tuple([getattr(v, "shape", ()) for v in vals])
+    getters, pnames, plain = prim.plans.get(mask << 8 | n) or plan(prim, mask, n)
+    if plain and tape.plain:  # no residual, view, joint rule, anomaly check or extra recording: every op's path
+        pool = [*vals, *shapes, ans, tape.vxp, vals, shapes, None]
+        if pnames:
+            pool += [params[k] if k in params else prim.params[k] for k in pnames]
+        nodes = tape.nodes
+        nodes.append((prim, tuple([(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters]), None))
+        return TArray(ans, tape, len(nodes) - 1)
+    ans, res = ans if prim.residual else (ans, None)  # a residual: a value the rule reuses, not the output
     site = None
     if tape.anomaly:
         from .anomaly import check_finite, user_site
@@ -183,18 +190,11 @@ def record_op(prim, tape, vals, parents, mask, params):
         check_finite(ans, prim.name, site)
     if prim.scatter:
         return record(tape, (prim, (parents[0], params["index"], None, shapes[0]), site), ans)
-    getters, pnames = prim.plans.get((mask, len(vals))) or plan(prim, mask, len(vals))
     pool = [*vals, *shapes, ans, tape.vxp, vals, shapes, res]
     if pnames:
-        pdefaults = prim.params
-        pool += [params[k] if k in params else pdefaults[k] for k in pnames]
+        pool += [params[k] if k in params else prim.params[k] for k in pnames]
     if prim.joint is not None:
         links = (parents, getters(pool), shapes)
     else:
         links = tuple([(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters])
-    if tape.values is not None or tape.program is not None:
-        return record(tape, (prim, links, site), ans, ("op", prim, parents, vals, params))
-    nodes = tape.nodes  # record(), inlined: this is the path of every op
-    nodes.append((prim, links, site))
-    return TArray(ans, tape, len(nodes) - 1)
-
+    return record(tape, (prim, links, site), ans, None if tape.program is None else ("op", prim, parents, vals, params))

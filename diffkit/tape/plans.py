@@ -46,8 +46,9 @@ def _getter(indices: list) -> Callable:
 
 
 def plan(prim, mask: int, n_args: int) -> tuple:
-    """``(getters, param names)``: ``getters`` is ``(k, rule, getter)`` per input ``k`` on the tape
-    (or the one getter of a joint rule)."""
+    """``(getters, param names, plain)``, cached in ``prim.plans`` under ``mask << 8 | n_args``: ``getters``
+    is ``(k, rule, getter)`` per input ``k`` on the tape (or the one getter of a joint rule); ``plain``: no
+    residual, view or joint rule."""
     params: list = []
     if prim.joint is not None:
         from ..primitives.table import _rule_args
@@ -58,7 +59,8 @@ def plan(prim, mask: int, n_args: int) -> tuple:
         getters = tuple((k, rule, _getter([_pool_index(prim, n, n_args, params) for n in names]))
                         for k, (rule, names) in enumerate(zip(prim.vjps[:n_args], prim.rule_args))
                         if mask >> k & 1 and rule is not None)
-    result = prim.plans[(mask, n_args)] = (getters, tuple(params))
+    plain = prim.joint is None and not prim.scatter and not prim.residual  # record_op's short path
+    result = prim.plans[mask << 8 | n_args] = (getters, tuple(params), plain)
     return result
 
 
