@@ -188,3 +188,14 @@ def test_slices_that_leave_part_of_theta_untouched_give_it_zero_gradient(cut):
     g = dk.compile(f, theta)
     for _ in range(3):  # a fresh buffer each call: no stale values from an earlier replay
         assert g(theta)[1].tolist() == by_hand
+
+
+def test_a_nested_gradient_is_replayed_too():
+    def f(t):  # the squared norm of the gradient of sum(u sin u), itself taken with dk.vjp inside f
+        _, back = dk.vjp(lambda u: dk.namespace(u).sum(dk.namespace(u).sin(u) * u), t)
+        d = back(1.0)
+        return dk.namespace(t).sum(d * d)
+    theta = np.array([0.3, -1.2, 2.0])
+    g = dk.compile(f, theta + 0.5)
+    d = np.sin(theta) + theta * np.cos(theta)  # by hand: d/du (u sin u) = sin u + u cos u
+    np.testing.assert_allclose(g(theta)[1], 2 * d * (2 * np.cos(theta) - theta * np.sin(theta)), rtol=1e-13)
