@@ -82,8 +82,13 @@ def _lse_parts(x, axis):
     shifted = x - m
     is_max = shifted == 0
     rest = xp.sum(xp.where(is_max, 0, xp.exp(shifted)), axis=axis, keepdims=True)
-    ties = xp.sum(is_max, axis=axis, keepdims=True) - 1  # other maxima: each adds exactly 1
+    ties = xp.sum(_as_float(xp, is_max), axis=axis, keepdims=True) - 1  # other maxima: each adds exactly 1
     return m, xp.log1p(rest + ties), shifted
+
+
+def _as_float(xp, mask):
+    """A mask as 0/1 floats: diffkit's namespaces cast (the array API sums no booleans); peers sum them."""
+    return xp.to_float(mask) if getattr(type(xp), "from_table", False) else mask
 
 
 def logsumexp(x, axis=-1, keepdims=False):
@@ -130,11 +135,13 @@ def sigmoid_minus(z, y):
     return (1 - y) * sigmoid(z) - y * sigmoid(-z)
 
 
-def softmax_minus(log_p, y):
-    """softmax(z) - y from log_p = log_softmax(z), as y expm1(log_p) + (1 - y) exp(log_p): exact to rounding
-    for one-hot y, where the plain difference cancels."""
-    xp = namespace(log_p)
-    return y * xp.expm1(log_p) + (1 - y) * xp.exp(log_p)
+def softmax_minus(log_p, y, xp=None):
+    """d/dz of -<y, log_softmax(z)>: s softmax(z) - y with s = sum(y) (1 for a distribution), from
+    log_p = log_softmax(z), as y expm1(log_p) + (s - y) exp(log_p): exact to rounding for one-hot y, where
+    the plain difference cancels."""
+    xp = namespace(log_p) if xp is None else xp
+    s = xp.sum(xp.broadcast_to(y, log_p.shape), axis=-1, keepdims=True)
+    return y * xp.expm1(log_p) + (s - y) * xp.exp(log_p)
 
 
 def _drop(shape, axis):

@@ -37,7 +37,8 @@ def tape_gradient(f, theta, *, vxp=None, one=1.0, anomaly: bool = False, count_b
     vxp = tape.vxp
     if type(out) is not TArray or out.tape is not tape:  # f does not depend on theta
         return out, vxp.zeros(np.shape(theta)), length, held, t1 - t0, 0.0
-    g = tape.backward(out, one if out.shape == () else vxp.ones(out.shape))[x.index]
+    seed = one if out.shape == () and vxp.convert is None else vxp.ones(out.shape)  # (the array API takes arrays)
+    g = tape.backward(out, seed)[x.index]
     grad = vxp.zeros(np.shape(theta)) if g is None else g
     return out.value, grad, length, held, t1 - t0, time.perf_counter() - t1
 

@@ -49,8 +49,8 @@ def _matmul_y(g, x, y_shape, xp):
         return g * x
     if x_ndim == 1:
         return xp.expand_dims(x, axis=-1) * xp.expand_dims(g, axis=-2)
-    if len(y_shape) == 1:
-        return xp.sum(xp.expand_dims(g, axis=-1) * x, axis=-2)
+    if len(y_shape) == 1:  # a matrix times a vector: x^T g is one product (a stack of them: one sum)
+        return g @ x if x_ndim == 2 else xp.sum(xp.expand_dims(g, axis=-1) * x, axis=-2)
     return _mT(xp, x) @ g
 
 
@@ -218,7 +218,8 @@ def _solve_triangular_jvp(xp, ans, inputs, tangents, lower=False):
     a, b = inputs
     ta, tb = tangents
     rhs = tb if tb is not None else 0.0
-    if ta is not None:
+    if ta is not None:  # only the triangle of x is read, so only that part of its tangent counts
+        ta = _triangle(xp, ta, lower)
         rhs = rhs - (ta @ ans if len(b.shape) > 1 else xp.sum(ta * ans, axis=-1))
     return xp.linalg.solve_triangular(a, rhs, lower=lower)
 

@@ -97,7 +97,7 @@ def _sce_jvp(xp, ans, inputs, tangents):
     log_p = F.log_softmax(z, -1)
     out = 0.0
     if tz is not None:
-        out = out + xp.sum(F.softmax_minus(log_p, y) * tz) / m
+        out = out + xp.sum(F.softmax_minus(log_p, y, xp) * tz) / m
     if ty is not None:
         out = out - xp.sum(log_p * ty) / m
     return out
@@ -139,10 +139,11 @@ defprim("softplus", "x", numpy=F.softplus, complex=_complex_softplus, mpmath=F.s
         sympy=lambda x: S.softplus(x), kind="array", vjp=lambda g, ans, xp: -g * xp.expm1(-ans), jvp="elementwise",
         domain=LOGITS)
 defprim("relu", "x", numpy=F.relu, complex=KINK, mpmath=F.relu, sympy=lambda x: S.leaky(x, 0), kind="array",
-        vjp=lambda g, x: g * (x >= 0), jvp="elementwise", convention="relu'(0) = 1", domain=Domain(kinks=(0.0,)))
+        vjp=lambda g, x, xp: g * xp.to_float(x >= 0), jvp="elementwise", convention="relu'(0) = 1",
+        domain=Domain(kinks=(0.0,)))
 defprim("leaky_relu", "x", params={"alpha": 0.01}, numpy=F.leaky_relu, complex=KINK, mpmath=F.leaky_relu,
         sympy=lambda x, alpha=0.01: S.leaky(x, alpha), kind="array",
-        vjp=lambda g, x, alpha, xp: g * xp.where(x >= 0, 1.0, alpha), jvp="elementwise",
+        vjp=lambda g, x, alpha, xp: xp.where(x >= 0, g, alpha * g), jvp="elementwise",
         convention="leaky_relu'(0) = 1", domain=Domain(kinks=(0.0,), params=({}, {"alpha": 0.2})))
 defprim("logsumexp", "x", kind="array", params=LSE, numpy=F.logsumexp, complex=F.logsumexp, mpmath=F.logsumexp,
         sympy=lambda x, axis=-1, keepdims=False: S.logsumexp(x, axis, keepdims), vjp=_lse_vjp, jvp=_lse_jvp,
@@ -162,7 +163,7 @@ defprim("binary_cross_entropy", "z y", kind="array", numpy=F.binary_cross_entrop
 defprim("softmax_cross_entropy", "z y", kind="array", residual=True, numpy=F.softmax_cross_entropy_parts,
         complex=F.softmax_cross_entropy_parts, mpmath=F.softmax_cross_entropy_parts,
         sympy=lambda z, y: (S.softmax_cross_entropy(z, y), None),
-        vjp=(lambda g, res, y, z_shape: F.softmax_minus(res, y) * (g / F.rows(z_shape)),
+        vjp=(lambda g, res, y, z_shape, xp: F.softmax_minus(res, y, xp) * (g / F.rows(z_shape)),
              lambda g, res, z_shape: -res * (g / F.rows(z_shape))),
         jvp=_sce_jvp, doc="mean over rows of -sum y log softmax(z), from logits (seed 004)", domain=COST)
 # fmt: on

@@ -14,6 +14,7 @@ import pandas as pd
 from .claims import render_sentences
 from .data import ReportData
 from .document import Code, Figure, Heading, Missing, Para, Table
+from .graphs import graph_blocks, logistic_blocks
 
 __all__ = ["build_sections", "SUMMARY_HEADING"]
 
@@ -193,7 +194,7 @@ def swell(tables, missing, figures) -> list:
     blocks += [Heading(3, "Baydin et al. 2018, Table 1, reproduced"), Para(BAYDIN_TABLE1)]
     blocks += _table(tables, "baydin_table1", missing, {}, "The Table 1 reproduction")
     return blocks + _figure(figures, "baydin_table1", "Operation counts of the logistic-map derivatives.",
-                            ("baydin_table1",), missing)
+                            ("baydin_table1",), missing) + logistic_blocks(figures, missing)
 
 
 def stability(tables, missing) -> list:
@@ -235,7 +236,8 @@ def build_sections(data: ReportData, tables: dict, missing: dict, figures: list)
     """All blocks of the report, and the sources of every number stated in a sentence."""
     head, sources = methods(tables)
     closing, summary_sources = summary(tables)
-    blocks = (intro(data) + head + seeds(tables, missing) + accuracy(tables, missing, figures)
+    blocks = (intro(data) + head + seeds(tables, missing) + graph_blocks(figures, missing)
+              + accuracy(tables, missing, figures)
               + step(tables, missing, figures) + cost(tables, missing, figures) + swell(tables, missing, figures)
               + stability(tables, missing) + closing + reproducibility(tables, missing, data))
     return blocks, pd.concat([*sources, summary_sources], ignore_index=True)

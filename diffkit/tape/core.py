@@ -22,7 +22,7 @@ from ..backends import NUMPY
 from ..dispatch import TRACERS
 from ..primitives import PRIMITIVES
 from .array import TArray
-from .plans import given, node_parents, plan, unbroadcast
+from .plans import given, node_parents, plan, scatter, unbroadcast
 
 __all__ = ["Tape", "apply", "record", "record_op", "unbroadcast", "new_level"]
 
@@ -40,11 +40,12 @@ def new_level() -> int:
 class Tape:
     """A Wengert list over values of namespace ``vxp`` (numpy floats, mpmath, another tape's arrays...)."""
 
-    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns", "program", "plain")
+    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns", "program", "plain", "convert")
 
     def __init__(self, vxp: Any = None, anomaly: bool = False, record_values: bool = False, program: bool = False):
         self.vxp = NUMPY if vxp is None or vxp is np else vxp
         self.impls = self.vxp.impls  # the forward of each primitive, by index, in the value namespace
+        self.convert = getattr(self.vxp, "convert", None)
         self.ns = HOOKS["namespace"](self.vxp)
         self.nodes: list = []
         self.level = new_level()
@@ -91,15 +92,7 @@ class Tape:
                 if not retain:
                     nodes[i] = None
                 if prim.scatter:  # x[index]: add g into that part of x's gradient
-                    p, index, view_shape, shape = links
-                    c = g if view_shape is None else xp.reshape(g, view_shape)
-                    if on_edge is not None:
-                        on_edge(i, p, c)
-                    if owned[p] and type(index) is slice and type(c) is np.ndarray:
-                        view = grads[p][index]
-                        view += c
-                    else:
-                        grads[p], owned[p] = xp.scatter_add(grads[p], owned[p], shape, index, c)
+                    scatter(xp, grads, owned, i, links, g, on_edge)
                     continue
                 if prim.joint is not None:  # one rule for every input: its results become links of their own
                     parents, args, shapes = links
@@ -168,6 +161,8 @@ def apply(prim: Any, *args: Any, **params: Any) -> Any:
 
 
 def record_op(prim, tape, vals, parents, mask, params):
+    if tape.convert is not None:  # constants join the values' library (numpy data beside CuPy values)
+        vals = tuple([tape.convert(v) for v in vals])
     try:
         ans = tape.impls[prim.index](*vals, **params)
     except (ValueError, TypeError, IndexError) as err:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["plan", "unbroadcast", "given", "node_parents"]
+__all__ = ["plan", "unbroadcast", "given", "node_parents", "scatter"]
 _F64 = np.dtype(np.float64)
 
 
@@ -86,3 +86,16 @@ def node_parents(node: Any) -> list:
     if prim.scatter:
         return [links[0]]
     return [p for p in links[0] if p >= 0] if prim.joint is not None else [link[0] for link in links]
+
+
+def scatter(xp: Any, grads: list, owned: list, i: int, links: tuple, g: Any, on_edge: Any) -> None:
+    """The sweep at view node ``i`` (``x[index]``, maybe reshaped): add ``g`` into that part of x's gradient."""
+    p, index, view_shape, shape = links
+    c = g if view_shape is None else xp.reshape(g, view_shape)
+    if on_edge is not None:
+        on_edge(i, p, c)
+    if owned[p] and type(index) is slice and type(c) is np.ndarray:
+        view = grads[p][index]
+        view += c
+    else:
+        grads[p], owned[p] = xp.scatter_add(grads[p], owned[p], shape, index, c)
