@@ -336,6 +336,8 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     >>> r.value, r.grad.tolist()
     (-12.0, [-4.0, -4.0, 3.0])
     """
+    if _is_array_api(theta):
+        return _array_api_gradient(f, theta, method, options)
     fn, arr, names = resolve(f, theta)
     spec = get_method(method)
     unknown = set(options) - set(spec.options) - {"memory"} if options else ()  # (signature: ~0.1 ms)
@@ -354,6 +356,32 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
         grad = np.broadcast_to(grad, arr.shape).copy()
     cost = Cost(wall, counted.calls if out.evaluations is None else out.evaluations, peak, dict(out.counters))
     return GradientResult(float(np.real(out.value)), grad, method, cost, names)
+
+
+def _is_array_api(theta: Any) -> bool:
+    return type(theta).__module__.split(".")[0] not in ("numpy", "builtins", "diffkit") and hasattr(
+        theta, "__array_namespace__")
+
+
+def _array_api_gradient(f: Any, theta: Any, method: str, options: dict) -> GradientResult:
+    """theta of another array library (CuPy, array-api-strict): the tape records on those values themselves;
+    the other methods compute their stencils on a host copy and hand f the library's arrays."""
+    from .array_api import from_host, to_host
+    host = as_theta(to_host(theta))
+    fn, _, names = resolve(f, host)
+    spec = get_method(method)
+    if spec.kind == "automatic":
+        counted = CountedFunction(fn)
+        run_on = from_host(host, like=theta)  # f's own copy, on the values' device
+    else:
+        counted = CountedFunction(lambda t: fn(from_host(np.asarray(t, dtype=float), like=theta)))
+        run_on = host
+    start = time.perf_counter()
+    out = spec.run(counted, run_on, **options)
+    wall = time.perf_counter() - start
+    grad = np.broadcast_to(to_host(out.grad), host.shape).astype(np.float64)
+    cost = Cost(wall, counted.calls if out.evaluations is None else out.evaluations, None, dict(out.counters))
+    return GradientResult(float(to_host(out.value)), grad, method, cost, names)
 
 
 def _peak_bytes(spec: Method, fn: Callable, arr: np.ndarray, options: dict) -> int:

@@ -7,6 +7,7 @@ import weakref
 
 import numpy as np
 
+from .dispatch import namespace
 from .methods import MethodOutput, check_scalar, register_method
 from .tape import Tape, TArray, bytes_held
 from .tape.replay import Compiled
@@ -21,7 +22,7 @@ def tape_gradient(f, theta, *, vxp=None, one=1.0, anomaly: bool = False, count_b
     counted (a walk over the tape, about 6% of a small gradient) only with ``count_bytes=True``.
     Shared by the float64 method and the mpmath reference.
     """
-    tape = Tape(vxp, anomaly=anomaly)
+    tape = Tape(vxp if vxp is not None or type(theta) is np.ndarray else namespace(theta), anomaly=anomaly)
     x = tape.leaf(theta)
     paused = gc.isenabled()
     gc.disable()  # recording makes no cycles either; a collection would walk every node so far

@@ -127,7 +127,7 @@ def _libraries_seen(f):
 PRIMITIVES = (REPO / "diffkit" / "primitives").is_dir()
 # dk.gradient turns theta into a numpy float64 array (methods.resolve) and the tape's forwards are numpy's, so no
 # array-api-strict value reaches f yet; set True once they do, and these tests become the CI check they are meant as.
-CORE_CARRIES_ARRAY_API_VALUES = False
+CORE_CARRIES_ARRAY_API_VALUES = True
 NOT_CARRIED = "dk.gradient converts theta to numpy (methods.resolve) and the tape's forwards are numpy's"
 
 
@@ -177,7 +177,14 @@ def _weighted_sum(prim, inputs, params, weights):
 
 @pytest.mark.xfail(not CORE_CARRIES_ARRAY_API_VALUES, strict=True, reason=NOT_CARRIED)
 @pytest.mark.parametrize("prim", _table(), ids=lambda p: p.name)
-def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim):
+def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim, request):
+    declared = dk.namespace(LIKE).reasons.get(prim.name)
+    if declared is not None:  # not in the standard: the namespace says so, naming the op and the reason
+        with pytest.raises(NotImplementedError, match=prim.name):
+            dk.namespace(LIKE).impls[prim.index](*[_move(x) for x in _examples(prim).__next__()[0]])
+        return
+    if prim.name in END_TO_END_GAPS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=END_TO_END_GAPS[prim.name]))
     rng = np.random.default_rng(prim.index)
     for inputs, params in _examples(prim):
         out = dk.namespace(inputs[0]).impls[prim.index](*inputs, **params)
@@ -192,7 +199,19 @@ def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim):
         assert to_host(got.grad).tobytes() == want.grad.tobytes(), params
 
 
-# --- each rule alone, with xp = the values' own namespace (array_api_compat.array_namespace) -----------------------
+# Left to do, found by the test above: rules that still need a numpy-only operation on these values.
+END_TO_END_GAPS = {
+    "repeat": "its rule scatters through an integer-array index, which the standard's setitem refuses",
+    "max": "the tie-sharing rule sums a boolean mask", "min": "the tie-sharing rule sums a boolean mask",
+    "getitem": "an integer-array index is gathered by the tape's scatter, which the standard's setitem refuses",
+    "take": "its rule scatters with an integer-array index (the standard's setitem takes basic indices)",
+    "at_set": "its rule scatters with an integer-array index", "at_add": "integer-array updates",
+    "diagonal": "its rule writes the diagonal through an integer-array index",
+    "cholesky": "its rule needs solve_triangular, which is not in the standard",
+}
+
+
+# --- each rule alone, with xp = diffkit's namespace of the values (generated from the table) ----------------------
 
 def _move(v):
     """numpy arrays (also inside lists and tuples; index lists as integer arrays) onto array-api-strict."""
@@ -235,15 +254,12 @@ def _rules_on(prim, inputs, params, g, xp, forward):
 # Found by this test on the table as merged (a rule calls numpy, or a name outside the array API standard, on
 # array-api-strict values); each is a task for the rule, not for this list: remove a name once its rule passes.
 NUMPY_ONLY_RULES = {
-    "maximum", "minimum", "relu",            # g * (x > y): a boolean mask times floats (the standard refuses)
-    "clip", "max", "min", "binary_cross_entropy",   # a numpy array made inside the rule
-    "exp2", "log2", "log10", "erf", "erfc",   # xp.log(2.0), xp.sqrt(xp.pi): the standard's functions take arrays
-    "leaky_relu",                             # xp.where(c, 1.0, alpha): two Python scalars
-    "lgamma", "digamma", "polygamma",         # xp.digamma / xp.polygamma: not in the standard
-    "einsum", "swapaxes", "prod",             # xp.einsum, xp.swapaxes, xp.cumprod: not in the standard
-    "diagonal", "repeat", "take", "at_set",   # xp.at(...): diffkit's functional update, not in the standard
-    "cholesky", "solve_triangular",           # xp.linalg.solve_triangular: not in the standard
-    "concat", "stack",                        # g[a:b] on a 2-D g: the standard needs g[a:b, ...]
+    "lgamma", "digamma", "polygamma",   # digamma / polygamma are not in the standard (declared on the namespace)
+    "einsum", "solve_triangular",       # not in the standard either
+    "cholesky",                         # its rule solves with solve_triangular
+    "max", "min",                       # the tie-sharing rule divides by np.sum of the mask
+    "repeat", "take", "at_set",         # their rules scatter through an integer-array index (numpy's)
+    "diagonal",                         # its rule writes the diagonal through an integer-array index
 }
 
 
@@ -265,7 +281,7 @@ def test_each_rule_runs_on_array_api_strict_with_the_values_own_namespace(prim, 
         def forward(*_args, **_params):
             return _move(numpy_forward(*inputs, **params))
         got = _rules_on(prim, strict_inputs, {k: _move(v) for k, v in params.items()}, _move(g),
-                        array_namespace_of(strict_inputs[0]), forward)
+                        dk.namespace(strict_inputs[0]), forward)
         for w, c in zip(want, got):
             if w is None:
                 continue

@@ -115,8 +115,9 @@ def _affine_jvp(xp, ans, inputs, tangents):
 
 def _sum_to(g, b_shape, xp):
     """A bias's gradient: ``g`` summed over its rows (other broadcasts are left to the tape)."""
-    if type(g) is np.ndarray and g.ndim == 2 and len(b_shape) == 1 and g.shape[1:] == b_shape:
-        return np.ones(len(g)) @ g  # a BLAS product: half the time of g.sum(0) at 64 x 4, the same additions
+    shape = getattr(g, "shape", ())
+    if len(shape) == 2 and len(b_shape) == 1 and shape[1:] == b_shape:
+        return xp.ones(shape[0]) @ g  # a BLAS product: half the time of g.sum(0) at 64 x 4, the same additions
     return g
 
 
