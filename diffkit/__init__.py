@@ -20,7 +20,7 @@ from .backends import NotAnalyticError, namespace
 from .methods import Cost, GradientResult, gradient, methods, register_method
 from .reference import CertificationError, Reference, reference
 from .tape import Function, jvp, vjp
-from .tape.replay import compile  # noqa: A004 (dk.compile, like jax.jit)
+from .tape.compiled import compile  # noqa: A004 (dk.compile, like jax.jit)
 
 __version__ = "0.1.0"
 

@@ -33,7 +33,7 @@ import numpy as np
 from . import problems
 from .handwritten import mlp_backprop, mlp_forward
 from .methods import gradient
-from .tape.replay import compile as dk_compile
+from .tape.compiled import compile as dk_compile
 
 __all__ = ["user_mlp", "run", "format_rows"]
 

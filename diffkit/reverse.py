@@ -10,7 +10,7 @@ import numpy as np
 from .dispatch import namespace
 from .methods import MethodOutput, check_scalar, register_method
 from .tape import Tape, TArray, bytes_held
-from .tape.replay import Compiled
+from .tape.compiled import Compiled
 
 __all__ = ["reverse_gradient", "tape_gradient"]
 
