@@ -20,6 +20,7 @@ from .backends import NotAnalyticError, namespace
 from .methods import Cost, GradientResult, gradient, methods, register_method
 from .reference import CertificationError, Reference, reference
 from .tape import Function, jvp, vjp
+from .tape.compiled import compile  # noqa: A004 (dk.compile, like jax.jit)
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,6 @@ def __getattr__(name: str):
         return module if module.__name__ == f"diffkit.{name}" else getattr(module, name)
     raise AttributeError(f"module 'diffkit' has no attribute {name!r}")
 
-__all__ = ["namespace", "gradient", "reference", "error", "methods", "problems", "nn", "vjp", "jvp", "Function",
+__all__ = ["namespace", "gradient", "compile", "reference", "error", "methods", "problems", "nn", "vjp", "jvp", "Function",
            "GradientResult", "Cost", "Reference", "ErrorReport", "CertificationError", "NotAnalyticError",
            "register_method", "__version__"]

@@ -164,8 +164,9 @@ def resolve(f: Any, theta: Any) -> tuple[Callable, np.ndarray, Callable[[int], s
     if _nested(theta):  # a traced or mpmath theta keeps its type (nested differentiation, diffkit.forward)
         return fn, theta, names or (lambda i: default_name(i, tuple(theta.shape)))
     arr = as_theta(theta)
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
+    total = float(np.add.reduce(arr, axis=None))  # one pass, no temporaries: finite unless an entry is not
+    bad = np.flatnonzero(~np.isfinite(arr)) if not np.isfinite(total) else ()
+    if len(bad):
         namer = names or (lambda i: default_name(i, arr.shape))
         shown = ", ".join(f"{namer(int(i))}={arr.flat[i]}" for i in bad[:10])
         more = f" and {bad.size - 10} more" if bad.size > 10 else ""
@@ -305,7 +306,9 @@ def check_scalar(out: Any) -> None:
     if isinstance(out, (bool, np.bool_)) or getattr(getattr(out, "dtype", None), "kind", "f") in "bUSMmV":
         raise TypeError(f"f must return a real number; it returned {type(out).__name__} {out!r:.60}, which has no "
                         f"derivative (a comparison? return the quantity itself)")
-    shape = np.shape(out)
+    shape = getattr(out, "shape", None)  # (np.shape of a tape array goes through __array_function__: slow)
+    if shape is None:
+        shape = np.shape(out)
     if shape not in ((), (1,)):
         raise ValueError(
             f"f must return a scalar, but it returned an array of shape {shape}; sum or average it, "
@@ -358,7 +361,7 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
         options = {**options, "memory": True}
     counted = CountedFunction(fn)
     start = time.perf_counter()
-    out = spec.run(counted, arr.copy(), **options)
+    out = spec.run(counted, arr.copy() if memory else arr, **options)  # resolve() made arr: the method's own
     wall = time.perf_counter() - start
     peak = _peak_bytes(spec, fn, arr, options) if memory else None
     grad = np.asarray(out.grad, dtype=np.float64)

@@ -1,13 +1,16 @@
 """``method="reverse"``: backpropagation on the tape of :mod:`diffkit.tape`."""
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 
 import numpy as np
 
 from .dispatch import namespace
 from .methods import MethodOutput, check_scalar, register_method
 from .tape import Tape, TArray, bytes_held
+from .tape.compiled import Compiled
 
 __all__ = ["reverse_gradient", "tape_gradient"]
 
@@ -21,8 +24,14 @@ def tape_gradient(f, theta, *, vxp=None, one=1.0, anomaly: bool = False, count_b
     """
     tape = Tape(vxp if vxp is not None or type(theta) is np.ndarray else namespace(theta), anomaly=anomaly)
     x = tape.leaf(theta)
+    paused = gc.isenabled()
+    gc.disable()  # recording makes no cycles either; a collection would walk every node so far
     t0 = time.perf_counter()
-    out = f(x)
+    try:
+        out = f(x)
+    finally:
+        if paused:
+            gc.enable()
     check_scalar(out)
     t1 = time.perf_counter()
     length, held = len(tape), (bytes_held(tape) if count_bytes else None)
@@ -35,9 +44,27 @@ def tape_gradient(f, theta, *, vxp=None, one=1.0, anomaly: bool = False, count_b
     return out.value, grad, length, held, t1 - t0, time.perf_counter() - t1
 
 
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # user function -> its dk.compile
+
+
 @register_method("reverse", "automatic", "reverse-mode tape (backpropagation): one forward, one backward sweep")
-def reverse_gradient(f, theta, *, anomaly: bool = False, memory: bool = False) -> MethodOutput:
-    """Backpropagation.  ``anomaly=True`` names the op and the line that first made a NaN/inf."""
+def reverse_gradient(f, theta, *, anomaly: bool = False, memory: bool = False, compile: bool = False) -> MethodOutput:
+    """Backpropagation.  ``anomaly=True`` names the op and the line that first made a NaN/inf.
+
+    ``compile=True`` records ``f`` once (per shape) and replays it (:func:`diffkit.compile`); the compiled
+    replay is kept per function, as jax.jit keeps its cache, and the counters say what it cost.
+    """
+    if compile and not anomaly:
+        base = getattr(f, "fn", f)  # dk.gradient hands a counting wrapper; the user's function is its .fn
+        try:
+            compiled = _COMPILED.get(base)
+            if compiled is None:
+                compiled = _COMPILED[base] = Compiled(base)
+        except TypeError:  # not weak-referenceable: compiled for this call only
+            compiled = Compiled(base)
+        value, grad = compiled(theta)
+        return MethodOutput(value, grad, {"compile_s": compiled.compile_s, "records": compiled.records,
+                                          "rerecords": len(compiled.reasons)}, evaluations=1)
     value, grad, length, held, fwd, bwd = tape_gradient(f, theta, anomaly=anomaly, count_bytes=memory)
     return MethodOutput(np.reshape(value, ()), grad, {"tape_length": length, "tape_bytes": held,
                                                      "forward_s": fwd, "backward_s": bwd})

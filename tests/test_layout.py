@@ -108,7 +108,6 @@ def test_methods_reference_and_peers_are_siblings(group):
         assert not (GRAPH[module] & others), f"{module} imports its sibling(s) {sorted(GRAPH[module] & others)}"
 
 
-@PENDING
 def test_the_tape_core_is_short():
     lines = (ROOT / "tape" / "core.py").read_text().splitlines()
     assert len(lines) <= 200, f"diffkit/tape/core.py has {len(lines)} lines; the core (node, record, sweep) is <= 200"

@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--system-malloc", action="store_true",
                    help="leave glibc's default (return freed blocks to the kernel; large arrays page-fault again)")
     p.add_argument("--csv", metavar="FILE", help="also write the tidy table (one row per P, threads, method)")
+    p.add_argument("--tape", action="store_true",
+                   help="the user-written MLP through dk.gradient and dk.compile beside hand-written backprop, "
+                        "JAX-jit, PyTorch and autograd, interleaved, 1 thread (diffkit/bench_tape.py)")
     p.add_argument("--gradbench", action="store_true",
                    help="instead: every GradBench eval through the tape and the peers, one thread, interleaved "
                         "(diffkit.gradbench.bench); writes reports/data/gradbench.csv unless --csv; --quick: a few "
@@ -48,6 +51,11 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
+    if args.tape:
+        from diffkit.bench_tape import main
+        main(_ints(args.sizes, "sizes") if args.sizes else None, rounds=max(7, args.repeats or 15),
+             memory=not args.no_memory)
+        return 0
     if args.gradbench:
         from diffkit.gradbench.bench import command  # noqa: PLC0415
         return command(args)

@@ -9,11 +9,14 @@ name; ``ddof`` is numpy's) and divide by ``n - correction``.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .lazy import sympy_backend
 from .table import OBJECT, SAME, Domain, defprim
 
+_PLAIN = (np.ndarray, np.float64)
 AXES = Domain(shapes=(((4,),), ((2, 3),)), params=({}, {"axis": 0}, {"axis": -1, "keepdims": True}))
 SCAN = Domain(0.3, 2.0, shapes=(((4,),), ((2, 3),)), params=({}, {"axis": 0}, {"axis": 1}))
 
@@ -29,8 +32,22 @@ def _kept_shape(x_shape, axis):
     return tuple(1 if i in axes else n for i, n in enumerate(x_shape))
 
 
+_SMALL = 1 << 16  # up to this many entries a filled array is cheaper than numpy's broadcast_to (~3 us of Python)
+
+
 def expand(g, xp, x_shape, axis, keepdims=False):
-    """A reduction's gradient broadcast back to the input's shape (a view on numpy)."""
+    """A reduction's gradient broadcast back to the input's shape (a view on numpy, a filled array when small)."""
+    t = type(g)
+    if t in _PLAIN or t is float:  # numpy values (or the sweep's seed 1.0): no dispatch through xp
+        if not keepdims and t is not float:
+            g = g.reshape(_kept_shape(x_shape, axis))
+        size = math.prod(x_shape)
+        # filled when small; a view of one number costs its consumer no extra pass, so large ones stay views
+        if size <= _SMALL and (size <= 4096 or t is not float and g.size > 1):
+            out = np.empty(x_shape, dtype=np.float64 if t is float else g.dtype)
+            out[...] = g
+            return out
+        return np.broadcast_to(g, x_shape)
     if not keepdims:
         g = xp.reshape(g, _kept_shape(x_shape, axis))
     return xp.broadcast_to(g, x_shape)
@@ -41,10 +58,15 @@ def count(x_shape, axis) -> int:
 
 
 def _extremum_vjp(g, ans, x, xp, axis, keepdims):
-    top = xp.reshape(ans, _kept_shape(x.shape, axis))
+    # One full-size product: g (in the reduced shape) over the number of ties, times the hit mask.
+    kept = _kept_shape(x.shape, axis)
+    top = ans if keepdims else xp.reshape(ans, kept)
     hit = x == top  # plain booleans: ties share g equally
-    share = hit / np.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)
-    return expand(g, xp, x.shape, axis, keepdims) * share
+    gk = g if keepdims else (g.reshape(kept) if type(g) in _PLAIN else xp.reshape(g, kept))
+    # One hit per slice (the total count, and no NaN maximum leaving a slice without one): no ties.
+    if np.count_nonzero(hit) == math.prod(kept) and not np.count_nonzero(top != top):
+        return gk * hit
+    return (gk / np.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)) * hit
 
 
 def _extremum_jvp(xp, ans, inputs, tangents, axis=None, keepdims=False):

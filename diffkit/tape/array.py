@@ -1,6 +1,7 @@
 """Tape arrays, and how an op that mixes arrays of several traces picks the one that records it."""
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -8,6 +9,14 @@ import numpy as np
 from ..dispatch import register_tracer, strip
 
 __all__ = ["TArray"]
+
+
+def _comparison(op, name: str):
+    def compare(self, other):
+        if self.tape.program is None:
+            return op(self.value, strip(other))
+        return getattr(self.tape.ns, name)(self, other)
+    return compare
 
 
 class TArray:
@@ -66,7 +75,10 @@ class TArray:
                         "use .value if you really want the number")
 
     def __bool__(self) -> bool:
-        return bool(self.value)
+        result = bool(self.value)
+        if self.tape.program is not None:  # a branch on a traced value: dk.compile checks it on replay
+            self.tape.program.append(("bool", self.index, result))
+        return result
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         # numpy's operators on (ndarray, tape array) land here: record them; any other numpy call is a mistake
@@ -115,12 +127,14 @@ class TArray:
     def transpose(self, *axes): return self.tape.ns.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
     def squeeze(self, axis=None): return self.tape.ns.squeeze(self, axis)
 
-    def __lt__(self, other): return self.value < strip(other)
-    def __le__(self, other): return self.value <= strip(other)
-    def __gt__(self, other): return self.value > strip(other)
-    def __ge__(self, other): return self.value >= strip(other)
-    def __eq__(self, other): return self.value == strip(other)
-    def __ne__(self, other): return self.value != strip(other)
+    # Comparisons carry no gradient; under dk.compile (tape.program set) they go through the namespace,
+    # which notes each one as a guard checked on replay.
+    __lt__ = _comparison(operator.lt, "less")
+    __le__ = _comparison(operator.le, "less_equal")
+    __gt__ = _comparison(operator.gt, "greater")
+    __ge__ = _comparison(operator.ge, "greater_equal")
+    __eq__ = _comparison(operator.eq, "equal")
+    __ne__ = _comparison(operator.ne, "not_equal")
     __hash__ = object.__hash__
 
 

@@ -20,12 +20,14 @@ import numpy as np
 
 from ..backends import NUMPY
 from ..dispatch import TRACERS
+from ..primitives import PRIMITIVES
 from .array import TArray
-from .plans import plan
+from .plans import given, node_parents, plan, scatter, unbroadcast
 
 __all__ = ["Tape", "apply", "record", "record_op", "unbroadcast", "new_level"]
 
 _F64 = np.dtype(np.float64)
+_MULTIPLY, _SQUARE = PRIMITIVES["multiply"], PRIMITIVES["square"]
 _LEVELS = itertools.count(1)
 HOOKS: dict = {}  # filled by .levels, which builds on this module: "levels" (mixed traces), "namespace"
 
@@ -38,9 +40,9 @@ def new_level() -> int:
 class Tape:
     """A Wengert list over values of namespace ``vxp`` (numpy floats, mpmath, another tape's arrays...)."""
 
-    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns", "convert")
+    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns", "program", "plain", "convert")
 
-    def __init__(self, vxp: Any = None, anomaly: bool = False, record_values: bool = False):
+    def __init__(self, vxp: Any = None, anomaly: bool = False, record_values: bool = False, program: bool = False):
         self.vxp = NUMPY if vxp is None or vxp is np else vxp
         self.impls = self.vxp.impls  # the forward of each primitive, by index, in the value namespace
         self.convert = getattr(self.vxp, "convert", None)
@@ -49,6 +51,8 @@ class Tape:
         self.level = new_level()
         self.anomaly = anomaly
         self.values: list | None = [] if record_values else None  # node i's forward value, for dk.graph
+        self.program: list | None = [] if program else None  # what dk.compile replays (see .replay)
+        self.plain = not (anomaly or record_values or program)  # nothing beside the nodes to record
 
     def leaf(self, value: Any) -> TArray:
         """Start recording: a tape array for an input whose gradient we want."""
@@ -64,13 +68,7 @@ class Tape:
 
     def parents(self, i: int) -> list:
         """The nodes that node ``i`` was computed from, in argument order (tape inputs only)."""
-        node = self.nodes[i]
-        if node is None:
-            return []
-        prim, links, _ = node
-        if prim.scatter:
-            return [links[0]]
-        return [p for p in links[0] if p >= 0] if prim.joint is not None else [link[0] for link in links]
+        return node_parents(self.nodes[i])
 
     def backward(self, out: TArray, cotangent: Any = 1.0, *, retain: bool = False, on_edge: Any = None) -> list:
         """Sweep back from ``out``; return the gradient of every node (``None`` where none arrived).
@@ -94,19 +92,11 @@ class Tape:
                 if not retain:
                     nodes[i] = None
                 if prim.scatter:  # x[index]: add g into that part of x's gradient
-                    p, index, view_shape, shape = links
-                    c = g if view_shape is None else xp.reshape(g, view_shape)
-                    if on_edge is not None:
-                        on_edge(i, p, c)
-                    if owned[p] and type(index) is slice and type(c) is np.ndarray:
-                        view = grads[p][index]
-                        view += c
-                    else:
-                        grads[p], owned[p] = xp.scatter_add(grads[p], owned[p], shape, index, c)
+                    scatter(xp, grads, owned, i, links, g, on_edge)
                     continue
                 if prim.joint is not None:  # one rule for every input: its results become links of their own
                     parents, args, shapes = links
-                    links = [(p, _given, (c,), s) for p, c, s in zip(parents, prim.joint(g, *args), shapes) if p >= 0]
+                    links = [(p, given, (c,), s) for p, c, s in zip(parents, prim.joint(g, *args), shapes) if p >= 0]
                 for p, rule, args, shape in links:
                     c = rule(g, *args)
                     if c is None:
@@ -135,26 +125,14 @@ class Tape:
         return grads
 
 
-def _given(g: Any, c: Any) -> Any:
-    return c  # the 'rule' of a contribution that a joint rule has already computed
-
-
-def unbroadcast(xp: Any, c: Any, shape: tuple) -> Any:
-    """Sum ``c`` down to ``shape``, undoing broadcasting."""
-    cshape = getattr(c, "shape", ())
-    lead = len(cshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and cshape[i + lead] != 1)
-    if type(c) is np.ndarray and c.dtype == _F64:  # the methods skip numpy's dispatch wrappers
-        return (c.sum(axis=axes) if axes else c).reshape(shape)
-    return xp.reshape(xp.sum(c, axis=axes) if axes else c, shape)
-
-
-def record(tape: Tape, node: Any, value: Any) -> TArray:
-    """Append ``node`` (``None`` for a leaf) and return the tape array of ``value``."""
+def record(tape: Tape, node: Any, value: Any, entry: Any = None) -> TArray:
+    """Append ``node`` (``None`` for a leaf; ``entry``: the op as dk.compile replays it); return its array."""
     nodes = tape.nodes
     nodes.append(node)
     if tape.values is not None:
         tape.values.append(value)
+    if tape.program is not None:
+        tape.program.append(node if entry is None else entry)
     return TArray(value, tape, len(nodes) - 1)
 
 
@@ -169,6 +147,8 @@ def apply(prim: Any, *args: Any, **params: Any) -> Any:
     elif n == 2:
         a, b = args
         ta, tb = type(a) is TArray, type(b) is TArray
+        if a is b and ta and prim is _MULTIPLY:  # x * x: one contribution 2 g x instead of two (same values)
+            return record_op(_SQUARE, a.tape, (a.value,), (a.index,), 1, params)
         if ta and (tb and b.tape is a.tape or not tb and type(b) not in TRACERS):
             tape, vals, parents, mask = a.tape, (a.value, b.value if tb else b), (a.index, b.index if tb else -1), 1 + 2 * tb
         elif tb and not ta and type(a) not in TRACERS:
@@ -183,15 +163,21 @@ def apply(prim: Any, *args: Any, **params: Any) -> Any:
 def record_op(prim, tape, vals, parents, mask, params):
     if tape.convert is not None:  # constants join the values' library (numpy data beside CuPy values)
         vals = tuple([tape.convert(v) for v in vals])
-    shapes = tuple([getattr(v, "shape", ()) for v in vals])
     try:
         ans = tape.impls[prim.index](*vals, **params)
     except (ValueError, TypeError, IndexError) as err:
         from .anomaly import shape_error
         raise shape_error(prim, vals, err) from err
-    res = None
-    if prim.residual:  # the forward also returned a value its rule reuses (``res``), not part of the output
-        ans, res = ans
+    n, shapes = len(vals), tuple([getattr(v, "shape", ()) for v in vals])
+    getters, pnames, plain = prim.plans.get(mask << 8 | n) or plan(prim, mask, n)
+    if plain and tape.plain:  # no residual, view, joint rule, anomaly check or extra recording: every op's path
+        pool = [*vals, *shapes, ans, tape.vxp, vals, shapes, None]
+        if pnames:
+            pool += [params[k] if k in params else prim.params[k] for k in pnames]
+        nodes = tape.nodes
+        nodes.append((prim, tuple([(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters]), None))
+        return TArray(ans, tape, len(nodes) - 1)
+    ans, res = ans if prim.residual else (ans, None)  # a residual: a value the rule reuses, not the output
     site = None
     if tape.anomaly:
         from .anomaly import check_finite, user_site
@@ -199,14 +185,11 @@ def record_op(prim, tape, vals, parents, mask, params):
         check_finite(ans, prim.name, site)
     if prim.scatter:
         return record(tape, (prim, (parents[0], params["index"], None, shapes[0]), site), ans)
-    getters, pnames = prim.plans.get((mask, len(vals))) or plan(prim, mask, len(vals))
     pool = [*vals, *shapes, ans, tape.vxp, vals, shapes, res]
     if pnames:
-        pdefaults = prim.params
-        pool += [params[k] if k in params else pdefaults[k] for k in pnames]
+        pool += [params[k] if k in params else prim.params[k] for k in pnames]
     if prim.joint is not None:
         links = (parents, getters(pool), shapes)
     else:
         links = tuple([(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters])
-    return record(tape, (prim, links, site), ans)
-
+    return record(tape, (prim, links, site), ans, None if tape.program is None else ("op", prim, parents, vals, params))

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from ..backends import _LINALG_ONLY, _At, finish, install, user_form
 from ..dispatch import TRACERS, namespace, strip
 from ..primitives import PRIMITIVES
+from .array import TArray
 
 __all__ = ["TracerNamespace"]
 _CONSTANT_NAMES = ("pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64", "int32", "bool", "bool_",
@@ -24,8 +25,31 @@ def _constant_op(prim) -> Callable:
     """An op with no derivative: run it on the plain values under every trace."""
     def run(*args, **params):
         plain = [strip(a) for a in args]
-        return namespace(*plain).impls[prim.index](*plain, **params)
+        out = namespace(*plain).impls[prim.index](*plain, **params)
+        tape = _compiling(args)
+        if tape is not None:  # dk.compile re-runs it on replay and re-records if the result changes
+            tape.program.append(("const", prim, tuple(_slot(a, tape) for a in args), params, out))
+        return out
     return run
+
+
+def _compiling(args: tuple) -> Any:
+    """The tape under dk.compile (``program`` set) that one of ``args`` is traced on, at any depth, or None."""
+    for a in args:
+        while type(a) in TRACERS:
+            if type(a) is TArray and a.tape.program is not None:
+                return a.tape
+            a = a._inner
+    return None
+
+
+def _slot(a: Any, tape: Any) -> tuple:
+    """``(True, node)`` for an array of ``tape`` (under any traces), else ``(False, plain value)``."""
+    while type(a) in TRACERS:
+        if type(a) is TArray and a.tape is tape:
+            return True, a.index
+        a = a._inner
+    return False, a
 
 
 class TracerNamespace:

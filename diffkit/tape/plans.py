@@ -10,9 +10,12 @@ read, and nothing for inputs that are constants.
 from __future__ import annotations
 
 import operator
-from typing import Callable
+from typing import Any, Callable
 
-__all__ = ["plan"]
+import numpy as np
+
+__all__ = ["plan", "unbroadcast", "given", "node_parents", "scatter"]
+_F64 = np.dtype(np.float64)
 
 
 def _pool_index(prim, name: str, n_args: int, params: list) -> int:
@@ -43,8 +46,9 @@ def _getter(indices: list) -> Callable:
 
 
 def plan(prim, mask: int, n_args: int) -> tuple:
-    """``(getters, param names)``: ``getters`` is ``(k, rule, getter)`` per input ``k`` on the tape
-    (or the one getter of a joint rule)."""
+    """``(getters, param names, plain)``, cached in ``prim.plans`` under ``mask << 8 | n_args``: ``getters``
+    is ``(k, rule, getter)`` per input ``k`` on the tape (or the one getter of a joint rule); ``plain``: no
+    residual, view or joint rule."""
     params: list = []
     if prim.joint is not None:
         from ..primitives.table import _rule_args
@@ -55,5 +59,43 @@ def plan(prim, mask: int, n_args: int) -> tuple:
         getters = tuple((k, rule, _getter([_pool_index(prim, n, n_args, params) for n in names]))
                         for k, (rule, names) in enumerate(zip(prim.vjps[:n_args], prim.rule_args))
                         if mask >> k & 1 and rule is not None)
-    result = prim.plans[(mask, n_args)] = (getters, tuple(params))
+    plain = prim.joint is None and not prim.scatter and not prim.residual  # record_op's short path
+    result = prim.plans[mask << 8 | n_args] = (getters, tuple(params), plain)
     return result
+
+
+def given(g: Any, c: Any) -> Any:
+    return c  # the 'rule' of a contribution that a joint rule has already computed
+
+
+def unbroadcast(xp: Any, c: Any, shape: tuple) -> Any:
+    """Sum ``c`` down to ``shape``, undoing broadcasting."""
+    cshape = getattr(c, "shape", ())
+    lead = len(cshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and cshape[i + lead] != 1)
+    if type(c) is np.ndarray and c.dtype == _F64:  # the methods skip numpy's dispatch wrappers
+        return (c.sum(axis=axes) if axes else c).reshape(shape)
+    return xp.reshape(xp.sum(c, axis=axes) if axes else c, shape)
+
+
+def node_parents(node: Any) -> list:
+    """The nodes a tape node was computed from, in argument order (tape inputs only)."""
+    if node is None:
+        return []
+    prim, links, _ = node
+    if prim.scatter:
+        return [links[0]]
+    return [p for p in links[0] if p >= 0] if prim.joint is not None else [link[0] for link in links]
+
+
+def scatter(xp: Any, grads: list, owned: list, i: int, links: tuple, g: Any, on_edge: Any) -> None:
+    """The sweep at view node ``i`` (``x[index]``, maybe reshaped): add ``g`` into that part of x's gradient."""
+    p, index, view_shape, shape = links
+    c = g if view_shape is None else xp.reshape(g, view_shape)
+    if on_edge is not None:
+        on_edge(i, p, c)
+    if owned[p] and type(index) is slice and type(c) is np.ndarray:
+        view = grads[p][index]
+        view += c
+    else:
+        grads[p], owned[p] = xp.scatter_add(grads[p], owned[p], shape, index, c)

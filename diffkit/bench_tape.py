@@ -1,0 +1,260 @@
+"""``diffkit bench --tape``: the *user-written* MLP through the public API, beside hand-written backprop and the peers.
+
+The function is what a user writes (:func:`user_mlp`): ``[h, h, h, 10]``,
+tanh, softmax cross-entropy spelled ``max``/``exp``/``sum``/``log``, L2 as
+``sum(W * W)``, batch 64, plain code against ``xp = dk.namespace(theta)``.
+It is timed through ``dk.gradient`` (eager tape) and ``dk.compile`` (replay),
+the fused problem (:func:`diffkit.problems.mlp`) through ``dk.gradient``, and
+the same user function under JAX-jit, PyTorch and HIPS autograd, beside
+:func:`diffkit.handwritten.mlp_backprop`, with one BLAS thread.
+
+Protocol: every method's sample (the mean of as many back-to-back calls as
+fill ~2 ms) is taken in one *round*, the methods in a fresh random order each
+round, forward and gradient alike; ratios are formed inside a round (paired,
+so a slow spell of the shared machine hits both sides) and summarised as the
+median over rounds with a bootstrap 95% interval.  This is a small local
+paired timer: LEAD, swap it for the issue-13 protocol (diffkit/studies/timing.py)
+once that lands.
+
+>>> rows = run(sizes=(100,), rounds=3, peers=(), memory=False)
+>>> rows[0]["P"], {"compiled", "eager", "handwritten"} <= set(rows[0]["ms"])
+(90, True)
+"""
+from __future__ import annotations
+
+import gc
+import random
+import time
+import tracemalloc
+from typing import Callable
+
+import numpy as np
+
+from . import problems
+from .handwritten import mlp_backprop, mlp_forward
+from .methods import gradient
+from .tape.compiled import compile as dk_compile
+
+__all__ = ["user_mlp", "run", "format_rows"]
+
+FAMILY = dict(depth=3, n_out=10, activation="tanh", loss="softmax_cross_entropy", l2=1e-3, batch=64, seed=0)
+SIZES = (100, 1_000, 10_000, 100_000, 1_000_000)
+SAMPLE_S = 2e-3
+
+
+def user_mlp(prob: problems.Problem) -> Callable:
+    """The MLP of ``prob`` as a user writes it: composed ops only, nothing fused."""
+    from .dispatch import namespace
+
+    X, Y = prob.data["X"], prob.data["Y"]
+    l2, m = prob.meta["l2"], prob.meta["batch"]
+    weights = [b for b in prob.blocks if b.name[0] == "W"]
+    biases = [b for b in prob.blocks if b.name[0] == "b"]
+
+    def f(theta):
+        xp = namespace(theta)
+        a, reg = X, 0.0
+        for l, (wb, bb) in enumerate(zip(weights, biases)):
+            W = xp.reshape(theta[wb.start:wb.stop], wb.shape)
+            z = a @ W + theta[bb.start:bb.stop]
+            a = xp.tanh(z) if l < len(weights) - 1 else z
+            reg = reg + xp.sum(W * W)
+        s = a - xp.max(a, axis=1, keepdims=True)
+        log_p = s - xp.log(xp.sum(xp.exp(s), axis=1, keepdims=True))
+        return -xp.sum(Y * log_p) / m + (l2 / (2 * m)) * reg
+    return f
+
+
+def _calls_for(fn: Callable) -> int:
+    start = time.perf_counter()
+    fn()
+    once = time.perf_counter() - start
+    return max(1, min(500, int(SAMPLE_S / max(once, 1e-7))))
+
+
+def _interleaved(cases: dict, rounds: int, seed: int = 0) -> dict:
+    """Per method, one sample (seconds per call) per round; methods shuffled within each round, GC paused."""
+    counts = {name: _calls_for(fn) for name, fn in cases.items()}
+    samples: dict = {name: [] for name in cases}
+    order = list(cases)
+    rng = random.Random(seed)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            rng.shuffle(order)
+            for name in order:
+                fn, n = cases[name], counts[name]
+                start = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                samples[name].append((time.perf_counter() - start) / n)
+            gc.collect()
+    finally:
+        if enabled:
+            gc.enable()
+    return samples
+
+
+def _ratio(samples: dict, a: str, b: str, rng: np.random.Generator) -> tuple | None:
+    """Median over rounds of a/b (paired), and a bootstrap 95% interval of that median."""
+    if a not in samples or b not in samples:
+        return None
+    r = np.array(samples[a]) / np.array(samples[b])
+    boot = np.median(rng.choice(r, size=(1000, len(r))), axis=1)
+    return float(np.median(r)), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
+
+
+def _peak(fn: Callable) -> int:
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return peak
+
+
+def _held_after_forward(f: Callable, theta: np.ndarray) -> int:
+    """Bytes the tape keeps once ``f`` is recorded (what the sweep will read)."""
+    from .tape import Tape
+
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    tape = Tape()
+    out = f(tape.leaf(theta))
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    del out, tape
+    return held
+
+
+class _AnsTanh:
+    """Swap tanh's rule for the textbook ``g (1 - ans^2)`` (reads the output, not x) while active."""
+
+    def __enter__(self):
+        from .primitives import PRIMITIVES
+        self.prim = PRIMITIVES["tanh"]
+        self.saved = self.prim.vjps, self.prim.rule_args, dict(self.prim.plans)
+        self.prim.vjps, self.prim.rule_args = (lambda g, ans: g * (1 - ans * ans),), (("ans",),)
+        self.prim.plans.clear()
+
+    def __exit__(self, *exc):
+        self.prim.vjps, self.prim.rule_args = self.saved[:2]
+        self.prim.plans.clear()
+        self.prim.plans.update(self.saved[2])
+
+
+def _with_ans_tanh(fn: Callable) -> Callable:
+    def run():
+        with _AnsTanh():
+            return fn()
+    return run
+
+
+def _peer_cases(names: tuple, f: Callable, th: np.ndarray, notes: dict) -> dict:
+    from .peers import PEERS
+    cases = {}
+    for name in names:
+        peer = PEERS.get(name)
+        if peer is None or not peer.available:
+            notes[name] = "not installed"
+            continue
+        start = time.perf_counter()
+        grad_fn = peer.prepare(f)
+        grad_fn(th)
+        notes[name] = f"first call {time.perf_counter() - start:.2f} s" if name == "jax" else ""
+        cases[name] = lambda g=grad_fn: g(th)
+    return cases
+
+
+def run(sizes: tuple = (1_000, 10_000, 100_000), rounds: int = 15, peers: tuple = ("jax", "torch", "autograd"),
+        memory: bool = True, progress: Callable[[str], None] | None = None) -> list[dict]:
+    """One row per P: per-method median ms, paired ratios with intervals, memory, compile seconds."""
+    from .bench import blas_threads, keep_freed_memory
+
+    keep_freed_memory()
+    rows, rng = [], np.random.default_rng(0)
+    for target in sizes:
+        prob = problems.mlp_for_size(target, **FAMILY)
+        f, th = user_mlp(prob), prob.theta0
+        start = time.perf_counter()
+        compiled = dk_compile(f, th)
+        compile_s = time.perf_counter() - start
+        with blas_threads(1):
+            notes: dict = {}
+            cases = {"forward": lambda: f(th), "hand_forward": lambda: mlp_forward(prob, th),
+                     "handwritten": lambda: mlp_backprop(prob, th), "eager": lambda: gradient(f, th),
+                     "eager_ans_tanh": _with_ans_tanh(lambda: gradient(f, th)),
+                     "fused": lambda: gradient(prob, th), "compiled": lambda: compiled(th)}
+            cases.update(_peer_cases(peers, f, th, notes))
+            if progress:
+                progress(f"P={prob.size}: {', '.join(cases)} x {rounds} rounds")
+            samples = _interleaved(cases, rounds)
+        row: dict = {"P": prob.size, "layers": prob.meta["layers"], "compile_s": compile_s, "notes": notes,
+                     "rerecords": len(compiled.reasons),
+                     "ms": {k: float(np.median(v)) * 1e3 for k, v in samples.items()}}
+        pairs = {"eager/hand": ("eager", "handwritten"), "fused/hand": ("fused", "handwritten"),
+                 "compiled/hand": ("compiled", "handwritten"), "compiled/jax": ("compiled", "jax"),
+                 "eager/torch": ("eager", "torch"), "autograd/eager": ("autograd", "eager"),
+                 "ans_tanh/eager": ("eager_ans_tanh", "eager"), "hand/forward": ("handwritten", "forward")}
+        row["ratios"] = {k: _ratio(samples, a, b, rng) for k, (a, b) in pairs.items()}
+        if memory:
+            hand = _peak(lambda: mlp_backprop(prob, th))
+            row["memory"] = {"hand_peak": hand, "eager_peak": _peak(lambda: gradient(f, th)),
+                             "compiled_peak": _peak(lambda: compiled(th)),
+                             "tape_held": _held_after_forward(f, th)}
+            with _AnsTanh():
+                row["memory"]["tape_held_ans_tanh"] = _held_after_forward(f, th)
+            row["memory"]["hand_keeps"] = prob.meta["batch"] * sum(prob.meta["layers"][1:]) * 8
+        rows.append(row)
+    return rows
+
+
+def _fmt_ratio(r: tuple | None) -> str:
+    return "-" if r is None else f"{r[0]:.2f} [{r[1]:.2f}, {r[2]:.2f}]"
+
+
+def format_rows(rows: list[dict]) -> str:
+    """The table: median ms per method, then paired ratios (median over rounds, bootstrap 95% interval)."""
+    methods = ["forward", "handwritten", "eager", "fused", "compiled", "jax", "torch", "autograd", "eager_ans_tanh"]
+    lines = ["user-written MLP [h,h,h,10] (tanh, max/exp/sum/log cross-entropy, sum(W*W) L2, batch 64), "
+             "1 BLAS thread; medians of interleaved rounds",
+             "| P | " + " | ".join(f"{m} ms" for m in methods) + " |", "|" + " --- |" * (len(methods) + 1)]
+    for row in rows:
+        lines.append(f"| {row['P']:,} | " + " | ".join(f"{row['ms'][m]:.3f}" if m in row["ms"] else "-"
+                                                       for m in methods) + " |")
+    keys = list(rows[0]["ratios"]) if rows else []
+    lines += ["", "| P | " + " | ".join(keys) + " |", "|" + " --- |" * (len(keys) + 1)]
+    for row in rows:
+        lines.append(f"| {row['P']:,} | " + " | ".join(_fmt_ratio(row["ratios"][k]) for k in keys) + " |")
+    if rows and "memory" in rows[0]:
+        lines += ["", "| P | hand-written keeps (activations) | tape holds (tanh rule reads x) | "
+                  "tape holds (1 - ans^2 rule) | peak: hand | eager | compiled |", "|" + " --- |" * 7]
+        for row in rows:
+            m = row["memory"]
+            lines.append(f"| {row['P']:,} | {m['hand_keeps'] / 1e3:.0f} kB | {m['tape_held'] / 1e3:.0f} kB "
+                         f"({m['tape_held'] / m['hand_keeps']:.2f}x) | {m['tape_held_ans_tanh'] / 1e3:.0f} kB "
+                         f"({m['tape_held_ans_tanh'] / m['hand_keeps']:.2f}x) | {m['hand_peak'] / 1e3:.0f} kB | "
+                         f"{m['eager_peak'] / 1e3:.0f} kB | {m['compiled_peak'] / 1e3:.0f} kB |")
+    lines.append("")
+    for row in rows:
+        notes = "; ".join(f"{k}: {v}" for k, v in row["notes"].items() if v)
+        lines.append(f"P={row['P']:,}: dk.compile {row['compile_s'] * 1e3:.1f} ms (recorded apart), "
+                     f"re-recordings {row['rerecords']}; {notes}")
+    return "\n".join(lines)
+
+
+def main(sizes: tuple | None = None, rounds: int = 15, peers: tuple = ("jax", "torch", "autograd"),
+         memory: bool = True) -> str:
+    import sys
+    rows = run(sizes or (1_000, 10_000, 100_000), rounds, peers, memory,
+               progress=lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
+    text = format_rows(rows)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,491 @@
+"""``dk.compile``: record the tape once, then replay forward and backward as generated straight-line NumPy code.
+
+Recording runs ``f`` once on a tape that also keeps a *program* (each op's
+primitive, inputs, constants and params; :func:`.core.record`).  From it
+:func:`generate` writes two Python functions, ``forward(theta)`` and
+``grad(theta) -> (value, gradient)``: one line per op calling the table's
+NumPy forward (``np.tanh``, ``np.matmul``...) and one per edge calling the
+table's rule, with the rule's arguments bound by name at generation time,
+constants and shapes folded in as literals, the broadcasting sums decided once
+(a probe run learns each contribution's shape), and ``del`` after each value's
+last use so that a replay keeps no more than the tape would.  No per-op
+dispatch, plans or node tuples remain.
+
+The guards, the re-recording and the user-facing object are in :mod:`.compiled`.
+"""
+from __future__ import annotations
+
+import math
+from sys import getrefcount
+from typing import Any, Callable
+
+import numpy as np
+
+from ..backends import NUMPY
+from .array import TArray
+from .core import Tape
+from .plans import unbroadcast
+
+__all__ = ["NotCompilable", "Rerecord", "generate", "probe_fit"]
+
+
+class NotCompilable(ValueError):
+    """The recording holds something a replay cannot reproduce (a custom op, a second leaf...)."""
+
+
+class Rerecord(Exception):
+    """A guard failed on replay: the reason says which."""
+
+
+def _same(new: Any, old: Any) -> bool:
+    try:
+        return bool(np.array_equal(new, old, equal_nan=True))
+    except TypeError:
+        return bool(np.array_equal(new, old))
+
+
+def _literal(obj: Any) -> str | None:
+    """Python source for ``obj`` when it is a small exact literal (else None: it becomes a named constant)."""
+    if obj is None or type(obj) in (bool, int, str):
+        return repr(obj)
+    if type(obj) is float and math.isfinite(obj):
+        return repr(obj)
+    if type(obj) is slice:
+        parts = [_literal(p) for p in (obj.start, obj.stop, obj.step)]
+        return None if None in parts else f"slice({', '.join(parts)})"
+    if type(obj) is tuple:
+        parts = [_literal(p) for p in obj]
+        return None if None in parts else "(" + "".join(p + ", " for p in parts) + ")"
+    return None
+
+
+class _Source:
+    """Lines of a generated function, the constants they name, and which variables each line reads."""
+
+    def __init__(self, env: dict):
+        self.env, self.lines = env, []
+
+    def const(self, obj: Any) -> str:
+        text = _literal(obj)
+        if text is not None:
+            return text
+        name = f"K{len(self.env)}"
+        self.env[name] = obj
+        return name
+
+    def emit(self, text: str, reads: tuple = ()) -> None:
+        self.lines.append((text, tuple(reads)))
+
+    def function(self, header: str, keep: tuple) -> str:
+        """The function's source, with ``del`` after each variable's last read (not for ``keep``)."""
+        last: dict = {}
+        for k, (_, reads) in enumerate(self.lines):
+            for var in reads:
+                last[var] = k
+        dels: dict = {}
+        for var, k in last.items():
+            if var not in keep and var != "theta":
+                dels.setdefault(k, []).append(var)
+        out = [header]
+        for k, (text, _) in enumerate(self.lines):
+            out.append("    " + text)
+            if k in dels and k < len(self.lines) - 1:  # (nothing after the return)
+                out.append("    del " + ", ".join(sorted(dels[k])))
+        return "\n".join(out) + "\n"
+
+
+def _split(program: list) -> tuple[list, list]:
+    """Node entries (index = node) and guards ``(nodes recorded before it, entry)``."""
+    entries, guards = [], []
+    for e in program:
+        if type(e) is tuple and e and e[0] in ("const", "bool"):
+            guards.append((len(entries), e))
+        else:
+            entries.append(e)
+    return entries, guards
+
+
+def _inputs(entry: Any) -> list:
+    """The nodes an entry reads."""
+    if entry is None:
+        return []
+    if entry[0] == "op":
+        return [p for p in entry[2] if p >= 0]
+    if entry[0] == "const":
+        return [ref for is_slot, ref in entry[2] if is_slot]
+    if entry[0] == "bool":
+        return [entry[1]]
+    return [entry[1][0]]  # a view node (prim, (parent, index, view shape, parent shape), site)
+
+
+def _check(entries: list) -> None:
+    for i, e in enumerate(entries):
+        if e is None:
+            if i:
+                raise NotCompilable("the recording has a second leaf; dk.compile replays functions of one theta")
+        elif e[0] != "op" and not getattr(e[0], "scatter", False):
+            raise NotCompilable(f"op {getattr(e[0], 'name', e[0])!r} (a custom dk.Function) cannot be replayed")
+
+
+def _needed(entries: list, guards: list, out: int) -> tuple[set, set]:
+    """(nodes on a path to the output: they get gradients, nodes whose forward value is computed)."""
+    live = {out}
+    for i in range(out, -1, -1):
+        if i in live:
+            live.update(_graded(entries[i]))
+    needed = set(live)
+    for _, g in guards:
+        needed.update(_inputs(g))
+    for i in range(len(entries) - 1, -1, -1):
+        if i in needed:
+            needed.update(_inputs(entries[i]))
+    return live, needed
+
+
+def _graded(entry: Any) -> list:
+    """The nodes an entry sends a gradient to (an input without a rule, like where's condition, gets none)."""
+    if entry is None or entry[0] != "op" or entry[1].joint is not None:
+        return _inputs(entry)
+    _, prim, parents, vals, _ = entry
+    return [p for p, rule in zip(parents, prim.vjps[:len(vals)]) if p >= 0 and rule is not None]
+
+
+def _covering(entries: list, live: set, p: int, shape: tuple) -> bool:
+    """Whether the views of 1-D ``p`` are disjoint step-1 slices covering all of it and nothing else adds
+    into it: then its gradient buffer can start empty and each view's gradient is assigned, not added."""
+    if len(shape) != 1:
+        return False
+    spans = []
+    for i in live:
+        e = entries[i]
+        if e is None:
+            continue
+        if e[0] == "op":
+            if p in e[2]:
+                return False
+            continue
+        if e[1][0] == p:
+            index = e[1][1]
+            if type(index) is tuple and len(index) == 1:
+                index = index[0]
+            if type(index) is not slice or index.step not in (None, 1):
+                return False
+            start, stop, _ = index.indices(shape[0])
+            spans.append((start, stop))
+    spans.sort()
+    end = 0
+    for start, stop in spans:
+        if start != end:
+            return False
+        end = stop
+    return end == shape[0]
+
+
+def _shape(v: Any) -> tuple:
+    return tuple(getattr(v, "shape", ()))
+
+
+def _forward_lines(src: _Source, entries: list, guards: list, needed: set, values: list, upto: int) -> None:
+    """One line per needed op up to node ``upto``, guards where their inputs exist."""
+    pending = list(guards)
+    for i in range(upto + 1):
+        while pending and pending[0][0] <= i:
+            _guard_line(src, pending.pop(0)[1])
+        if i not in needed:
+            continue
+        e = entries[i]
+        if e is None:
+            src.emit(f"v{i} = theta", ("theta",))
+        elif e[0] == "op":
+            _, prim, parents, vals, params = e
+            args, reads = _args(src, parents, vals)
+            call = _fast_forward(src, prim, args, vals, params)
+            if call is None:
+                call = f"{src.const(NUMPY.impls[prim.index])}({', '.join(args)}{_kwargs(src, params)})"
+            src.emit(f"v{i}, r{i} = {call}" if prim.residual else f"v{i} = {call}", reads)
+        else:
+            p, index, view_shape, _ = e[1]
+            text = f"v{i} = v{p}[{src.const(index)}]"
+            if view_shape is not None:
+                text += f".reshape({src.const(_shape(values[i]))})"
+            src.emit(text, (f"v{p}",))
+    for _, g in pending:
+        _guard_line(src, g)
+
+
+def _is_array(v: Any) -> bool:
+    return type(v) is np.ndarray and v.dtype == np.float64
+
+
+def _fast_forward(src: _Source, prim, args: list, vals: tuple, params: dict) -> str | None:
+    """A forward as an ndarray method or operator where numpy's module function is a Python wrapper."""
+    name = prim.name
+    if name in ("sum", "max", "min", "mean") and _is_array(vals[0]):
+        p = {"axis": None, "keepdims": False, **params}
+        return f"{args[0]}.{name}(axis={src.const(p['axis'])}, keepdims={src.const(p['keepdims'])})"
+    if name == "reshape" and _is_array(vals[0]):
+        return f"{args[0]}.reshape({src.const(params['shape'])})"
+    if name in ("matmul", "affine") and all(_is_array(v) and v.ndim == (1 if k == 2 else 2)
+                                             for k, v in enumerate(vals)):
+        return f"{args[0]} @ {args[1]}" + (f" + {args[2]}" if name == "affine" else "")
+    return None
+
+
+def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, params: dict) -> tuple | None:
+    """``(expression, reads)`` of a rule written inline, for the common 2-D and elementwise cases."""
+    name, g = prim.name, f"g{i}"
+
+    def ref(j, transpose=False):  # input j (a constant is folded, transposed once here)
+        if parents[j] >= 0:
+            return f"v{parents[j]}" + (".T" if transpose else ""), (f"v{parents[j]}",)
+        return src.const(vals[j].T if transpose else vals[j]), ()
+    if name in ("add", "positive") or (name == "subtract" and k == 0):
+        return g, (g,)
+    if name == "negative" or (name == "subtract" and k == 1):
+        return f"-{g}", (g,)
+    if name in ("matmul", "affine") and k < 2 and all(_is_array(v) and v.ndim == 2 for v in vals[:2]):
+        other, reads = ref(1 - k, transpose=True)
+        return (f"{g} @ {other}" if k == 0 else f"{other} @ {g}"), (g, *reads)
+    if name in ("sum", "mean") and _is_array(vals[0]):
+        p = {"axis": None, "keepdims": False, **params}
+        shape = vals[0].shape
+        kept = _kept(shape, p["axis"])
+        scale = "" if name == "sum" else f" / {src.const(float(math.prod(shape) // max(1, math.prod(kept))))}"
+        return f"EXPAND({g}, {src.const(kept)}, {src.const(shape)}){scale}", (g,)
+    if name == "reshape" and _is_array(vals[0]):
+        return f"{g}.reshape({src.const(vals[0].shape)})", (g,)
+    if name == "tanh" and _is_array(vals[0]):
+        x, reads = ref(0)
+        return f"TANH_RULE({g}, {x})", (g, *reads)
+    return None
+
+
+def _tanh_rule(g: Any, x: np.ndarray) -> np.ndarray:
+    """The table's tanh rule ``g * 4e/((1+e)(1+e))``, ``e = exp(-2|x|)``, in place: the same roundings, fewer
+    temporaries (tests/test_replay.py checks it bit for bit)."""
+    e = np.abs(x)
+    e *= -2.0
+    np.exp(e, out=e)
+    d = e + 1.0
+    d *= d
+    e *= 4.0
+    e /= d
+    e *= g
+    return e
+
+
+def _kept(shape: tuple, axis: Any) -> tuple:
+    axes = range(len(shape)) if axis is None else [a % len(shape) for a in (axis if type(axis) is tuple else (axis,))]
+    return tuple(1 if k in axes else n for k, n in enumerate(shape))
+
+
+def _expand(g: Any, kept: tuple, shape: tuple) -> np.ndarray:
+    """A reduction's gradient filled back to the input's shape (a broadcast view when large)."""
+    g = g.reshape(kept) if type(g) in (np.ndarray, np.float64) else np.reshape(g, kept)
+    size = math.prod(shape)
+    if size > 1 << 16 or (size > 4096 and g.size == 1):  # a view of one number costs its consumer no pass
+        return np.broadcast_to(g, shape)
+    out = np.empty(shape)
+    out[...] = g
+    return out
+
+
+def _args(src: _Source, parents: tuple, vals: tuple) -> tuple[list, list]:
+    args = [f"v{p}" if p >= 0 else src.const(v) for p, v in zip(parents, vals)]
+    return args, [f"v{p}" for p in parents if p >= 0]
+
+
+def _kwargs(src: _Source, params: dict) -> str:
+    return "".join(f", {k}={src.const(v)}" for k, v in params.items())
+
+
+def _guard_line(src: _Source, g: tuple) -> None:
+    if g[0] == "bool":
+        _, node, result = g
+        src.emit(f"if bool(v{node}) is not {result!r}: raise RERECORD('bool() of node {node} changed')", (f"v{node}",))
+        return
+    _, prim, slots, params, result = g
+    args = [f"v{ref}" if is_slot else src.const(ref) for is_slot, ref in slots]
+    reads = tuple(f"v{ref}" for is_slot, ref in slots if is_slot)
+    src.emit(f"if not SAME({src.const(NUMPY.impls[prim.index])}({', '.join(args)}{_kwargs(src, params)}), "
+             f"{src.const(result)}): raise RERECORD('the result of {prim.name} changed')", reads)
+
+
+def _rule_call(src: _Source, prim, rule, names: tuple, i: int, parents: tuple, vals: tuple, params: dict) -> tuple:
+    """``(call text, variables read)`` of a rule with its arguments bound by name (:mod:`.plans`'s vocabulary)."""
+    n = len(vals)
+    positional = prim.inputs[:n] if not prim.variadic else ()
+    args, reads = [f"g{i}"], [f"g{i}"]
+
+    def value(k):
+        if parents[k] >= 0:
+            reads.append(f"v{parents[k]}")
+            return f"v{parents[k]}"
+        return src.const(vals[k])
+    for name in names:
+        if name in positional:
+            args.append(value(positional.index(name)))
+        elif name.endswith("_shape") and name[:-6] in positional:
+            args.append(src.const(_shape(vals[positional.index(name[:-6])])))
+        elif name == "ans":
+            args.append(f"v{i}")
+            reads.append(f"v{i}")
+        elif name == "xp":
+            args.append("XP")
+        elif name == "res":
+            args.append(f"r{i}")
+            reads.append(f"r{i}")
+        elif prim.variadic and name == prim.inputs[0]:
+            args.append("(" + "".join(value(k) + ", " for k in range(n)) + ")")
+        elif prim.variadic and name == prim.inputs[0] + "_shape":
+            args.append(src.const(tuple(_shape(v) for v in vals)))
+        else:
+            args.append(src.const(params[name] if name in params else prim.params[name]))
+    return f"{src.const(rule)}({', '.join(args)})", tuple(reads)
+
+
+class _Grads:
+    """Emits the accumulation of contributions into ``g{p}``: first assignment, then sums (or a zero buffer
+    that scatters add into)."""
+
+    def __init__(self, src: _Source, buffered: set, shapes: dict, fits: dict | None, fresh: set):
+        self.src, self.buffered, self.shapes, self.fits, self.fresh = src, buffered, shapes, fits, fresh
+        self.started: set = set()
+        self.owned: set = set()  # gradients that are arrays of ours: later contributions add in place
+        self.assigned: set = set()  # buffers that views cover exactly once
+        self.edges = 0
+
+    def fit(self, shape: tuple) -> None:
+        """Undo broadcasting of ``c``: in the probe, learn the shape; in the final code, only where needed."""
+        key, self.edges = self.edges, self.edges + 1
+        if self.fits is None:
+            self.src.emit(f"c = FIT(c, {self.src.const(shape)}, {key})", ("c",))
+            return
+        got = self.fits.get(key)
+        if got is None or got == shape:
+            return
+        if got == "other":
+            self.src.emit(f"c = UNB(XP, c, {self.src.const(shape)})", ("c",))
+            return
+        lead = len(got) - len(shape)
+        axes = tuple(range(lead)) + tuple(k + lead for k, n in enumerate(shape) if n == 1 and got[k + lead] != 1)
+        text = f"c = c.sum(axis={self.src.const(axes)})" if axes else "c = c"
+        self.src.emit(text + (f".reshape({self.src.const(shape)})" if _reshape_needed(got, axes, shape) else ""),
+                      ("c",))
+
+    def add(self, p: int, index: Any = None, scatter: bool = False) -> None:
+        src, shape = self.src, self.shapes[p]
+        if p in self.buffered:
+            if p not in self.started:
+                src.emit(f"g{p} = {'EMPTY' if p in self.assigned else 'ZEROS'}({src.const(shape)})")
+                self.started.add(p)
+            if p in self.assigned:  # (disjoint views covering p: each part written once)
+                src.emit(f"g{p}[{src.const(index)}] = c", (f"g{p}", "c"))
+            elif not scatter:
+                src.emit(f"g{p} += c", (f"g{p}", "c"))
+            elif _basic(index):
+                src.emit(f"g{p}[{src.const(index)}] += c", (f"g{p}", "c"))
+            else:
+                src.emit(f"ADD_AT(g{p}, {src.const(index)}, c)", (f"g{p}", "c"))
+        elif p not in self.started:
+            src.emit(f"g{p} = c", ("c",))
+            self.started.add(p)
+            if self.edges - 1 in self.fresh:
+                self.owned.add(p)
+        elif p in self.owned:
+            src.emit(f"g{p} += c", (f"g{p}", "c"))
+        else:
+            src.emit(f"g{p} = g{p} + c", (f"g{p}", "c"))
+
+
+def _reshape_needed(got: tuple, axes: tuple, shape: tuple) -> bool:
+    kept = tuple(n for k, n in enumerate(got) if k not in axes)
+    return kept != shape
+
+
+def _basic(index: Any) -> bool:
+    parts = index if type(index) is tuple else (index,)
+    return all(type(p) in (slice, int, type(None), type(Ellipsis)) or isinstance(p, np.integer) for p in parts)
+
+
+def _backward_lines(src: _Source, entries: list, live: set, values: list, out: int, fits: dict | None,
+                    fresh: set) -> None:
+    buffered = {e[1][0] for i, e in enumerate(entries) if i in live and e is not None and e[0] != "op"}
+    shapes = {i: _shape(values[i]) for i in live}
+    grads = _Grads(src, buffered, shapes, fits, fresh)
+    grads.assigned = {p for p in buffered if _covering(entries, live, p, shapes[p])}
+    src.emit(f"g{out} = {src.const(np.ones(shapes[out]) if shapes[out] else np.float64(1.0))}")
+    grads.started.add(out)
+    for i in range(out, 0, -1):
+        e = entries[i]
+        if i not in live or i not in grads.started:
+            continue
+        if e[0] != "op":  # a view: its gradient goes straight into its part of the parent's buffer
+            p, index, view_shape, _ = e[1]
+            src.emit(f"c = g{i}" + (f".reshape({src.const(view_shape)})" if view_shape is not None else ""),
+                     (f"g{i}",))
+            grads.add(p, index, scatter=True)
+            continue
+        _, prim, parents, vals, params = e
+        if prim.joint is not None:
+            call, reads = _rule_call(src, prim, prim.joint, _joint_args(prim), i, parents, vals, params)
+            src.emit(f"cs = {call}", reads)
+            for k, p in enumerate(parents):
+                if p >= 0:
+                    src.emit(f"c = cs[{k}]", ("cs",))
+                    grads.fit(_shape(vals[k]))
+                    grads.add(p)
+            continue
+        for k, (rule, names) in enumerate(zip(prim.vjps[:len(vals)], prim.rule_args)):
+            p = parents[k]
+            if p < 0 or rule is None:
+                continue
+            call = _fast_rule(src, prim, k, i, parents, vals, params)
+            call, reads = call or _rule_call(src, prim, rule, names, i, parents, vals, params)
+            src.emit(f"c = {call}", reads)
+            grads.fit(_shape(vals[k]))
+            grads.add(p)
+    if 0 not in grads.started:
+        src.emit(f"return v{out}, ZEROS(theta.shape)")
+    else:  # a buffer of ours is returned as it is; anything else may be a view of a constant: copied
+        src.emit(f"return v{out}, " + ("g0" if 0 in buffered else "COPY(g0)"), (f"v{out}", "g0"))
+
+
+def _joint_args(prim) -> tuple:
+    from ..primitives.table import _rule_args
+    return _rule_args(prim.joint)
+
+
+def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = frozenset()) -> tuple[str, str, dict]:
+    """``(forward source, gradient source, their globals)`` of a recorded tape (``program`` and ``values`` set).
+
+    With ``fits=None`` the gradient calls ``FIT(c, shape, edge)`` at every edge (the probe run fills ``fits``).
+    """
+    entries, guards = _split(tape.program)
+    _check(entries)
+    live, needed = _needed(entries, guards, out.index)
+    env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD_AT": np.add.at,
+           "UNB": unbroadcast, "COPY": np.array,
+           "EXPAND": _expand, "TANH_RULE": _tanh_rule}
+    fwd = _Source(env)
+    _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
+    fwd.emit(f"return v{out.index}")
+    grad = _Source(env)
+    _forward_lines(grad, entries, guards, needed, tape.values, out.index)
+    _backward_lines(grad, entries, live, tape.values, out.index, fits, fresh)
+    return fwd.function("def forward(theta):", ()), grad.function("def grad(theta):", ()), env
+
+
+def probe_fit(fits: dict, fresh: set) -> Callable:
+    """The probe's ``FIT``: learns each edge's contribution shape, and whether the contribution is a new
+    float64 array held by nothing else (then the parent's gradient may be summed into it in place)."""
+    def fit(c, shape, key):
+        got = tuple(c.shape) if type(c) is np.ndarray else "other" if _shape(c) != shape else shape
+        fits[key] = got
+        # references: the caller's `c`, this parameter and getrefcount's argument; a view or an alias has more
+        summed = got != shape and math.prod(got) != math.prod(shape)  # unbroadcast then makes a new array
+        if type(c) is np.ndarray and c.dtype == np.float64 and (summed or c.base is None and
+                                                                c.flags.writeable and getrefcount(c) == 3):
+            fresh.add(key)
+        return c if got == shape else unbroadcast(NUMPY, c, shape)
+    return fit

@@ -1,0 +1,201 @@
+"""dk.compile: the replay against eager mode, the mpmath referee and hand-derived values; its guards."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import diffkit as dk
+from diffkit import nn, problems
+from diffkit.bench_tape import user_mlp
+from diffkit.handwritten import mlp_backprop
+from diffkit.tape.replay import NotCompilable
+
+
+def _moved(theta, seed=1):
+    """A theta other than the recorded one: a replay must not have baked the recording's values in."""
+    return theta * 0.8 + 0.05 * np.random.default_rng(seed).standard_normal(theta.shape)
+
+
+def _check_against_referee(f, theta, recorded=None, digits=12):
+    g = dk.compile(f, theta if recorded is None else recorded)
+    value, grad = g(theta)
+    eager = dk.gradient(f, theta)
+    ref = dk.reference(f, theta, digits=30)
+    assert dk.error(grad, ref).digits >= digits
+    assert value == pytest.approx(float(ref.value), rel=1e-13, abs=1e-15)
+    np.testing.assert_allclose(grad, eager.grad, rtol=1e-12, atol=1e-15)
+    assert g.records == 1 and g.reasons == []
+    return g
+
+
+@pytest.mark.parametrize("activation", sorted(nn.ACTIVATIONS))
+@pytest.mark.parametrize("loss", sorted(nn.COSTS))
+def test_compiled_mlp_family_matches_the_referee_at_a_new_theta(activation, loss):
+    prob = problems.mlp([3, 4, 2], activation=activation, loss=loss, l2=1e-2, batch=5, seed=3)
+    theta = _moved(prob.theta0)
+    _check_against_referee(prob.fn, theta, recorded=prob.theta0, digits=11)
+
+
+@pytest.mark.parametrize("make", [problems.seed_circuit, problems.seed_sigmoid_neuron, problems.seed_relu_chain],
+                         ids=lambda p: p.__name__)
+def test_compiled_seed_problems_match_the_referee(make):
+    prob = make()
+    _check_against_referee(prob.fn, prob.theta0)
+
+
+def test_compiled_seed_circuit_prints_the_seed_numbers():
+    value, grad = dk.compile(problems.seed_circuit().fn, np.zeros(3))(np.array([-2.0, 5.0, -4.0]))
+    assert value == -12.0 and grad.tolist() == [-4.0, -4.0, 3.0]  # seed 000, by hand: (z, z, x + y)
+
+
+def test_compiled_user_mlp_equals_hand_written_backprop():
+    prob = problems.mlp([6, 5, 5, 3], activation="tanh", loss="softmax_cross_entropy", l2=1e-3, batch=8, seed=2)
+    f = user_mlp(prob)
+    g = dk.compile(f, prob.theta0)
+    theta = _moved(prob.theta0)
+    value, grad = g(theta)
+    hand_value, hand_grad = mlp_backprop(prob, theta)  # seed 001's delta rule, no tape involved
+    assert value == pytest.approx(hand_value, rel=1e-13)
+    np.testing.assert_allclose(grad, hand_grad, rtol=1e-10, atol=1e-14)
+    assert g.value(theta) == pytest.approx(hand_value, rel=1e-13)
+
+
+def _slices_where_max_linalg(t):
+    xp = dk.namespace(t)
+    A = xp.reshape(t[:4], (2, 2)) + 3.0 * xp.eye(2)
+    v = t[4:6]
+    pos = xp.where(v > 0.0, v, 0.1 * v)  # the mask is guarded: it is checked on replay
+    sol = xp.linalg.solve(A, pos)
+    return xp.linalg.det(A) + xp.max(xp.concat([sol, t[6:]])) + xp.sum(t[::2] ** 2) + xp.logsumexp(t[1:5])
+
+
+def test_compiled_plain_function_with_slices_where_max_linalg_matches_the_referee():
+    theta = np.array([0.3, -0.2, 0.5, 0.1, 0.7, 0.4, -0.3, 0.2])
+    _check_against_referee(_slices_where_max_linalg, theta, recorded=theta + 0.01)
+
+
+def test_a_branch_taking_another_way_re_records_and_says_so():
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.sum(t * t) if t[0] > 0 else xp.sum(xp.sin(t))
+    seen = []
+    g = dk.compile(f, np.array([1.0, 2.0]), on_rerecord=seen.append)
+    assert g(np.array([3.0, 1.0]))[1].tolist() == [6.0, 2.0]  # same branch: 2t
+    value, grad = g(np.array([-1.0, 0.5]))  # other branch: cos t
+    np.testing.assert_allclose(grad, np.cos([-1.0, 0.5]), rtol=1e-15)
+    assert g.records == 2 and len(seen) == 1 and "greater" in seen[0]
+
+
+def test_a_mask_that_changes_re_records_and_the_gradient_follows_it():
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.sum(xp.where(t > 0, t, 0.5 * t))
+    g = dk.compile(f, np.array([1.0, -1.0]))
+    assert g(np.array([2.0, -3.0]))[1].tolist() == [1.0, 0.5] and g.records == 1
+    assert g(np.array([-2.0, 3.0]))[1].tolist() == [0.5, 1.0] and g.records == 2
+
+
+def test_a_new_shape_records_again_and_keeps_both():
+    f = lambda t: dk.namespace(t).sum(dk.namespace(t).exp(t))  # noqa: E731
+    g = dk.compile(f, np.zeros(3))
+    np.testing.assert_allclose(g(np.ones(4))[1], np.exp(np.ones(4)), rtol=1e-15)
+    np.testing.assert_allclose(g(np.ones(3) * 2)[1], np.exp(2.0) * np.ones(3), rtol=1e-15)
+    assert g.records == 2 and len(g.programs) == 2 and "shape" in g.reasons[0]
+
+
+def test_verbose_prints_each_re_recording(capsys):
+    g = dk.compile(lambda t: dk.namespace(t).sum(t) if t[0] > 0 else 2 * dk.namespace(t).sum(t), np.ones(2),
+                   verbose=True)
+    g(-np.ones(2))
+    assert "re-recording" in capsys.readouterr().out
+
+
+def test_custom_functions_are_refused_with_a_reason():
+    class Twice(dk.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2 * g
+    with pytest.raises(NotCompilable, match="custom"):
+        dk.compile(lambda t: dk.namespace(t).sum(Twice.apply(t)), np.ones(2))
+
+
+def test_compile_time_is_recorded_apart_and_the_source_is_readable():
+    g = dk.compile(lambda t: dk.namespace(t).sum(dk.namespace(t).tanh(t)), np.ones(3))
+    assert g.compile_s > 0 and "def grad(theta):" in g.source
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 4), st.integers(0, 2**16))
+def test_replay_equals_eager_for_broadcasting_reductions(rows, cols, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, cols))
+
+    def f(t):
+        xp = dk.namespace(t)
+        w, b = t[:cols], t[cols]
+        z = X * w + b  # broadcasting: the replay sums back to (cols,) and ()
+        return xp.sum(xp.max(z, axis=1) - xp.mean(z, axis=0, keepdims=True).sum()) + xp.sum(w * w)
+    theta = rng.standard_normal(cols + 1)
+    g = dk.compile(f, theta)
+    other = rng.standard_normal(cols + 1)
+    np.testing.assert_allclose(g(other)[1], dk.gradient(f, other).grad, rtol=1e-13, atol=1e-14)
+
+
+def test_max_over_an_axis_shares_ties_equally_in_eager_and_replay():
+    f = lambda t: dk.namespace(t).sum(dk.namespace(t).max(dk.namespace(t).reshape(t, (2, 3)), axis=1))  # noqa: E731
+    theta = np.array([2.0, 2.0, 1.0, 0.0, 3.0, 1.0])
+    by_hand = [0.5, 0.5, 0.0, 0.0, 1.0, 0.0]  # row 0 ties: each maximum gets half of g
+    assert dk.gradient(f, theta).grad.tolist() == by_hand
+    assert dk.compile(f, theta + 1.0)(theta)[1].tolist() == by_hand
+
+
+def test_x_times_x_has_the_gradient_2x():
+    assert dk.gradient(lambda t: dk.namespace(t).sum(t * t), np.array([1.5, -2.0])).grad.tolist() == [3.0, -4.0]
+
+
+def test_the_replays_in_place_tanh_rule_is_the_tables_rule_bit_for_bit():
+    from diffkit.backends import NUMPY
+    from diffkit.primitives import PRIMITIVES
+    from diffkit.tape.replay import _tanh_rule
+    x = np.concatenate([np.linspace(-40, 40, 1001), [0.0, -0.0, 1e-300, 19.5]])
+    g = np.random.default_rng(0).standard_normal(x.shape)
+    table = PRIMITIVES["tanh"].vjps[0](g, x, NUMPY)
+    assert np.array_equal(_tanh_rule(g, x), table)
+
+
+def test_gradient_with_compile_true_replays_and_counts_its_recordings():
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.sum(xp.exp(t) * t)
+    for scale in (1.0, 2.0, 3.0):
+        theta = scale * np.array([0.1, -0.4, 0.3])
+        r = dk.gradient(f, theta, compile=True)
+        np.testing.assert_allclose(r.grad, np.exp(theta) * (1 + theta), rtol=1e-15)  # d/dt t e^t, by hand
+    assert r.cost.counters["records"] == 1 and r.cost.counters["compile_s"] > 0
+
+
+@pytest.mark.parametrize("cut", [(2, 3), (2, 4)])
+def test_slices_that_leave_part_of_theta_untouched_give_it_zero_gradient(cut):
+    a, b = cut
+    f = lambda t: dk.namespace(t).sum(t[:a] ** 2) + dk.namespace(t).sum(t[a:b])  # noqa: E731
+    theta = np.array([1.0, -2.0, 3.0, 4.0])
+    by_hand = [2.0, -4.0, 1.0, 1.0 if b == 4 else 0.0]
+    g = dk.compile(f, theta)
+    for _ in range(3):  # a fresh buffer each call: no stale values from an earlier replay
+        assert g(theta)[1].tolist() == by_hand
+
+
+def test_a_nested_gradient_is_replayed_too():
+    def f(t):  # the squared norm of the gradient of sum(u sin u), itself taken with dk.vjp inside f
+        _, back = dk.vjp(lambda u: dk.namespace(u).sum(dk.namespace(u).sin(u) * u), t)
+        d = back(1.0)
+        return dk.namespace(t).sum(d * d)
+    theta = np.array([0.3, -1.2, 2.0])
+    g = dk.compile(f, theta + 0.5)
+    d = np.sin(theta) + theta * np.cos(theta)  # by hand: d/du (u sin u) = sin u + u cos u
+    np.testing.assert_allclose(g(theta)[1], 2 * d * (2 * np.cos(theta) - theta * np.sin(theta)), rtol=1e-13)
