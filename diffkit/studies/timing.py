@@ -1,9 +1,17 @@
-"""Honest timing: warm-up, repeats until a minimum time, robust statistics, and a per-cell deadline.
+"""Honest timing: one protocol for every ratio diffkit prints, robust statistics, and a per-cell deadline.
+
+A ratio such as gradient/forward is measured by :func:`paired_ratio`: the
+two calls are timed in turn (forward, gradient, forward, gradient ...), so
+both see the same machine state; the ratio is taken per pair, and its
+median and seeded bootstrap interval are reported.  On a shared machine the
+load moves a forward timed a minute earlier by 4x; a pair moves together.
+A ratio below its physical floor is re-measured and, if it stays there,
+marked unreliable: it is never printed as a finding.  ``diffkit bench``,
+the studies and the report all use it.
 
 Timing follows ``timeit``: the garbage collector is paused while a call is
 timed (a collection triggered by an earlier cell would otherwise land in
-this one), wall time is ``perf_counter`` and CPU time ``process_time`` (all
-threads of the process).  A cell's deadline is a ``SIGALRM`` timer: Python
+this one), wall time is ``perf_counter``.  A cell's deadline is a ``SIGALRM`` timer: Python
 raises :class:`CellBudget` at the next bytecode after it fires, so even a
 call that would run for hours stops at the budget (a long single numpy
 kernel finishes first).  Off the main thread, or without SIGALRM, the
@@ -21,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["CellBudget", "deadline", "repeat", "summary", "paired_ratio", "PairedRatio", "bootstrap_median"]
+__all__ = ["CellBudget", "deadline", "summary", "paired_ratio", "PairedRatio", "bootstrap_median"]
 
 
 class CellBudget(Exception):
@@ -45,36 +53,6 @@ def deadline(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def repeat(call: Callable[[], float | None], *, min_repeats: int, max_repeats: int, min_time_s: float,
-           stop_at: float) -> tuple[list[float], list[float]]:
-    """Time ``call`` until ``min_repeats`` calls and ``min_time_s`` seconds are reached (or ``max_repeats``).
-
-    ``call`` may return its own wall time (a method's time measured inside
-    ``dk.gradient``, without argument checking); else the whole call is
-    timed.  No call starts once the previous one says it would end after
-    ``stop_at`` (a ``perf_counter`` time), but at least one is timed.
-    Returns (wall times, CPU times) in seconds.
-    """
-    walls, cpus = [], []
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        while len(walls) < max_repeats:
-            c0, w0 = time.process_time(), time.perf_counter()
-            inner = call()
-            wall = time.perf_counter() - w0
-            cpus.append(time.process_time() - c0)
-            walls.append(wall if inner is None else inner)
-            if len(walls) >= min_repeats and sum(walls) >= min_time_s:
-                break
-            if time.perf_counter() + wall > stop_at:
-                break
-    finally:
-        if enabled:
-            gc.enable()
-    return walls, cpus
 
 
 def summary(walls: list[float], cpus: list[float]) -> dict:
@@ -158,7 +136,7 @@ def _calls_per_sample(fn: Callable[[], Any], clock: Callable[[], float], sample_
 
 def paired_ratio(numerator: Callable[[], Any], denominator: Callable[[], Any], *, floor: float = 1.0,
                  budget_s: float = 5.0, target: float = RATIO_TARGET, min_pairs: int = MIN_PAIRS,
-                 max_pairs: int = 500, attempts: int = 3, sample_s: float = SAMPLE_S,
+                 max_pairs: int = 500, min_time_s: float = 0.0, attempts: int = 3, sample_s: float = SAMPLE_S,
                  clock: Callable[[], float] = time.perf_counter, seed: int = 0,
                  numerator_times_itself: bool = False) -> PairedRatio:
     """Time ``numerator`` against ``denominator`` interleaved, pair by pair, and return their ratio.
@@ -167,8 +145,9 @@ def paired_ratio(numerator: Callable[[], Any], denominator: Callable[[], Any], *
     (each sample as many back-to-back calls as fill ``sample_s``), so both
     see the same machine state; the ratio is taken per pair, and its median
     and bootstrap interval are reported.  Pairs are added until the interval
-    is within ``target`` (relative half-width) or ``budget_s`` (by ``clock``)
-    is spent; the width reached is recorded.  A median below ``floor`` (a
+    is within ``target`` (relative half-width) and the numerator's samples add
+    up to ``min_time_s``, or ``budget_s`` (by ``clock``) is spent; the width
+    reached is recorded.  A median below ``floor`` (a
     gradient cheaper than its function, or below the matrix-product floor)
     is a measurement fault: the pairs are discarded and measured again, up to
     ``attempts`` times; if it stays below, the result says ``reliable=False``.
@@ -203,7 +182,7 @@ def paired_ratio(numerator: Callable[[], Any], denominator: Callable[[], Any], *
                     ratios = np.asarray(nums) / np.maximum(np.asarray(dens), 1e-300)
                     mid, low, high = bootstrap_median(ratios, seed=seed)
                     width = max(mid - low, high - mid) / mid if mid > 0 else np.inf
-                    if width <= target or clock() >= stop_at:
+                    if (width <= target and sum(nums) >= min_time_s) or clock() >= stop_at:
                         break
                 elif clock() >= stop_at and len(nums) >= 2:
                     break
