@@ -303,3 +303,23 @@ def test_failure_reasons_name_files_from_the_package_not_the_checkout():
 
     assert _short_path(diffkit.backends.__file__) == os.path.join("diffkit", "backends.py")
     assert _short_path("/somewhere/else/user_code.py") == "user_code.py"
+
+
+def test_two_runs_of_a_small_accuracy_study_give_bitwise_identical_accuracy(tmp_path):
+    # the results a report prints may differ between runs only in timings and metadata: seeded data, one BLAS
+    # thread, and budgets no cell approaches (a cell decided by the wall clock would differ on a busy machine)
+    study = study_from_dict({
+        "study": {"name": "repro", "blas_threads": 1, "budget_s": 120.0},
+        "problems": [{"family": "seed_sigmoid_neuron"},
+                     {"family": "mlp", "layers": [[3, 5, 2]], "activation": ["tanh", "relu"],
+                      "loss": "binary_cross_entropy", "batch": 8, "l2": 0.001}],
+        "methods": {"reverse": {}, "backward": {}, "central": {}, "richardson": {}},
+        "timing": {**FAST_TIMING, "ratio_budget_s": 0.01},
+        "reference": {"max_coordinates": 0}})
+    runs = [run_study(study, store=tmp_path / f"run{k}.sqlite", quiet=True).sort_values("cell_id")
+            .reset_index(drop=True) for k in range(2)]
+    columns = ["cell_id", "status", "value", "digits", "median_digits", "max_abs", "max_rel", "worst_component",
+               "grad", "evaluations"]
+    assert set(runs[0]["status"]) == {"ok"}
+    a, b = (r[columns].astype(str) for r in runs)
+    assert a.equals(b)
