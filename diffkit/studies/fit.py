@@ -42,7 +42,7 @@ _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
         12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
 
 # trend words and the slope interval that earns each: the whole interval must lie inside the band
-TRENDS = (("flat in P", -0.2, 0.2), ("linear in P", 0.8, 1.2), ("quadratic in P", 1.8, 2.2))
+TRENDS = (("flat", -0.2, 0.2), ("linear", 0.8, 1.2), ("quadratic", 1.8, 2.2))
 
 
 def _t95(dof: int) -> float:
@@ -59,11 +59,16 @@ def loglog_slope(x, y) -> tuple[float, float, float]:
         return np.nan, np.nan, np.nan
     slope, intercept = np.polyfit(lx, ly, 1)
     if n < 3:
-        return float(slope), np.nan, np.nan
+        return _clean(slope), np.nan, np.nan
     resid = ly - (intercept + slope * lx)
     se = np.sqrt(resid @ resid / (n - 2) / np.sum((lx - lx.mean()) ** 2))
     half = _t95(n - 2) * se
-    return float(slope), float(slope - half), float(slope + half)
+    return _clean(slope), _clean(slope - half), _clean(slope + half)
+
+
+def _clean(x: float) -> float:
+    """A slope rounded to 1e-9: least squares leaves 1e-18 where the slope is 0, which no reader needs."""
+    return float(round(float(x), 9)) + 0.0
 
 
 def enough_for_a_fit(P) -> str:
@@ -76,16 +81,17 @@ def enough_for_a_fit(P) -> str:
     return ""
 
 
-def trend(slope: float, low: float, high: float) -> str:
-    """The words for a fitted slope: 'flat', 'linear', 'quadratic' only when the whole interval lies in that
-    band (+-0.2), else 'grows like P^b'; '' without a fit (no trend word is ever typed by hand)."""
+def trend(slope: float, low: float, high: float, var: str = "P") -> str:
+    """The words for a fitted log-log slope: 'flat', 'linear', 'quadratic' (in ``var``) only when the whole
+    interval lies in that band (+-0.2), else 'grows like P^b'; '' without a fit (no trend word is ever
+    typed by hand)."""
     if not np.isfinite(slope):
         return ""
     if np.isfinite(low) and np.isfinite(high):
         for word, lo, hi in TRENDS:
             if lo <= low and high <= hi:
-                return word
-    return f"grows like P^{slope:.1f}" if slope >= 0 else f"falls like P^{slope:.1f}"
+                return f"{word} in {var}"
+    return f"grows like {var}^{slope:.1f}" if slope >= 0 else f"falls like {var}^{slope:.1f}"
 
 
 # Below a few hundred parameters a forward evaluation of the MLP family costs mostly Python overhead (~50 us),
