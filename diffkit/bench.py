@@ -66,7 +66,7 @@ COLUMNS = ["P", "layers", "threads", "method", "status", "forward_ms", "grad_ms"
            "grad_over_forward", "ratio_low", "ratio_high", "ratio_width", "floor", "reliable", "vs_handwritten",
            "peak_bytes", "held_bytes", "note"]
 
-# MLP family of the peers issue: [h, h, h, 10], tanh, softmax cross-entropy, L2, batch 64
+# The peer benchmark's MLP family: [h, h, h, 10], tanh, softmax cross-entropy, L2, batch 64
 FAMILY = dict(depth=3, n_out=10, activation="tanh", loss="softmax_cross_entropy", l2=1e-3, batch=64, seed=0)
 
 # glibc mallopt parameters (malloc.h): keep freed blocks instead of unmapping them

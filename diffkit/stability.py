@@ -75,7 +75,7 @@ EDGES = {
     "exp_overflow": math.log(np.finfo(np.float64).max),  # exp(x) == inf beyond it
     "exp_underflow": 1075 * math.log(2),  # exp(-x) == 0 beyond it (half the smallest subnormal)
 }
-TOL = 1e-13  # the accuracy promised for the stable variants inside their domains (issue 7)
+TOL = 1e-13  # the accuracy promised for the stable variants inside their documented domains
 CANCEL = math.log(TOL / U)  # e-folds of a 1 - s cancellation before it exceeds TOL: 6.8
 
 

@@ -15,7 +15,7 @@ import mpmath
 from diffkit.baydin import BAYDIN_DF, BAYDIN_REFERENCE, baydin_figure3, figure3_minima
 from diffkit.fd_sweep import sweep_summary
 
-# the float64 bands: (min error low, high), (h at minimum low, high)
+# the published figure's float64 bands, read off its log axes: (min error low, high), (h at minimum low, high)
 BANDS = {"forward": ((1e-9, 1e-7), (1e-9, 1e-8)), "central": ((1e-11, 1e-9), (1e-7, 1e-6)),
          "complex_step": ((0.0, 1e-14), (0.0, 1e-8))}
 
