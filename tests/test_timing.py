@@ -57,15 +57,26 @@ def test_a_ratio_that_recovers_on_remeasuring_is_reliable():
 
     def gradient():
         calls["n"] += 1
-        m.now += 0.5 if calls["n"] <= 8 else 2.0   # one calibration call + 7 pairs of the first attempt
+        m.now += 0.5 if calls["n"] <= 22 else 2.0  # one calibration call + 7 pairs x 3 bursts: the first attempt
     r = paired_ratio(gradient, m.call(1.0), floor=1.0, clock=m.clock, sample_s=0, budget_s=1e6)
     assert r.reliable and r.attempts == 2 and r.ratio == 2.0
+
+
+def test_a_sample_is_its_fastest_burst_so_a_descheduled_burst_does_not_count():
+    m = FakeMachine()
+    n = {"g": 0}
+
+    def gradient():  # every third call is descheduled for 100x its cost
+        n["g"] += 1
+        m.now += 2.0 * (100 if n["g"] % 3 == 0 else 1)
+    r = paired_ratio(gradient, m.call(1.0), clock=m.clock, sample_s=0, budget_s=1e6)
+    assert r.ratio == 2.0 and r.width == 0.0
 
 
 def test_noise_past_the_budget_records_the_width_reached():
     rng = np.random.default_rng(0)
     m = FakeMachine(lambda t: float(np.exp(rng.normal(0, 1.0))))  # independent heavy noise per call
-    r = paired_ratio(m.call(2.0), m.call(1.0), clock=m.clock, sample_s=0, budget_s=60.0, target=0.01)
+    r = paired_ratio(m.call(2.0), m.call(1.0), clock=m.clock, sample_s=0, budget_s=60.0, target=0.01, bursts=1)
     assert r.reliable
     assert r.width > 0.01 and "when the budget ended" in r.note
     assert r.pairs >= 7  # the budget allowed at least the minimum
@@ -80,8 +91,8 @@ def test_samples_fill_the_sample_time_with_back_to_back_calls():
         m.now += 1e-4
     r = paired_ratio(m.call(3e-4), forward, clock=m.clock, sample_s=2e-3, budget_s=1e6)
     assert r.ratio == pytest.approx(3.0) and r.denominator_s == pytest.approx(1e-4)
-    # 1 calibration call, then 7 samples of 2e-3 / 1e-4 = 20 calls
-    assert counts["f"] == 1 + 7 * 20
+    # 1 calibration call, then 7 samples, each the fastest of 3 bursts of 2e-3 / 1e-4 = 20 calls
+    assert counts["f"] == 1 + 7 * 3 * 20
 
 
 def test_a_numerator_that_times_itself():

@@ -184,16 +184,16 @@ SENTENCES: dict[str, Sentence] = {
         {"fail": _symbolic("gave_out_P"),
          "ok": _symbolic("max_ok_P")}),
     "summary.slopes": Sentence(
-        "Fitted on log-log axes: the tape's gradient time divided by its forward time is {rr_t} (slope {rr}, "
-        "confidence interval {rr_lo} to {rr_hi}, over P = {p0}–{p1}), and its wall time {rs_t} (slope {rs}).",
+        "Fitted on log-log axes over P = {p0}–{p1}, the tape's gradient time divided by its forward time: {rr_t} "
+        "(slope {rr}, confidence interval {rr_lo} to {rr_hi}); its wall time: {rs_t} (slope {rs}).",
         {"rr": _fit("reverse", "ratio_slope"), "rr_t": _fit("reverse", "ratio_trend"),
          "rr_lo": _fit("reverse", "ratio_slope_ci_low"), "rr_hi": _fit("reverse", "ratio_slope_ci_high"),
          "p0": _fit("reverse", "p_min"), "p1": _fit("reverse", "p_max"), "rs": _fit("reverse", "slope"),
          "rs_t": _fit("reverse", "trend")}),
     "summary.slopes_central": Sentence(
-        "Central differences' time divided by the forward time is {cr_t} (slope {cr}, confidence interval {cr_lo} to "
-        "{cr_hi}: one more pair of forward passes per parameter, the quantity ADBench reports), and their wall "
-        "time {cs_t} (slope {cs}).",
+        "Central differences' time divided by the forward time, the quantity ADBench reports: {cr_t} (slope "
+        "{cr}, confidence interval {cr_lo} to {cr_hi}; two forward passes per parameter); their wall time: "
+        "{cs_t} (slope {cs}).",
         {"cr": _fit("central", "ratio_slope"), "cr_t": _fit("central", "ratio_trend"),
          "cr_lo": _fit("central", "ratio_slope_ci_low"), "cr_hi": _fit("central", "ratio_slope_ci_high"),
          "cs": _fit("central", "slope"), "cs_t": _fit("central", "trend")}),

@@ -114,9 +114,14 @@ def _interval(value, low, high, spec: str = ".2f") -> str:
 
 
 def _number(v) -> str:
+    """Whole numbers whole; three significant digits otherwise, with thousands grouped, never 1.22e+03."""
     if pd.isna(v):
         return "–"
-    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:.3g}"
+    if float(v).is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    if 1e3 <= abs(v) < 1e15:
+        return f"{float(f'{v:.3g}'):,.0f}"
+    return f"{v:.3g}"
 
 
 def _digits(v) -> str:
@@ -327,7 +332,11 @@ def stability(tables, missing, figures) -> list:
         else:
             value_cells.append(_digits(r.worst_value_digits))
     long["value digits"] = value_cells
-    long["gradient digits"] = [_digits(v) for v in long["worst_grad_digits"]]
+    fd_note = ("finite differences: the stencil's own error (truncation, round-off, and cancellation where "
+               "f(x + h) and f(x − h) round to the same double, so the estimate is 0), not the formula's")
+    long["gradient digits"] = [_digits(v) + (notes.mark(fd_note) if m in ("central", "central4", "forward")
+                                             and v < 13 else "") for v, m in zip(long["worst_grad_digits"],
+                                                                                 long["method"])]
     long["non-finite"] = [str(n) + (notes.mark(why) if n and why else "") for n, why in
                           zip(long["nonfinite"], long.get("nonfinite_reason", [""] * len(long)))]
     long["first non-finite x"] = [("–" if pd.isna(v) else f"{v:.6g}") for v in long["first_nonfinite_x"]]

@@ -67,8 +67,8 @@ def loglog_slope(x, y) -> tuple[float, float, float]:
 
 
 def _clean(x: float) -> float:
-    """A slope rounded to 1e-9: least squares leaves 1e-18 where the slope is 0, which no reader needs."""
-    return float(round(float(x), 9)) + 0.0
+    """A slope rounded to 1e-12: least squares leaves 1e-18 where the slope is 0, which no reader needs."""
+    return float(round(float(x), 12)) + 0.0
 
 
 def enough_for_a_fit(P) -> str:
@@ -83,14 +83,16 @@ def enough_for_a_fit(P) -> str:
 
 def trend(slope: float, low: float, high: float, var: str = "P") -> str:
     """The words for a fitted log-log slope: 'flat', 'linear', 'quadratic' (in ``var``) only when the whole
-    interval lies in that band (+-0.2), else 'grows like P^b'; '' without a fit (no trend word is ever
-    typed by hand)."""
+    interval lies in that band (+-0.2); 'no clear trend' when the interval holds 0 but is wider than the flat
+    band; else 'grows like P^b'; '' without a fit (no trend word is ever typed by hand)."""
     if not np.isfinite(slope):
         return ""
     if np.isfinite(low) and np.isfinite(high):
         for word, lo, hi in TRENDS:
             if lo <= low and high <= hi:
                 return f"{word} in {var}"
+        if low < 0 < high:  # the data cannot tell growth from decline
+            return f"no clear trend in {var}"
     return f"grows like {var}^{slope:.1f}" if slope >= 0 else f"falls like {var}^{slope:.1f}"
 
 
