@@ -128,7 +128,8 @@ def _extra_sources(full: bool) -> dict[str, Callable[[], pd.DataFrame]]:
         "baydin_figure3": call(("diffkit.baydin",), "baydin_figure3"),
         "baydin_table1": call(("diffkit.baydin",), "baydin_table1", n_max=8),
         # one BLAS thread, the report's only table of it; `diffkit bench` also times two
-        "bench": call(("diffkit.bench",), "run_bench", quick=not full, threads=(1,)),
+        "bench": call(("diffkit.bench",), "run_bench", quick=not full, threads=(1,),
+                      ratio_budget_s=None if full else 0.7),
     }
 
 

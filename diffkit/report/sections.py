@@ -265,10 +265,41 @@ def _peers_table(bench: pd.DataFrame) -> Table:
             cells.append(r.status + notes.mark(r.note))
     wide = bench.assign(ratio=cells).pivot_table(index="method", columns="P", values="ratio", aggfunc="first",
                                                  sort=False)
+    sizes = list(wide.columns)
     wide.columns = [f"P = {int(p):,}" for p in wide.columns]
     wide.index = [PEER_NAMES.get(m, m) for m in wide.index]
     wide = wide.rename_axis("method").reset_index().fillna("–")
-    return Table(wide.astype(str), "bench.csv", notes.notes())
+    extra = _floor_rows(bench, sizes, list(wide.columns[1:]))
+    if extra is not None:
+        wide = pd.concat([wide, extra], ignore_index=True)
+    return Table(wide.astype(str), "bench.csv", notes.notes() + (
+        "Floors: no gradient costs less than its own forward (1). A numpy backprop also runs the backward "
+        "matrix products after its forward, timed here beside the forward: 1 + their time / forward time is the "
+        "measured floor, which the hand-written, tape and autograd ratios must clear. It reaches the matmul-flop "
+        "floor (backprop's flops / forward's flops) only where the matrix products are the whole forward; the "
+        "row 'forward time in matrix products' says how far that is from true here.",))
+
+
+def _floor_rows(bench: pd.DataFrame, sizes: list, columns: list) -> pd.DataFrame | None:
+    """The floors beside the ratios: measured (numpy backprops), matmul flops, and the forward's BLAS share."""
+    if "floor" not in bench or "layers" not in bench:
+        return None
+    import json
+
+    from ..bench import NUMPY_BACKPROP, matmul_flop_floor
+
+    rows = {"floor, numpy backprops (measured)": [], "floor, matmul flops (BLAS only)": [],
+            "forward time in matrix products": []}
+    for P in sizes:
+        part = bench[(bench["P"] == P) & bench["method"].isin(NUMPY_BACKPROP)]
+        floor = part["floor"].dropna()
+        share = part["blas_share"].dropna() if "blas_share" in part else pd.Series(dtype=float)
+        layers = bench.loc[bench["P"] == P, "layers"].dropna()
+        rows["floor, numpy backprops (measured)"].append(f"{floor.iloc[0]:.2f}" if len(floor) else "–")
+        rows["floor, matmul flops (BLAS only)"].append(f"{matmul_flop_floor(json.loads(layers.iloc[0])):.2f}"
+                                                       if len(layers) else "–")
+        rows["forward time in matrix products"].append(f"{100 * share.iloc[0]:.0f} %" if len(share) else "–")
+    return pd.DataFrame([[name, *values] for name, values in rows.items()], columns=["method", *columns])
 
 
 def cost(tables, missing, figures) -> list:
