@@ -39,7 +39,7 @@ def test_every_figure_renders_with_nonzero_size(browser, tmp_path):
 
     out = render(fixture_data(), tmp_path / "reports")
     pngs = sorted(p.stem for p in (out / "figures").glob("*.png"))
-    assert len(pngs) == 6
+    assert len(pngs) == 7  # accuracy, step size, Figure 3, cost, swell, Table 1, stability
     browser.get((out / "index.html").as_uri())
     sizes = browser.execute_script("""
         return Array.from(document.querySelectorAll('figure img')).map(img => {
