@@ -33,6 +33,8 @@ _LAZY = {
     "testing": "diffkit.testing",
     "studies": "diffkit.studies",
     "report": "diffkit.report",
+    "graph": "diffkit.graph",  # a callable module: dk.graph(f, theta)
+    "name": "diffkit.graph",
 }
 
 

@@ -130,11 +130,13 @@ def sigmoid_minus(z, y):
     return (1 - y) * sigmoid(z) - y * sigmoid(-z)
 
 
-def softmax_minus(log_p, y):
-    """softmax(z) - y from log_p = log_softmax(z), as y expm1(log_p) + (1 - y) exp(log_p): exact to rounding
-    for one-hot y, where the plain difference cancels."""
-    xp = namespace(log_p)
-    return y * xp.expm1(log_p) + (1 - y) * xp.exp(log_p)
+def softmax_minus(log_p, y, xp=None):
+    """d/dz of -<y, log_softmax(z)>: s softmax(z) - y with s = sum(y) (1 for a distribution), from
+    log_p = log_softmax(z), as y expm1(log_p) + (s - y) exp(log_p): exact to rounding for one-hot y, where
+    the plain difference cancels."""
+    xp = namespace(log_p) if xp is None else xp
+    s = xp.sum(xp.broadcast_to(y, log_p.shape), axis=-1, keepdims=True)
+    return y * xp.expm1(log_p) + (s - y) * xp.exp(log_p)
 
 
 def _drop(shape, axis):

@@ -234,4 +234,8 @@ def binary_cross_entropy(z, y):
 
 
 def softmax_cross_entropy(z, y):
-    return np.sum(logsumexp(z, -1) - np.sum(_weights(y, z), axis=-1)) / batch_size(z)
+    # -<y, z - lse(z)> per row is s lse(z) - <y, z> with s = sum(y): 1 for distributions, and then left out
+    s = np.sum(np.broadcast_to(np.asarray(y, dtype=float), np.shape(z)), axis=-1)
+    lse = logsumexp(z, -1)
+    weighted = lse if np.all(s == 1) else lse * s
+    return np.sum(weighted - np.sum(_weights(y, z), axis=-1)) / batch_size(z)

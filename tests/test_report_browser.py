@@ -52,3 +52,30 @@ def test_every_figure_renders_with_nonzero_size(browser, tmp_path):
         assert s["complete"] and min(s["natural"]) > 0 and min(s["shown"]) > 0, s
     headings = browser.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
     assert [h.split(".")[0] for h in headings] == [str(k) for k in range(1, 11)]  # sections 1-10
+
+
+# The numbers the seeds print on their circuits (seed 000's circuit, the neuron of seeds 000/001, seed 003's chain)
+SEED_NUMBERS = {"graph_seed_circuit": {"-2", "5", "-4", "3", "-12"},
+                "graph_seed_sigmoid_neuron": {"0.73", "0.20", "-0.20", "0.39", "-0.39", "-0.59"},
+                "graph_seed_relu_chain": {"80", "8", "4"}, "graph_gate_patterns": {"-8", "6", "2", "0", "-20"}}
+
+
+def test_section_2_graphs_render_inline_with_the_seeds_numbers(browser, tmp_path):
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed (apt-get install graphviz)")
+    from test_report import fixture_data
+
+    out = render(fixture_data(), tmp_path / "reports")
+    browser.get((out / "index.html").as_uri())
+    graphs = browser.execute_script("""
+        return Array.from(document.querySelectorAll('figure.graph')).map(fig => {
+            const svg = fig.querySelector('svg'), box = svg.getBoundingClientRect();
+            return {id: fig.id, shown: [box.width, box.height],
+                    texts: Array.from(svg.querySelectorAll('text')).map(t => t.textContent.trim())};
+        });""")
+    assert sorted(g["id"] for g in graphs) == sorted(f"fig-{name}" for name in [*SEED_NUMBERS, "graph_logistic_map",
+                                                                                 "graph_sigmoid_neuron_gates"])
+    for g in graphs:
+        assert min(g["shown"]) > 0, g["id"]
+        missing = SEED_NUMBERS.get(g["id"][len("fig-"):], set()) - set(g["texts"])
+        assert not missing, (g["id"], missing)

@@ -27,6 +27,11 @@ def _real(fn):
     return lambda *xs, **kw: fn(*[np.asarray(x).real for x in xs], **kw)
 
 
+def _truth(x):
+    """Object arrays of numbers as booleans (numpy's logical ufuncs call methods that mpf lacks)."""
+    return np.asarray(np.asarray(x, dtype=object) != 0, dtype=bool)
+
+
 def _sympy_compare(op):
     return _lift(op, 2)
 
@@ -63,7 +68,9 @@ _unary("round", np.round, mpmath.nint, lambda v: v.round() if hasattr(v, "round"
 _predicate("isfinite", np.isfinite, mpmath.isfinite)
 _predicate("isnan", np.isnan, mpmath.isnan)
 _predicate("isinf", np.isinf, mpmath.isinf)
-_predicate("signbit", np.signbit, lambda v: v < 0 or (v == 0 and str(v).startswith("-")))
+defprim("signbit", "x", kind="constant", numpy=np.signbit, complex=_real(np.signbit),
+        mpmath=_lift(lambda v: v < 0 or (v == 0 and str(v).startswith("-")), dtype=bool),
+        sympy=_lift(lambda v: bool(v < 0), dtype=bool), domain=ANY)
 _compare("equal", np.equal, lambda a, b: a == b)
 _compare("not_equal", np.not_equal, lambda a, b: a != b)
 _compare("less", np.less, lambda a, b: a < b)
@@ -75,8 +82,9 @@ _arg("argmin", np.argmin)
 defprim("argsort", "x", kind="constant", params={"axis": -1}, numpy=lambda x, axis=-1: np.argsort(x, axis=axis, kind="stable"),
         complex=_real(lambda x, axis=-1: np.argsort(x, axis=axis, kind="stable")), mpmath=OBJECT, sympy=OBJECT,
         convention="stable: ties keep their order", domain=ANY)
-defprim("logical_not", "x", kind="constant", numpy=np.logical_not, complex=np.logical_not, mpmath=OBJECT,
-        sympy=OBJECT, domain=ANY)
+defprim("logical_not", "x", kind="constant", numpy=np.logical_not, complex=np.logical_not,
+        mpmath=lambda x: np.logical_not(_truth(x)), sympy=lambda x: np.logical_not(_truth(x)), domain=ANY)
 for _name, _fn in (("logical_and", np.logical_and), ("logical_or", np.logical_or), ("logical_xor", np.logical_xor)):
-    defprim(_name, "x y", kind="constant", numpy=_fn, complex=_fn, mpmath=OBJECT, sympy=OBJECT, domain=PAIRS)
+    defprim(_name, "x y", kind="constant", numpy=_fn, complex=_fn, mpmath=lambda x, y, fn=_fn: fn(_truth(x), _truth(y)),
+            sympy=lambda x, y, fn=_fn: fn(_truth(x), _truth(y)), domain=PAIRS)
 # fmt: on

@@ -14,15 +14,13 @@ log|Gamma(x)| (numpy's and SciPy's convention), so it is real for x < 0.
 """
 from __future__ import annotations
 
-import math
-
 import mpmath
 import numpy as np
 
 from .lazy import held, special
 from .table import SAME, Domain, Unsupported, defprim
 
-LN2, LN10, TWO_OVER_SQRT_PI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
+# (constants in rules come from xp, so that the mpmath referee gets them at its own precision)
 
 POSITIVE = Domain(0.05, 5.0)
 UNIT = Domain(-0.95, 0.95)
@@ -176,7 +174,7 @@ defprim("xlogy", "x y", numpy=lambda x, y: special.xlogy(x, y), complex=lambda x
 # --- powers, exponentials and logarithms
 defprim("exp", "x", numpy=np.exp, complex=SAME, mpmath=mpmath.exp, sympy=held("exp"), vjp=lambda g, ans: g * ans)
 defprim("exp2", "x", numpy=np.exp2, complex=SAME, mpmath=lambda x: mpmath.mpf(2) ** x, sympy=lambda x: 2 ** x,
-        vjp=lambda g, ans: g * ans * LN2)
+        vjp=lambda g, ans, xp: g * ans * xp.log(2.0))
 defprim("expm1", "x", numpy=np.expm1, complex=SAME, mpmath=mpmath.expm1, sympy=lambda x: held("exp")(x) - 1,
         vjp=lambda g, x, xp: g * xp.exp(x), domain=WIDE)
 defprim("log", "x", numpy=np.log, complex=SAME, mpmath=mpmath.log, sympy=held("log"), vjp=lambda g, x: g / x,
@@ -184,9 +182,9 @@ defprim("log", "x", numpy=np.log, complex=SAME, mpmath=mpmath.log, sympy=held("l
 defprim("log1p", "x", numpy=np.log1p, complex=SAME, mpmath=mpmath.log1p, sympy=lambda x: held("log")(1 + x),
         vjp=lambda g, x: g / (1 + x), domain=Domain(-0.9, 5.0))
 defprim("log2", "x", numpy=np.log2, complex=SAME, mpmath=lambda x: mpmath.log(x, 2), sympy=lambda x: held("log")(x, 2),
-        vjp=lambda g, x: g / (x * LN2), domain=POSITIVE)
+        vjp=lambda g, x, xp: g / (x * xp.log(2.0)), domain=POSITIVE)
 defprim("log10", "x", numpy=np.log10, complex=SAME, mpmath=mpmath.log10, sympy=lambda x: held("log")(x, 10),
-        vjp=lambda g, x: g / (x * LN10), domain=POSITIVE)
+        vjp=lambda g, x, xp: g / (x * xp.log(10.0)), domain=POSITIVE)
 defprim("sqrt", "x", numpy=np.sqrt, complex=SAME, mpmath=mpmath.sqrt, sympy=held("sqrt"),
         vjp=lambda g, ans: g * 0.5 / ans, domain=POSITIVE)
 defprim("cbrt", "x", numpy=np.cbrt, complex=_complex_cbrt, mpmath=mpmath.cbrt, sympy=held("cbrt"),
@@ -234,9 +232,9 @@ defprim("atanh", "x", numpy=np.arctanh, complex=SAME, mpmath=mpmath.atanh, sympy
 
 # --- special functions (SciPy is numpy's well-kept home for these)
 defprim("erf", "x", numpy=lambda x: special.erf(x), complex=lambda x: special.erf(x), mpmath=mpmath.erf,
-        sympy=held("erf"), vjp=lambda g, x, xp: g * TWO_OVER_SQRT_PI * xp.exp(-x * x))
+        sympy=held("erf"), vjp=lambda g, x, xp: g * (2 / xp.sqrt(xp.pi)) * xp.exp(-x * x))
 defprim("erfc", "x", numpy=lambda x: special.erfc(x), complex=lambda x: special.erfc(x), mpmath=mpmath.erfc,
-        sympy=held("erfc"), vjp=lambda g, x, xp: -g * TWO_OVER_SQRT_PI * xp.exp(-x * x))
+        sympy=held("erfc"), vjp=lambda g, x, xp: -g * (2 / xp.sqrt(xp.pi)) * xp.exp(-x * x))
 defprim("lgamma", "x", numpy=lambda x: special.gammaln(x), complex=_complex_lgamma,
         mpmath=lambda x: mpmath.re(mpmath.loggamma(x)), sympy=held("loggamma"),
         vjp=lambda g, x, xp: g * xp.digamma(x), aliases=("gammaln",),

@@ -218,7 +218,8 @@ def _solve_triangular_jvp(xp, ans, inputs, tangents, lower=False):
     a, b = inputs
     ta, tb = tangents
     rhs = tb if tb is not None else 0.0
-    if ta is not None:
+    if ta is not None:  # only the triangle of x is read, so only that part of its tangent counts
+        ta = _triangle(xp, ta, lower)
         rhs = rhs - (ta @ ans if len(b.shape) > 1 else xp.sum(ta * ans, axis=-1))
     return xp.linalg.solve_triangular(a, rhs, lower=lower)
 

@@ -97,7 +97,7 @@ def _sce_jvp(xp, ans, inputs, tangents):
     log_p = F.log_softmax(z, -1)
     out = 0.0
     if tz is not None:
-        out = out + xp.sum(F.softmax_minus(log_p, y) * tz) / m
+        out = out + xp.sum(F.softmax_minus(log_p, y, xp) * tz) / m
     if ty is not None:
         out = out - xp.sum(log_p * ty) / m
     return out
@@ -162,7 +162,7 @@ defprim("binary_cross_entropy", "z y", kind="array", numpy=F.binary_cross_entrop
 defprim("softmax_cross_entropy", "z y", kind="array", residual=True, numpy=F.softmax_cross_entropy_parts,
         complex=F.softmax_cross_entropy_parts, mpmath=F.softmax_cross_entropy_parts,
         sympy=lambda z, y: (S.softmax_cross_entropy(z, y), None),
-        vjp=(lambda g, res, y, z_shape: F.softmax_minus(res, y) * (g / F.rows(z_shape)),
+        vjp=(lambda g, res, y, z_shape, xp: F.softmax_minus(res, y, xp) * (g / F.rows(z_shape)),
              lambda g, res, z_shape: -res * (g / F.rows(z_shape))),
         jvp=_sce_jvp, doc="mean over rows of -sum y log softmax(z), from logits (seed 004)", domain=COST)
 # fmt: on

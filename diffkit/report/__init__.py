@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .data import DEFAULT_STUDIES, ReportData, check_studies, gather
 from .document import to_markdown
+from .graphs import write_graphs
 from .html import to_html
 from .sections import build_sections
 from .tables import derive
@@ -72,6 +73,8 @@ def render(data: ReportData, out_dir) -> Path:
 
         tables, missing = derive(data)
         figures, missing_figures = write_figures(tables, build / "figures")
+        graphs, missing_graphs = write_graphs(build / "figures")  # section 2's computational graphs
+        figures, missing_figures = figures + graphs, {**missing_figures, **missing_graphs}
         blocks, sources = build_sections(data, tables, {**missing, **missing_figures}, figures)
         (build / "data").mkdir()
         for name, frame in {**tables, "summary_sources": sources}.items():

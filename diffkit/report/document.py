@@ -62,6 +62,7 @@ class Figure:
     name: str  # figures/<name>.png and .svg
     caption: str
     csvs: tuple[str, ...]
+    inline_svg: bool = False  # only figures/<name>.svg (the computational graphs): inlined in the HTML
 
 
 @dataclass
@@ -102,6 +103,8 @@ def to_markdown(blocks) -> str:
             rows = ["| " + " | ".join(map(_cell, row)) + " |" for row in b.frame.itertuples(index=False)]
             notes = "".join(f"\n\n{n}" for n in b.notes)
             out.append("\n".join([head, rule, *rows]) + notes + f"\n\n*Data: {_data_links([b.csv])}*")
+        elif isinstance(b, Figure) and b.inline_svg:
+            out.append(f"![{b.caption}](figures/{b.name}.svg)\n\n*{b.caption}*")
         elif isinstance(b, Figure):
             out.append(f"![{b.caption}](figures/{b.name}.png)\n\n*{b.caption}* "
                        f"([SVG](figures/{b.name}.svg); data: {_data_links(b.csvs)})")

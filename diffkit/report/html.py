@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from .document import Code, Figure, Heading, Missing, Para, Table
+from .graphs import inline_svg
 
 __all__ = ["to_html"]
 
@@ -27,6 +28,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 th { background: #eee; }
 figure { margin: 1rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+figure.graph svg { max-width: 100%; height: auto; }
 figcaption, .data { font-size: 0.85rem; color: #444; }
 pre { background: #f4f4f4; padding: 0.6rem; overflow-x: auto; }
 .missing { color: #8a4b00; font-style: italic; }
@@ -57,6 +59,10 @@ def _table(block: Table) -> str:
 
 
 def _figure(block: Figure, figures_dir: Path) -> str:
+    if block.inline_svg:  # the computational graphs: the SVG itself, so its numbers are text on the page
+        svg = inline_svg((figures_dir / f"{block.name}.svg").read_text(encoding="utf-8"), block.name)
+        return f'<figure id="fig-{block.name}" class="graph">{svg}<figcaption>{html.escape(block.caption)}' \
+               f'</figcaption></figure>'
     png = base64.b64encode((figures_dir / f"{block.name}.png").read_bytes()).decode("ascii")
     caption = html.escape(block.caption)
     return (f'<figure id="fig-{block.name}"><img class="report-figure" alt="{caption}" '

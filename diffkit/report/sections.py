@@ -14,6 +14,7 @@ import pandas as pd
 from .claims import render_sentences
 from .data import ReportData
 from .document import Code, Figure, Heading, Missing, Para, Table
+from .graphs import graph_blocks, logistic_blocks
 
 __all__ = ["build_sections", "SUMMARY_HEADING"]
 
@@ -339,7 +340,7 @@ def swell(tables, missing, figures) -> list:
     blocks += _table(tables, "baydin_table1", missing, {}, "The Table 1 reproduction",
                      columns=["n", "l_n", "naive", "paper_naive", "expanded", "cse", "tape", "dag", "closed_form_ok"])
     return blocks + _figure(figures, "baydin_table1", "Operation counts of the logistic-map derivatives.",
-                            ("baydin_table1",), missing)
+                            ("baydin_table1",), missing) + logistic_blocks(figures, missing)
 
 
 def stability(tables, missing, figures) -> list:
@@ -415,7 +416,8 @@ def build_sections(data: ReportData, tables: dict, missing: dict, figures: list)
     """All blocks of the report, and the sources of every number stated in a sentence."""
     head, sources = methods(tables)
     closing, summary_sources = summary(tables, missing)
-    blocks = (intro(data) + head + seeds(tables, missing) + accuracy(tables, missing, figures)
+    blocks = (intro(data) + head + seeds(tables, missing) + graph_blocks(figures, missing)
+              + accuracy(tables, missing, figures)
               + step(tables, missing, figures) + cost(tables, missing, figures) + swell(tables, missing, figures)
               + stability(tables, missing, figures) + closing + published(tables, missing)
               + reproducibility(tables, missing, data))

@@ -1,0 +1,292 @@
+"""An independent catalogue of every primitive: its value and its derivative, written from the mathematics.
+
+Nothing here calls diffkit.  Elementwise functions give their partial
+derivatives in closed form (derived by hand: tanh' = sech^2, lgamma' =
+digamma ...).  Array functions give their forward in mpmath (numpy's own
+structural functions on object arrays of mpf, mpmath's matrices for linear
+algebra), and their derivative is taken from that forward by mpmath's
+high-precision numerical differentiation: still no diffkit rule in the path.
+``KINKS`` gives each documented convention's value at its kink.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import mpmath
+import numpy as np
+
+mp = mpmath
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """An elementwise function: ``f(*scalars)`` and its partials ``d[k](*scalars)``."""
+
+    f: Callable
+    d: tuple = ()
+
+
+@dataclass(frozen=True)
+class Array:
+    """An array function ``f(*object_arrays, **params)`` in mpmath; derivatives by mpmath.diff of ``f``."""
+
+    f: Callable
+
+
+def sech2(x):
+    return mp.sech(x) ** 2
+
+
+def lgamma(x):
+    return mp.re(mp.loggamma(x))
+
+
+def _obj(fn):
+    """A numpy structural function applied to object arrays (numpy itself, not diffkit)."""
+    return lambda *xs, **p: fn(*xs, **p)
+
+
+def _matrices(fn):
+    def run(a, *rest, **p):
+        a = np.asarray(a, dtype=object)
+        if a.ndim > 2:
+            return np.array([run(a[i], *[r[i] for r in rest], **p) for i in range(a.shape[0])], dtype=object)
+        out = fn(mp.matrix(a.tolist()), *[np.asarray(r, dtype=object) for r in rest], **p)
+        return np.array(out.tolist(), dtype=object) if isinstance(out, mp.matrix) else out
+    return run
+
+
+def _solve(A, b):
+    B = b.reshape(-1, 1) if b.ndim == 1 else b
+    cols = [mp.lu_solve(A, mp.matrix(B[:, j].tolist())) for j in range(B.shape[1])]
+    X = np.array([[c[i] for c in cols] for i in range(A.rows)], dtype=object)
+    return X.reshape(-1) if b.ndim == 1 else X
+
+
+def _solve_triangular(A, b, lower=False):
+    n = A.rows
+    T = mp.matrix(n, n)
+    for i in range(n):
+        for j in range(n):
+            if (j <= i) if lower else (j >= i):
+                T[i, j] = A[i, j]
+    return _solve(T, b)
+
+
+def _cholesky(A, upper=False):
+    L = mp.cholesky(A)
+    L = np.array(L.tolist(), dtype=object)
+    return L.T if upper else L
+
+
+def _sigmoid(x):
+    return 1 / (1 + mp.exp(-x))
+
+
+def _softplus(x):
+    return mp.log(1 + mp.exp(x))
+
+
+def _lse(x, axis=-1, keepdims=False):
+    e = np.frompyfunc(mp.exp, 1, 1)(x)
+    return np.frompyfunc(mp.log, 1, 1)(np.sum(e, axis=axis, keepdims=keepdims))
+
+
+def _softmax(x, axis=-1):
+    e = np.frompyfunc(mp.exp, 1, 1)(x)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _var(x, axis=None, correction=0.0, keepdims=False):
+    n = x.size if axis is None else x.shape[axis]
+    m = np.sum(x, axis=axis, keepdims=True) / n
+    return np.sum((x - m) * (x - m), axis=axis, keepdims=keepdims) / (n - correction)
+
+
+def _elementwise(fn):
+    return np.frompyfunc(fn, 1, 1)
+
+
+def _diag_of(x, offset=0):
+    n, m = x.shape[-2:]
+    rows = [i for i in range(n) if 0 <= i + offset < m]
+    return np.stack([x[..., i, i + offset] for i in rows], axis=-1)
+
+
+def _tri(x, k, lower):
+    out = np.array(x, dtype=object, copy=True)
+    for i, j in itertools.product(range(x.shape[-2]), range(x.shape[-1])):
+        if (j - i > k) if lower else (j - i < k):
+            out[..., i, j] = mp.mpf(0)
+    return out
+
+
+def _at_set(x, v, index):
+    out = np.array(x, dtype=object, copy=True)
+    out[index] = v
+    return out
+
+
+def _at_add(x, v, index):
+    out = np.array(x, dtype=object, copy=True)
+    np.add.at(out, index, v)
+    return out
+
+
+def _bce(z, y):
+    per = _elementwise(_softplus)(z) - z * y
+    return np.sum(per) / (z.shape[0] if z.ndim >= 2 else 1)
+
+
+def _sce(z, y):
+    lse = _lse(z, -1, True)
+    return -np.sum(y * (z - lse)) / (z.shape[0] if z.ndim >= 2 else 1)
+
+
+SCALARS = {
+    "add": Scalar(lambda x, y: x + y, (lambda x, y: 1, lambda x, y: 1)),
+    "subtract": Scalar(lambda x, y: x - y, (lambda x, y: 1, lambda x, y: -1)),
+    "multiply": Scalar(lambda x, y: x * y, (lambda x, y: y, lambda x, y: x)),
+    "divide": Scalar(lambda x, y: x / y, (lambda x, y: 1 / y, lambda x, y: -x / y ** 2)),
+    "negative": Scalar(lambda x: -x, (lambda x: -1,)),
+    "positive": Scalar(lambda x: x, (lambda x: 1,)),
+    "pow": Scalar(lambda x, y: x ** y, (lambda x, y: y * x ** (y - 1), lambda x, y: x ** y * mp.log(x))),
+    "maximum": Scalar(lambda x, y: max(x, y), (lambda x, y: 1 if x > y else 0, lambda x, y: 1 if y > x else 0)),
+    "minimum": Scalar(lambda x, y: min(x, y), (lambda x, y: 1 if x < y else 0, lambda x, y: 1 if y < x else 0)),
+    "remainder": Scalar(lambda x, y: x - y * mp.floor(x / y), (lambda x, y: 1, lambda x, y: -mp.floor(x / y))),
+    "hypot": Scalar(lambda x, y: mp.sqrt(x * x + y * y), (lambda x, y: x / mp.sqrt(x * x + y * y),
+                                                          lambda x, y: y / mp.sqrt(x * x + y * y))),
+    "atan2": Scalar(mp.atan2, (lambda y, x: x / (x * x + y * y), lambda y, x: -y / (x * x + y * y))),
+    "logaddexp": Scalar(lambda x, y: mp.log(mp.exp(x) + mp.exp(y)),
+                        (lambda x, y: 1 / (1 + mp.exp(y - x)), lambda x, y: 1 / (1 + mp.exp(x - y)))),
+    "xlogy": Scalar(lambda x, y: x * mp.log(y), (lambda x, y: mp.log(y), lambda x, y: x / y)),
+    "exp": Scalar(mp.exp, (mp.exp,)),
+    "exp2": Scalar(lambda x: mp.mpf(2) ** x, (lambda x: mp.mpf(2) ** x * mp.log(2),)),
+    "expm1": Scalar(mp.expm1, (mp.exp,)),
+    "log": Scalar(mp.log, (lambda x: 1 / x,)),
+    "log1p": Scalar(mp.log1p, (lambda x: 1 / (1 + x),)),
+    "log2": Scalar(lambda x: mp.log(x, 2), (lambda x: 1 / (x * mp.log(2)),)),
+    "log10": Scalar(mp.log10, (lambda x: 1 / (x * mp.log(10)),)),
+    "sqrt": Scalar(mp.sqrt, (lambda x: 1 / (2 * mp.sqrt(x)),)),
+    "cbrt": Scalar(mp.cbrt, (lambda x: 1 / (3 * mp.cbrt(x) ** 2),)),
+    "square": Scalar(lambda x: x * x, (lambda x: 2 * x,)),
+    "reciprocal": Scalar(lambda x: 1 / x, (lambda x: -1 / x ** 2,)),
+    "abs": Scalar(abs, (lambda x: mp.sign(x),)),
+    "clip": None,  # an array entry below: it has parameters
+    "sin": Scalar(mp.sin, (mp.cos,)),
+    "cos": Scalar(mp.cos, (lambda x: -mp.sin(x),)),
+    "tan": Scalar(mp.tan, (lambda x: mp.sec(x) ** 2,)),
+    "asin": Scalar(mp.asin, (lambda x: 1 / mp.sqrt(1 - x * x),)),
+    "acos": Scalar(mp.acos, (lambda x: -1 / mp.sqrt(1 - x * x),)),
+    "atan": Scalar(mp.atan, (lambda x: 1 / (1 + x * x),)),
+    "sinh": Scalar(mp.sinh, (mp.cosh,)),
+    "cosh": Scalar(mp.cosh, (mp.sinh,)),
+    "tanh": Scalar(mp.tanh, (sech2,)),
+    "asinh": Scalar(mp.asinh, (lambda x: 1 / mp.sqrt(1 + x * x),)),
+    "acosh": Scalar(mp.acosh, (lambda x: 1 / mp.sqrt(x * x - 1),)),
+    "atanh": Scalar(mp.atanh, (lambda x: 1 / (1 - x * x),)),
+    "erf": Scalar(mp.erf, (lambda x: 2 / mp.sqrt(mp.pi) * mp.exp(-x * x),)),
+    "erfc": Scalar(mp.erfc, (lambda x: -2 / mp.sqrt(mp.pi) * mp.exp(-x * x),)),
+    "lgamma": Scalar(lgamma, (mp.digamma,)),
+    "digamma": Scalar(mp.digamma, (lambda x: mp.polygamma(1, x),)),
+    "sigmoid": Scalar(_sigmoid, (lambda x: _sigmoid(x) * (1 - _sigmoid(x)),)),
+    "log_sigmoid": Scalar(lambda x: -mp.log(1 + mp.exp(-x)), (lambda x: 1 - _sigmoid(x),)),
+    "softplus": Scalar(_softplus, (_sigmoid,)),
+    "relu": Scalar(lambda x: max(x, 0), (lambda x: 1 if x > 0 else 0,)),
+}
+
+ARRAYS = {
+    "clip": Array(lambda x, min=None, max=None: _elementwise(
+        lambda v: v if (min is None or v >= min) and (max is None or v <= max)
+        else (mp.mpf(min) if min is not None and v < min else mp.mpf(max)))(x)),
+    "polygamma": Array(lambda x, n=0: _elementwise(lambda v: mp.polygamma(n, v))(x)),
+    "leaky_relu": Array(lambda x, alpha=0.01: _elementwise(lambda v: v if v >= 0 else alpha * v)(x)),
+    "sum": Array(lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims)),
+    "mean": Array(lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims)
+                  / (x.size if axis is None else x.shape[axis])),
+    "prod": Array(lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims)),
+    "max": Array(lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims)),
+    "min": Array(lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims)),
+    "var": Array(_var),
+    "std": Array(lambda x, axis=None, correction=0.0, keepdims=False:
+                 _elementwise(mp.sqrt)(_var(x, axis, correction, keepdims))),
+    "cumulative_sum": Array(lambda x, axis=None: np.cumsum(x, axis=axis)),
+    "cumprod": Array(lambda x, axis=None: np.cumprod(x, axis=axis)),
+    "reshape": Array(lambda x, shape: np.reshape(x, shape)),
+    "permute_dims": Array(lambda x, axes=None: np.transpose(x, axes)),
+    "matrix_transpose": Array(lambda x: np.swapaxes(x, -1, -2)),
+    "swapaxes": Array(lambda x, axis1=0, axis2=1: np.swapaxes(x, axis1, axis2)),
+    "moveaxis": Array(lambda x, source=0, destination=-1: np.moveaxis(x, source, destination)),
+    "squeeze": Array(lambda x, axis=None: np.squeeze(x, axis)),
+    "expand_dims": Array(lambda x, axis=0: np.expand_dims(x, axis)),
+    "flip": Array(lambda x, axis=None: np.flip(x, axis)),
+    "roll": Array(lambda x, shift=0, axis=None: np.roll(x, shift, axis)),
+    "broadcast_to": Array(lambda x, shape: np.broadcast_to(x, shape)),
+    "tile": Array(lambda x, reps: np.tile(x, reps)),
+    "repeat": Array(lambda x, repeats=1, axis=None: np.repeat(x, repeats, axis)),
+    "concat": Array(lambda *xs, axis=0: np.concatenate(xs, axis=axis)),
+    "stack": Array(lambda *xs, axis=0: np.stack(xs, axis=axis)),
+    "getitem": Array(lambda x, index: x[index]),
+    "take": Array(lambda x, indices, axis=None: np.take(x, np.asarray(indices), axis=axis)),
+    "at_set": Array(_at_set),
+    "at_add": Array(_at_add),
+    "where": Array(lambda c, x, y: np.where(c, x, y)),
+    "matmul": Array(lambda x, y: np.matmul(x, y)),
+    "einsum": Array(lambda *xs, subscripts: np.einsum(subscripts, *xs, dtype=object)),
+    "diagonal": Array(_diag_of),
+    "tril": Array(lambda x, k=0: _tri(x, k, True)),
+    "triu": Array(lambda x, k=0: _tri(x, k, False)),
+    "det": Array(_matrices(mp.det)),
+    "logabsdet": Array(_matrices(lambda a: mp.log(abs(mp.det(a))))),
+    "inv": Array(_matrices(lambda a: a ** -1)),
+    "solve": Array(_matrices(_solve)),
+    "cholesky": Array(_matrices(_cholesky)),
+    "solve_triangular": Array(_matrices(_solve_triangular)),
+    "vector_norm": Array(lambda x, axis=None, keepdims=False: _elementwise(mp.sqrt)(np.sum(x * x, axis=axis, keepdims=keepdims))),
+    "affine": Array(lambda x, w, b: np.matmul(x, w) + b),
+    "sum_of_squares": Array(lambda x: np.sum(x * x)),
+    "logsumexp": Array(_lse),
+    "softmax": Array(_softmax),
+    "log_softmax": Array(lambda x, axis=-1: x - _lse(x, axis, True)),
+    "binary_cross_entropy": Array(_bce),
+    "softmax_cross_entropy": Array(_sce),
+}
+
+# ops without a derivative: only their values are checked
+CONSTANTS = {
+    "sign": np.frompyfunc(mp.sign, 1, 1), "floor": np.frompyfunc(mp.floor, 1, 1), "ceil": np.frompyfunc(mp.ceil, 1, 1),
+    "trunc": np.frompyfunc(lambda v: mp.floor(v) if v >= 0 else mp.ceil(v), 1, 1),
+    "round": np.frompyfunc(mp.nint, 1, 1),
+    "isfinite": lambda x: np.ones(np.shape(x), bool), "isnan": lambda x: np.zeros(np.shape(x), bool),
+    "isinf": lambda x: np.zeros(np.shape(x), bool), "signbit": np.frompyfunc(lambda v: v < 0, 1, 1),
+    "equal": lambda x, y: x == y, "not_equal": lambda x, y: x != y, "less": lambda x, y: x < y,
+    "less_equal": lambda x, y: x <= y, "greater": lambda x, y: x > y, "greater_equal": lambda x, y: x >= y,
+    "argmax": lambda x, axis=None, keepdims=False: np.argmax(x, axis=axis, keepdims=keepdims),
+    "argmin": lambda x, axis=None, keepdims=False: np.argmin(x, axis=axis, keepdims=keepdims),
+    "argsort": lambda x, axis=-1: np.argsort(x, axis=axis, kind="stable"),
+    "logical_not": lambda x: x == 0, "logical_and": lambda x, y: (x != 0) & (y != 0),
+    "logical_or": lambda x, y: (x != 0) | (y != 0), "logical_xor": lambda x, y: (x != 0) ^ (y != 0),
+}
+
+# The documented conventions at kinks: (op, input values, expected partials), derived by hand.
+KINKS = [
+    ("abs", (0.0,), (0.0,)),
+    ("relu", (0.0,), (1.0,)),
+    ("leaky_relu", (0.0,), (1.0,)),
+    ("maximum", (1.5, 1.5), (0.5, 0.5)),
+    ("minimum", (-2.0, -2.0), (0.5, 0.5)),
+    ("clip", (1.0,), (1.0,)),
+    ("hypot", (0.0, 0.0), (0.0, 0.0)),
+]
+
+
+def derivative_kind(name: str) -> str:
+    if name in SCALARS and SCALARS[name] is not None:
+        return "scalar"
+    if name in ARRAYS:
+        return "array"
+    if name in CONSTANTS:
+        return "constant"
+    return "missing"
