@@ -197,7 +197,11 @@ def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[
     else:
         row.update(_ratio_columns(ratio))
         if not ratio.reliable:
-            row.update(reason="; ".join(filter(None, [f"gradient/forward unreliable: {ratio.note}", ref_reason])))
+            why = ratio.note if cell.method_name != "symbolic" else (
+                f"measured {ratio.ratio:.2g} < 1 after {ratio.attempts} attempts: the warm symbolic gradient is one "
+                f"compiled straight-line program, the forward it is divided by runs f through the array namespace, "
+                f"so the two are not the same implementation of f and no floor of 1 holds between them")
+            row.update(reason="; ".join(filter(None, [f"gradient/forward not shown: {why}", ref_reason])))
     if ref is not None:
         e = error(first, ref)
         row.update(digits=e.digits, median_digits=e.median_digits, max_abs=e.max_abs, max_rel=e.max_rel,
