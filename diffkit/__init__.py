@@ -14,7 +14,7 @@ True
 """
 from __future__ import annotations
 
-from . import nn, problems
+from . import backends_array_api, nn, problems  # noqa: F401  (array-API libraries get namespaces from the table)
 from .accuracy import ErrorReport, error
 from .backends import NotAnalyticError, namespace
 from .methods import Cost, GradientResult, gradient, methods, register_method
@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 # Names provided by modules that load on first use (heavy imports stay out of `import diffkit`).
 _LAZY = {
-    "step_sweep": "diffkit.finite_differences",
+    "step_sweep": "diffkit.fd_sweep",
     "directional_derivative": "diffkit.finite_differences",
     "fd_jvp": "diffkit.finite_differences",
     "BudgetExceeded": "diffkit.symbolic",

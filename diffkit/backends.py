@@ -144,6 +144,7 @@ class Namespace:
     """
 
     from_table = True  # (diffkit.nn asks this of the class: a peer namespace's getattr would raise)
+    convert = None  # how a tape over these values brings constants in (the array API's: numpy data to its own)
 
     def __init__(self, name: str, backend: str, forward: Callable[[Any], tuple[Callable, Any]],
                  constants: dict | None = None):
@@ -324,6 +325,7 @@ def sympy_namespace() -> Namespace:
         ns = Namespace("sympy", "sympy", lambda prim: resolve(prim, "sympy"),
                        _object_constants(to_sympy, {"pi": sympy.pi, "e": sympy.E, "inf": sympy.oo}))
         ns.scatter_add = _scatter_adder(ns.zeros)
+        ns.to_float = _identity
         _SYMPY.append(ns)
     return _SYMPY[0]
 
@@ -341,6 +343,10 @@ def _is_complex(x: Any) -> bool:
     if isinstance(x, np.ndarray):
         return x.dtype.kind == "c"
     return isinstance(x, (complex, np.complexfloating))
+
+
+def _identity(x):
+    return x
 
 
 def _scatter_adder(zeros: Callable) -> Callable:
@@ -367,8 +373,9 @@ def _is_basic_index(index) -> bool:
 
 for _ns in (NUMPY, COMPLEX, MP):
     _ns.scatter_add = _scatter_adder(_ns.zeros)
+    _ns.to_float = _identity  # numpy multiplies by booleans as 0/1; the array API needs an explicit cast
 
 set_default(NUMPY)
-register_backend("sympy", _is_sympy, loader=sympy_namespace)
+register_backend("sympy", _is_sympy, loader=lambda array: sympy_namespace())
 register_backend("mpmath", _is_mp, MP)
 register_backend("complex", _is_complex, COMPLEX)

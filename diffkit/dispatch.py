@@ -53,10 +53,10 @@ def register_backend(name: str, detect: Callable[[Any], bool], ns: Any = None, *
                      loader: Callable[[], Any] | None = None, array_type: type | None = None) -> None:
     """Add a backend: ``detect(x)`` says whether ``x`` belongs to it, ``ns`` is its namespace.
 
-    ``loader`` instead of ``ns`` builds the namespace on first use (SymPy's).  Earlier (lower ``priority``)
-    backends win when a call mixes arrays of several.
+    ``loader(array)`` instead of ``ns`` builds the namespace on first use (SymPy's) or per library (the
+    array API's).  Earlier (lower ``priority``) backends win when a call mixes arrays of several.
     """
-    get = loader if loader is not None else (lambda: ns)
+    get = loader if loader is not None else (lambda array: ns)
     _BACKENDS[:] = [b for b in _BACKENDS if b[0] != name]
     _BACKENDS.insert(len(_BACKENDS) if priority is None else priority, (name, detect, get))
 
@@ -93,5 +93,5 @@ def namespace(*arrays: Any) -> Any:
     for _, detect, get in _BACKENDS:
         for a in arrays:
             if detect(a):
-                return get()
+                return get(a)
     return _DEFAULT[0]

@@ -48,7 +48,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .backends import NotAnalyticError
-from .methods import MethodOutput, check_scalar, default_name, register_method
+from .methods import MethodOutput, as_theta, check_scalar, default_name, guard, register_method
 
 __all__ = ["STENCILS", "Stencil", "steps", "stencil_gradient", "complex_step_gradient", "richardson_gradient",
            "directional_derivative", "fd_jvp", "optimal_step", "batched_function"]
@@ -117,6 +117,7 @@ STENCILS: dict[str, Stencil] = {s.name: s for s in (
     Stencil("central4", (-2, -1, 1, 2), (F(1, 12), F(-8, 12), F(8, 12), F(-1, 12))),
 )}
 RICHARDSON_LEVELS = 2  # h and h/2: 4th order, the level the issue asks for; more levels are an option
+MAX_RICHARDSON_LEVELS = 12  # the finest step is h / 2^11: past that round-off (eps / step) dominates any gain
 RATIO = 2  # halving the step: the classic choice, and every offset stays an exact binary fraction of h
 
 # Complex step: truncation h^2 |f'''| / 6, round-off eps |f'| independent of h.  Any h with h^2 << eps
@@ -149,7 +150,16 @@ def stencil_for(method: str, levels: int = RICHARDSON_LEVELS) -> Stencil:
 def steps(theta: np.ndarray, h: Any, relative: bool, default: float) -> np.ndarray:
     """Validated per-component steps: ``h`` (or ``default``) times max(|theta_i|, 1) when relative."""
     theta = np.asarray(theta, dtype=float)
-    raw = np.asarray(default if h is None else h, dtype=float)
+    if not isinstance(relative, (bool, np.bool_)):
+        raise TypeError(f"relative must be True or False; got {type(relative).__name__} {relative!r:.40}")
+    if isinstance(h, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"h must be a step size (a number > 0, or an array of theta's shape) or None; got "
+                        f"{type(h).__name__} {h!r:.40}")
+    try:
+        raw = np.asarray(default if h is None else h, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"h must be a step size (a number > 0, or an array of theta's shape) or None; got "
+                        f"{type(h).__name__} ({err})") from None
     if raw.ndim and raw.shape != theta.shape:
         raise ValueError(f"step array h has shape {raw.shape}, but theta has shape {theta.shape}; pass a scalar h "
                          f"or one step per component (an array of theta's shape)")
@@ -159,7 +169,28 @@ def steps(theta: np.ndarray, h: Any, relative: bool, default: float) -> np.ndarr
         shown = ", ".join(f"{default_name(int(i), theta.shape)}: h={raw.flat[i]}" for i in bad[:5])
         raise ValueError(f"every step h must be finite and > 0; got {shown}"
                          f"{f' and {bad.size - 5} more' if bad.size > 5 else ''}")
-    return raw * np.maximum(np.abs(theta), 1.0) if relative else raw.copy()
+    with np.errstate(over="ignore"):
+        out = raw * np.maximum(np.abs(theta), 1.0) if relative else raw.copy()
+    too_big = np.flatnonzero(~np.isfinite(theta + out) | ~np.isfinite(theta - out))
+    if too_big.size:
+        i = int(too_big[0])
+        raise ValueError(f"step h={raw.flat[i]:g} at {default_name(i, theta.shape)} takes theta out of the float64 "
+                         f"range (theta +- h overflows); pass a smaller h (a relative step such as 1e-6)")
+    return out
+
+
+def check_finite_values(values: dict, h_eff: np.ndarray, method: str) -> None:
+    """Refuse a gradient built from non-finite f values: it would be NaN or inf without saying why."""
+    for o, vals in values.items():
+        bad = np.flatnonzero(~np.isfinite(vals))
+        if bad.size:
+            i = int(bad[0])
+            where = "theta" if o == 0 else f"theta {'+' if o > 0 else '-'} {'' if abs(o) == 1 else f'{abs(float(o)):g} '}h e_i"
+            raise FloatingPointError(
+                f"{method}: f is {vals[i]} at {where} for {default_name(i, h_eff.shape)} (h={h_eff.flat[i]:.3g}; "
+                f"{bad.size} such point(s)), so the difference quotient is not a number. The step may be too "
+                f"large (f overflows there) or f is not finite near theta; pass a smaller h, or use "
+                f"method='reverse'")
 
 
 def exact_steps(theta: np.ndarray, h: np.ndarray, offsets) -> np.ndarray:
@@ -225,7 +256,7 @@ def _evaluate_batched(batched: Callable, theta, h_eff, offsets, batch: int) -> d
     values, P, flat = {}, theta.size, theta.reshape(-1)
     for o in offsets:
         if o == 0:
-            values[o] = np.full(P, _real(np.reshape(batched(theta[None]), (1,))[0]))
+            values[o] = np.full(P, _real(np.reshape(batched(theta[None].copy()), (1,))[0]))  # its own copy
             continue
         vals = np.empty(P)
         for start in range(0, P, batch):
@@ -274,7 +305,9 @@ def stencil_gradient(f: Callable, theta: np.ndarray, stencil: Stencil, h=None, r
                      batch: int | None = None):
     """Gradient by one real stencil; returns (value, grad, h_eff)."""
     h_eff = exact_steps(theta, steps(theta, h, relative, stencil.default_step), stencil.offsets)
-    values = _evaluate(batched_function(f) if batch else f, theta, h_eff, stencil.offsets, batch)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = _evaluate(batched_function(f) if batch else f, theta, h_eff, stencil.offsets, batch)
+    check_finite_values(values, h_eff, stencil.name)
     return _value(values, h_eff), _combine(stencil, values, h_eff), h_eff
 
 
@@ -316,6 +349,10 @@ def complex_step_gradient(f, theta, *, h=None, relative: bool = True) -> MethodO
         x = flat.copy()
         x[i] += 1j * hs.flat[i]
         out = _complex_out(f(x.reshape(theta.shape)))
+        if not (np.isfinite(out.real) and np.isfinite(out.imag)):
+            raise FloatingPointError(f"complex_step: f is {out} at theta + i h e_i for {default_name(i, theta.shape)} "
+                                     f"(h={hs.flat[i]:.3g}), so the derivative is not a number; f is not finite "
+                                     f"near theta (use method='reverse')")
         value = out.real if value is None else value
         grad[i] = out.imag / hs.flat[i]
     return MethodOutput(value, grad.reshape(theta.shape), {"h_min": float(hs.min()), "h_max": float(hs.max())})
@@ -341,15 +378,19 @@ def richardson_gradient(f, theta, *, h=None, relative: bool = True, levels: int 
     T[L-2][L-2] (the two estimates of one order lower, as in Numerical Recipes'
     dfridr), plus the round-off bound R eps |f| / h of the combined stencil.
     """
-    if not isinstance(levels, (int, np.integer)) or levels < 2:
-        raise ValueError(f"levels must be an integer >= 2 (h and h/2 at least); got {levels!r}")
+    if isinstance(levels, (bool, np.bool_)) or not isinstance(levels, (int, np.integer)) or not \
+            2 <= levels <= MAX_RICHARDSON_LEVELS:
+        raise ValueError(f"levels must be an integer from 2 to {MAX_RICHARDSON_LEVELS} (h, h/2, ... h/2^(levels-1); "
+                         f"finer steps drown in round-off); got {levels!r}")
     stencil = _richardson_stencil(int(levels), RATIO)
     h_eff = exact_steps(theta, steps(theta, h, relative, stencil.default_step), stencil.offsets)
     central = STENCILS["central"]
     rows, values = [], {}
     for k in range(levels):
         scaled = h_eff / RATIO ** k  # dividing by a power of two: exact
-        level = _evaluate(f, theta, scaled, central.offsets)
+        with np.errstate(over="ignore", invalid="ignore"):
+            level = _evaluate(f, theta, scaled, central.offsets)
+        check_finite_values(level, scaled, "richardson")
         values.update({Fraction(o, RATIO ** k): v for o, v in level.items()})
         rows.append([_combine(central, level, scaled).reshape(-1)])
         for j in range(1, k + 1):
@@ -382,13 +423,21 @@ def fd_jvp(f: Callable, theta: Any, v: Any, method: str = "central", h: float | 
     >>> np.round(fd_jvp(f, np.array([1.0, 2.0]), np.array([1.0, 0.0])), 8).tolist()     # (t1, cos t0)
     [2.0, 0.54030231]
     """
-    theta = np.asarray(theta, dtype=float)
-    v = np.asarray(v, dtype=float)
+    if not callable(f):
+        raise TypeError(f"f must be a function of theta; got {type(f).__name__} {f!r:.60}")
+    theta, v = as_theta(theta), as_theta(v, "v")
+    f = guard(f)  # each call gets its own theta
+    if not isinstance(method, str) or method not in (*STENCILS, "richardson", "complex_step"):
+        raise ValueError(f"unknown method {method!r} for a directional derivative; valid: "
+                         f"{', '.join([*STENCILS, 'richardson', 'complex_step'])}")
+    if not isinstance(relative, (bool, np.bool_)):
+        raise TypeError(f"relative must be True or False; got {type(relative).__name__} {relative!r:.40}")
     if v.shape != theta.shape:
         raise ValueError(f"direction v has shape {v.shape}, but theta has shape {theta.shape}; they must match")
     if not np.all(np.isfinite(v)) or not np.any(v):
         raise ValueError("direction v must be finite and not all zero")
-    if h is not None and not (np.ndim(h) == 0 and np.isfinite(h) and h > 0):
+    if h is not None and (isinstance(h, (bool, str, bytes)) or not isinstance(h, (int, float, np.number)) or
+                          not (np.isfinite(h) and h > 0)):
         raise ValueError(f"h must be one finite number > 0 for a directional derivative; got {h!r}")
     step = optimal_step(method) if h is None else float(h)
     t = step * max(float(np.max(np.abs(theta))), 1.0) / float(np.max(np.abs(v))) if relative else step
@@ -415,16 +464,12 @@ def directional_derivative(f: Callable, theta: Any, v: Any, method: str = "centr
     >>> round(directional_derivative(lambda t: t[0] ** 2 + 3 * t[1], np.array([1.0, 1.0]), np.array([1.0, 1.0])), 8)
     5.0
     """
+    if not callable(f):
+        raise TypeError(f"f must be a function of theta; got {type(f).__name__} {f!r:.60}")
+
     def scalar_f(x):
         out = f(x)
         check_scalar(out)
         return np.reshape(out, ())
     return float(np.reshape(fd_jvp(scalar_f, theta, v, method, h, relative), ()))
 
-
-def __getattr__(name: str):
-    """The step-size study lives in :mod:`diffkit.fd_sweep` (it builds on this module); expose it here."""
-    if name in ("step_sweep", "sweep_summary", "baydin_figure3"):
-        from . import fd_sweep
-        return getattr(fd_sweep, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

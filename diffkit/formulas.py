@@ -82,8 +82,13 @@ def _lse_parts(x, axis):
     shifted = x - m
     is_max = shifted == 0
     rest = xp.sum(xp.where(is_max, 0, xp.exp(shifted)), axis=axis, keepdims=True)
-    ties = xp.sum(is_max, axis=axis, keepdims=True) - 1  # other maxima: each adds exactly 1
+    ties = xp.sum(_as_float(xp, is_max), axis=axis, keepdims=True) - 1  # other maxima: each adds exactly 1
     return m, xp.log1p(rest + ties), shifted
+
+
+def _as_float(xp, mask):
+    """A mask as 0/1 floats: diffkit's namespaces cast (the array API sums no booleans); peers sum them."""
+    return xp.to_float(mask) if getattr(type(xp), "from_table", False) else mask
 
 
 def logsumexp(x, axis=-1, keepdims=False):

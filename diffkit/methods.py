@@ -82,7 +82,17 @@ METHODS: dict[str, Method] = {}
 
 
 def register_method(name: str, kind: str, summary: str, *, available: bool = True, hint: str = ""):
-    """Register ``run(f, theta, **options) -> MethodOutput`` as ``dk.gradient(..., method=name)``."""
+    """Register ``run(f, theta, **options) -> MethodOutput`` as ``dk.gradient(..., method=name)``.
+
+    >>> import numpy as np, diffkit as dk
+    >>> from diffkit.methods import MethodOutput
+    >>> @dk.register_method("doubling", "numeric", "the gradient of sum(t^2), written out")
+    ... def doubling(f, theta):
+    ...     return MethodOutput(f(theta), 2 * theta)
+    >>> dk.gradient(lambda t: dk.namespace(t).sum(t * t), np.array([1.0, -2.0]), method="doubling").grad.tolist()
+    [2.0, -4.0]
+    >>> from diffkit.methods import METHODS; del METHODS["doubling"]
+    """
     def decorate(run: Callable | None):
         METHODS[name] = Method(name, kind, summary, run, available, hint, _option_names(run))
         return run
@@ -97,18 +107,31 @@ def _option_names(run: Callable | None) -> tuple[str, ...]:
 
 
 def methods() -> list[str]:
-    """The registered methods, one line each: name, kind, what it does (and why it is unavailable)."""
+    """The registered methods, one line each: name, kind, what it does (and why it is unavailable).
+
+    >>> import diffkit as dk
+    >>> names = [line.split()[0] for line in dk.methods()]
+    >>> all(m in names for m in ("reverse", "central", "complex_step", "symbolic"))
+    True
+    """
     _load_methods()
     return [m.line() for m in METHODS.values()]
 
 
-def _load_methods() -> None:
-    from . import reverse  # noqa: F401  (each module registers its methods on import)
-    for optional in ("finite_differences", "symbolic", "peers"):
+# The modules that register methods, cheapest first: a method found early never imports SymPy or the peers.
+METHOD_MODULES = ("reverse", "forward", "finite_differences", "symbolic", "peers")
+
+
+def _load_methods(until: str | None = None) -> None:
+    """Import the method modules (each registers its methods) until ``until`` is registered, or all of them."""
+    import importlib
+    for module in METHOD_MODULES:
+        if until is not None and until in METHODS:
+            return
         try:
-            __import__(f"{__package__}.{optional}")
+            importlib.import_module(f"{__package__}.{module}")
         except ModuleNotFoundError as err:
-            if err.name != f"{__package__}.{optional}":
+            if err.name != f"{__package__}.{module}":
                 raise
 
 
@@ -119,46 +142,159 @@ def default_name(i: int, shape: tuple) -> str:
 
 
 def resolve(f: Any, theta: Any) -> tuple[Callable, np.ndarray, Callable[[int], str]]:
-    """Turn ``f_or_problem, theta`` into (function, validated float64 theta, component namer)."""
+    """Turn ``f_or_problem, theta`` into (guarded function, validated float64 theta, component namer).
+
+    The function is wrapped in :class:`GuardedFunction`: each call gets its own copy of a numpy theta, so an
+    ``f`` that writes to its argument (``t *= 2``) cannot corrupt the point being differentiated.
+    """
     if isinstance(f, Problem):
         fn, names = f.fn, f.component_name
         theta = f.theta0 if theta is None else theta
+        if theta is not f.theta0:
+            arr = as_theta(theta)
+            if arr.shape != f.theta0.shape:
+                raise ValueError(f"theta has shape {arr.shape}, but problem {f.name!r} takes a flat theta of "
+                                 f"{f.size} parameters (shape {f.theta0.shape}); pass theta=None for its theta0")
     elif callable(f):
         if theta is None:
             raise ValueError("theta is required when f is a function (only a Problem carries its own theta0)")
         fn, names = f, None
     else:
-        raise TypeError(f"expected a function of theta or a dk.problems.Problem; got {type(f).__name__}")
-    try:
-        arr = np.array(theta, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"theta must be an array of real numbers; got {type(theta).__name__}: {err}") from None
-    if arr.size == 0:
-        raise ValueError("theta is empty: there is nothing to differentiate with respect to")
+        raise TypeError(f"f must be a function of theta or a dk.problems.Problem; got {type(f).__name__} {f!r:.60}")
+    arr = as_theta(theta)
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
         namer = names or (lambda i: default_name(i, arr.shape))
         shown = ", ".join(f"{namer(int(i))}={arr.flat[i]}" for i in bad[:10])
         more = f" and {bad.size - 10} more" if bad.size > 10 else ""
         raise ValueError(f"theta has {bad.size} non-finite entr{'y' if bad.size == 1 else 'ies'}: {shown}{more}")
-    return fn, arr, names or (lambda i: default_name(i, arr.shape))
+    return guard(fn), arr, names or (lambda i: default_name(i, arr.shape))
 
 
-class CountedFunction:
-    """Counts calls of f and insists that each returns a scalar."""
+_REAL_KINDS = "fiu"  # float, signed and unsigned integers: what a real theta may be made of
+
+
+def as_theta(theta: Any, name: str = "theta") -> np.ndarray:
+    """theta (or the array called ``name``) as a new float64 array, or TypeError/ValueError saying what is wrong.
+
+    Refused, because converting them would change the question silently: strings, bools, dates
+    (datetime64/timedelta64), masked arrays (the mask would be dropped) and complex numbers (the imaginary
+    part would be dropped; every method differentiates a real function of real parameters).
+
+    >>> as_theta([1, 2.5]).tolist()
+    [1.0, 2.5]
+    >>> as_theta([True, False])
+    Traceback (most recent call last):
+    ...
+    TypeError: theta must hold real numbers (floats or integers); got bool values. Pass floats, e.g. np.array([1.0, 0.0])
+    """
+    hint = "Pass floats, e.g. np.array([1.0, 0.0])"
+    if isinstance(theta, np.ma.MaskedArray):
+        raise TypeError(f"{name} must be a plain array; got a masked array (np.ma), whose mask diffkit would drop. "
+                        f"Fill or remove the masked entries first: x.filled(value) or x.compressed()")
+    if isinstance(theta, (str, bytes, dict, set, frozenset)) or theta is None:
+        raise TypeError(f"{name} must be an array of real numbers; got {type(theta).__name__} {theta!r:.60}. {hint}")
+    try:
+        raw = np.asarray(theta)
+    except (TypeError, ValueError) as err:  # ragged lists
+        raise TypeError(f"{name} must be a rectangular array of real numbers; got {type(theta).__name__}: "
+                        f"{err}. {hint}") from None
+    kind = raw.dtype.kind
+    if kind == "O":
+        values = raw.reshape(-1).tolist()
+        wrongs = [v for v in values if isinstance(v, (bool, np.bool_)) or not _is_real_number(v)][:1]
+        if wrongs:
+            wrong = wrongs[0]
+            kind = "b" if isinstance(wrong, (bool, np.bool_)) else "c" if isinstance(wrong, complex) else "?"
+            if kind == "?":
+                raise TypeError(f"{name} must hold real numbers (floats or integers); got an element of type "
+                                f"{type(wrong).__name__}: {wrong!r:.40}. {hint}")
+    names = {"b": "bool", "U": "string", "S": "bytes", "M": "datetime64", "m": "timedelta64", "c": "complex",
+             "V": "structured (void)"}
+    if kind in names:
+        extra = (" (the imaginary part would be dropped; diffkit differentiates real functions of real "
+                 "parameters: pass theta.real, or split real and imaginary parts into two real parameters)"
+                 if kind == "c" else "")
+        raise TypeError(f"{name} must hold real numbers (floats or integers); got {names[kind]} values{extra}. {hint}")
+    if kind not in _REAL_KINDS + "O":
+        raise TypeError(f"{name} must hold real numbers; got dtype {raw.dtype}. {hint}")
+    try:
+        arr = np.array(raw, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise TypeError(f"{name} must hold real numbers that fit in float64; {err}. {hint}") from None
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}): there is nothing to differentiate with respect to")
+    return arr
+
+
+def _is_real_number(v: Any) -> bool:
+    import numbers
+    if isinstance(v, numbers.Real):
+        return True
+    return type(v).__name__ in ("mpf",)  # mpmath reals (a float64 conversion is exact enough for theta)
+
+
+class GuardedFunction:
+    """The user's ``f``, handed its own copy of a numpy theta on every call.
+
+    Methods evaluate f at a working array (finite differences at theta itself, then at shifted copies); an f
+    that writes to its argument would otherwise change the points that follow.  The tape's arrays are
+    immutable and say so themselves when f writes to them.  ``fn`` is the user's function (the symbolic
+    cache key); other attributes (``f.batched``) are looked up on it.
+    """
 
     def __init__(self, fn: Callable):
         self.fn = fn
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["fn"], name)
+
+    def __call__(self, theta):
+        return self.fn(theta.copy() if isinstance(theta, np.ndarray) else theta)
+
+
+def guard(fn: Callable) -> Callable:
+    """``fn`` wrapped in a :class:`GuardedFunction` (once)."""
+    return fn if isinstance(fn, (GuardedFunction, CountedFunction)) else GuardedFunction(fn)
+
+
+def user_function(fn: Callable) -> Callable:
+    """The user's own function under diffkit's wrappers (its identity is a cache key)."""
+    while isinstance(fn, (GuardedFunction, CountedFunction)):
+        fn = fn.fn
+    return fn
+
+
+class CountedFunction:
+    """Counts calls of f (guarded: each gets its own theta) and insists that each returns a scalar.
+
+    ``fn`` is the user's own function: methods key their caches on it and find ``f.batched`` there.
+    """
+
+    def __init__(self, fn: Callable):
+        self.fn = user_function(fn)
+        self._guarded = guard(self.fn)
         self.calls = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["fn"], name)
 
     def __call__(self, theta):
         self.calls += 1
-        out = self.fn(theta)
+        out = self._guarded(theta)
         check_scalar(out)
         return out
 
 
 def check_scalar(out: Any) -> None:
+    """Refuse what f may not return: None, text, bools, non-numeric or non-scalar values."""
+    if out is None:
+        raise TypeError("f returned None: it must return a number (did the function forget `return`?)")
+    if isinstance(out, (str, bytes, dict, list, tuple, set)):
+        raise TypeError(f"f must return a number; it returned {type(out).__name__} {out!r:.60}")
+    if isinstance(out, (bool, np.bool_)) or getattr(getattr(out, "dtype", None), "kind", "f") in "bUSMmV":
+        raise TypeError(f"f must return a real number; it returned {type(out).__name__} {out!r:.60}, which has no "
+                        f"derivative (a comparison? return the quantity itself)")
     shape = np.shape(out)
     if shape not in ((), (1,)):
         raise ValueError(
@@ -168,7 +304,13 @@ def check_scalar(out: Any) -> None:
 
 
 def get_method(method: str) -> Method:
-    _load_methods()
+    if not isinstance(method, str):
+        _load_methods()
+        raise TypeError(f"method must be a method name (a string); got {type(method).__name__} {method!r:.60}; "
+                        f"valid methods: {', '.join(METHODS)}")
+    _load_methods(until=method)
+    if method not in METHODS:
+        _load_methods()
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
     spec = METHODS[method]
@@ -191,9 +333,11 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     >>> r.value, r.grad.tolist()
     (-12.0, [-4.0, -4.0, 3.0])
     """
+    if _is_array_api(theta):
+        return _array_api_gradient(f, theta, method, options)
     fn, arr, names = resolve(f, theta)
     spec = get_method(method)
-    unknown = set(options) - set(spec.options) - {"memory"}
+    unknown = set(options) - set(spec.options) - {"memory"} if options else ()  # (signature: ~0.1 ms)
     if unknown:
         raise TypeError(f"method {method!r} got unknown option(s) {', '.join(sorted(unknown))}; "
                         f"its options are: {', '.join(spec.options) or 'none'}")
@@ -209,6 +353,32 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
         grad = np.broadcast_to(grad, arr.shape).copy()
     cost = Cost(wall, counted.calls if out.evaluations is None else out.evaluations, peak, dict(out.counters))
     return GradientResult(float(np.real(out.value)), grad, method, cost, names)
+
+
+def _is_array_api(theta: Any) -> bool:
+    return type(theta).__module__.split(".")[0] not in ("numpy", "builtins", "diffkit") and hasattr(
+        theta, "__array_namespace__")
+
+
+def _array_api_gradient(f: Any, theta: Any, method: str, options: dict) -> GradientResult:
+    """theta of another array library (CuPy, array-api-strict): the tape records on those values themselves;
+    the other methods compute their stencils on a host copy and hand f the library's arrays."""
+    from .array_api import from_host, to_host
+    host = as_theta(to_host(theta))
+    fn, _, names = resolve(f, host)
+    spec = get_method(method)
+    if spec.kind == "automatic":
+        counted = CountedFunction(fn)
+        run_on = from_host(host, like=theta)  # f's own copy, on the values' device
+    else:
+        counted = CountedFunction(lambda t: fn(from_host(np.asarray(t, dtype=float), like=theta)))
+        run_on = host
+    start = time.perf_counter()
+    out = spec.run(counted, run_on, **options)
+    wall = time.perf_counter() - start
+    grad = np.broadcast_to(to_host(out.grad), host.shape).astype(np.float64)
+    cost = Cost(wall, counted.calls if out.evaluations is None else out.evaluations, None, dict(out.counters))
+    return GradientResult(float(to_host(out.value)), grad, method, cost, names)
 
 
 def _peak_bytes(spec: Method, fn: Callable, arr: np.ndarray, options: dict) -> int:

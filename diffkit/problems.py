@@ -19,6 +19,7 @@ Indices inside the brackets are 0-based, as in numpy.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -60,6 +61,9 @@ class Problem:
     expected: dict = field(default_factory=dict)
 
     def __call__(self, theta):
+        if np.shape(theta) != self.theta0.shape:
+            raise ValueError(f"theta has shape {np.shape(theta)}, but problem {self.name!r} takes a flat theta of "
+                             f"{self.size} parameters (shape {self.theta0.shape})")
         return self.fn(theta)
 
     @property
@@ -149,8 +153,70 @@ def mlp_size(layers: list[int]) -> int:
 
 
 def _check_choice(field_name: str, value: str, choices) -> None:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"unknown {field_name} {value!r}; valid choices: {', '.join(sorted(choices))}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(field_name: str, value, minimum: int, hint: str = "") -> int:
+    """``value`` as an int >= ``minimum``, or an error naming the field (2.5, '3', True and -1 are refused)."""
+    if not _is_int(value):
+        raise TypeError(f"{field_name} must be an integer >= {minimum}{hint}; got {type(value).__name__} {value!r:.60}")
+    if value < minimum:
+        raise ValueError(f"{field_name} must be an integer >= {minimum}{hint}; got {value}")
+    return int(value)
+
+
+def check_real(field_name: str, value, minimum: float | None = None, hint: str = "") -> float:
+    """``value`` as a finite float (>= ``minimum`` if given), or an error naming the field."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{field_name} must be a real number{hint}; got {type(value).__name__} {value!r:.60}")
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        bound = f" >= {minimum:g}" if minimum is not None else ""
+        raise ValueError(f"{field_name} must be a finite number{bound}{hint}; got {value}")
+    return float(value)
+
+
+def check_layers(layers) -> list[int]:
+    """Layer sizes as a list of ints >= 1 (at least two); a string such as "463" is refused, not split."""
+    example = "; e.g. layers=[4, 16, 3]"
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, (list, tuple, np.ndarray)):
+        raise TypeError(f"layers must be a list of layer sizes (integers){example}; got {type(layers).__name__} "
+                        f"{layers!r:.60}")
+    out = []
+    for i, n in enumerate(layers):
+        out.append(check_int(f"layers[{i}]", n, 1, example))
+    if len(out) < 2:
+        raise ValueError(f"layers must list at least an input and an output size{example}; got {list(layers)}")
+    return out
+
+
+# Refuse a problem whose arrays would not fit: numpy's MemoryError comes late and says nothing of the cause.
+MEMORY_FRACTION = 0.5
+
+
+def _available_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return None
+
+
+def mlp_bytes(layers: list[int], batch: int) -> int:
+    """Estimated bytes the MLP problem allocates: theta0 and its draws, the data, one forward pass."""
+    P = mlp_size(layers)
+    widest = max(layers)
+    return 8 * (3 * P + batch * (2 * layers[0] + 3 * layers[-1] + 2 * sum(layers) + 2 * widest))
+
+
+def check_memory(what: str, nbytes: int) -> None:
+    available = _available_bytes()
+    if available is not None and nbytes > MEMORY_FRACTION * available:
+        raise MemoryError(f"{what} needs about {nbytes / 2**30:.3g} GiB, more than half of the "
+                          f"{available / 2**30:.3g} GiB of memory available here; choose smaller sizes")
 
 
 def mlp(layers, activation: str = "tanh", loss: str = "softmax_cross_entropy", *, l2: float = 0.0,
@@ -168,12 +234,19 @@ def mlp(layers, activation: str = "tanh", loss: str = "softmax_cross_entropy", *
     Data, from ``seed``: inputs X ~ N(0, 1); targets from a random teacher
     network (one-hot classes, Bernoulli labels, or real values plus noise).
     """
-    layers = [int(n) for n in layers]
-    if len(layers) < 2 or min(layers) < 1:
-        raise ValueError(f"layers must list at least an input and an output size, all >= 1; got {layers}")
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1; got {batch}")
+    layers = check_layers(layers)
+    batch = check_int("batch", batch, 1, " (examples in the data batch)")
+    seed = check_int("seed", seed, 0, " (the data seed)")
+    l2 = check_real("l2", l2, 0.0, " (the weight decay lambda)")
+    scale = check_real("scale", scale, None, " (multiplies theta0)")
+    if not isinstance(stable, (bool, np.bool_)):
+        raise TypeError(f"stable must be True or False; got {type(stable).__name__} {stable!r:.60}")
+    stable = bool(stable)
+    _check_choice("activation", activation, nn.ACTIVATIONS)
+    _check_choice("loss", loss, list(nn.COSTS) + list(nn.COST_ALIASES))
     loss = nn.COST_ALIASES.get(loss, loss)
+    check_memory(f"mlp(layers={layers}, batch={batch}) (P = {mlp_size(layers):,} parameters)",
+                 mlp_bytes(layers, batch))
     _check_choice("activation", activation, nn.ACTIVATIONS)
     _check_choice("loss", loss, nn.COSTS)
     rng = np.random.default_rng(seed)
@@ -226,9 +299,19 @@ def _targets(rng, X, layers, loss):
 
 def mlp_for_size(P: int, *, depth: int = 3, n_in: int | None = None, n_out: int = 10, **kwargs) -> Problem:
     """An MLP [h]*depth + [n_out] (input width h unless given) whose P is closest to the target."""
+    P = check_int("P", P, 1, " (the target parameter count)")
+    depth = check_int("depth", depth, 1, " (number of width-h layers)")
+    n_out = check_int("n_out", n_out, 1, " (output width)")
+    if n_in is not None:
+        n_in = check_int("n_in", n_in, 1, " (input width)")
+
     def size(h):
         return mlp_size([n_in or h] + [h] * (depth - 1) + [n_out])
     h = 1
+    if size(1) <= P:  # jump close to the answer (P grows like depth * h^2), then step
+        h = max(1, int(math.isqrt(P // max(depth, 1))) - 2)
+        while h > 1 and size(h) > P:
+            h //= 2
     while size(h + 1) <= P:
         h += 1
     if abs(size(h + 1) - P) < abs(size(h) - P):

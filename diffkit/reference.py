@@ -19,6 +19,9 @@ import numpy as np
 
 from .backends import MP, to_mp
 from .methods import resolve
+from .problems import check_int, check_real
+
+MAX_DIGITS = 2000  # 2 * 2000 + 20 working digits: already seconds per operation on large problems
 from .reverse import tape_gradient
 
 __all__ = ["reference", "Reference", "Certification", "CertificationError"]
@@ -93,8 +96,17 @@ def reference(f: Any, theta: Any = None, digits: int = 50, *, certify: bool = Tr
     '1.5728954659318548203'
     """
     fn, arr, names = resolve(f, theta)
-    if digits < 15:
-        raise ValueError(f"digits must be >= 15 to referee float64 results; got {digits}")
+    check_int("digits", digits, 15, " (at least 15 to referee float64 results)")
+    check_int("directions", directions, 0, " (random directions of the certification)")
+    check_int("max_coordinates", max_coordinates, 0, " (certify every coordinate when P is at most this)")
+    check_int("seed", seed, 0, " (of the certification's random directions)")
+    if not isinstance(certify, (bool, np.bool_)):
+        raise TypeError(f"certify must be True or False; got {type(certify).__name__} {certify!r:.40}")
+    if floor is not None:
+        check_real("floor", floor, None, " (digits of agreement the certification needs)")
+    if digits > MAX_DIGITS:
+        raise ValueError(f"digits must be at most {MAX_DIGITS}: mpmath's cost grows faster than the digits (the "
+                         f"certification works at 2 * digits + 20); got {digits}")
     with mpmath.workdps(digits + GUARD_DIGITS):
         value, grad, *_ = tape_gradient(fn, to_mp(arr), vxp=MP, one=mpmath.mpf(1))
         value = _scalar(value)

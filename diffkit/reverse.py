@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from .dispatch import namespace
 from .methods import MethodOutput, check_scalar, register_method
 from .tape import Tape, TArray, bytes_held
 
@@ -18,7 +19,7 @@ def tape_gradient(f, theta, *, vxp=None, one=1.0, anomaly: bool = False, count_b
     counted (a walk over the tape, about 6% of a small gradient) only with ``count_bytes=True``.
     Shared by the float64 method and the mpmath reference.
     """
-    tape = Tape(vxp, anomaly=anomaly)
+    tape = Tape(vxp if vxp is not None or type(theta) is np.ndarray else namespace(theta), anomaly=anomaly)
     x = tape.leaf(theta)
     t0 = time.perf_counter()
     out = f(x)
@@ -28,7 +29,8 @@ def tape_gradient(f, theta, *, vxp=None, one=1.0, anomaly: bool = False, count_b
     vxp = tape.vxp
     if type(out) is not TArray or out.tape is not tape:  # f does not depend on theta
         return out, vxp.zeros(np.shape(theta)), length, held, t1 - t0, 0.0
-    g = tape.backward(out, one if out.shape == () else vxp.ones(out.shape))[x.index]
+    seed = one if out.shape == () and vxp.convert is None else vxp.ones(out.shape)  # (the array API takes arrays)
+    g = tape.backward(out, seed)[x.index]
     grad = vxp.zeros(np.shape(theta)) if g is None else g
     return out.value, grad, length, held, t1 - t0, time.perf_counter() - t1
 

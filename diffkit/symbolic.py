@@ -71,7 +71,7 @@ from typing import Any, Callable
 import numpy as np
 import sympy
 
-from .methods import MethodOutput, check_scalar, register_method, resolve
+from .methods import MethodOutput, check_scalar, guard, register_method, resolve, user_function
 from .sympy_backend import exactify, symbols_like, to_sympy
 from .symbolic_program import Program, dag_gradient, expression_sizes, load_source, program_source
 from .baydin import baydin_table1, growth, logistic_map  # noqa: F401  (public here too: dk.symbolic.baydin_table1)
@@ -111,10 +111,11 @@ class BudgetExceeded(RuntimeError):
 
 def _build(fn: Callable, shape: tuple, exact: bool) -> tuple[list, sympy.Expr]:
     theta = symbols_like(np.empty(shape))
-    out = fn(theta)
+    symbols = list(theta.flat)  # taken before f runs: an f that writes to its argument gets a copy
+    out = fn(theta.copy())
     check_scalar(out)
     expr = to_sympy(np.reshape(np.asarray(out, dtype=object), ())[()])
-    return list(theta.flat), (exactify(expr) if exact else expr)
+    return symbols, (exactify(expr) if exact else expr)
 
 
 def _naive_gradient(f: sympy.Expr, symbols: list, report: Callable, max_ops: int) -> Program:
@@ -236,8 +237,33 @@ def _pipeline(fn: Callable, shape: tuple, opts: dict, report: Callable) -> dict:
 
 # --- running the pipeline under a budget -----------------------------------------------------
 
-_ERRORS = {"ValueError": ValueError, "TypeError": TypeError, "NotImplementedError": NotImplementedError,
-           "ZeroDivisionError": ZeroDivisionError, "IndexError": IndexError}
+def _error_type(module: str, qualname: str) -> type | None:
+    """The exception class the child raised, found in this process (fork: the child's classes are ours too).
+
+    Walks the subclasses of Exception, so that a class defined inside a function is found as well.
+    """
+    todo, seen = [Exception], set()
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        if cls.__module__ == module and cls.__qualname__ == qualname:
+            return cls
+        todo.extend(cls.__subclasses__())
+    return None
+
+
+def _reraise(error: dict):
+    """Raise the child's error as the user's own exception type (falling back to RuntimeError, named)."""
+    cls = _error_type(error.get("module", "builtins"), error["error"])
+    try:
+        err = cls(error["message"]) if cls is not None else None
+    except Exception:  # noqa: BLE001  (a class whose constructor wants other arguments)
+        err = None
+    if err is not None:
+        raise err
+    raise RuntimeError(f"{error['error']}: {error['message']} (raised while building the symbolic gradient)")
 
 
 class _Progress:
@@ -280,7 +306,7 @@ def _child(write_fd: int, fn, shape, opts) -> None:
         except BudgetExceeded as err:
             send({"budget": err.to_json()})
         except BaseException as err:  # noqa: BLE001  (everything goes back to the parent, which re-raises)
-            send({"error": type(err).__name__, "message": str(err)})
+            send({"error": type(err).__qualname__, "module": type(err).__module__, "message": str(err)})
 
 
 def _threaded_runtime_loaded() -> bool:
@@ -341,7 +367,7 @@ def _outcome(messages: list, state: dict, elapsed: float) -> dict:
         raise BudgetExceeded(b["stage"], b["reason"], done=b["done"], total=b["total"], sizes=b["sizes"],
                              elapsed=elapsed)
     if "error" in final:
-        raise _ERRORS.get(final["error"], RuntimeError)(final["message"])
+        _reraise(final)
     return final["result"]
 
 
@@ -410,11 +436,11 @@ def compile_gradient(f: Any, theta: Any = None, *, strategy: str = "dag", simpli
     '9.0'
     """
     fn, arr, _ = resolve(f, theta)
-    fn = getattr(fn, "fn", fn)  # the user's function under the evaluation counter: its identity is the key
+    fn = guard(user_function(fn))  # the user's function under diffkit's wrappers: its identity is the key
     _check_options(strategy, simplify, max_seconds, max_ops, engine)
     opts = dict(strategy=strategy, simplify=simplify, exact=bool(exact), max_seconds=float(max_seconds),
                 max_ops=int(max_ops), mp_digits=mp_digits, engine=engine)
-    key = (fn, arr.shape, strategy, simplify, bool(exact), bool(mp_digits), engine)
+    key = (user_function(fn), arr.shape, strategy, simplify, bool(exact), bool(mp_digits), engine)
     if cache and key in _CACHE:
         return _CACHE[key]
     can_fork = isolate and hasattr(os, "fork") and not _threaded_runtime_loaded()

@@ -58,7 +58,7 @@ def test_gradient_json_reproduces_the_seed_circuit(capsys):
 
 @pytest.mark.parametrize("args,words", [
     (["--layers", "4,x,3"], "--layers"),
-    (["--method", "backprop"], "'backprop'"),
+    (["--method", "backprop"], "backprop"),
     (["--activation", "swish"], "swish"),
     (["--problem", "resnet"], "seed_circuit"),
     (["--reference", "--digits", "5"], "--digits"),

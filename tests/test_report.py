@@ -361,7 +361,7 @@ def test_a_failure_leaves_the_old_report_and_no_debris(tmp_path, monkeypatch):
 @pytest.mark.parametrize("make, message", [
     (lambda d: d / "file.txt", "is a file, not a directory"),
     (lambda d: d / "file.txt" / "reports", "is a file, so no directory can be made"),
-    (lambda d: d / "busy", "is not empty and holds no index.md"),
+    (lambda d: d / "busy", "is not empty and holds no .diffkit-report marker"),
     (lambda d: Path("/proc/diffkit-test/reports"), "cannot write in /proc"),
 ])
 def test_bad_out_dir_is_refused_before_anything_runs(tmp_path, make, message):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from diffkit.cli import UsageError
+from diffkit.commands import UsageError, split_names, check_output_file
 
 
 def add_parser(sub) -> None:
@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
                    help="7 pairs at least, 1 s per ratio, small FD/symbolic budgets (a few minutes)")
     p.add_argument("--threads", default="1,2", help="comma-separated BLAS thread counts (default 1,2)")
     p.add_argument("--sizes", default=None, help="comma-separated target P (default 100,1000,10000,100000,1000000)")
-    p.add_argument("--methods", default=None,
+    p.add_argument("--methods", "--method", dest="methods", action="append", default=None,
                    help="comma-separated, from: handwritten,reverse,torch,jax,autograd,central,symbolic (default all)")
     p.add_argument("--repeats", type=int, default=None,
                    help="(forward, gradient) pairs at least per ratio, >= 7 (default 7 quick, 15 full)")
@@ -24,13 +24,26 @@ def add_parser(sub) -> None:
     p.add_argument("--system-malloc", action="store_true",
                    help="leave glibc's default (return freed blocks to the kernel; large arrays page-fault again)")
     p.add_argument("--csv", metavar="FILE", help="also write the tidy table (one row per P, threads, method)")
+    p.add_argument("--gradbench", action="store_true",
+                   help="instead: every GradBench eval through the tape and the peers, one thread, interleaved "
+                        "(diffkit.gradbench.bench); writes reports/data/gradbench.csv unless --csv; --quick: a few "
+                        "sizes per eval")
+    p.add_argument("--evals", default=None, help="with --gradbench: comma-separated evals (default all)")
     p.set_defaults(func=run)
+
+
+def _int(text: str) -> int:
+    """An integer written as 1000 or 1e3 (not 2.5)."""
+    value = float(text)
+    if value != int(value):
+        raise ValueError(text)
+    return int(value)
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
     try:
-        values = tuple(int(float(v)) for v in text.split(",") if v.strip())
-    except ValueError:
+        values = tuple(_int(v) for v in text.split(",") if v.strip())
+    except (ValueError, OverflowError):
         raise UsageError(f"--{what} must be comma-separated integers, e.g. 1,2; got {text!r}") from None
     if not values or min(values) < 1:
         raise UsageError(f"--{what} must list positive integers; got {text!r}")
@@ -38,14 +51,17 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
+    if args.gradbench:
+        from diffkit.gradbench.bench import command  # noqa: PLC0415
+        return command(args)
+    if args.evals:
+        raise UsageError("--evals selects GradBench evals: it goes with --gradbench")
     from diffkit.bench import METHOD_ORDER, print_bench, run_bench
 
+    check_output_file(args.csv, "--csv")
     methods = None
     if args.methods:
-        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-        bad = [m for m in methods if m not in METHOD_ORDER]
-        if bad or not methods:
-            raise UsageError(f"--methods: unknown {', '.join(bad) or '(none given)'}; valid: {', '.join(METHOD_ORDER)}")
+        methods = tuple(split_names(args.methods, "--methods", METHOD_ORDER))
     if args.repeats is not None and args.repeats < 7:
         raise UsageError(f"--repeats must be >= 7 (a median of at least 7 runs); got {args.repeats}")
     df = run_bench(quick=args.quick, threads=_ints(args.threads, "threads"),

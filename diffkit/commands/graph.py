@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import diffkit as dk
-from diffkit.cli import UsageError
+from diffkit.commands import UsageError
 from diffkit.commands.gradient import _problem
 
 EXAMPLE = "diffkit graph --problem seed_circuit --out circuit.svg"

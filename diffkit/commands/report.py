@@ -33,7 +33,7 @@ def _command(args) -> str:
 
 
 def run(args) -> int:
-    from diffkit.cli import UsageError
+    from diffkit.commands import UsageError
     from diffkit.report import build_report, check_out_dir, check_studies
     from diffkit.report.data import EmptyStoreError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from diffkit.cli import UsageError
+from diffkit.commands import UsageError, split_names, check_output_file
 
 LOST = (3, 8, 15)  # digits lost: 3 is the stable variants' 1e-13 promise, 15 leaves at most one digit
 
@@ -15,25 +15,35 @@ def add_parser(sub) -> None:
                                                  "quantity) to FILE")
     p.add_argument("--summary-csv", metavar="FILE", help="write the first-failure summary to FILE")
     p.add_argument("--quick", action="store_true", help="the study's [quick] grid and methods")
-    p.add_argument("--cases", nargs="+", metavar="CASE", help="only these cases (default: all)")
-    p.add_argument("--methods", nargs="+", metavar="METHOD", help="override the study's methods")
+    p.add_argument("--cases", "--case", dest="cases", nargs="+", metavar="CASE",
+                   help="only these cases (default: all; space- or comma-separated)")
+    p.add_argument("--methods", "--method", dest="methods", nargs="+", metavar="METHOD",
+                   help="override the study's methods (space- or comma-separated)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from diffkit.stability import CASES, first_failures, stability_sweep
-    from diffkit.studies.spec import load_study
+    from tqdm.auto import tqdm
 
+    from diffkit.stability import CASES, first_failures, stability_sweep
+    from diffkit.studies.spec import load_study, registered_methods
+
+    check_output_file(args.csv, "--csv")
+    check_output_file(args.summary_csv, "--summary-csv")
     study = load_study("stability")
     options = dict((study.quick() if args.quick else study).sweep["options"])
-    if args.cases:
-        unknown = [c for c in args.cases if c not in CASES]
-        if unknown:
-            raise UsageError(f"unknown case(s) {', '.join(unknown)}; valid cases: {', '.join(CASES)}")
-        options["cases"] = args.cases
-    if args.methods:
-        options["methods"] = args.methods
-    df = stability_sweep(**options)
+    cases = split_names(args.cases, "--cases", CASES, "cases") or list(options.pop("cases", None) or CASES)
+    if args.methods is not None:
+        available = [m.name for m in registered_methods().values() if m.available]
+        options["methods"] = split_names(args.methods, "--methods", available)
+    parts = []
+    for case in tqdm(cases, desc="stability", unit="case", delay=1, disable=args.quiet, leave=False):
+        parts.append(stability_sweep(cases=[case], **options))  # one case at a time: the bar moves
+    df = pd.concat(parts, ignore_index=True)
+    df.attrs["skipped"] = parts[0].attrs.get("skipped", [])
+    if df.empty:
+        raise UsageError(f"no method of {options.get('methods')} is available here; see `diffkit methods`")
     summary = first_failures(df, LOST)
     if args.csv:
         df.to_csv(args.csv, index=False)

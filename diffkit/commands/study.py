@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from diffkit.cli import UsageError
+from diffkit.commands import UsageError, check_output_file
 from diffkit.studies import (StudyError, builtin_studies, default_store_path, export, fit_cost_models,
                              load_study, results, run_study, studies_dir)
 from diffkit.studies import env as _env
@@ -38,6 +38,10 @@ def add_parser(sub) -> None:
     run.add_argument("--fresh", action="store_true", help="discard this study's stored results first")
     run.add_argument("--max-p", type=int, metavar="N", help="leave out cells whose size exceeds N")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    run.add_argument("--workers", type=int, metavar="N", help="run the cells on a Dask LocalCluster of N worker "
+                                                              "processes (needs diffkit[distributed])")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="run the cells on a running Dask cluster, e.g. "
+                                                            "tcp://HOST:8786 (workers need this diffkit)")
 
 
 def _study(name):
@@ -50,7 +54,7 @@ def _study(name):
 def run_list(args) -> int:
     for name in builtin_studies():
         study = load_study(name)
-        print(f"{name:<12} {study.kind:<10} {len(study.cells()):>4} cells  {study.description}")
+        print(f"{name:<12} {study.kind:<10} {study.count_cells():>4} cells  {study.description}")
     path = default_store_path()
     if path.exists():
         print(f"\nstore {path}:")
@@ -65,19 +69,36 @@ def _argv(args) -> list[str]:
     argv += ["--fresh"] * args.fresh + ["--quick"] * args.quick + ["--quiet"] * args.quiet
     argv += ["--max-p", str(args.max_p)] if args.max_p is not None else []
     argv += ["--store", args.store] if args.store else []
+    argv += ["--workers", str(args.workers)] if args.workers is not None else []
+    argv += ["--scheduler", args.scheduler] if args.scheduler else []
     return argv + (["--csv", args.csv] if args.csv else [])
 
 
+def _check_csv(path) -> None:
+    check_output_file(path, "--csv", (".csv", ".parquet"))
+    if path and str(path).endswith(".parquet"):
+        import importlib.util
+        if importlib.util.find_spec("pyarrow") is None:
+            raise UsageError(f"--csv {path}: writing Parquet needs pyarrow (pip install pyarrow); or give a .csv name")
+
+
 def run_run(args) -> int:
+    _check_csv(args.csv)
     study = _study(args.file)
     if args.max_p is not None and args.max_p < 1:
         raise UsageError(f"--max-p must be a positive parameter count; got {args.max_p}")
+    if args.workers is not None or args.scheduler is not None:
+        from diffkit.studies.distributed import ClusterError, check_cluster_options
+        try:
+            check_cluster_options(args.workers, args.scheduler)
+        except (ValueError, ClusterError) as err:
+            raise UsageError(str(err)) from None
     if _env.needs_subprocess(study.blas_threads):
         # No threadpoolctl: BLAS threads can only be fixed before numpy loads, so run again in a child process.
         return subprocess.call([sys.executable, "-m", "diffkit", *_argv(args)],
                                env=_env.subprocess_env(study.blas_threads))
     df = run_study(study, store=args.store, fresh=args.fresh, quick=args.quick, max_p=args.max_p,
-                   quiet=args.quiet)
+                   quiet=args.quiet, workers=args.workers, scheduler=args.scheduler)
     if args.csv:
         export(df, args.csv)
     if not args.quiet:
@@ -86,6 +107,7 @@ def run_run(args) -> int:
 
 
 def run_show(args) -> int:
+    _check_csv(args.csv)
     study = _study(args.file)
     df = results(study, store=args.store, quick=True if args.quick else None)
     if df.empty:
@@ -96,9 +118,25 @@ def run_show(args) -> int:
         export(df, args.csv)
     if study.kind == "gradient":
         for _, r in df.iterrows():
-            print(f"{r['cell_id']:<70} {r['status']:<8} " + _cell_numbers(r))
+            print(f"{r['cell_id']:<70} {r['status']:<8} " + _cell_numbers(r) + f"  on {_worker(r)}")
     _summary(df, study.kind)
+    _workers(df)
     return 0
+
+
+def _worker(r) -> str:
+    """Where a cell ran: "serial", or the Dask worker's address and its host (stores before this: "-")."""
+    worker = r.get("worker")
+    if not isinstance(worker, str):
+        return "-"
+    host = r.get("host")
+    return f"{worker} (host {host})" if isinstance(host, str) and worker != "serial" else worker
+
+
+def _workers(df) -> None:
+    if "worker" in df and df["worker"].notna().any():
+        counts = df.drop_duplicates("cell_id").apply(_worker, axis=1).value_counts()
+        print("computed on: " + ", ".join(f"{w}: {n} cells" for w, n in counts.items()))
 
 
 def _cell_numbers(r) -> str:

@@ -27,9 +27,9 @@ UNIT = Domain(-0.95, 0.95)
 WIDE = Domain(-30.0, 30.0)  # saturation included: rules are held to relative accuracy there too
 
 
-def _tie_weight(a, b):
-    """1 where a wins, 1/2 at a tie, 0 where b wins (plain booleans: comparisons carry no derivative)."""
-    return (a > b) + 0.5 * (a == b)
+def _tie_weight(a, b, xp):
+    """1 where a wins, 1/2 at a tie, 0 where b wins (comparisons carry no derivative: plain masks)."""
+    return xp.to_float(a > b) + 0.5 * xp.to_float(a == b)
 
 
 def _real_branch(x, y):
@@ -77,13 +77,13 @@ def _hypot_part(g, ans, x, xp):
     return g * xp.where(zero, 0.0, x / xp.where(zero, 1.0, ans))
 
 
-def _clip_pass(x, lo, hi):
-    inside = np.ones(np.shape(x), dtype=bool)
+def _clip_pass(g, x, lo, hi, xp):
+    """g where lo <= x <= hi (the bounds included), 0 outside."""
     if lo is not None:
-        inside &= x >= lo
+        g = g * xp.to_float(x >= lo)
     if hi is not None:
-        inside &= x <= hi
-    return inside
+        g = g * xp.to_float(x <= hi)
+    return g
 
 
 def _sympy_clip(x, min=None, max=None):
@@ -144,10 +144,10 @@ defprim("pow", "x y", numpy=np.power, complex=SAME, mpmath=lambda x, y: x ** y, 
         vjp=(lambda g, x, y: g * y * x ** (y - 1), _power_dy), aliases=("power",),
         convention="d/dy x**y = 0 at x = 0", domain=Domain((0.1, -2.0), (3.0, 2.0), shapes=(((), ()), ((3,), (3,)))))
 defprim("maximum", "x y", numpy=np.maximum, complex=_complex_max2, mpmath=max, sympy=held("Max"),
-        vjp=(lambda g, x, y: g * _tie_weight(x, y), lambda g, x, y: g * _tie_weight(y, x)),
+        vjp=(lambda g, x, y, xp: g * _tie_weight(x, y, xp), lambda g, x, y, xp: g * _tie_weight(y, x, xp)),
         convention="a tie sends half of g to each side", domain=Domain(shapes=(((), ()), ((3,), (3,))), kinks=(0.0,)))
 defprim("minimum", "x y", numpy=np.minimum, complex=_complex_min2, mpmath=min, sympy=held("Min"),
-        vjp=(lambda g, x, y: g * _tie_weight(y, x), lambda g, x, y: g * _tie_weight(x, y)),
+        vjp=(lambda g, x, y, xp: g * _tie_weight(y, x, xp), lambda g, x, y, xp: g * _tie_weight(x, y, xp)),
         convention="a tie sends half of g to each side", domain=Domain(shapes=(((), ()), ((3,), (3,))), kinks=(0.0,)))
 defprim("remainder", "x y", numpy=np.remainder, complex=lambda x, y: x - y * np.floor((np.asarray(x) / y).real),
         mpmath=lambda x, y: x - y * mpmath.floor(x / y), sympy=held("Mod"),
@@ -174,7 +174,7 @@ defprim("xlogy", "x y", numpy=lambda x, y: special.xlogy(x, y), complex=lambda x
 # --- powers, exponentials and logarithms
 defprim("exp", "x", numpy=np.exp, complex=SAME, mpmath=mpmath.exp, sympy=held("exp"), vjp=lambda g, ans: g * ans)
 defprim("exp2", "x", numpy=np.exp2, complex=SAME, mpmath=lambda x: mpmath.mpf(2) ** x, sympy=lambda x: 2 ** x,
-        vjp=lambda g, ans, xp: g * ans * xp.log(2.0))
+        vjp=lambda g, ans, xp: g * ans * xp.log(xp.asarray(2.0)))
 defprim("expm1", "x", numpy=np.expm1, complex=SAME, mpmath=mpmath.expm1, sympy=lambda x: held("exp")(x) - 1,
         vjp=lambda g, x, xp: g * xp.exp(x), domain=WIDE)
 defprim("log", "x", numpy=np.log, complex=SAME, mpmath=mpmath.log, sympy=held("log"), vjp=lambda g, x: g / x,
@@ -182,9 +182,9 @@ defprim("log", "x", numpy=np.log, complex=SAME, mpmath=mpmath.log, sympy=held("l
 defprim("log1p", "x", numpy=np.log1p, complex=SAME, mpmath=mpmath.log1p, sympy=lambda x: held("log")(1 + x),
         vjp=lambda g, x: g / (1 + x), domain=Domain(-0.9, 5.0))
 defprim("log2", "x", numpy=np.log2, complex=SAME, mpmath=lambda x: mpmath.log(x, 2), sympy=lambda x: held("log")(x, 2),
-        vjp=lambda g, x, xp: g / (x * xp.log(2.0)), domain=POSITIVE)
+        vjp=lambda g, x, xp: g / (x * xp.log(xp.asarray(2.0))), domain=POSITIVE)
 defprim("log10", "x", numpy=np.log10, complex=SAME, mpmath=mpmath.log10, sympy=lambda x: held("log")(x, 10),
-        vjp=lambda g, x, xp: g / (x * xp.log(10.0)), domain=POSITIVE)
+        vjp=lambda g, x, xp: g / (x * xp.log(xp.asarray(10.0))), domain=POSITIVE)
 defprim("sqrt", "x", numpy=np.sqrt, complex=SAME, mpmath=mpmath.sqrt, sympy=held("sqrt"),
         vjp=lambda g, ans: g * 0.5 / ans, domain=POSITIVE)
 defprim("cbrt", "x", numpy=np.cbrt, complex=_complex_cbrt, mpmath=mpmath.cbrt, sympy=held("cbrt"),
@@ -199,7 +199,7 @@ defprim("clip", "x", params={"min": None, "max": None}, numpy=lambda x, min=None
         complex=_complex_clip,
         mpmath=lambda x, min=None, max=None: x if (min is None or x >= min) and (max is None or x <= max)
         else (mpmath.mpf(min) if min is not None and x < min else mpmath.mpf(max)),
-        sympy=_sympy_clip, vjp=lambda g, x, min, max: g * _clip_pass(x, min, max),
+        sympy=_sympy_clip, vjp=lambda g, x, min, max, xp: _clip_pass(g, x, min, max, xp),
         convention="the gradient passes at the bounds (x == min or x == max)",
         domain=Domain(params=({"min": -1.0, "max": 1.0}, {"min": 0.0}), kinks=(-1.0, 1.0)))
 
@@ -232,9 +232,9 @@ defprim("atanh", "x", numpy=np.arctanh, complex=SAME, mpmath=mpmath.atanh, sympy
 
 # --- special functions (SciPy is numpy's well-kept home for these)
 defprim("erf", "x", numpy=lambda x: special.erf(x), complex=lambda x: special.erf(x), mpmath=mpmath.erf,
-        sympy=held("erf"), vjp=lambda g, x, xp: g * (2 / xp.sqrt(xp.pi)) * xp.exp(-x * x))
+        sympy=held("erf"), vjp=lambda g, x, xp: g * (2 / xp.sqrt(xp.asarray(xp.pi))) * xp.exp(-x * x))
 defprim("erfc", "x", numpy=lambda x: special.erfc(x), complex=lambda x: special.erfc(x), mpmath=mpmath.erfc,
-        sympy=held("erfc"), vjp=lambda g, x, xp: -g * (2 / xp.sqrt(xp.pi)) * xp.exp(-x * x))
+        sympy=held("erfc"), vjp=lambda g, x, xp: -g * (2 / xp.sqrt(xp.asarray(xp.pi))) * xp.exp(-x * x))
 defprim("lgamma", "x", numpy=lambda x: special.gammaln(x), complex=_complex_lgamma,
         mpmath=lambda x: mpmath.re(mpmath.loggamma(x)), sympy=held("loggamma"),
         vjp=lambda g, x, xp: g * xp.digamma(x), aliases=("gammaln",),

@@ -49,8 +49,8 @@ def _matmul_y(g, x, y_shape, xp):
         return g * x
     if x_ndim == 1:
         return xp.expand_dims(x, axis=-1) * xp.expand_dims(g, axis=-2)
-    if len(y_shape) == 1:
-        return xp.sum(xp.expand_dims(g, axis=-1) * x, axis=-2)
+    if len(y_shape) == 1:  # a matrix times a vector: x^T g is one product (a stack of them: one sum)
+        return g @ x if x_ndim == 2 else xp.sum(xp.expand_dims(g, axis=-1) * x, axis=-2)
     return _mT(xp, x) @ g
 
 

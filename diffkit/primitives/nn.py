@@ -115,8 +115,9 @@ def _affine_jvp(xp, ans, inputs, tangents):
 
 def _sum_to(g, b_shape, xp):
     """A bias's gradient: ``g`` summed over its rows (other broadcasts are left to the tape)."""
-    if type(g) is np.ndarray and g.ndim == 2 and len(b_shape) == 1 and g.shape[1:] == b_shape:
-        return np.ones(len(g)) @ g  # a BLAS product: half the time of g.sum(0) at 64 x 4, the same additions
+    shape = getattr(g, "shape", ())
+    if len(shape) == 2 and len(b_shape) == 1 and shape[1:] == b_shape:
+        return xp.ones(shape[0]) @ g  # a BLAS product: half the time of g.sum(0) at 64 x 4, the same additions
     return g
 
 
@@ -139,10 +140,11 @@ defprim("softplus", "x", numpy=F.softplus, complex=_complex_softplus, mpmath=F.s
         sympy=lambda x: S.softplus(x), kind="array", vjp=lambda g, ans, xp: -g * xp.expm1(-ans), jvp="elementwise",
         domain=LOGITS)
 defprim("relu", "x", numpy=F.relu, complex=KINK, mpmath=F.relu, sympy=lambda x: S.leaky(x, 0), kind="array",
-        vjp=lambda g, x: g * (x >= 0), jvp="elementwise", convention="relu'(0) = 1", domain=Domain(kinks=(0.0,)))
+        vjp=lambda g, x, xp: g * xp.to_float(x >= 0), jvp="elementwise", convention="relu'(0) = 1",
+        domain=Domain(kinks=(0.0,)))
 defprim("leaky_relu", "x", params={"alpha": 0.01}, numpy=F.leaky_relu, complex=KINK, mpmath=F.leaky_relu,
         sympy=lambda x, alpha=0.01: S.leaky(x, alpha), kind="array",
-        vjp=lambda g, x, alpha, xp: g * xp.where(x >= 0, 1.0, alpha), jvp="elementwise",
+        vjp=lambda g, x, alpha, xp: xp.where(x >= 0, g, alpha * g), jvp="elementwise",
         convention="leaky_relu'(0) = 1", domain=Domain(kinks=(0.0,), params=({}, {"alpha": 0.2})))
 defprim("logsumexp", "x", kind="array", params=LSE, numpy=F.logsumexp, complex=F.logsumexp, mpmath=F.logsumexp,
         sympy=lambda x, axis=-1, keepdims=False: S.logsumexp(x, axis, keepdims), vjp=_lse_vjp, jvp=_lse_jvp,

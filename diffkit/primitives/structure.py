@@ -33,7 +33,7 @@ def _split(g, xs_shape, axis):
     axis %= ndim
     lead, out, start = (slice(None),) * axis, [], 0
     for shape in xs_shape:
-        out.append(g[lead + (slice(start, start + shape[axis]),)])
+        out.append(g[lead + (slice(start, start + shape[axis]), Ellipsis)])
         start += shape[axis]
     return tuple(out)
 
@@ -41,7 +41,7 @@ def _split(g, xs_shape, axis):
 def _unstack(g, xs_shape, axis):
     axis %= len(xs_shape[0]) + 1
     lead = (slice(None),) * axis
-    return tuple(g[lead + (i,)] for i in range(len(xs_shape)))
+    return tuple(g[lead + (i, Ellipsis)] for i in range(len(xs_shape)))
 
 
 def _copy_as(x, v):

@@ -6,7 +6,7 @@ the sections (:mod:`.sections`, with every measured sentence from
 :mod:`.claims`) and renders them to Markdown and self-contained HTML
 (:mod:`.document`, :mod:`.html`).  The output directory holds::
 
-    index.md  index.html  figures/<name>.png|svg  data/<table>.csv
+    index.md  index.html  figures/<name>.png|svg  data/<table>.csv  .diffkit-report
 
 It is built in a temporary directory beside ``out_dir`` and moved into place
 only when complete, so a failure leaves nothing half-written.  :func:`render`
@@ -16,7 +16,7 @@ does the same from data already gathered:
 >>> from diffkit.report.data import ReportData
 >>> out = render(ReportData(), pathlib.Path(tempfile.mkdtemp()) / "reports")
 >>> sorted(p.name for p in out.iterdir())
-['data', 'figures', 'index.html', 'index.md']
+['.diffkit-report', 'data', 'figures', 'index.html', 'index.md']
 >>> "## 8. Why backprop wins" in (out / "index.md").read_text()
 True
 """
@@ -36,21 +36,43 @@ from .tables import derive
 
 __all__ = ["build_report", "render", "check_out_dir", "ReportData", "DEFAULT_STUDIES", "check_studies"]
 
-MARKER = "index.md"  # a directory holding this file is a report we may replace
+# A folder holding this file was made by render(), so it may be replaced; any other non-empty folder is refused
+# (an index.md alone proves nothing: it may be the user's own).
+MARKER = ".diffkit-report"
+MARKER_TEXT = "This folder was written by `diffkit report`; the next report replaces all of it.\n"
+# What a report writes: a folder holding only these (from before the marker existed) is a report too.
+_REPORT_LAYOUT = {"index.md": None, "index.html": None, "figures": (".png", ".svg"), "data": (".csv",)}
+
+
+def is_report_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder diffkit wrote: it holds the marker, or exactly a report's own files."""
+    if (path / MARKER).is_file():
+        return True
+    if {e.name for e in path.iterdir()} != set(_REPORT_LAYOUT):  # all four, as a report from before the marker
+        return False
+    for entry in path.iterdir():
+        kind = _REPORT_LAYOUT.get(entry.name, False)
+        if kind is False or (kind is None) != entry.is_file():
+            return False
+        if kind is not None and any(not f.is_file() or f.suffix not in kind for f in entry.iterdir()):
+            return False
+    return True
 
 
 def check_out_dir(out_dir) -> Path:
     """``out_dir`` as an absolute Path, or ValueError saying why a report cannot be written there.
 
-    It must be a new directory in a writable parent, or an existing report
-    (holding ``index.md``), or empty: anything else is not replaced.
+    It must be a new directory in a writable parent, an empty one, or a report diffkit wrote (it holds the
+    marker file ``.diffkit-report``): a folder with anything else in it is never replaced, so no user file
+    is deleted.
     """
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out_dir}: {out} is a file, not a directory; choose a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise ValueError(f"--out {out_dir}: {out} is not empty and holds no {MARKER}, so it is not a diffkit "
-                         "report; choose a new or empty directory")
+    if out.is_dir() and any(out.iterdir()) and not is_report_dir(out):
+        raise ValueError(f"--out {out_dir}: {out} is not empty and holds no {MARKER} marker, so it is not a "
+                         f"report diffkit wrote and would not be replaced (its files are kept); choose a new or "
+                         f"empty directory")
     parent = next(p for p in (out.parent, *out.parents) if p.exists())
     if not parent.is_dir():
         raise ValueError(f"--out {out_dir}: {parent} is a file, so no directory can be made under it")
@@ -80,6 +102,7 @@ def render(data: ReportData, out_dir) -> Path:
         for name, frame in {**tables, "summary_sources": sources}.items():
             frame.to_csv(build / "data" / f"{name}.csv", index=False)
         (build / "index.md").write_text(to_markdown(blocks), encoding="utf-8")
+        (build / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         (build / "index.html").write_text(to_html(blocks, build / "figures"), encoding="utf-8")
         _replace(build, out)
     except BaseException:
@@ -91,6 +114,9 @@ def render(data: ReportData, out_dir) -> Path:
 def _replace(build: Path, out: Path) -> None:
     """Move ``build`` to ``out``; an old report there is moved aside first and removed after."""
     old = None
+    if out.exists() and any(out.iterdir()) and not is_report_dir(out):  # checked again: it may have changed
+        raise ValueError(f"{out} is not empty and holds no {MARKER} marker, so it is not a report diffkit wrote; "
+                         f"nothing was replaced")
     if out.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
         os.rename(out, old / out.name)

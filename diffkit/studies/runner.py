@@ -19,6 +19,7 @@ run, so a method that lands later runs without ``--fresh``.
 from __future__ import annotations
 
 import os
+import socket
 import time
 import traceback
 
@@ -44,8 +45,9 @@ GRADIENT_COLUMNS = [
     "value", "digits", "median_digits", "max_abs", "max_rel", "worst_component", "wall_median_s", "wall_min_s",
     "wall_iqr_s", "cpu_median_s", "forward_median_s", "grad_over_forward", "evaluations", "peak_bytes",
     "counters", "repeats", "blas_threads", "env", "diffkit_version", "git_commit", "study_hash", "created_at",
-    "expected", "grad", "mode", "size", "wall_first_s", "group", "ratio_low", "ratio_high", "ratio_width",
-    "ratio_floor", "ratio_reliable"]
+    "expected", "grad", "mode", "size", "wall_first_s", "group", "worker", "host", "ratio_low", "ratio_high",
+    "ratio_width", "ratio_floor", "ratio_reliable"]
+SERIAL = "serial"  # the ``worker`` of cells computed by a serial run (a distributed run records the Dask worker)
 GRAD_KEPT_UP_TO = 64  # the row keeps the whole gradient (JSON) for problems this small: the seeds' examples
 
 
@@ -65,7 +67,12 @@ def _budget_exceeded_types() -> tuple:
 
 
 class _Context:
-    """Per-run caches: the current problem, its reference and its forward time."""
+    """Per-run caches: the current problem, its reference and its gradient/forward floor.
+
+    ``deadline`` is the cell deadline (a Dask worker runs cells off the main thread, so it passes its own).
+    """
+
+    deadline = staticmethod(deadline)
 
     def __init__(self, study: Study, store: Store):
         self.study, self.store = study, store
@@ -76,6 +83,14 @@ class _Context:
         if key not in self.problems:
             self.problems = {key: cell.build()}  # keep one: problems at P = 1e6 hold big arrays
         return self.problems[key]
+
+    def problem_or_reason(self, cell: Cell, row: dict):
+        """(problem, None), or (None, the cell's failed record) when its options cannot build a problem."""
+        try:
+            return self.problem(cell), None
+        except Exception as err:  # noqa: BLE001  (one bad cell is a result; the study goes on)
+            return None, ("failed", [{**row, "status": "failed",
+                                      "reason": f"could not build the problem: {type(err).__name__}: {err}"}])
 
     def reference(self, cell: Cell, problem):
         """(Reference or None, reason)."""
@@ -92,28 +107,13 @@ class _Context:
 
     def _stored_reference(self, key, problem):
         stored = self.store.get_reference(key, self.study.reference["digits"])
-        if stored is None:
-            return None
-        value, grad, cert = stored
-        with mpmath.workdps(self.study.reference["digits"] + 10):
-            grad_mp = np.array([mpmath.mpf(g) for g in grad], dtype=object).reshape(problem.theta0.shape)
-            ref = Reference(mpmath.mpf(value), grad_mp, self.study.reference["digits"],
-                            Certification(**cert) if cert else None, problem.component_name)
-        return ref, ""
+        return None if stored is None else (decode_reference(stored, self.study.reference["digits"], problem), "")
 
     def _compute_reference(self, key, problem):
-        opts = self.study.reference
-        try:
-            ref = reference(problem, digits=opts["digits"], certify=opts["certify"], directions=opts["directions"],
-                            max_coordinates=opts["max_coordinates"])
-        except Exception as err:  # noqa: BLE001  (a failed reference is recorded with each row, not fatal)
-            return None, f"reference failed: {type(err).__name__}: {err}"
-        with mpmath.workdps(opts["digits"] + 10):
-            grad = [str(g) for g in ref.grad_mp.flat]
-            value = str(ref.value_mp)
-        cert = ref.certification.__dict__ if ref.certification else None
-        self.store.put_reference(key, problem.size, opts["digits"], value, grad, cert)
-        return ref, ""
+        ref, stored, reason = compute_reference(self.study, problem, self.deadline)
+        if stored is not None:
+            self.store.put_reference(key, problem.size, self.study.reference["digits"], *stored)
+        return ref, reason
 
     def floor(self, cell: Cell, problem) -> float:
         """The lowest gradient/forward physics allows: 1, and for the tape on a large MLP the measured floor of
@@ -131,15 +131,44 @@ class _Context:
 FLOOR_MIN_P = 10_000
 
 
-def _base_row(study: Study, cell: Cell, env: dict, threads) -> dict:
+def compute_reference(study: Study, problem, within=deadline):
+    """(Reference or None, its stored form (value, grad, certification) or None, reason).
+
+    A reference is part of its cell: it keeps to the cell's budget (``within``, the deadline of the thread
+    it runs in)."""
+    opts = study.reference
+    try:
+        with within(study.budget_s):
+            ref = reference(problem, digits=opts["digits"], certify=opts["certify"], directions=opts["directions"],
+                            max_coordinates=opts["max_coordinates"])
+    except Exception as err:  # noqa: BLE001  (a failed reference is recorded with each row, not fatal)
+        return None, None, f"reference failed: {type(err).__name__}: {err}"
+    with mpmath.workdps(opts["digits"] + 10):
+        grad = [str(g) for g in ref.grad_mp.flat]
+        value = str(ref.value_mp)
+    cert = ref.certification.__dict__ if ref.certification else None
+    return ref, (value, grad, cert), ""
+
+
+def decode_reference(stored, digits: int, problem) -> Reference:
+    """A :class:`Reference` from its stored form (decimal strings, as in the store's ``refs`` table)."""
+    value, grad, cert = stored
+    with mpmath.workdps(digits + 10):
+        grad_mp = np.array([mpmath.mpf(g) for g in grad], dtype=object).reshape(problem.theta0.shape)
+        return Reference(mpmath.mpf(value), grad_mp, digits, Certification(**cert) if cert else None,
+                         problem.component_name)
+
+
+def base_row(study: Study, cell: Cell, env: dict, threads, worker: str = SERIAL) -> dict:
     return {"study": study.name, "kind": study.kind, "cell_id": cell.cell_id, "problem": cell.family,
             "group": cell.group, "size": cell.size, "method": cell.method, "options": dumps(dict(cell.options)), "seed": cell.seed, "reason": "",
             "blas_threads": threads, "env": dumps(env), "diffkit_version": __version__,
             "git_commit": env["git_commit"], "study_hash": study.hash, "mode": "quick" if study.quick_mode else "full",
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "worker": worker,
+            "host": socket.gethostname()}
 
 
-def _unavailable(cell: Cell) -> str:
+def unavailable(cell: Cell) -> str:
     spec = registered_methods().get(cell.method_name)
     if spec is None:
         return (f"method {cell.method_name!r} is not registered in this diffkit (its module has not landed); "
@@ -148,10 +177,12 @@ def _unavailable(cell: Cell) -> str:
 
 
 def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[str, list[dict]]:
-    why = _unavailable(cell)
+    why = unavailable(cell)
     if why:
         return "skipped", [{**row, "status": "skipped", "reason": why}]
-    problem = ctx.problem(cell)
+    problem, failed = ctx.problem_or_reason(cell, row)
+    if failed:
+        return failed
     row.update(problem_name=problem.name, P=problem.size)
     ref, ref_reason = ctx.reference(cell, problem)
     options, timing = dict(cell.options), study.timing
@@ -160,7 +191,7 @@ def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[
     def call():
         return gradient(problem, method=cell.method_name, **options)
     try:
-        with deadline(study.budget_s):
+        with ctx.deadline(study.budget_s):
             cpu0 = time.process_time()
             first = call()
             cold = ([first.cost.wall_s], [time.process_time() - cpu0])
@@ -228,10 +259,12 @@ def _peak(call, problem, cell, options, timing, wall, stop_at):
 
 def _step_size_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[str, list[dict]]:
     try:
-        from ..finite_differences import step_sweep
+        from ..fd_sweep import step_sweep
     except ImportError as err:
         return "skipped", [{**row, "status": "skipped", "reason": f"dk.step_sweep is not in this tree yet ({err})"}]
-    problem = ctx.problem(cell)
+    problem, failed = ctx.problem_or_reason(cell, row)
+    if failed:
+        return failed
     row.update(problem_name=problem.name, P=problem.size)
     ref, ref_reason = ctx.reference(cell, problem)
     sweep = study.sweep
@@ -244,7 +277,7 @@ def _step_size_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple
                                                                     f"component of {problem.name}; it has {names}"}]
         component = names.index(component)
     try:
-        with deadline(study.budget_s):
+        with ctx.deadline(study.budget_s):
             df = step_sweep(problem, problem.theta0, methods=sweep["methods"], steps=steps, component=component,
                             reference=ref)
     except _budget_exceeded_types() as err:
@@ -261,7 +294,7 @@ def _stability_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple
     except ImportError as err:
         return "skipped", [{**row, "status": "skipped", "reason": f"dk.stability_sweep is not in this tree ({err})"}]
     try:
-        with deadline(study.budget_s):
+        with ctx.deadline(study.budget_s):
             df = stability_sweep(**study.sweep["options"])
     except Exception as err:  # noqa: BLE001
         return "failed", [{**row, "status": "failed", "reason": f"{type(err).__name__}: {err}"}]
@@ -281,55 +314,100 @@ def _open_store(store) -> Store:
 
 
 def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, max_p: int | None = None,
-              progress: bool = True, quiet: bool = False) -> pd.DataFrame:
+              progress: bool = True, quiet: bool = False, workers: int | None = None,
+              scheduler: str | None = None) -> pd.DataFrame:
     """Run a study's missing cells into the store and return all its results as a tidy DataFrame.
 
     ``study``: a built-in name ("scaling"), a TOML path, a dict or a :class:`Study`.  ``store``: a path or
     :class:`Store` (default :func:`default_store_path`).  ``fresh`` discards the study's stored cells first;
     ``quick`` runs the study's ``[quick]`` variant (stored apart); ``max_p`` leaves out cells above that size.
     A tqdm bar (after 2 s) shows the current cell and the ETA, unless ``progress=False`` or ``quiet``.
+    ``workers=N`` runs the cells on a Dask ``LocalCluster`` of N processes, ``scheduler="tcp://host:port"``
+    on an existing Dask cluster (:mod:`diffkit.studies.distributed`); without either the run is serial.
 
     >>> import tempfile, os, diffkit as dk
     >>> s = dk.studies.study_from_dict({"study": {"name": "doc"}, "problems": [{"family": "seed_circuit"}],
     ...                                 "methods": {"reverse": {}}, "timing": {"min_time_s": 0, "memory": False}})
     >>> with tempfile.TemporaryDirectory() as d:
     ...     df = dk.studies.run_study(s, store=os.path.join(d, "r.sqlite"), quiet=True)
-    >>> df[["method", "status", "value", "digits"]].values.tolist()
-    [['reverse', 'ok', -12.0, 16.0]]
+    >>> df[["method", "status", "value", "digits", "worker"]].values.tolist()
+    [['reverse', 'ok', -12.0, 16.0, 'serial']]
     """
     study = load_study(study)
     study = study.quick() if quick else study
+    cells = study.cells(max_p)  # checked before the store is touched
     if study.kind == "gradient":  # as diffkit bench: glibc keeps freed memory, so large arrays are not
         from ..bench import keep_freed_memory  # page-faulted in again on every call (that cost, not the
         keep_freed_memory()                    # arithmetic, set the tape's ratio at P = 3e5 otherwise)
-    db = _open_store(store)
-    db.begin(study.store_key, study.hash, study.source, fresh=fresh)
-    cells = study.cells(max_p)
+    if workers is not None or scheduler is not None:
+        from .distributed import run_distributed
+        db = run_distributed(study, lambda: _begin(study, store, fresh), max_p, workers=workers,
+                             scheduler=scheduler, progress=progress and not quiet)
+        return results(study, store=db)
+    db = _begin(study, store, fresh)
     done = db.statuses(study.store_key)
     ctx = _Context(study, db)
     gave_out: dict[str, int] = {}
+    stale_after_s = max(10 * study.budget_s, 600.0)  # a claim older than this belongs to a run that hung
     with _env.blas_threads(study.blas_threads) as threads:
         env = _env.environment(threads)
-        bar = tqdm(cells, desc=study.store_key, unit="cell", delay=2, disable=quiet or not progress, leave=False)
-        for cell in bar:
-            bar.set_postfix_str(f"{cell.method} size={cell.size}", refresh=False)
-            status = done.get(cell.cell_id)
-            if status in FINAL:
+        bar = tqdm(total=len(cells), desc=study.store_key, unit="cell", delay=2, disable=quiet or not progress,
+                   leave=False)
+        pending = list(cells)
+        while pending:  # cells another run is computing come back here until it records them
+            waiting = []
+            for cell in pending:
+                bar.set_postfix_str(f"{cell.method} size={cell.size}", refresh=False)
+                status = done.get(cell.cell_id)
+                if status not in FINAL:
+                    owner = db.claim(study.store_key, cell.cell_id, stale_after_s)
+                    if owner == "done":
+                        status = db.statuses(study.store_key).get(cell.cell_id)
+                    elif owner is not None:
+                        waiting.append(cell)
+                        continue
+                if status in FINAL:
+                    if status == "budget":
+                        gave_out.setdefault(cell.series, cell.size)
+                    bar.update()
+                    continue
+                status = _run_cell(study, cell, ctx, db, env, threads, gave_out)
                 if status == "budget":
                     gave_out.setdefault(cell.series, cell.size)
-                continue
-            row = _base_row(study, cell, env, threads)
-            if cell.series in gave_out:
-                row.update(status="skipped", reason=f"{cell.method} gave out at size {gave_out[cell.series]} "
-                                                    f"(budget {study.budget_s:g} s); larger sizes are skipped")
-                status, rows = "skipped", [row]
-            else:
-                status, rows = CELL_RUNNERS[study.kind](study, cell, ctx, row)
-            db.record(study.store_key, cell.cell_id, status, rows)
-            if status == "budget":
-                gave_out.setdefault(cell.series, cell.size)
+                bar.update()
+            if waiting:
+                time.sleep(0.05)
+                done = db.statuses(study.store_key)
+            pending = waiting
         bar.close()
     return results(study, store=db)
+
+
+def _begin(study: Study, store, fresh: bool) -> Store:
+    db = _open_store(store)
+    db.begin(study.store_key, study.hash, study.source, fresh=fresh)
+    return db
+
+
+def gave_out_row(study: Study, cell: Cell, row: dict, size: int) -> dict:
+    """The row of a cell skipped because a smaller size of its series ran past the budget."""
+    return {**row, "status": "skipped", "reason": f"{cell.method} gave out at size {size} (budget "
+                                                  f"{study.budget_s:g} s); larger sizes are skipped"}
+
+
+def _run_cell(study: Study, cell: Cell, ctx: _Context, db: Store, env: dict, threads, gave_out: dict) -> str:
+    """Run one claimed cell and record it (which releases the claim); return its status."""
+    row = base_row(study, cell, env, threads)
+    try:
+        if cell.series in gave_out:
+            status, rows = "skipped", [gave_out_row(study, cell, row, gave_out[cell.series])]
+        else:
+            status, rows = CELL_RUNNERS[study.kind](study, cell, ctx, row)
+    except BaseException:
+        db.release(study.store_key, cell.cell_id)  # interrupted: another run may take it at once
+        raise
+    db.record(study.store_key, cell.cell_id, status, rows)
+    return status
 
 
 def results(study, *, store=None, quick: bool | None = None) -> pd.DataFrame:
@@ -346,6 +424,11 @@ def results(study, *, store=None, quick: bool | None = None) -> pd.DataFrame:
         if quick is None and not db.statuses(key):
             key = study.quick().store_key
     df = pd.DataFrame(db.rows(key))
+    if not df.empty:  # the study's cell order, however the cells were computed (serially, reruns, workers)
+        variant = study.quick() if key.endswith("@quick") else study
+        order = {c.cell_id: i for i, c in enumerate(variant.cells())}
+        df = df.iloc[np.argsort(df["cell_id"].map(order).fillna(len(order)).to_numpy(), kind="stable")]
+        df = df.reset_index(drop=True)
     if study.kind == "gradient":
         df = df.reindex(columns=GRADIENT_COLUMNS + [c for c in df.columns if c not in GRADIENT_COLUMNS])
     return df

@@ -16,7 +16,7 @@ diffkit.studies.spec.StudyError: <python>: unknown key 'study.colour'; valid key
 from __future__ import annotations
 
 import hashlib
-import itertools
+import math
 import json
 import sys
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ else:  # pragma: no cover
 
 from .. import problems as _problems
 from ..nn import ACTIVATIONS, COST_ALIASES, COSTS
+from .cells import MAX_CELLS, Cell, entry_cells, entry_count
 
 __all__ = ["Study", "Cell", "StudyError", "load_study", "study_from_dict", "builtin_studies", "studies_dir",
            "KINDS", "PLANNED_METHODS"]
@@ -143,8 +144,20 @@ def _section(where: str, name: str, given: dict) -> dict:
         value = given.get(key, default)
         if key in given:
             _check_type(where, f"{name}.{key}", value, type_name)
+            if type_name == "number" and not math.isfinite(value):
+                raise StudyError(f"{where}: {name}.{key} must be a finite number; got {value} ({_doc})")
         out[key] = float(value) if type_name == "number" else value
     return out
+
+
+def _check_value(where: str, at: str, key: str, value) -> None:
+    """The MLP builder's own checks, at load time: a bad value stops the file, not the study halfway."""
+    checks = {"batch": lambda v: _problems.check_int(key, v, 1), "l2": lambda v: _problems.check_real(key, v, 0.0),
+              "scale": lambda v: _problems.check_real(key, v)}
+    try:
+        checks.get(key, lambda v: None)(value)
+    except (TypeError, ValueError) as err:
+        raise StudyError(f"{where}: {at}: {err}") from None
 
 
 def _positive(where: str, key: str, value, minimum=1) -> None:
@@ -152,37 +165,7 @@ def _positive(where: str, key: str, value, minimum=1) -> None:
         raise StudyError(f"{where}: {key} must be >= {minimum}; got {value}")
 
 
-# --- cells ------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Cell:
-    """One unit of work and one stored record: a problem instance x a method x a seed."""
-
-    cell_id: str
-    series: str            # the cell_id without its size: one budget chain
-    group: str             # the problem without its size, e.g. "mlp(activation=tanh,batch=128,...)"
-    family: str            # problem family (a name in dk.problems.catalogue())
-    params: tuple          # builder keyword arguments, as sorted (key, value) pairs
-    size: int              # target P (mlp sizes) or the exact P
-    method: str            # label in the study
-    method_name: str       # registered method name
-    options: tuple         # method options, sorted (key, value) pairs
-    seed: int
-
-    def build(self):
-        """The :class:`~diffkit.problems.Problem` of this cell."""
-        params = dict(self.params)
-        if self.family != "mlp":
-            return _problems.catalogue()[self.family]()
-        if "layers" in params:
-            return _problems.mlp(params.pop("layers"), seed=self.seed, **params)
-        return _problems.mlp_for_size(self.size, seed=self.seed, **params)
-
-    @property
-    def problem_key(self) -> str:
-        """Identifies the problem instance (the reference cache key)."""
-        return f"{self.family}{json.dumps(dict(self.params), sort_keys=True)}size={self.size}/seed={self.seed}"
-
+# --- studies ----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Study:
@@ -222,11 +205,36 @@ class Study:
         merged = _merge(content, self.content.get("quick", {}))
         return _validate(merged, self.source, quick_mode=True)
 
+    def count_cells(self, max_p: int | None = None) -> int:
+        """How many cells :meth:`cells` would give, counted without building them."""
+        if max_p is not None:
+            try:
+                _problems.check_int("max_p", max_p, 1, " (the largest parameter count to run)")
+            except (TypeError, ValueError) as err:
+                raise StudyError(str(err)) from None
+        return sum(entry_count(self, entry, max_p) for entry in self.problems)
+
     def cells(self, max_p: int | None = None) -> list[Cell]:
-        """Every cell, smallest sizes first; ``max_p`` drops cells whose size exceeds it."""
-        cells = [c for entry in self.problems for c in _entry_cells(self, entry)]
+        """Every cell, smallest sizes first; ``max_p`` drops cells whose size exceeds it.
+
+        Sizes are filtered before any cell is built, so a huge grid with a small ``max_p`` starts at once;
+        a grid of more than :data:`MAX_CELLS` cells (after ``max_p``) is refused with its count.
+        """
+        count = self.count_cells(max_p)
+        if count > MAX_CELLS:
+            raise StudyError(f"{self.source}: the study's grid has {count:,} cells{' up to P=' + str(max_p) if max_p else ''}, "
+                             f"more than {MAX_CELLS:,}; narrow its lists (sizes, seeds, activation ...) or pass a "
+                             f"smaller --max-p (max_p=)")
+        cells = [c for entry in self.problems for c in entry_cells(self, entry, max_p)]
         cells.sort(key=lambda c: (c.size, c.series))
-        return [c for c in cells if max_p is None or c.size <= max_p]
+        seen: dict[str, int] = {}
+        for c in cells:
+            seen[c.cell_id] = seen.get(c.cell_id, 0) + 1
+        repeated = [k for k, n in seen.items() if n > 1]
+        if repeated:
+            raise StudyError(f"{self.source}: {len(repeated)} cell(s) appear more than once, e.g. {repeated[0]!r}: "
+                             f"two [[problems]] entries overlap; remove the repeated sizes or values")
+        return cells
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -234,33 +242,6 @@ def _merge(base: dict, over: dict) -> dict:
     for key, value in over.items():
         out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
-
-
-def _entry_cells(study: Study, entry: dict) -> list[Cell]:
-    family = entry["family"]
-    grid = [(k, v if isinstance(v, list) else [v]) for k, v in sorted(entry["grid"].items())]
-    shapes = entry["shapes"]
-    methods = [(label, m) for label, m in study.methods.items() if entry["methods"] in (None, [])
-               or label in entry["methods"]] if study.kind == "gradient" else [(study.kind, (study.kind, {}))]
-    cells = []
-    for combo in itertools.product(*(values for _, values in grid)):
-        params = tuple(zip((k for k, _ in grid), combo)) + entry["fixed"]
-        for (shape_key, shape), seed, (label, (name, options)) in itertools.product(
-                shapes, entry["seeds"], methods):
-            full = tuple(sorted(params + ((("layers", shape),) if shape_key == "layers" else ())))
-            size = _problems.mlp_size(shape) if shape_key == "layers" else shape
-            described = ",".join(f"{k}={v}" for k, v in full if k != "layers")
-            problem = f"{family}({described})" if described else family
-            series = f"{problem}/{label}/seed={seed}"
-            where = f"layers={'-'.join(map(str, shape))}" if shape_key == "layers" else f"size={size}"
-            cell_id = f"{problem}/{where}/{label}/seed={seed}"
-            cells.append(Cell(cell_id, series, problem, family, _freeze(full), size, label, name,
-                              _freeze(tuple(sorted(options.items()))), seed))
-    return cells
-
-
-def _freeze(pairs):
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in pairs)
 
 
 # --- validation ----------------------------------------------------------------------------------------------------
@@ -296,6 +277,7 @@ def _validate_problem(where: str, i: int, entry: Any, seeds: list) -> dict:
                 raise StudyError(f"{where}: {at}.{key} is an empty list; give at least one value ({doc})")
             for v in values:
                 _check_type(where, f"{at}.{key}", v, type_name)
+                _check_value(where, f"{at}.{key}", key, v)
             grid[key] = entry[key]
     for key, choices in (("activation", ACTIVATIONS), ("loss", list(COSTS) + list(COST_ALIASES))):
         values = grid.get(key, [])
@@ -373,7 +355,7 @@ def _validate(content: dict, where: str, quick_mode: bool = False) -> Study:
         raise StudyError(f"{where}: study.kind {head['kind']!r} is not valid; valid kinds: {', '.join(KINDS)}")
     if not head["seeds"]:
         raise StudyError(f"{where}: study.seeds is empty: give at least one seed, e.g. seeds = [0]")
-    if head["budget_s"] <= 0:
+    if not head["budget_s"] > 0:
         raise StudyError(f"{where}: study.budget_s must be > 0 seconds; got {head['budget_s']}")
     _positive(where, "study.blas_threads", head["blas_threads"])
     timing = _section(where, "timing", content.get("timing", {}))
@@ -382,7 +364,19 @@ def _validate(content: dict, where: str, quick_mode: bool = False) -> Study:
     _positive(where, "timing.max_repeats", timing["max_repeats"], timing["min_repeats"])
     reference = _section(where, "reference", content.get("reference", {}))
     _positive(where, "reference.digits", reference["digits"], 15)
+    from ..reference import MAX_DIGITS
+    if reference["digits"] > MAX_DIGITS:
+        raise StudyError(f"{where}: reference.digits must be at most {MAX_DIGITS} (mpmath's cost grows faster than "
+                         f"the digits); got {reference['digits']}")
+    for key in ("directions", "max_coordinates", "max_p"):
+        _positive(where, f"reference.{key}", reference[key], 0)
+    for key in ("min_time_s", "memory_max_s"):
+        _positive(where, f"timing.{key}", timing[key], 0)
     sweep = _section(where, "sweep", content.get("sweep", {}))
+    _positive(where, "sweep.steps", sweep["steps"], 2)
+    if sweep["log10_h_min"] >= sweep["log10_h_max"]:
+        raise StudyError(f"{where}: sweep.log10_h_min ({sweep['log10_h_min']:g}) must be below sweep.log10_h_max "
+                         f"({sweep['log10_h_max']:g})")
     if "quick" in content:
         _check_type(where, "quick", content["quick"], "table")
         _check_keys(where, "quick.", content["quick"], [k for k in TOP_KEYS if k != "quick"])
@@ -394,6 +388,11 @@ def _validate(content: dict, where: str, quick_mode: bool = False) -> Study:
             raise StudyError(f"{where}: problems is empty: add at least one [[problems]] table with a family "
                              f"(valid problems: {', '.join(_problems.catalogue())})")
     problems = tuple(_validate_problem(where, i, e, head["seeds"]) for i, e in enumerate(entries))
+    canonical = [json.dumps(p, sort_keys=True, default=str) for p in problems]
+    for i, text in enumerate(canonical):
+        if text in canonical[:i]:
+            raise StudyError(f"{where}: problems[{i}] repeats problems[{canonical.index(text)}] (same family, sizes "
+                             f"and options): its cells would run twice and be stored once; remove one of them")
     if head["kind"] == "gradient":
         methods = _validate_methods(where, content.get("methods"))
         for i, entry in enumerate(problems):
@@ -419,8 +418,20 @@ def study_from_dict(content: dict, source: str = "<python>") -> Study:
 
 
 def studies_dir() -> Path:
-    """The built-in study files: ``studies/`` beside the diffkit package (the repository's folder)."""
-    return Path(__file__).resolve().parents[2] / "studies"
+    """The built-in study files: the repository's ``studies/`` folder, or the installed copy of it.
+
+    A checkout (also an editable install) reads ``studies/`` beside the package; a wheel ships the same
+    files as the data package ``diffkit.builtin_studies`` (see setup.py), found through importlib.resources.
+    """
+    checkout = Path(__file__).resolve().parents[2] / "studies"
+    if (checkout / "README.md").is_file() and any(checkout.glob("*.toml")):
+        return checkout
+    from importlib import resources
+    try:
+        installed = resources.files("diffkit.builtin_studies")
+    except ModuleNotFoundError:
+        return checkout  # neither: builtin_studies() is empty and load_study says so
+    return Path(str(installed.joinpath("README.md"))).parent  # a namespace package: its one real folder
 
 
 def builtin_studies() -> list[str]:
@@ -434,6 +445,9 @@ def load_study(study: Any) -> Study:
         return study
     if isinstance(study, dict):
         return study_from_dict(study)
+    if not isinstance(study, (str, Path)) or not str(study).strip():
+        raise StudyError(f"a study is a built-in name ({', '.join(builtin_studies())}), the path of a .toml file, "
+                         f"a dict or a Study; got {type(study).__name__} {study!r:.60}")
     path = Path(study)
     if not path.suffix and not path.exists():
         path = studies_dir() / f"{study}.toml"

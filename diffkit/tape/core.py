@@ -38,11 +38,12 @@ def new_level() -> int:
 class Tape:
     """A Wengert list over values of namespace ``vxp`` (numpy floats, mpmath, another tape's arrays...)."""
 
-    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns")
+    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns", "convert")
 
     def __init__(self, vxp: Any = None, anomaly: bool = False, record_values: bool = False):
         self.vxp = NUMPY if vxp is None or vxp is np else vxp
         self.impls = self.vxp.impls  # the forward of each primitive, by index, in the value namespace
+        self.convert = getattr(self.vxp, "convert", None)
         self.ns = HOOKS["namespace"](self.vxp)
         self.nodes: list = []
         self.level = new_level()
@@ -180,6 +181,8 @@ def apply(prim: Any, *args: Any, **params: Any) -> Any:
 
 
 def record_op(prim, tape, vals, parents, mask, params):
+    if tape.convert is not None:  # constants join the values' library (numpy data beside CuPy values)
+        vals = tuple([tape.convert(v) for v in vals])
     shapes = tuple([getattr(v, "shape", ()) for v in vals])
     try:
         ans = tape.impls[prim.index](*vals, **params)

@@ -32,6 +32,7 @@ class TracerNamespace:
     """The namespace of one kind of trace (``"tape"`` or ``"dual"``) over values of namespace ``vxp``."""
 
     from_table = True  # (diffkit.nn asks this of the class: a peer namespace's getattr would raise)
+    convert = None
 
     def __init__(self, kind: str, vxp: Any, apply: Callable, reshape_view: Callable | None = None):
         self.name = kind
@@ -45,6 +46,7 @@ class TracerNamespace:
         for name in ("zeros_like", "ones_like", "full_like"):  # constants shaped like a traced array
             setattr(self, name, _like(name))
         self.asarray = self.array = _asarray(vxp)
+        self.to_float = _like("to_float")
         if reshape_view is not None:  # a reshape of a basic slice: one view node straight onto the sliced array
             plain_reshape = self.reshape
             def reshape(x, shape, copy=None):
@@ -73,6 +75,7 @@ class TracerNamespace:
 
 
 def _like(name: str) -> Callable:
+    """A constant made from a traced array's plain value (its shape, or a mask of it) by the value namespace."""
     def make(x, *args, **kwargs):
         plain = strip(x)
         return getattr(namespace(plain), name)(plain, *args, **kwargs)

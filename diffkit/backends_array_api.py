@@ -1,0 +1,182 @@
+"""Namespaces for any array-API library (array-api-strict, CuPy ...), generated from the same primitive table.
+
+A primitive runs on such arrays by its array-API name (the table's names are
+the standard's: ``asin``, ``permute_dims``, ``concat``, ``pow`` ...), through
+the library's own namespace (``array_api_compat.array_namespace``), with the
+small adapters below where numpy's conventions differ (``axis=None`` scans the
+flattened array, ``squeeze`` without an axis, Python scalars in ``where``).
+What the standard lacks (the special functions, ``einsum``,
+``solve_triangular``, integer-array updates) is declared unavailable, with
+that reason.  No value reaches numpy: array-api-strict checks it in the tests
+(constant data written as numpy arrays is moved into the library on entry).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .backends import Namespace, _refusal
+from .dispatch import register_backend
+from .primitives import Unsupported
+
+__all__ = ["array_api_namespace", "is_array_api"]
+
+_NOT_STANDARD = "it is not in the Python array API standard, so this array library need not have it"
+
+
+def _flat_axis(fn):
+    def run(x, axis=None, **kw):
+        lib = _lib_of(x)
+        return fn(lib)(lib.reshape(x, (-1,)) if axis is None else x, axis=0 if axis is None else axis, **kw)
+    return run
+
+
+def _lib_of(x):
+    import array_api_compat
+    return array_api_compat.array_namespace(x)
+
+
+def _squeeze(lib):
+    def run(x, axis=None):
+        if axis is None:
+            axis = tuple(i for i, n in enumerate(x.shape) if n == 1)
+        return lib.squeeze(x, axis=axis)
+    return run
+
+
+def _where(lib):
+    def run(c, x, y):
+        like = x if hasattr(x, "shape") else y
+        as_array = (lambda v: v if hasattr(v, "shape") else lib.asarray(v, dtype=like.dtype))
+        return lib.where(lib.asarray(c), as_array(x), as_array(y))
+    return run
+
+
+def _updated(lib, add: bool):
+    def run(x, v, index):
+        out = lib.asarray(x, copy=True)
+        out[index] = (out[index] + v) if add else v  # basic indices (the standard's __setitem__)
+        return out
+    return run
+
+
+def _tri(lib, lower: bool):
+    def run(x, k=0):
+        n, m = x.shape[-2:]
+        i = lib.reshape(lib.arange(n), (n, 1))
+        j = lib.reshape(lib.arange(m), (1, m))
+        keep = (j - i <= k) if lower else (j - i >= k)
+        return lib.where(keep, x, lib.zeros_like(x))
+    return run
+
+
+def _cholesky(lib):
+    return lambda x, upper=False: lib.linalg.cholesky(x, upper=upper)
+
+
+FORMS: dict[str, Callable[[Any], Callable]] = {
+    "permute_dims": lambda lib: lambda x, axes=None: lib.permute_dims(x, tuple(range(x.ndim))[::-1] if axes is None
+                                                                      else axes),
+    "swapaxes": lambda lib: lambda x, axis1=0, axis2=1: lib.permute_dims(x, _swapped(x.ndim, axis1, axis2)),
+    "squeeze": _squeeze,
+    "moveaxis": lambda lib: lambda x, source=0, destination=-1: lib.moveaxis(x, source, destination),
+    "repeat": lambda lib: lambda x, repeats=1, axis=None: lib.repeat(lib.reshape(x, (-1,)) if axis is None else x,
+                                                                     repeats, axis=0 if axis is None else axis),
+    "tile": lambda lib: lambda x, reps: lib.tile(x, reps),
+    "concat": lambda lib: lambda *xs, axis=0: lib.concat(list(xs), axis=axis),
+    "stack": lambda lib: lambda *xs, axis=0: lib.stack(list(xs), axis=axis),
+    "getitem": lambda lib: lambda x, index: x[index],
+    "take": lambda lib: lambda x, indices, axis=None: lib.take(lib.reshape(x, (-1,)) if axis is None else x,
+                                                               lib.asarray(indices), axis=0 if axis is None else axis),
+    "at_set": lambda lib: _updated(lib, add=False),
+    "at_add": lambda lib: _updated(lib, add=True),
+    "where": _where,
+    "cumulative_sum": lambda lib: _flat_axis(lambda l: l.cumulative_sum),
+    "cumprod": lambda lib: _flat_axis(lambda l: l.cumulative_prod),
+    "diagonal": lambda lib: lambda x, offset=0: lib.linalg.diagonal(x, offset=offset),
+    "tril": lambda lib: _tri(lib, True),
+    "triu": lambda lib: _tri(lib, False),
+    "det": lambda lib: lib.linalg.det,
+    "logabsdet": lambda lib: lambda x: lib.linalg.slogdet(x)[1],
+    "inv": lambda lib: lib.linalg.inv,
+    "solve": lambda lib: lib.linalg.solve,
+    "cholesky": _cholesky,
+    "vector_norm": lambda lib: lambda x, axis=None, keepdims=False: lib.linalg.vector_norm(x, axis=axis,
+                                                                                           keepdims=keepdims),
+    "argsort": lambda lib: lambda x, axis=-1: lib.argsort(x, axis=axis, stable=True),
+    "clip": lambda lib: lambda x, min=None, max=None: lib.clip(x, min=min, max=max),
+}
+
+
+def _swapped(ndim, a, b):
+    axes = list(range(ndim))
+    axes[a], axes[b] = axes[b], axes[a]
+    return tuple(axes)
+
+
+def _forward(prim, lib) -> tuple[Callable, Any]:
+    fn, reason = _library_forward(prim, lib)
+    if reason is not None:
+        return fn, reason
+
+    def run(*inputs, **params):  # constant data written as numpy arrays join the library's arrays
+        return fn(*[lib.asarray(x) if isinstance(x, np.ndarray) else x for x in inputs], **params)
+    return run, None
+
+
+def _library_forward(prim, lib) -> tuple[Callable, Any]:
+    if prim.name in FORMS:
+        try:
+            return FORMS[prim.name](lib), None
+        except AttributeError:
+            reason = Unsupported(f"{lib.__name__} lacks a function this op needs ({_NOT_STANDARD})")
+            return _refusal(prim, lib.__name__, reason), reason
+    numpy_impl = prim.impls["numpy"]
+    if getattr(numpy_impl, "__module__", "") == "diffkit.formulas":  # fused forms: written against xp already
+        return numpy_impl, None
+    fn = getattr(lib, prim.name, None)
+    if fn is None:
+        reason = Unsupported(f"{prim.name}: {_NOT_STANDARD}")
+        return _refusal(prim, lib.__name__, reason), reason
+    return fn, None
+
+
+_NAMESPACES: dict = {}
+
+
+def array_api_namespace(lib: Any) -> Namespace:
+    """The diffkit namespace over the array-API namespace ``lib`` (one per library)."""
+    ns = _NAMESPACES.get(id(lib))
+    if ns is None:
+        consts = {n: getattr(lib, n) for n in ("pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64",
+                                               "bool", "zeros", "ones", "full", "empty", "eye", "arange",
+                                               "linspace", "asarray", "zeros_like", "ones_like", "full_like",
+                                               "astype") if hasattr(lib, n)}
+        ns = Namespace(f"array_api:{lib.__name__}", "array_api", lambda prim: _forward(prim, lib), consts)
+        ns.to_float = lambda mask: lib.astype(mask, lib.float64)
+        ns.convert = lambda v: lib.asarray(v) if isinstance(v, np.ndarray) else v
+        ns.scatter_add = _scatter_add(lib)
+        ns.library = lib
+        _NAMESPACES[id(lib)] = ns
+    return ns
+
+
+def _scatter_add(lib):
+    def scatter_add(buf, owned, shape, index, c):
+        out = lib.zeros(shape, dtype=lib.float64) if buf is None else lib.asarray(buf, copy=True)
+        out[index] = out[index] + c
+        return out, False
+    return scatter_add
+
+
+def is_array_api(x: Any) -> bool:
+    """An array of an array-API library other than numpy (numpy float arrays get diffkit's numpy namespace)."""
+    return hasattr(x, "__array_namespace__") and type(x).__module__.split(".")[0] not in ("numpy", "diffkit")
+
+
+def namespace_of(x: Any) -> Namespace:
+    return array_api_namespace(_lib_of(x))
+
+
+register_backend("array_api", is_array_api, loader=namespace_of)

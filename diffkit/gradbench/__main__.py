@@ -1,0 +1,30 @@
+"""``python -m diffkit.gradbench --method reverse``: a GradBench tool on stdin/stdout (see diffkit.gradbench)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .engines import METHOD_CHOICES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m diffkit.gradbench",
+        description="A GradBench tool: reads the eval's JSON-lines messages on stdin, answers on stdout.")
+    parser.add_argument("--method", default="reverse", choices=METHOD_CHOICES,
+                        help="the differentiator for every gradient (default reverse, diffkit's tape)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads (threadpoolctl; torch's pool too), default 1 as the suite's tools")
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1; got {args.threads}")
+    from diffkit.bench import blas_threads  # noqa: PLC0415
+
+    from .protocol import serve  # noqa: PLC0415
+    with blas_threads(args.threads):
+        bad = serve(sys.stdin, sys.stdout, args.method, err=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""How each ``--method`` evaluates and differentiates an eval's function.
+
+An :class:`Engine` turns one function ``f(theta)`` (written once against
+``xp = dk.namespace(theta)``) into three prepared callables:
+
+* ``primal(f)(theta)``: the function's value (an array, any shape);
+* ``gradient(f)(theta)``: the gradient of a scalar ``f``;
+* ``grad_hvp(f)(theta, v)``: the gradient and the Hessian-vector product ``H v``
+  (kmeans' Newton direction needs the Hessian's diagonal): for the tape,
+  ``dk.hvp`` where it exists, else forward mode (``dk.jvp``) over the tape's
+  gradient (:func:`forward_over_reverse`); the peers' own double derivatives.
+
+diffkit's own methods go through :func:`diffkit.gradient` (what a user runs)
+and evaluate the primal on numpy arrays.  The peers (torch, jax, autograd)
+use the preparation of :mod:`diffkit.peers`, so that jax compiles once per
+prepared function, and evaluate the primal in the peer itself.
+
+A method this diffkit does not have (``forward_ad`` until forward mode lands)
+raises :class:`MethodUnavailable`, whose message says what is missing and
+which methods there are; the tool turns it into an error response.
+
+>>> import numpy as np
+>>> engine = engine_for("reverse")
+>>> engine.gradient(lambda t: (t * t).sum())(np.array([1.0, -2.0])).tolist()
+[2.0, -4.0]
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+import diffkit as dk
+from diffkit.methods import METHODS, _load_methods
+
+__all__ = ["Engine", "MethodUnavailable", "engine_for", "forward_over_reverse", "METHOD_CHOICES", "PEER_METHODS"]
+
+# The tool's --method choices: diffkit's own differentiators, then the peers on the same definitions.
+METHOD_CHOICES = ("reverse", "forward_ad", "central", "complex_step", "symbolic", "torch", "jax", "autograd")
+PEER_METHODS = ("torch", "jax", "autograd")
+
+
+class MethodUnavailable(RuntimeError):
+    """The selected method cannot run here (not in this diffkit, or its packages are not installed)."""
+
+
+def _as_array(out: Any) -> np.ndarray:
+    return np.asarray(out, dtype=np.float64)
+
+
+class Engine:
+    """The prepared callables of one method (see the module docstring)."""
+
+    def __init__(self, method: str):
+        self.method = method
+
+    def primal(self, f: Callable) -> Callable:
+        return lambda theta: _as_array(f(theta))
+
+    def gradient(self, f: Callable) -> Callable:
+        method = self.method
+        return lambda theta: dk.gradient(f, theta, method=method).grad
+
+    def grad_hvp(self, f: Callable) -> Callable:
+        if self.method != "reverse":
+            raise MethodUnavailable(
+                f"a Hessian-vector product is needed (kmeans' Newton direction), and method {self.method!r} "
+                f"computes gradients only; use method reverse (forward over reverse) or a peer (torch, jax, autograd)")
+        hvp = getattr(dk, "hvp", None)
+        if hvp is not None:
+            return lambda theta, v: hvp(f, theta, v, with_gradient=True)
+        if not hasattr(dk, "jvp"):
+            raise MethodUnavailable("a Hessian-vector product is needed (kmeans' Newton direction): this diffkit has "
+                                    "no forward mode (dk.jvp) to push a tangent through the tape's gradient")
+        return lambda theta, v: forward_over_reverse(f, theta, v)
+
+
+def forward_over_reverse(f: Callable, theta: Any, v: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(grad f, H v)``: forward mode (``dk.jvp``) through the tape's gradient (``dk.vjp`` on dual arrays).
+
+    >>> g, hv = forward_over_reverse(lambda t: (t * t * t).sum(), np.array([1.0, 2.0]), np.array([1.0, 0.0]))
+    >>> g.tolist(), hv.tolist()                  # 3 t^2, and 6 t v
+    ([3.0, 12.0], [6.0, 0.0])
+    """
+    def gradient(t):
+        return dk.vjp(f, t)[1](1.0)
+    g, hv = dk.jvp(gradient, theta, v)
+    return np.asarray(g, dtype=np.float64), np.asarray(hv, dtype=np.float64)
+
+
+class _TorchEngine(Engine):
+    def primal(self, f):
+        import torch  # noqa: PLC0415
+        from diffkit.peers import TorchArray  # noqa: PLC0415
+
+        def run(theta):
+            with torch.no_grad():
+                out = _tensor(f(TorchArray(torch.from_numpy(theta))))
+            return out.numpy() if isinstance(out, torch.Tensor) else _as_array(out)
+        return run
+
+    def gradient(self, f):
+        grad = dk.peers.PEERS["torch"].prepare(f)
+        return lambda theta: grad(theta)[1]
+
+    def grad_hvp(self, f):
+        import torch  # noqa: PLC0415
+        from diffkit.peers import TorchArray  # noqa: PLC0415
+
+        def run(theta, v):
+            t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+            (g,) = torch.autograd.grad(_tensor(f(TorchArray(t))), t, create_graph=True)
+            (hv,) = torch.autograd.grad(g, t, grad_outputs=torch.from_numpy(np.asarray(v, dtype=np.float64)))
+            return g.detach().numpy(), hv.numpy()
+        return run
+
+
+def _tensor(out: Any) -> Any:
+    """The tensor inside a TorchArray (a function may also return a plain number)."""
+    from diffkit.peers import TorchArray  # noqa: PLC0415
+    return out.t if type(out) is TorchArray else out
+
+
+def _jax():
+    """jax with float64 enabled (diffkit.peers turns x64 on when it loads jax.numpy), before anything compiles."""
+    from diffkit.peers import _load_jax_numpy  # noqa: PLC0415
+    _load_jax_numpy()
+    import jax  # noqa: PLC0415
+    return jax
+
+
+class _JaxEngine(Engine):
+    def primal(self, f):
+        compiled = _jax().jit(f)
+        return lambda theta: np.asarray(compiled(theta), dtype=np.float64)
+
+    def gradient(self, f):
+        _jax()
+        grad = dk.peers.PEERS["jax"].prepare(f)
+        return lambda theta: grad(theta)[1]
+
+    def grad_hvp(self, f):
+        jax = _jax()
+        compiled = jax.jit(lambda theta, v: jax.jvp(jax.grad(f), (theta,), (v,)))
+        return lambda theta, v: tuple(np.asarray(a, dtype=np.float64) for a in compiled(theta, v))
+
+
+class _AutogradEngine(Engine):
+    def gradient(self, f):
+        grad = dk.peers.PEERS["autograd"].prepare(f)
+        return lambda theta: grad(theta)[1]
+
+    def grad_hvp(self, f):
+        import autograd  # noqa: PLC0415
+        grad, hvp = autograd.grad(f), autograd.hessian_vector_product(f)
+        return lambda theta, v: (np.asarray(grad(theta)), np.asarray(hvp(theta, v)))
+
+
+_PEER_ENGINES = {"torch": _TorchEngine, "jax": _JaxEngine, "autograd": _AutogradEngine}
+
+
+def engine_for(method: str) -> Engine:
+    """The engine of ``method``, or :class:`MethodUnavailable` saying why it cannot run here."""
+    if method not in METHOD_CHOICES:
+        raise MethodUnavailable(f"unknown method {method!r}; choose one of: {', '.join(METHOD_CHOICES)}")
+    _load_methods()
+    spec = METHODS.get(method)
+    if spec is None:
+        have = ", ".join(m for m in METHOD_CHOICES if m in METHODS and METHODS[m].available)
+        raise MethodUnavailable(f"method {method!r} is not a dk.gradient method in this diffkit yet (the forward-"
+                                f"mode gradient arrives with the forward-mode issue); methods that run here: {have}")
+    if not spec.available:
+        raise MethodUnavailable(f"method {method!r} is not available here: {spec.hint}")
+    if method in _PEER_ENGINES:
+        import diffkit.peers  # noqa: F401, PLC0415  (registers the peers' namespaces)
+        return _PEER_ENGINES[method](method)
+    return Engine(method)
