@@ -3,10 +3,11 @@
 The problems are MLPs ``[h, h, h, 10]`` (tanh, softmax cross-entropy, L2 =
 1e-3, batch 64) at P ~ 1e2 .. 1e6 (:func:`diffkit.problems.mlp_for_size`).
 For each size, each BLAS thread count and each method the benchmark records
-the forward time, the gradient time (median of ``repeats`` >= 7 samples, each
-the mean of as many back-to-back calls as fill 2 ms, after one warm-up call), gradient / forward (over the *numpy* forward, the same
-denominator for every method), the ratio to the hand-written backprop, and
-the peak memory of one gradient call under tracemalloc.
+gradient / forward as one paired measurement (:func:`diffkit.studies.timing.paired_ratio`:
+the gradient and the method's own forward timed in turn, the ratio per pair,
+its median and bootstrap interval), the two times, the ratio's floor, the
+ratio to the hand-written backprop, and the peak memory of one gradient call
+under tracemalloc.
 
 Methods: ``handwritten`` (seed 001's matrix-form delta rule,
 :func:`diffkit.handwritten.mlp_backprop`, the floor a numpy tape can approach),
@@ -39,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import json
 import math
 import sys
@@ -54,6 +54,7 @@ from . import problems
 from .handwritten import mlp_backprop, mlp_forward
 from .methods import METHODS, gradient, get_method
 from .reverse import tape_gradient
+from .studies.timing import PairedRatio, paired_ratio
 from .tape import Tape
 
 __all__ = ["run_bench", "format_bench", "print_bench", "METHOD_ORDER", "SIZES"]
@@ -62,9 +63,10 @@ SIZES = (100, 1_000, 10_000, 100_000, 1_000_000)
 METHOD_ORDER = ("handwritten", "reverse", "torch", "jax", "autograd", "central", "symbolic")
 PEER_NAMES = ("torch", "jax", "autograd")
 COLUMNS = ["P", "layers", "threads", "method", "status", "forward_ms", "grad_ms", "grad_min_ms", "repeats",
-           "grad_over_forward", "vs_handwritten", "peak_bytes", "held_bytes", "note"]
+           "grad_over_forward", "ratio_low", "ratio_high", "ratio_width", "floor", "reliable", "vs_handwritten",
+           "peak_bytes", "held_bytes", "note"]
 
-# MLP family of the peers issue: [h, h, h, 10], tanh, softmax cross-entropy, L2, batch 64
+# The peer benchmark's MLP family: [h, h, h, 10], tanh, softmax cross-entropy, L2, batch 64
 FAMILY = dict(depth=3, n_out=10, activation="tanh", loss="softmax_cross_entropy", l2=1e-3, batch=64, seed=0)
 
 # glibc mallopt parameters (malloc.h): keep freed blocks instead of unmapping them
@@ -101,33 +103,40 @@ def blas_threads(n: int):
             torch.set_num_threads(before)
 
 
-SAMPLE_S = 2e-3  # a timing sample runs the call back to back until it lasts this long (timeit's autorange idea)
+BACKPROP = ("handwritten", "reverse", "torch", "jax", "autograd")  # methods whose gradient includes a forward
+NUMPY_BACKPROP = ("handwritten", "reverse", "autograd")  # ... on numpy's BLAS, the floor's own products
 
 
-def _time(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Median and min wall seconds per call over ``repeats`` samples, after one warm-up call, GC paused.
+def _products_after_forward(layers: list[int], batch: int, seed: int = 0) -> Callable[[], None]:
+    """The matrix products a backprop does beyond its forward: ``a^T delta`` per layer, ``delta W^T`` per layer
+    but the first (random arrays of the real shapes: BLAS time does not depend on the values)."""
+    rng = np.random.default_rng(seed)
+    a = [rng.standard_normal((batch, n)) for n in layers[:-1]]
+    w = [rng.standard_normal((m, n)) for m, n in zip(layers[:-1], layers[1:])]
+    d = [rng.standard_normal((batch, n)) for n in layers[1:]]
 
-    A sample is ``n`` calls back to back, with ``n`` chosen so that it lasts
-    about :data:`SAMPLE_S` (1 for calls that long): a 0.1 ms call timed alone
-    is mostly timer and scheduler noise on a shared machine.
+    def products() -> None:
+        for layer in range(len(w)):
+            a[layer].T @ d[layer]
+            if layer:
+                d[layer] @ w[layer].T
+    return products
+
+
+def measured_floor(prob, forward: Callable[[], Any], *, budget_s: float = 1.0,
+                   clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
+    """(floor, BLAS share) of gradient/forward for a backprop on this MLP, measured on this machine.
+
+    A backprop runs its forward and then at least the products of
+    :func:`_products_after_forward`, so gradient/forward >= 1 + t(products) / t(forward); the lower end of
+    that ratio's bootstrap interval is used, so the floor errs low.  Where BLAS dominates it approaches
+    :func:`matmul_flop_floor`; where Python overhead dominates, 1.  The share is t(products)/t(forward)
+    over (F - 1), the forward's time that is matrix products (about; capped at 1).
     """
-    start = time.perf_counter()
-    fn()
-    once = time.perf_counter() - start
-    calls = max(1, min(1000, int(SAMPLE_S / max(once, 1e-9))))
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            times.append((time.perf_counter() - start) / calls)
-    finally:
-        if was_enabled:
-            gc.enable()
-    return float(np.median(times)), float(min(times))
+    layers, batch = prob.meta["layers"], prob.meta["batch"]
+    r = paired_ratio(_products_after_forward(layers, batch), forward, floor=0.0, budget_s=budget_s, clock=clock)
+    nominal = matmul_flop_floor(layers)
+    return 1.0 + r.low, min(1.0, r.low / max(nominal - 1.0, 1e-12))
 
 
 def _held_by_tape(prob) -> int:
@@ -207,7 +216,7 @@ def _case(name: str, prob, fwd_s: float, opts: dict) -> _Case | str:
     """Build the case, or return the reason it is skipped."""
     th = prob.theta0
     numpy_forward = lambda: prob.fn(th)  # noqa: E731
-    if name == "handwritten":
+    if name == "handwritten":  # against its own forward: the same lean numpy code without the backward
         return _Case(lambda: mlp_forward(prob, th), lambda: mlp_backprop(prob, th))
     if name == "reverse":
         return _Case(numpy_forward, lambda: tape_gradient(prob.fn, th))
@@ -245,23 +254,42 @@ def _case(name: str, prob, fwd_s: float, opts: dict) -> _Case | str:
     return f"unknown bench method {name!r}; valid: {', '.join(METHOD_ORDER)}"
 
 
-def _repeats_for(name: str, repeats: int, est_s: float, opts: dict) -> int:
-    if name == "central":  # as many as fit in the budget, at least one
-        return max(1, min(repeats, int(opts["fd_budget_s"] / max(est_s, 1e-9))))
-    return repeats
+def _median_s(fn: Callable[[], Any], samples: int = 7) -> float:
+    """Median seconds of one call over a few calls (after one warm-up): an estimate, never a reported ratio."""
+    fn()
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _floor_for(name: str, measured: float) -> float:
+    """gradient/forward may not go below this: 1 for all; the measured product floor for numpy backprops."""
+    return measured if name in NUMPY_BACKPROP else 1.0
 
 
 def run_bench(quick: bool = True, threads: Iterable[int] = (1, 2), *, sizes: Iterable[int] | None = None,
               methods: Iterable[str] | None = None, repeats: int | None = None, memory: bool = True,
               keep_memory: bool = True, fd_budget_s: float | None = None, symbolic_max_p: int | None = None,
-              symbolic_budget_s: float | None = None, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+              symbolic_budget_s: float | None = None, ratio_budget_s: float | None = None,
+              progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Time every method on the MLP family; one row per (P, threads, method).
 
-    ``quick`` (the default) keeps ``diffkit bench --quick`` under 3 minutes on
-    2 cores: 7 repeats, central FD only where 2P forwards fit in 2 s,
-    symbolic only at P <= 100.  The full run takes 15 repeats, a 60 s FD budget and
-    symbolic up to P = 1000.  Columns: see ``COLUMNS``; ``df.attrs`` holds
-    the settings.  See the module docstring for the conventions.
+    Each gradient/forward is one :func:`~diffkit.studies.timing.paired_ratio`:
+    the method's gradient and its own forward (numpy's for the tape, central
+    and symbolic; mlp_forward for the hand-written backprop; the peer's own),
+    interleaved, at least ``repeats`` pairs, until the bootstrap interval is
+    within +-10 % or ``ratio_budget_s`` ends.  A ratio below its floor (1, and
+    for numpy backprops the measured product floor, :func:`measured_floor`)
+    is measured again and, if it stays below, marked unreliable.
+
+    ``quick`` (the default) keeps ``diffkit bench --quick`` to a few minutes on
+    2 cores: 7 pairs at least, 1 s per ratio, central FD only where 2P forwards
+    fit in 2 s, symbolic only at P <= 100.  The full run takes 15 pairs, 4 s,
+    a 60 s FD budget and symbolic up to P = 1000.  Columns: see ``COLUMNS``;
+    ``df.attrs`` holds the settings.  See the module docstring for the conventions.
     """
     repeats = repeats or (7 if quick else 15)
     if repeats < 7:
@@ -275,7 +303,8 @@ def run_bench(quick: bool = True, threads: Iterable[int] = (1, 2), *, sizes: Ite
         raise ValueError(f"unknown bench method(s) {', '.join(unknown)}; valid: {', '.join(METHOD_ORDER)}")
     opts = {"fd_budget_s": fd_budget_s if fd_budget_s is not None else (2.0 if quick else 60.0),
             "symbolic_max_p": symbolic_max_p if symbolic_max_p is not None else (100 if quick else 1000),
-            "symbolic_budget_s": symbolic_budget_s if symbolic_budget_s is not None else (30.0 if quick else 120.0)}
+            "symbolic_budget_s": symbolic_budget_s if symbolic_budget_s is not None else (30.0 if quick else 120.0),
+            "ratio_budget_s": ratio_budget_s if ratio_budget_s is not None else (1.0 if quick else 4.0)}
     kept = keep_freed_memory() if keep_memory else False
     if "torch" in methods and not _method_available("torch"):
         import torch  # noqa: F401, PLC0415  (now, so that blas_threads sets torch's pool from the first cell)
@@ -283,10 +312,12 @@ def run_bench(quick: bool = True, threads: Iterable[int] = (1, 2), *, sizes: Ite
     rows = []
     for target in sizes or SIZES:
         prob = problems.mlp_for_size(int(target), **FAMILY)
+        numpy_forward = lambda: prob.fn(prob.theta0)  # noqa: E731
         cases: dict = {}
         for n in threads:
             with blas_threads(n):
-                fwd_s, _ = _time(lambda: prob.fn(prob.theta0), repeats)
+                fwd_s = _median_s(numpy_forward)
+                floor, share = measured_floor(prob, numpy_forward, budget_s=opts["ratio_budget_s"] / 2)
                 hw_s = None
                 for name in methods:
                     say(f"P={prob.size} threads={n} {name}")
@@ -298,24 +329,36 @@ def run_bench(quick: bool = True, threads: Iterable[int] = (1, 2), *, sizes: Ite
                         rows.append({**row, "status": "budget" if case.startswith("budget") else "skipped",
                                      "note": case})
                         continue
-                    reps = _repeats_for(name, repeats, 2 * prob.size * fwd_s, opts)
-                    f_med, _ = _time(case.forward, repeats)
-                    g_med, g_min = _time(case.grad, reps)
+                    budget = opts["fd_budget_s"] if name == "central" else opts["ratio_budget_s"]
+                    r = paired_ratio(case.grad, case.forward, floor=_floor_for(name, floor), budget_s=budget,
+                                     min_pairs=repeats if name != "central" else 2)
                     if name == "handwritten":
-                        hw_s = g_med
-                    rows.append({**row, "status": "ok", "forward_ms": 1e3 * f_med, "grad_ms": 1e3 * g_med,
-                                 "grad_min_ms": 1e3 * g_min, "repeats": reps, "grad_over_forward": g_med / fwd_s,
-                                 "vs_handwritten": g_med / hw_s if hw_s else math.nan,
+                        hw_s = r.numerator_s
+                    rows.append({**row, **_ratio_row(r), "vs_handwritten": r.numerator_s / hw_s if hw_s else math.nan,
                                  "peak_bytes": _peak(case.grad) if memory and case.memory else None,
                                  "held_bytes": _HELD[name](prob) if memory and name in _HELD else None,
-                                 "note": case.note, "numpy_forward_ms": 1e3 * fwd_s})
+                                 "note": "; ".join(filter(None, [case.note, r.note])),
+                                 "numpy_forward_ms": 1e3 * fwd_s, "blas_share": share})
     df = pd.DataFrame(rows)
-    for col in COLUMNS + ["numpy_forward_ms"]:
+    for col in COLUMNS + EXTRA:
         if col not in df:
             df[col] = None
-    df = df[COLUMNS + ["numpy_forward_ms"]]
+    df = df[COLUMNS + EXTRA]
     df.attrs.update(dict(quick=quick, repeats=repeats, keep_memory=kept, family=FAMILY, **opts))
     return df
+
+
+EXTRA = ["numpy_forward_ms", "blas_share"]
+
+
+def _ratio_row(r: PairedRatio) -> dict:
+    """A bench row's timing columns from one paired measurement; an unreliable ratio is not stored as a number."""
+    shown = r.ratio if r.reliable else math.nan
+    return {"status": "ok" if r.reliable else "unreliable", "forward_ms": 1e3 * r.denominator_s,
+            "grad_ms": 1e3 * r.numerator_s, "grad_min_ms": 1e3 * min(r.numerator_samples), "repeats": r.pairs,
+            "grad_over_forward": shown, "ratio_low": r.low if r.reliable else math.nan,
+            "ratio_high": r.high if r.reliable else math.nan, "ratio_width": r.width, "floor": r.floor,
+            "reliable": r.reliable}
 
 
 def _fmt_ms(v) -> str:
@@ -325,50 +368,52 @@ def _fmt_ms(v) -> str:
 
 
 def _table(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    """Markdown, numbers right-aligned (every column but the first)."""
+    lines = ["| " + " | ".join(header) + " |", "| --- | " + " | ".join("---:" for _ in header[1:]) + " |"]
     lines += ["| " + " | ".join(r) + " |" for r in body]
     return "\n".join(lines)
 
 
+METHOD_NAMES = {"handwritten": "hand-written", "reverse": "diffkit tape", "torch": "PyTorch", "jax": "JAX (jit)",
+                "autograd": "autograd", "central": "central FD", "symbolic": "symbolic"}
+
+
+def _ratio_cell(r) -> str:
+    """'2.61 (2.55-2.70)'; a cell that did not run shows its status, with a footnote mark."""
+    if r.status != "ok":
+        return f"{r.status} ‡" if r.status == "unreliable" else r.status
+    return f"{r.grad_over_forward:.2f} ({r.ratio_low:.2f}-{r.ratio_high:.2f})"
+
+
 def format_bench(df: pd.DataFrame) -> str:
-    """The benchmark as markdown tables: per thread count, gradient times and ratios; then the issue-2 table."""
+    """The benchmark as markdown tables: per thread count, gradient/forward with intervals, times, memory."""
     out = []
-    ok = df[df["status"] == "ok"]
     methods = [m for m in METHOD_ORDER if m in set(df["method"])]
+    names = [METHOD_NAMES.get(m, m) for m in methods]
     for n, part in df.groupby("threads", sort=True):
-        out.append(f"### {n} BLAS thread{'s' if n > 1 else ''}: gradient time, ms (median)\n")
-        body = []
+        threads = f"{n} BLAS thread{'s' if n > 1 else ''}"
+        out.append(f"### {threads}: gradient time / forward time (median of interleaved pairs, 95 % interval)\n")
+        body, times = [], []
         for P, rows in part.groupby("P", sort=True):
             by = {r.method: r for r in rows.itertuples()}
-            fwd = rows["numpy_forward_ms"].dropna()
-            body.append([f"{P:,}", _fmt_ms(fwd.iloc[0] if len(fwd) else None)]
-                        + [_fmt_ms(by[m].grad_ms) if m in by and by[m].status == "ok" else by[m].status
-                           if m in by else "-" for m in methods])
-        out.append(_table(["P", "forward (numpy)"] + methods, body))
+            first = rows.iloc[0]
+            floor = f"{matmul_flop_floor(json.loads(first['layers'])):.2f}"
+            measured = rows.loc[rows["method"].isin(NUMPY_BACKPROP), "floor"].dropna()
+            body.append([f"{P:,}"] + [_ratio_cell(by[m]) if m in by else "-" for m in methods]
+                        + [f"{measured.iloc[0]:.2f}" if len(measured) else "-", floor])
+            times.append([f"{P:,}", _fmt_ms(first["numpy_forward_ms"])]
+                         + [_fmt_ms(by[m].grad_ms) if m in by and by[m].status in ("ok", "unreliable")
+                            else (by[m].status if m in by else "-") for m in methods])
+        out.append(_table(["P"] + names + ["floor (measured)", "floor (matmul flops)"], body))
         out.append("")
-        sub = ok[ok["threads"] == n]
-        tape = {r.P: r for r in sub[sub["method"] == "reverse"].itertuples()}
-        ratio_body = []
-        for P, rows in sub.groupby("P", sort=True):
-            if P not in tape:
-                continue
-            by = {r.method: r.grad_ms for r in rows.itertuples()}
-            t = tape[P]
-            ratio_body.append([f"{P:,}", f"{t.grad_over_forward:.2f}", f"{t.vs_handwritten:.2f}"]
-                              + [f"{by[m] / t.grad_ms:.2f}" if m in by else "-" for m in methods
-                                 if m not in ("reverse", "handwritten")])
-        if ratio_body:
-            out.append(f"Tape ratios ({n} thread{'s' if n > 1 else ''}): tape grad/forward, tape/hand-written, "
-                       f"and each peer's time / tape's time (> 1: the tape is faster)\n")
-            out.append(_table(["P", "tape grad/fwd", "tape/handwritten"]
-                              + [f"{m}/tape" for m in methods if m not in ("reverse", "handwritten")], ratio_body))
-            out.append("")
-        mem = sub[sub["peak_bytes"].notna()]
+        out.append(f"Gradient time, ms ({threads}; median)\n")
+        out.append(_table(["P", "forward (numpy)"] + names, times))
+        out.append("")
+        mem = part[part["peak_bytes"].notna()]
         if len(mem):
-            out.append(f"Memory, KiB ({n} thread{'s' if n > 1 else ''}): peak of one gradient (tracemalloc; torch and "
-                       f"jax allocate outside Python and are invisible to it); what the tape holds after the forward "
-                       f"(tracemalloc) against what a hand-written backprop must keep: the hidden activations and the output's "
-                       f"softmax (64 x (sum h + 10) x 8 B)\n")
+            out.append(f"Memory, KiB ({threads}): peak of one gradient (tracemalloc; PyTorch and JAX allocate "
+                       f"outside Python and are invisible to it); what the tape holds after the forward against "
+                       f"what a hand-written backprop must keep (the hidden activations and the output's softmax)\n")
             shown = [m for m in methods if m in set(mem["method"])]
             mbody = []
             for P, rows in mem.groupby("P", sort=True):
@@ -379,32 +424,31 @@ def format_bench(df: pd.DataFrame) -> str:
                              + [f"{tp.peak_bytes / hw.peak_bytes:.2f}" if both else "-",
                                 f"{tp.held_bytes / 1024:.0f}" if both else "-", f"{hw.held_bytes / 1024:.0f}" if both
                                 else "-", f"{tp.held_bytes / hw.held_bytes:.2f}" if both else "-"])
-            out.append(_table(["P"] + [f"peak {m}" for m in shown] + ["peak tape/hw", "tape holds",
-                                                                       "hw activations", "holds/activations"], mbody))
+            out.append(_table(["P"] + [f"peak, {METHOD_NAMES.get(m, m)}" for m in shown]
+                              + ["peak tape / hand-written", "tape holds", "activations", "holds / activations"],
+                              mbody))
             out.append("")
-    notes = df[df["note"].fillna("") != ""].drop_duplicates(["P", "method", "note"])
-    if len(notes):
-        out.append("Notes: " + "; ".join(f"{r.method} at P={r.P:,}: {r.note}" for r in notes.itertuples()))
+    bad = df[df["status"] == "unreliable"]
+    if len(bad):
+        out.append("‡ unreliable: the ratio stayed below its floor after re-measuring, so the machine's noise, not "
+                   "the code, set it; it is not reported. " + "; ".join(
+                       f"{METHOD_NAMES.get(r.method, r.method)} at P = {r.P:,}, {r.threads} thread(s): {r.note}"
+                       for r in bad.itertuples()))
         out.append("")
-    one = ok[(ok["threads"] == min(df["threads"])) & (ok["method"] == "reverse") & (ok["P"] >= 500)]
-    if len(one):
-        out.append(f"### Issue 2 table ({min(df['threads'])} thread): the tape against a forward pass and the "
-                   f"hand-written backprop\n")
-        out.append(_table(["P", "forward ms", "tape gradient ms", "tape/forward", "handwritten/forward",
-                           "matmul FLOP floor", "tape/handwritten"],
-                          [[f"{r.P:,}", _fmt_ms(r.numpy_forward_ms), _fmt_ms(r.grad_ms), f"{r.grad_over_forward:.2f}",
-                            f"{r.grad_over_forward / r.vs_handwritten:.2f}",
-                            f"{matmul_flop_floor(json.loads(r.layers)):.2f}", f"{r.vs_handwritten:.2f}"]
-                           for r in one.itertuples()]))
-        out.append("(matmul FLOP floor: gradient over forward in matrix-product flops alone, "
-                   "diffkit.bench.matmul_flop_floor; where BLAS dominates no backprop goes below it.)")
+    notes = df[(df["note"].fillna("") != "") & (df["status"] != "unreliable")].drop_duplicates(["P", "method", "note"])
+    if len(notes):
+        out.append("Notes: " + "; ".join(f"{METHOD_NAMES.get(r.method, r.method)} at P = {r.P:,}: {r.note}"
+                                         for r in notes.itertuples()))
         out.append("")
     attrs = df.attrs
     if attrs:
-        out.append(f"median of {attrs.get('repeats')} samples after one warm-up, each sample the mean of as many "
-                   f"back-to-back calls as fill {SAMPLE_S * 1e3:g} ms; glibc keeps freed memory: "
-                   f"{attrs.get('keep_memory')}; family {attrs.get('family')}; jax's XLA thread pool is fixed "
-                   f"when it starts, so its rows are not thread-limited")
+        out.append(f"Each ratio: the method's gradient and its own forward timed in turn (forward, gradient, "
+                   f"forward, ...), at least {attrs.get('repeats')} pairs, until the bootstrap interval of the "
+                   f"median is within +-10 % or {attrs.get('ratio_budget_s'):g} s pass. Floors: no gradient "
+                   f"costs less than its forward (1); a numpy backprop also does the backward matrix products, "
+                   f"timed here (measured floor), which where BLAS dominates approach the matmul-flop floor. "
+                   f"glibc keeps freed memory: {attrs.get('keep_memory')}. JAX's thread pool is fixed when it "
+                   f"starts, so its rows are not thread-limited.")
     return "\n".join(out)
 
 

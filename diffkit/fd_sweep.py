@@ -216,24 +216,5 @@ def sweep_summary(df: pd.DataFrame, window: int | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "component", "h_at_min", "min_error", "h_at_min_smoothed", "h_opt"])
 
 
-# --- Baydin et al. (2018), "Automatic differentiation in machine learning: a survey", Figure 3 ----------
-
-BAYDIN_X0 = 0.2
-BAYDIN_DF = mpmath.mpf(708288) / 78125  # f'(1/5), exact; f(1/5) = 112896/390625
-
-
-def baydin_f(theta):
-    """f(x) = 64 x (1 - x) (1 - 2x)^2 (1 - 8x + 8x^2)^2 on theta[0] (any backend)."""
-    x = theta[0]
-    return 64 * x * (1 - x) * (1 - 2 * x) ** 2 * (1 - 8 * x + 8 * x ** 2) ** 2
-
-
-def baydin_figure3(steps=DEFAULT_STEPS, methods=("forward", "central", "complex_step", "richardson")) -> pd.DataFrame:
-    """The step sweep of Baydin et al. (2018), Figure 3: f above at x0 = 0.2, against the exact f'(1/5).
-
-    >>> df = baydin_figure3(steps=[1e-8, 1e-6], methods=["central"])
-    >>> bool(df["error"].max() < 1e-7)
-    True
-    """
-    ref = np.array([BAYDIN_DF], dtype=object)
-    return step_sweep(baydin_f, np.array([BAYDIN_X0]), methods=methods, steps=steps, component=0, reference=ref)
+# Baydin et al. (2018), Figure 3, lives in diffkit.baydin (with Table 1); its names stay importable from here.
+from .baydin import BAYDIN_DF, BAYDIN_X0, baydin_f, baydin_figure3  # noqa: E402  (baydin imports us lazily)

@@ -41,8 +41,9 @@ tiny result is the difference of two numbers near 1).  With ``C = log(1e-13/u)
   g - s sum(g): x <= C (they form 1 - s_0 once s_0 is near 1; measured: first at 6.85 and 7.75).
 
 Everything else (sigmoid, log_sigmoid, softplus, logsumexp, the two cross-entropies from logits) holds
-1e-13 over the whole sweep.  The ``central`` method's *value* is its stencil's O(h^2) estimate of f, not
-f itself, so its value errors measure the finite differences, not the primitive.
+1e-13 over the whole sweep.  The ``central`` method never evaluates f at x: its *value* is the stencil's
+O(h^2) estimate, so its value digits are not meaningful (``digits`` is NaN, ``meaningful`` False).  A
+non-finite result never has status ``ok``: its status says why (for SymPy, the expression it evaluates).
 
 >>> import diffkit as dk
 >>> df = dk.stability_sweep(cases=["softplus"], methods=["reverse"], grid=[-800.0, 0.0, 800.0])
@@ -74,7 +75,7 @@ EDGES = {
     "exp_overflow": math.log(np.finfo(np.float64).max),  # exp(x) == inf beyond it
     "exp_underflow": 1075 * math.log(2),  # exp(-x) == 0 beyond it (half the smallest subnormal)
 }
-TOL = 1e-13  # the accuracy promised for the stable variants inside their domains (issue 7)
+TOL = 1e-13  # the accuracy promised for the stable variants inside their documented domains
 CANCEL = math.log(TOL / U)  # e-folds of a 1 - s cancellation before it exceeds TOL: 6.8
 
 
@@ -182,9 +183,10 @@ def stability_sweep(cases: Sequence[str] | None = None, *, variants: Sequence[st
     One tidy row per (case, variant, method, x, quantity) with columns
     ``computed``, ``exact`` (float rounding of the mpmath truth),
     ``rel_error`` (denominator max(|exact|, DBL_MIN)), ``digits``
-    (-log10 rel_error clipped to [0, 16]), ``finite``, ``in_domain`` (inside
-    the documented domain of the stable variant) and ``status`` (``ok``, or
-    the error a method raised).  Methods that are not registered are left
+    (-log10 rel_error clipped to [0, 16]; NaN where not ``meaningful``: a
+    stencil's value), ``finite``, ``in_domain`` (inside the documented domain
+    of the stable variant) and ``status`` (``ok``; ``non-finite: why``; or the
+    error a method raised).  Methods that are not registered are left
     out and listed in ``df.attrs["skipped"]``; ``thin={"symbolic": 10}`` runs
     a slow method on every 10th grid point only.  ``grid`` is an array of
     inputs or a dict of :func:`sweep_grid` options (default: its defaults).
@@ -214,6 +216,37 @@ def stability_sweep(cases: Sequence[str] | None = None, *, variants: Sequence[st
     return df
 
 
+def value_is_f(method: str) -> bool:
+    """Whether a method's value is f(x) itself: a stencil without the offset 0 (central, central4,
+    richardson) never evaluates f at x, so its value digits measure the stencil, not the primitive.
+
+    >>> value_is_f("reverse"), value_is_f("forward"), value_is_f("central"), value_is_f("richardson")
+    (True, True, False, False)
+    """
+    from . import finite_differences as fd
+
+    if method == "richardson":
+        return False
+    stencil = fd.STENCILS.get(method)
+    return stencil is None or 0 in stencil.offsets
+
+
+def _why_nonfinite(case: Case, variant: str, method: str) -> str:
+    """Why a result is NaN or inf: for SymPy, the expression it actually evaluates (it writes some stable forms
+    as their closed form, exact in symbols but not in float64); else the float64 edge that was crossed."""
+    if method == "symbolic":
+        try:
+            from .symbolic import symbols_like
+
+            expr = case.fn(symbols_like(np.array([0.0])), variant == "stable")
+            return (f"non-finite: SymPy evaluates {variant} {case.name} as {expr}, exact in symbols, whose float64 "
+                    f"evaluation overflows past |x| = {EDGES['exp_overflow']:.2f} (SymPy has no stable form of it)")
+        except Exception:  # noqa: BLE001  (the reason is a courtesy; the row is non-finite either way)
+            pass
+    return (f"non-finite: float64 overflow or underflow (exp overflows past |x| = {EDGES['exp_overflow']:.2f}, "
+            f"underflows past {EDGES['exp_underflow']:.2f})")
+
+
 def _rows(case: Case, variant: str, method: str, x: float, exact_v, exact_d) -> list[dict]:
     try:
         value, grad = _run(case, variant == "stable", method, x)
@@ -224,10 +257,13 @@ def _rows(case: Case, variant: str, method: str, x: float, exact_v, exact_d) -> 
     for quantity, computed, exact in (("value", value, exact_v), ("grad", grad, exact_d)):
         rel = _rel_error(computed, exact)
         lo, hi = case.domain.get(quantity, (-math.inf, math.inf))
+        finite = bool(np.isfinite(computed))
+        meaningful = quantity == "grad" or value_is_f(method)
+        row_status = status if (finite or status != "ok") else _why_nonfinite(case, variant, method)
         out.append(dict(case=case.name, variant=variant, method=method, x=float(x), quantity=quantity,
                         computed=computed, exact=float(exact), rel_error=rel,
-                        digits=correct_digits(rel),
-                        finite=bool(np.isfinite(computed)), in_domain=bool(lo <= x <= hi), status=status))
+                        digits=correct_digits(rel) if meaningful else math.nan, meaningful=meaningful,
+                        finite=finite, in_domain=bool(lo <= x <= hi), status=row_status))
     return out
 
 

@@ -33,7 +33,9 @@ Two exact gradients differ only by rounding, so they must agree to
 ...     dk.testing.check_gradient(f, np.array([1.0, -2.0]), grad=lambda t: 2 * t ** 2)
 ... except AssertionError as err:
 ...     print(str(err).splitlines()[0])
-check_gradient FAILED: 7 of 12 checks disagree (P=2)
+check_gradient FAILED: 7 of 12 checks disagree, 5 agree (P=2)
+>>> print(dk.testing.check_gradient(f, np.array([1.0, -2.0]), grad=lambda t: 3 * t ** 2).headline())
+passed: all 12 checks agree (P=2)
 """
 from __future__ import annotations
 
@@ -120,9 +122,7 @@ class GradientCheck:
 
     def report(self, limit: int = 8) -> str:
         bad = [c for c in self.comparisons if c.verdict != "pass"]
-        head = {"fail": "FAILED", "inconclusive": "INCONCLUSIVE", "pass": "passed"}[self.verdict]
-        lines = [f"check_gradient {head}: {len(bad)} of {len(self.comparisons)} checks "
-                 f"{'disagree' if self.verdict == 'fail' else 'undecided' if bad else 'agree'} (P={self.size})"]
+        lines = [f"check_gradient {self.headline()}"]
         pairs: dict[tuple, list] = {}
         for c in bad:
             pairs.setdefault((c.a, c.b, c.verdict), []).append(c)
@@ -140,6 +140,19 @@ class GradientCheck:
                      f"fd_floor = {SAFETY} x (Richardson truncation estimate + {NOISE_ULPS} ulps of max|f| / h)")
         lines += ["  " + n for n in self.notes]
         return "\n".join(lines)
+
+    def headline(self) -> str:
+        """'passed: all 24 checks agree (P=4)', 'FAILED: 7 of 12 checks disagree, 5 agree (P=2)', ...: the
+        counts say what each verdict means, so a pass never reads as a failure."""
+        counts = {v: sum(c.verdict == v for c in self.comparisons) for v in ("pass", "fail", "inconclusive")}
+        total, agree = len(self.comparisons), counts["pass"]
+        undecided = f"{counts['inconclusive']} undecided"
+        if self.verdict == "pass":
+            return f"passed: all {total} checks agree (P={self.size})"
+        if self.verdict == "fail":
+            rest = ", ".join(filter(None, [undecided if counts["inconclusive"] else "", f"{agree} agree"]))
+            return f"FAILED: {counts['fail']} of {total} checks disagree, {rest} (P={self.size})"
+        return f"INCONCLUSIVE: {counts['inconclusive']} of {total} checks undecided, {agree} agree (P={self.size})"
 
     def __str__(self) -> str:
         return self.report()

@@ -45,3 +45,12 @@ def test_tape_is_linear_and_naive_swells(table):
     ratio = naive / (n[2:] ** 2 * 2.0 ** n[2:])
     assert np.ptp(ratio) < 0.06  # n^2 2^n / 3 in SymPy's flattened products
     assert (table["cse"] < table["naive"]).loc[4:].all() and (table["dag"] < table["naive"]).loc[4:].all()
+
+
+def test_paper_naive_column_is_the_product_rule_on_the_closed_form(table):
+    # n = 2: d/dx 4x(1 - x) by the product rule is 4(1 - x) - 4x, which SymPy writes 4 - 8x: 2 ops
+    assert table.loc[2, "paper_naive"] == 2
+    # n = 3: 16(1 - x)(1 - 2x)^2 - 16x(1 - 2x)^2 + 16x(1 - x)(8x - 4): 19 ops, fewer than the nested program's 21
+    assert table.loc[3, "paper_naive"] == 19 and table.loc[3, "naive"] == 21
+    assert table.loc[4, "paper_naive"] < table.loc[4, "naive"] == 82
+    assert table.loc[5:, "paper_naive"].isna().all()  # the paper gives closed forms up to n = 4

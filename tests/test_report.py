@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import diffkit as dk
+from diffkit.baydin import baydin_f, baydin_figure3, baydin_table1
 from diffkit.report import check_out_dir, render
 from diffkit.report.claims import render_sentences
 from diffkit.report.data import ReportData, seed_references
@@ -85,8 +86,10 @@ def _scaling_rows():
                 continue
             counters = json.dumps({"expression_ops": 7 * P ** 1.5, "cse_ops": 3 * P, "build_s": 0.1})
             rows.append(_row("scaling", f"mlp-{P}", P, method, wall_median_s=forward * ratio, forward_median_s=forward,
-                             grad_over_forward=ratio, evaluations={"central": 2 * P, "forward": P + 1}.get(method, 1),
-                             counters=counters if method == "symbolic" else "{}", digits=12.0, group=group))
+                             grad_over_forward=ratio, ratio_low=0.95 * ratio, ratio_high=1.05 * ratio,
+                             evaluations={"central": 2 * P, "forward": P + 1}.get(method, 1),
+                             counters=counters if method == "symbolic" else "{}", digits=12.0, group=group,
+                             wall_first_s=forward * ratio * (30 if method == "symbolic" else 1)))
     return rows
 
 
@@ -122,24 +125,26 @@ def _baydin_figure3():
                          "error": np.concatenate([h * 20 + 2 * EPS / h, h ** 2 * 50 + EPS / h])})
 
 
+TABLE1 = baydin_table1(6)  # the real reproduction (a second), so the sources table can judge it
+FIGURE3 = baydin_figure3()
+
+
 def fixture_data() -> ReportData:
     grad = [*_seed_rows(), *_scaling_rows()]
     for (name, P), digits in ACCURACY.items():
         for method, d in zip(("reverse", "central", "forward", "symbolic"), digits):
             grad.append(_row("accuracy", name, P, method, "budget" if d is None else "ok", digits=d))
-    fits = pd.DataFrame({"method": ["reverse", "central", "forward", "symbolic", "reverse"],
-                         "group": [BIG, BIG, BIG, SMALL, SMALL], "slope": [1.02, 2.01, 1.98, 2.7, 0.5],
-                         "slope_ci_low": [0.98, 1.9, 1.9, 2.5, 0.4], "slope_ci_high": [1.06, 2.1, 2.05, 2.9, 0.6],
-                         "n_points": [4, 4, 4, 2, 2], "p_max": [1e5, 1e5, 1e5, 1e3, 1e3],
-                         "ratio_median": [3.1, 2000.0, 1000.0, 300.0, 4.5]})
-    table1 = pd.DataFrame({"n": [1, 2, 3, 4], "l_n ops": [1, 4, 8, 12], "naive derivative ops": [1, 9, 40, 170],
-                           "simplified ops": [1, 6, 20, 60], "tape ops": [1, 4, 8, 12]})
-    bench = pd.DataFrame({"method": ["reverse", "handwritten", "torch", "torch", "reverse", "central"],
-                          "P": [1000, 1000, 1000, 1000, 90, 1000], "threads": [1, 1, 1, 2, 1, 1],
-                          "grad_over_forward": [3.3, 1.47, 7.25, 13.2, 4.56, np.nan],
-                          "status": ["ok", "ok", "ok", "ok", "ok", "skipped"]})
+    fits = dk.studies.fit_cost_models(pd.DataFrame(_scaling_rows()), p_min=100)
+    table1 = TABLE1
+    bench = pd.DataFrame({"method": ["reverse", "handwritten", "torch", "torch", "reverse", "central", "jax"],
+                          "P": [1000, 1000, 1000, 1000, 90, 1000, 1000], "threads": [1, 1, 1, 2, 1, 1, 1],
+                          "grad_over_forward": [3.3, 2.47, 7.25, 13.2, 4.56, np.nan, np.nan],
+                          "ratio_low": [3.1, 2.3, 7.0, 12.0, 4.4, np.nan, np.nan],
+                          "ratio_high": [3.5, 2.6, 7.5, 14.0, 4.7, np.nan, np.nan],
+                          "status": ["ok", "ok", "ok", "ok", "ok", "skipped", "skipped"],
+                          "note": ["", "", "", "", "", "2P x forward > fd_budget_s", "pip install 'diffkit[peers]'"]})
     frames = {"gradient": pd.DataFrame(grad), "step_size": pd.DataFrame(_step_rows()),
-              "stability": pd.DataFrame(_stability_rows()), "cost_models": fits, "baydin_figure3": _baydin_figure3(),
+              "stability": pd.DataFrame(_stability_rows()), "cost_models": fits, "baydin_figure3": FIGURE3,
               "baydin_table1": table1, "bench": bench, "seed_reference": seed_references()}
     return ReportData(frames=frames, studies=("seeds", "accuracy", "scaling", "step_size", "stability"),
                       command="diffkit report --out reports")
@@ -209,8 +214,18 @@ def assert_summary_cites_its_cells(report: Path) -> None:
     text = section((report / "index.md").read_text(), "## 8. Why backprop wins")
     sources = pd.read_csv(report / "data" / "summary_sources.csv", keep_default_na=False)
     used = sources[sources["sentence"].str.startswith("summary.") & (sources["omitted"] == "")]
+    is_word = used["word"].astype(str) == "True" if "word" in used else pd.Series(False, index=used.index)
+    words, used = used[is_word], used[~is_word]
+    from diffkit.studies.fit import trend
+
+    for _, w in words.iterrows():  # a trend word is the one its own row's fitted slope and interval give
+        assert w["shown"] in text
+        row = pd.read_csv(report / "data" / w["csv"]).loc[int(w["row"])]
+        prefix = "ratio_" if w["column"].startswith("ratio") else ""
+        assert w["shown"] == trend(row[f"{prefix}slope"], row[f"{prefix}slope_ci_low"], row[f"{prefix}slope_ci_high"])
     shown = [s for s in used["shown"] if f"{s}" in text]
-    assert len(numbers_in(text)) == len(shown) == len(used)
+    in_words = sum(len(numbers_in(w)) for w in words["shown"])  # 'grows like P^0.7' carries its slope
+    assert len(numbers_in(text)) == len(shown) + in_words and len(shown) == len(used)
     for _, s in used.iterrows():
         cell = pd.read_csv(report / "data" / s["csv"]).loc[int(s["row"]), s["column"]]
         (value, half_unit), = numbers_in(str(s["shown"]))
@@ -219,13 +234,22 @@ def assert_summary_cites_its_cells(report: Path) -> None:
 
 def test_summary_states_the_measured_numbers(report):
     text = section((report / "index.md").read_text(), "## 8. Why backprop wins")
-    assert "At P = 100000 the tape (reverse mode) took 3.1× the time of one forward pass." in text
+    assert "At P = 100000 the tape (reverse mode) took 3.1× the time of one forward pass (bootstrap interval " \
+           "2.9–3.3)." in text
     # central: 2.04 P + 0.5 at P = 1e5 is 204000.5; two significant digits
-    assert "Central differences at P = 100000 took 2.0 × 10⁵× one forward pass, with 200000 evaluations" in text
+    assert "Central differences at P = 100000 took 2.0 × 10⁵× one forward pass (bootstrap interval 1.9 × 10⁵–2.1 × " \
+           "10⁵), with 200000 evaluations" in text
     assert "Symbolic differentiation gave out at P = 10000, after succeeding at P = 1000." in text
-    assert "grows like P^1.0 and central differences' like P^2.0" in text
+    # by hand: the tape's ratio is the constant 3.1 (slope 0); its wall time 3.1e-7 P (slope 1); central's
+    # ratio 2.04 P + 0.5 (slope 1 up to the + 0.5), its wall time ~ P^2
+    assert "the tape's gradient time divided by its forward time: flat in P (slope 0, " in text
+    assert "its wall time: linear in P (slope 1)" in text
+    assert "Central differences' time divided by the forward time, the quantity ADBench reports: linear in P " \
+           "(slope 1.0" in text
+    assert "their wall time: quadratic in P (slope 2" in text
     assert "worst problem kept 14.8 correct digits against 8.70 for central differences and 5.90" in text
-    assert "on one thread at P = 1000, the tape took 3.3× one forward pass and the handwritten delta rule 1.5×" in text
+    assert "on one thread at P = 1000, the tape took 3.3× its forward pass (bootstrap interval 3.1–3.5) and the " \
+           "hand-written delta rule 2.5× its own (2.3–2.6)" in text
     assert "At P = 1000 on one thread PyTorch took 7.2× one forward pass." in text  # 7.25 rounds to even
     # x = 750, 800, ..., 1000 overflow: 6 points, value and gradient each
     assert "the tape on the naive formulas gave 12 non-finite results, and on the stable ones 0, keeping at " \
@@ -295,7 +319,8 @@ def test_stability_table_counts_the_overflows(report):
 def test_every_figure_is_written_embedded_and_backed_by_csvs(report):
     markdown, page = (report / "index.md").read_text(), (report / "index.html").read_text()
     pngs = sorted((report / "figures").glob("*.png"))
-    assert {p.stem for p in pngs} == {"accuracy", "step_size", "baydin_figure3", "cost", "swell", "baydin_table1"}
+    assert {p.stem for p in pngs} == {"accuracy", "step_size", "baydin_figure3", "cost", "swell", "baydin_table1",
+                                      "stability"}
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (png.with_suffix(".svg")).read_text().lstrip().startswith("<?xml")
@@ -386,3 +411,75 @@ def test_same_results_give_identical_figures_and_csvs(report, tmp_path):
     again = render(fixture_data(), tmp_path / "again")
     for path in sorted(report.glob("*/*")):
         assert (again / path.relative_to(report)).read_bytes() == path.read_bytes(), path.relative_to(report)
+
+
+# --- the sources table: published numbers beside diffkit's --------------------------------------------
+
+def test_sources_table_judges_each_published_number(report):
+    s = pd.read_csv(report / "data" / "sources.csv", keep_default_na=False)
+    rows = {(r["source"], r["claim"]): r for _, r in s.iterrows()}
+    gw = next(r for (src, _), r in rows.items() if src.startswith("Griewank"))
+    assert gw["source's number"] == "<= 4" and gw["diffkit"].startswith("3.1 (2.9-3.3) at P = 100,000")
+    assert gw["within"] == "yes"  # the fixture's tape ratio 3.1 is inside omega <= 4
+    c6 = next(r for (src, claim), r in rows.items() if "c < 6" in claim)
+    assert c6["within"] == "yes"
+    fd = next(r for (_, claim), r in rows.items() if "finite differences: time / objective" in claim)
+    # the fixture's central ratio is 2.04 P + 0.5: slope 1 within a hair over P = 1e2 .. 1e5
+    assert fd["diffkit"].startswith("slope 1.00") and fd["within"] == "yes"
+    manual = next(r for (_, claim), r in rows.items() if "manual" in claim)
+    assert manual["diffkit"].startswith("2.5 (2.3-2.6) at P = 1,000") and manual["within"] == "yes"
+
+
+def test_sources_table_has_the_figure3_floor_and_table1_rows(report):
+    import sympy
+
+    s = pd.read_csv(report / "data" / "sources.csv", keep_default_na=False)
+    floor = s[s["claim"].str.startswith("complex step")].iloc[0]
+    # by hand: f'(x0) at the double x0 nearest 0.2, as an exact rational, and its distance to the nearest double
+    x = sympy.Symbol("x")
+    exact = sympy.diff(baydin_f([x]), x).subs(x, sympy.Rational(0.2))
+    gap = abs(sympy.Rational(float(exact)) - exact)
+    assert float(floor["source's number"]) == pytest.approx(float(gap), rel=1e-2) and 6e-16 < float(gap) < 8e-16
+    assert floor["within"] == "yes" and floor["diffkit"].startswith("6.85e-16")
+    central = s[s["claim"] == "Figure 3, central difference: truncation slope of error against h"].iloc[0]
+    assert central["source's number"] == "2" and central["within"] == "yes"
+    table1 = s[s["claim"].str.startswith("Table 1: AD's cost")].iloc[0]
+    assert "tape nodes linear in n" in table1["diffkit"] and table1["within"] == "yes"
+
+
+# --- readability -------------------------------------------------------------------------------------------
+
+def test_report_reads_in_words(report):
+    markdown = (report / "index.md").read_text()
+    tables = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert not re.search(r"\bissue\s*\d", markdown, re.IGNORECASE)  # no internal references
+    for name in ("f_dag_ops", "worst_grad_digits", "max_ok_P", "h_best", "error_min", "problem_name"):
+        assert not any(name in line for line in tables), name  # headers in words, not column names
+    assert any("---:" in line for line in tables)  # numbers right-aligned
+    # the skipped peer says how to install it, in a footnote of the peers table
+    peers = section(markdown, "### Peers side by side")
+    assert re.search("not installed [¹²³]", peers) and "pip install 'diffkit[peers]'" in peers
+    # warm and cold symbolic costs sit in separate columns
+    assert "gradient/forward, warm (median)" in markdown and "first call/forward, cold (median)" in markdown
+
+
+def test_failed_accuracy_cells_carry_their_reason_in_a_footnote(tmp_path):
+    data = fixture_data()
+    grad = data.frames["gradient"]
+    grad.loc[(grad["study"] == "accuracy") & (grad["status"] == "budget"), "reason"] = "symbolic budget of 60 s"
+    markdown = (render(data, tmp_path / "r") / "index.md").read_text()
+    acc = section(markdown, "## 3. Accuracy")
+    assert "budget ¹" in acc and "¹ symbolic budget of 60 s" in acc
+
+
+def test_trend_words_in_the_prose_come_from_fitted_slopes(report):
+    """No trend word is typed by hand: every 'linear', 'flat', 'quadratic', 'grows like' in the report's prose
+    is in a sentence whose word was generated from a fitted slope (summary_sources, word = True)."""
+    markdown = (report / "index.md").read_text()
+    prose = [line for line in markdown.splitlines() if line and not line.startswith(("|", "#", "*", "!"))]
+    sources = pd.read_csv(report / "data" / "summary_sources.csv", keep_default_na=False)
+    words = set(sources.loc[sources["word"].astype(str) == "True", "shown"])
+    pattern = re.compile(r"(flat|linear|quadratic|no clear trend) in P|(grows|falls) like P\^-?[\d.]+")
+    found = [m.group(0) for line in prose for m in pattern.finditer(line)]
+    assert found, "the fixture's fits should give trend words"
+    assert set(found) <= words

@@ -191,6 +191,38 @@ def test_trap_softplus_gradient_at_large_abs_x(x):
     assert np.isnan(naive.grad[0]) == (x > OVERFLOW)
 
 
+# --- results that explain themselves ---------------------------------------------------------------
+
+def test_a_non_finite_result_never_has_status_ok():
+    # naive softplus overflows past log(DBL_MAX) = 709.78 (exp(x) = inf): by hand, x = 800 is non-finite
+    df = stability_sweep(cases=["softplus", "sigmoid"], variants=["naive", "stable"], methods=["reverse"],
+                         grid=[-800.0, 0.0, 800.0])
+    bad = df[~df.finite]
+    assert len(bad) and not (bad.status == "ok").any()
+    assert bad.status.str.startswith("non-finite").all() and bad.status.str.contains("709.78").all()
+    assert (df[df.finite].status == "ok").all()
+
+
+def test_symbolic_rows_say_which_expression_overflows():
+    get_method("reverse")
+    if "symbolic" not in METHODS or not METHODS["symbolic"].available:
+        pytest.skip("symbolic method not available")
+    df = stability_sweep(cases=["softplus"], variants=["stable"], methods=["symbolic"], grid=[800.0])
+    bad = df[~df.finite]
+    for status in bad.status:  # SymPy writes the stable form as its closed form, exact but overflowing
+        assert status.startswith("non-finite: SymPy evaluates stable softplus as ") and "exp(" in status
+
+
+def test_central_value_digits_are_marked_not_meaningful():
+    df = stability_sweep(cases=["tanh"], variants=["stable"], methods=["central", "forward", "reverse"],
+                         grid=[-1.0, 0.5])
+    value = df[df.quantity == "value"].set_index("method")
+    # central's stencil has offsets -1, +1 only: it never evaluates f at x; forward's has 0 and reverse is exact
+    assert (~value.loc["central", "meaningful"].astype(bool)).all() and value.loc["central", "digits"].isna().all()
+    assert value.loc["forward", "meaningful"].all() and value.loc["reverse", "digits"].notna().all()
+    assert df[df.quantity == "grad"]["digits"].notna().all()
+
+
 # --- the sweep's other methods, the table, bad input, CLI ------------------------------------------
 
 def test_other_methods_run_in_the_sweep_or_are_recorded_as_skipped():

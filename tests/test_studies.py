@@ -235,17 +235,52 @@ def test_slope_interval_covers_the_true_slope_with_noise():
 
 
 def test_fit_cost_models_uses_ok_rows_above_p_min():
-    rows = [{"method": "m", "status": "ok", "P": P, "wall_median_s": 1e-9 * P**2, "evaluations": 2 * P,
-             "grad_over_forward": 2 * P} for P in (1e3, 1e4, 1e5)]
-    rows += [{"method": "m", "status": "ok", "P": 10.0, "wall_median_s": 1.0, "evaluations": 20,
-              "grad_over_forward": 20.0},
-             {"method": "m", "status": "budget", "P": 1e6, "wall_median_s": 5.0, "evaluations": None,
-              "grad_over_forward": None}]
     import pandas as pd
 
+    rows = [{"method": "m", "status": "ok", "P": P, "wall_median_s": 1e-9 * P**2, "evaluations": 2 * P,
+             "grad_over_forward": 2 * P} for P in (1e3, 1e4, 1e5, 1e6)]
+    rows += [{"method": "m", "status": "ok", "P": 10.0, "wall_median_s": 1.0, "evaluations": 20,
+              "grad_over_forward": 20.0},
+             {"method": "m", "status": "budget", "P": 1e7, "wall_median_s": 5.0, "evaluations": None,
+              "grad_over_forward": None}]
     fit = fit_cost_models(pd.DataFrame(rows)).iloc[0]
-    assert fit["n_points"] == 3 and abs(fit["slope"] - 2) < 1e-9 and abs(fit["evaluations_slope"] - 1) < 1e-9
-    assert fit["ratio_median"] == np.median([20.0, 2e3, 2e4, 2e5])  # the ratio uses every ok row
+    assert fit["fit"] == "fitted" and fit["n_points"] == 4
+    assert abs(fit["slope"] - 2) < 1e-9 and abs(fit["evaluations_slope"] - 1) < 1e-9
+    assert abs(fit["ratio_slope"] - 1) < 1e-9  # time / forward: P forward passes, the quantity ADBench reports
+    assert fit["trend"] == "quadratic in P" and fit["ratio_trend"] == "linear in P"
+    assert fit["ratio_median"] == np.median([20.0, 2e3, 2e4, 2e5, 2e6])  # the ratio uses every ok row
+
+
+@pytest.mark.parametrize("sizes, why", [
+    ((1e3, 1e4), "2 sizes"),                      # two points: a line through them has no evidence
+    ((1e3, 2e3, 4e3, 8e3, 1.6e4), "1.2 decades"),  # many points, too narrow a span
+])
+def test_no_slope_from_too_few_sizes_or_too_narrow_a_span(sizes, why):
+    import pandas as pd
+
+    rows = [{"method": "m", "status": "ok", "P": P, "wall_median_s": 1e-6 * P, "grad_over_forward": 3.0,
+             "evaluations": 1} for P in sizes]
+    fit = fit_cost_models(pd.DataFrame(rows)).iloc[0]
+    assert fit["fit"].startswith("points only") and why in fit["fit"]
+    assert np.isnan(fit["slope"]) and np.isnan(fit["ratio_slope"]) and fit["trend"] == ""
+
+
+@settings(max_examples=40, deadline=None)
+@given(b=st.floats(-0.5, 2.5), half=st.floats(0.0, 0.6))
+def test_trend_words_agree_with_the_fitted_slope(b, half):
+    from diffkit.studies.fit import trend
+
+    words = trend(b, b - half, b + half)
+    bands = {"flat in P": (-0.2, 0.2), "linear in P": (0.8, 1.2), "quadratic in P": (1.8, 2.2)}
+    if words in bands:  # a word only when the whole interval is in its band
+        lo, hi = bands[words]
+        assert lo <= b - half and b + half <= hi
+    else:
+        assert not any(lo <= b - half and b + half <= hi for lo, hi in bands.values())
+        if b - half < 0 < b + half:
+            assert words == "no clear trend in P"
+        else:
+            assert words == (f"grows like P^{b:.1f}" if b >= 0 else f"falls like P^{b:.1f}")
 
 
 def test_step_size_study_gives_a_v_curve_per_method(tmp_path):
@@ -271,3 +306,23 @@ def test_failure_reasons_name_files_from_the_package_not_the_checkout():
 
     assert _short_path(diffkit.backends.__file__) == os.path.join("diffkit", "backends.py")
     assert _short_path("/somewhere/else/user_code.py") == "user_code.py"
+
+
+def test_two_runs_of_a_small_accuracy_study_give_bitwise_identical_accuracy(tmp_path):
+    # the results a report prints may differ between runs only in timings and metadata: seeded data, one BLAS
+    # thread, and budgets no cell approaches (a cell decided by the wall clock would differ on a busy machine)
+    study = study_from_dict({
+        "study": {"name": "repro", "blas_threads": 1, "budget_s": 120.0},
+        "problems": [{"family": "seed_sigmoid_neuron"},
+                     {"family": "mlp", "layers": [[3, 5, 2]], "activation": ["tanh", "relu"],
+                      "loss": "binary_cross_entropy", "batch": 8, "l2": 0.001}],
+        "methods": {"reverse": {}, "backward": {}, "central": {}, "richardson": {}},
+        "timing": {**FAST_TIMING, "ratio_budget_s": 0.01},
+        "reference": {"max_coordinates": 0}})
+    runs = [run_study(study, store=tmp_path / f"run{k}.sqlite", quiet=True).sort_values("cell_id")
+            .reset_index(drop=True) for k in range(2)]
+    columns = ["cell_id", "status", "value", "digits", "median_digits", "max_abs", "max_rel", "worst_component",
+               "grad", "evaluations"]
+    assert set(runs[0]["status"]) == {"ok"}
+    a, b = (r[columns].astype(str) for r in runs)
+    assert a.equals(b)

@@ -247,3 +247,23 @@ def test_step_and_tolerance_come_from_the_error_model():
     # (x+h)^3 - (x-h)^3 = 6 x^2 h + 2 h^3: the difference quotient is 3x^2 + h^2, up to f's round-off
     assert abs(fd.value_b - fd.value_a - check.step ** 2) <= 4 * 2.0 ** -53 * 28 / check.step
     assert math.isclose(fd.tol, fd.floor)
+
+
+# --- the first line says what the verdict means ------------------------------------------------------------
+
+def test_headlines_count_what_each_verdict_means():
+    theta = np.array([1.0, -2.0])
+    good = check_gradient(_cube, theta, grad=lambda t: 3 * t ** 2)
+    n = len(good.comparisons)
+    assert str(good).splitlines()[0] == f"check_gradient passed: all {n} checks agree (P=2)"
+    assert "0 of" not in str(good)
+    with pytest.raises(AssertionError) as err:
+        check_gradient(_cube, theta, grad=lambda t: 2 * t ** 2)  # wrong where t != 0: 2 t^2 against 3 t^2
+    first = str(err.value).splitlines()[0]
+    assert first.startswith("check_gradient FAILED: ") and "checks disagree" in first
+    failed, total = (int(w) for w in first.split(": ")[1].split(" checks")[0].split(" of "))
+    agree = int(first.split(", ")[-1].split(" agree")[0])
+    assert 0 < failed <= total and failed + agree <= total
+    with pytest.warns(GradientCheckInconclusive) as caught:
+        check_gradient(_cube, theta, grad=lambda t: 3 * t ** 2, rtol=1e-14)
+    assert "INCONCLUSIVE: " in str(caught[0].message) and "undecided" in str(caught[0].message)

@@ -8,15 +8,18 @@ from diffkit.commands import UsageError, split_names, check_output_file
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="time the tape against hand-written backprop and the peers on MLPs",
-                       description="Forward time, gradient time (median of >= 7 runs), gradient/forward, ratios "
-                                   "against hand-written backprop and each peer, and peak memory, on MLPs "
-                                   "[h,h,h,10] (tanh, softmax cross-entropy, L2, batch 64) at P ~ 1e2..1e6.")
-    p.add_argument("--quick", action="store_true", help="7 repeats and small FD/symbolic budgets (under 3 minutes)")
+                       description="Gradient/forward of each implementation against its own forward (timed in "
+                                   "interleaved pairs, median and 95% bootstrap interval, floors checked), times, "
+                                   "ratios against hand-written backprop, and peak memory, on MLPs [h,h,h,10] "
+                                   "(tanh, softmax cross-entropy, L2, batch 64) at P ~ 1e2..1e6.")
+    p.add_argument("--quick", action="store_true",
+                   help="7 pairs at least, 1 s per ratio, small FD/symbolic budgets (a few minutes)")
     p.add_argument("--threads", default="1,2", help="comma-separated BLAS thread counts (default 1,2)")
     p.add_argument("--sizes", default=None, help="comma-separated target P (default 100,1000,10000,100000,1000000)")
     p.add_argument("--methods", "--method", dest="methods", action="append", default=None,
                    help="comma-separated, from: handwritten,reverse,torch,jax,autograd,central,symbolic (default all)")
-    p.add_argument("--repeats", type=int, default=None, help="timed calls per cell, >= 7 (default 7 quick, 15 full)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="(forward, gradient) pairs at least per ratio, >= 7 (default 7 quick, 15 full)")
     p.add_argument("--no-memory", action="store_true", help="skip the tracemalloc peak-memory runs")
     p.add_argument("--system-malloc", action="store_true",
                    help="leave glibc's default (return freed blocks to the kernel; large arrays page-fault again)")

@@ -11,8 +11,9 @@ No number in these templates is typed by hand: all of them are read here.
 >>> tables = {"cost_scaling": pd.DataFrame({"method": ["reverse", "reverse"], "status": ["ok", "ok"],
 ...                                         "P": [10, 1000], "grad_over_forward": [2.54, 3.14159],
 ...                                         "evaluations": [1, 1]})}
+>>> tables["cost_scaling"] = tables["cost_scaling"].assign(ratio_low=[2.4, 2.9], ratio_high=[2.7, 3.3])
 >>> resolve(SENTENCES["summary.tape"], tables)[0]
-'At P = 1000 the tape (reverse mode) took 3.1× the time of one forward pass.'
+'At P = 1000 the tape (reverse mode) took 3.1× the time of one forward pass (bootstrap interval 2.9–3.3).'
 >>> fmt(204321.5), fmt(0.000123), fmt(131), fmt(15.96, 3)
 ('2.0 × 10⁵', '1.2 × 10⁻⁴', '131', '16.0')
 """
@@ -131,9 +132,17 @@ def _bench(method: str, column: str = "grad_over_forward") -> Cell:
 
 
 def _at_largest_p(method: str, *extra: str) -> dict[str, Cell]:
-    """P and the gradient/forward ratio (and, with "evals", the evaluations of f) at the method's largest P."""
-    cells = {"P": _cost(method, "P"), "ratio": _cost(method, "grad_over_forward")}
+    """P, the gradient/forward ratio and its interval (and, with "evals", the evaluations of f) at the method's
+    largest P with a reliable ratio."""
+    cells = {"P": _cost(method, "P"), "ratio": _cost(method, "grad_over_forward"),
+             "lo": Cell("cost_scaling", "ratio_low", (("method", method), ("P", "@P"))),
+             "hi": Cell("cost_scaling", "ratio_high", (("method", method), ("P", "@P")))}
     return {**cells, "evals": _cost(method, "evaluations")} if "evals" in extra else cells
+
+
+def _fit(method: str, column: str) -> Cell:
+    """The fitted cost line of ``method`` reaching the largest P (lines shown as points only have no slope)."""
+    return Cell("cost_fits", column, (("method", method), ("fit", "fitted")), "max:p_max")
 
 
 def _worst_digits(table: str, method: str) -> Cell:
@@ -144,11 +153,12 @@ def _worst_digits(table: str, method: str) -> Cell:
 SENTENCES: dict[str, Sentence] = {
     # --- section 1: each method's headline figure
     "methods.reverse": Sentence(
-        "Measured: at P = {P}, one gradient cost {ratio}× one forward pass.",
+        "Measured: at P = {P}, one gradient cost {ratio}× one forward pass (bootstrap interval {lo}–{hi}; gradient "
+        "and forward timed in interleaved pairs).",
         _at_largest_p("reverse")),
     "methods.central": Sentence(
         "Measured: at P = {P}, central differences made {evals} evaluations of f and took {ratio}× one forward "
-        "pass; their worst problem had {digits} correct digits.",
+        "pass (bootstrap interval {lo}–{hi}); their worst problem had {digits} correct digits.",
         {**_at_largest_p("central", "evals"), "digits": _worst_digits("accuracy", "central")}),
     "methods.symbolic": Sentence(
         "Measured: the symbolic gradient succeeded up to P = {ok} and gave out at P = {fail}.",
@@ -160,22 +170,33 @@ SENTENCES: dict[str, Sentence] = {
         absent=(_symbolic("gave_out_P"),)),
     # --- section 8: why backprop wins
     "summary.tape": Sentence(
-        "At P = {P} the tape (reverse mode) took {ratio}× the time of one forward pass.",
+        "At P = {P} the tape (reverse mode) took {ratio}× the time of one forward pass (bootstrap interval {lo}–{hi}).",
         _at_largest_p("reverse")),
     "summary.central": Sentence(
-        "Central differences at P = {P} took {ratio}× one forward pass, with {evals} evaluations of f.",
+        "Central differences at P = {P} took {ratio}× one forward pass (bootstrap interval {lo}–{hi}), with {evals} "
+        "evaluations of f.",
         _at_largest_p("central", "evals")),
     "summary.forward": Sentence(
-        "Forward differences at P = {P} took {ratio}× one forward pass.",
+        "Forward differences at P = {P} took {ratio}× one forward pass (bootstrap interval {lo}–{hi}).",
         _at_largest_p("forward")),
     "summary.symbolic": Sentence(
         "Symbolic differentiation gave out at P = {fail}, after succeeding at P = {ok}.",
         {"fail": _symbolic("gave_out_P"),
          "ok": _symbolic("max_ok_P")}),
     "summary.slopes": Sentence(
-        "On log-log axes the tape's gradient time grows like P^{rev} and central differences' like P^{cen}.",
-        {"rev": Cell("cost_fits", "slope", (("method", "reverse"),), "max:p_max"),
-         "cen": Cell("cost_fits", "slope", (("method", "central"), ("group", "@rev")))}),
+        "Fitted on log-log axes over P = {p0}–{p1}, the tape's gradient time divided by its forward time: {rr_t} "
+        "(slope {rr}, confidence interval {rr_lo} to {rr_hi}); its wall time: {rs_t} (slope {rs}).",
+        {"rr": _fit("reverse", "ratio_slope"), "rr_t": _fit("reverse", "ratio_trend"),
+         "rr_lo": _fit("reverse", "ratio_slope_ci_low"), "rr_hi": _fit("reverse", "ratio_slope_ci_high"),
+         "p0": _fit("reverse", "p_min"), "p1": _fit("reverse", "p_max"), "rs": _fit("reverse", "slope"),
+         "rs_t": _fit("reverse", "trend")}),
+    "summary.slopes_central": Sentence(
+        "Central differences' time divided by the forward time, the quantity ADBench reports: {cr_t} (slope "
+        "{cr}, confidence interval {cr_lo} to {cr_hi}; two forward passes per parameter); their wall time: "
+        "{cs_t} (slope {cs}).",
+        {"cr": _fit("central", "ratio_slope"), "cr_t": _fit("central", "ratio_trend"),
+         "cr_lo": _fit("central", "ratio_slope_ci_low"), "cr_hi": _fit("central", "ratio_slope_ci_high"),
+         "cs": _fit("central", "slope"), "cs_t": _fit("central", "trend")}),
     "summary.accuracy": Sentence(
         "In accuracy, the tape's worst problem kept {rev} correct digits against {cen} for central differences "
         "and {fwd} for forward differences.",
@@ -188,10 +209,12 @@ SENTENCES: dict[str, Sentence] = {
          "h_opt": Cell("step_size_optimum", "h_opt", (("method", "central"),), "min:error_min"),
          "err": Cell("step_size_optimum", "error_min", (("method", "central"),), "min:error_min")}),
     "summary.bench": Sentence(
-        "In the peer benchmark on one thread at P = {P}, the tape took {rev}× one forward pass and the "
-        "handwritten delta rule {hand}×.",
+        "In the peer benchmark on one thread at P = {P}, the tape took {rev}× its forward pass (bootstrap interval "
+        "{rev_lo}–{rev_hi}) and the hand-written delta rule {hand}× its own ({hand_lo}–{hand_hi}).",
         {"P": Cell("bench", "P", (("method", "reverse"), ("status", "ok"), ("threads", 1)), "max:P"),
-         "rev": _bench("reverse"), "hand": _bench("handwritten")}),
+         "rev": _bench("reverse"), "hand": _bench("handwritten"), "rev_lo": _bench("reverse", "ratio_low"),
+         "rev_hi": _bench("reverse", "ratio_high"), "hand_lo": _bench("handwritten", "ratio_low"),
+         "hand_hi": _bench("handwritten", "ratio_high")}),
     "summary.bench_torch": Sentence(
         "At P = {P} on one thread PyTorch took {torch}× one forward pass.",
         {"P": Cell("bench", "P", (("method", "reverse"), ("status", "ok"), ("threads", 1)), "max:P"),
@@ -223,9 +246,10 @@ def resolve(sentence: Sentence, tables: dict[str, pd.DataFrame]) -> tuple[str, l
         i = cell.row(tables, rows)
         rows[name] = (cell.table, i)
         value = tables[cell.table].loc[i, cell.column]
-        values[name] = fmt(value, cell.sig)
-        sources.append({"placeholder": name, "shown": values[name], "value": float(value),
-                        "csv": f"{cell.table}.csv", "column": cell.column, "row": i})
+        text = isinstance(value, str)  # a generated word (a trend from a fitted slope), shown as it is
+        values[name] = value if text else fmt(value, cell.sig)
+        sources.append({"placeholder": name, "shown": values[name], "value": math.nan if text else float(value),
+                        "csv": f"{cell.table}.csv", "column": cell.column, "row": i, "word": text})
     return sentence.text.format(**values), sources
 
 
@@ -239,9 +263,9 @@ def render_sentences(prefix: str, tables: dict[str, pd.DataFrame]) -> tuple[list
             text, sources = resolve(sentence, tables)
         except KeyError as err:
             records.append({"sentence": key, "placeholder": "", "shown": "", "value": float("nan"), "csv": "",
-                            "column": "", "row": -1, "omitted": str(err).strip("'\"")})
+                            "column": "", "row": -1, "word": False, "omitted": str(err).strip("'\"")})
             continue
         texts.append(text)
         records += [{"sentence": key, **s, "omitted": ""} for s in sources]
     return texts, pd.DataFrame.from_records(records, columns=["sentence", "placeholder", "shown", "value", "csv",
-                                                              "column", "row", "omitted"])
+                                                              "column", "row", "word", "omitted"])

@@ -125,9 +125,11 @@ def _extra_sources(full: bool) -> dict[str, Callable[[], pd.DataFrame]]:
             raise ModuleNotFoundError(f"{function} needs {' or '.join(modules)}, which is not installed")
         return load
     return {
-        "baydin_figure3": call(("diffkit.finite_differences", "diffkit.fd_sweep"), "baydin_figure3"),
-        "baydin_table1": call(("diffkit.symbolic",), "baydin_table1", n_max=8),
-        "bench": call(("diffkit.bench",), "run_bench", quick=not full),
+        "baydin_figure3": call(("diffkit.baydin",), "baydin_figure3"),
+        "baydin_table1": call(("diffkit.baydin",), "baydin_table1", n_max=8),
+        # one BLAS thread, the report's only table of it; `diffkit bench` also times two
+        "bench": call(("diffkit.bench",), "run_bench", quick=not full, threads=(1,),
+                      ratio_budget_s=None if full else 0.7),
     }
 
 

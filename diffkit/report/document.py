@@ -10,7 +10,7 @@ Paragraph text may use ``**bold**`` and ```code``` only; both renderers understa
 It is **cheap**.
 <BLANKLINE>
 | method | ratio |
-| --- | --- |
+| --- | ---: |
 | reverse | 3.1 |
 <BLANKLINE>
 *Data: [data/cost.csv](data/cost.csv)*
@@ -38,10 +38,23 @@ class Para:
 
 @dataclass
 class Table:
-    """A table already formatted for display (strings); ``csv`` names the data file behind it."""
+    """A table already formatted for display (strings); ``csv`` names the data file behind it; ``notes`` are
+    its footnotes (the reason behind each marked cell)."""
 
     frame: pd.DataFrame
     csv: str
+    notes: tuple = ()
+
+    def right_aligned(self) -> list[bool]:
+        """Per column: right-align it when its cells are numbers (a dash or a marked status does not count)."""
+        def number(text: str) -> bool:
+            t = str(text).strip().lstrip("−-+~≈<>≤≥")
+            return bool(t) and (t[0].isdigit() or t.startswith("."))
+        flags = []
+        for column in self.frame.columns:
+            cells = [c for c in self.frame[column].astype(str) if c.strip() not in ("", "–", "-")]
+            flags.append(bool(cells) and sum(map(number, cells)) >= max(1, len(cells) // 2))
+        return flags
 
 
 @dataclass
@@ -86,9 +99,10 @@ def to_markdown(blocks) -> str:
             out.append(f"```bash\n{b.text}\n```")
         elif isinstance(b, Table):
             head = "| " + " | ".join(map(_cell, b.frame.columns)) + " |"
-            rule = "| " + " | ".join("---" for _ in b.frame.columns) + " |"
+            rule = "| " + " | ".join("---:" if right else "---" for right in b.right_aligned()) + " |"
             rows = ["| " + " | ".join(map(_cell, row)) + " |" for row in b.frame.itertuples(index=False)]
-            out.append("\n".join([head, rule, *rows]) + f"\n\n*Data: {_data_links([b.csv])}*")
+            notes = "".join(f"\n\n{n}" for n in b.notes)
+            out.append("\n".join([head, rule, *rows]) + notes + f"\n\n*Data: {_data_links([b.csv])}*")
         elif isinstance(b, Figure) and b.inline_svg:
             out.append(f"![{b.caption}](figures/{b.name}.svg)\n\n*{b.caption}*")
         elif isinstance(b, Figure):

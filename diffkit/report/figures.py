@@ -144,9 +144,9 @@ def baydin_figure3(t):
     fig, ax = plt.subplots(figsize=SIZE)
     _lines(ax, curves, "method", "h", "error")
     minima = t.get("baydin_figure3_minima")
-    if minima is not None:
+    if minima is not None:  # the robust minimum (three steps reach it) at the smoothed V's lowest h
         ax.plot(minima["h_best"], minima["error_min"], linestyle="none", marker="*", markersize=12, color="#000000",
-                label="measured minimum")
+                label="minimum (reached by 3+ steps)")
     _finish(ax, "step size h", "absolute error of f′(x)", "Baydin et al. 2018, Figure 3 (reproduced)", log="xy")
     return fig
 
@@ -158,18 +158,20 @@ def cost(t):
     scaling = scaling.groupby(["method", "label", "P"], as_index=False)[["wall_median_s", "grad_over_forward"]].median()
     scaling = pd.concat([scaling, _first_calls(t["cost_scaling"])], ignore_index=True)
     slopes = {}
-    if "cost_fits" in t:
+    if "cost_fits" in t:  # a slope only where the fit has >= 4 sizes over >= 1.5 decades; else points
         fits = t["cost_fits"]
         keys = fits["label"].fillna(fits["method"]) if "label" in fits else fits["method"]
-        slopes = {k: f" (slope {s:.2f})" for k, s in zip(keys, fits["slope"])}
+        slopes = {k: (f" (slope {s:.2f} [{lo:.2f}, {hi:.2f}])" if np.isfinite(s) else " (points only)")
+                  for k, s, lo, hi in zip(keys, fits["slope"], fits["slope_ci_low"], fits["slope_ci_high"])}
     names = {label: label + slopes.get(label, "") for label in scaling["label"]}
     fig, (left, right) = plt.subplots(1, 2, figsize=(SIZE[0] * 1.7, SIZE[1]))
     _lines(left, scaling, "label", "P", "wall_median_s", names)
-    _finish(left, "parameter count P", "gradient wall time, median (s)", "Gradient time against P (fitted slopes)",
+    _finish(left, "parameter count P", "gradient wall time, median (s)",
+            "Gradient time against P (slope of wall time, 95 % interval)",
             log="xy", legend=False)
     ratios = scaling[scaling["grad_over_forward"] > 0]
     _lines(right, ratios, "label", "P", "grad_over_forward", names)
-    _finish(right, "parameter count P", "gradient time / one forward pass (ratio)", "Gradient / forward",
+    _finish(right, "parameter count P", "gradient time / one forward pass (paired, median)", "Gradient / forward",
             log="xy", legend=False)
     handles = dict(zip(*reversed(left.get_legend_handles_labels())))  # the left panel has every series
     right.legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True)
@@ -188,13 +190,24 @@ def _first_calls(rows: pd.DataFrame) -> pd.DataFrame:
                        grad_over_forward=np.nan).drop(columns="wall_first_s")
 
 
+# legends in words, not counter names
+COUNTER_NAMES = {"f_ops": "f: operations (tree)", "f_nodes": "f: tree nodes", "f_dag_ops": "f: operations (shared DAG)",
+                 "grad_ops": "gradient: operations (tree)", "grad_nodes": "gradient: tree nodes",
+                 "grad_dag_ops": "gradient: operations (shared DAG)", "cse_ops": "gradient after CSE: operations",
+                 "final_ops": "compiled gradient: operations"}
+TABLE1_NAMES = {"l_n": "lₙ itself", "naive": "d/dx of the nested program (unsimplified)",
+                "paper_naive": "paper's naive: product rule on the closed form", "expanded": "expanded polynomial",
+                "cse": "after common-subexpression elimination", "tape": "reverse-mode tape nodes",
+                "dag": "diffkit's shared-DAG gradient"}
+
+
 def swell(t):
     """The size counters (names ending in _ops or _nodes); ratios and the rest stay in the CSV only."""
     frame = t["swell"]
     frame = frame[(frame["value"] > 0) & frame["counter"].str.endswith(("_ops", "_nodes"))]
     frame = frame.groupby(["counter", "P"], as_index=False)["value"].max()
     fig, ax = plt.subplots(figsize=SIZE)
-    _lines(ax, frame, "counter", "P", "value")
+    _lines(ax, frame, "counter", "P", "value", COUNTER_NAMES)
     _finish(ax, "parameter count P", "expression size (count)", "Symbolic expression swell", log="xy")
     return fig
 
@@ -206,9 +219,47 @@ def baydin_table1(t):
     long = table.melt(id_vars=["n"], value_vars=counts, var_name="column", value_name="ops")
     long = long[long["ops"] > 0]
     fig, ax = plt.subplots(figsize=SIZE)
-    _lines(ax, long, "column", "n", "ops")
+    _lines(ax, long, "column", "n", "ops", TABLE1_NAMES)
     _finish(ax, "iterations n of the logistic map", "operation count", "Baydin et al. 2018, Table 1 (reproduced)",
             log="y")
+    return fig
+
+
+def stability(t):
+    """Correct digits of the gradient against x for each case, stable (solid) beside naive (dashed), per method;
+    a non-finite result is drawn at -1 digits (below the axis' 0) so that it is seen, not hidden."""
+    curves = t["stability_curves"]
+    cases = list(dict.fromkeys(curves["case"]))
+    methods = [m for m in ORDER if m in set(curves["method"])] + sorted(set(curves["method"]) - set(ORDER))
+    cols = 3
+    rows = -(-len(cases) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(SIZE[0] * 1.6, 1.9 * rows + 0.6), squeeze=False, sharex=True,
+                             sharey=True)
+    styles = style_for(methods)
+    for ax, case in zip(axes.flat, cases):
+        part = curves[curves["case"] == case]
+        for method in methods:
+            for variant, dash in (("stable", "-"), ("naive", "--")):
+                g = part[(part["method"] == method) & (part["variant"] == variant)].sort_values("x")
+                if not len(g):
+                    continue
+                y = np.where(g["finite"].astype(bool), g["digits"], -1.0)
+                ax.plot(g["x"], y, color=styles[method]["color"], linestyle=dash, linewidth=1.0,
+                        label=f"{method}, {variant}")
+        ax.set_title(case, fontsize=8)
+        ax.set_ylim(-1.5, 16.5)
+        ax.set_xscale("symlog", linthresh=1.0)
+    for ax in axes.flat[len(cases):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("x (symmetric log scale)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("gradient: correct digits")
+    handles = dict(zip(*reversed(axes.flat[0].get_legend_handles_labels())))
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(4, len(handles)), frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Stable against naive formulas: gradient digits against x (−1: NaN or inf)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
@@ -225,6 +276,7 @@ FIGURES = {
     "cost": FigureSpec(cost, ("cost_scaling", "cost_fits")),
     "swell": FigureSpec(swell, ("swell",)),
     "baydin_table1": FigureSpec(baydin_table1, ("baydin_table1",)),
+    "stability": FigureSpec(stability, ("stability_curves",)),
 }
 
 

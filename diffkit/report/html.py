@@ -23,6 +23,8 @@ body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; 
        color: #111; }
 table { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.85rem; display: block; overflow-x: auto; }
 th, td { border: 1px solid #bbb; padding: 0.2rem 0.5rem; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.notes { font-size: 0.8rem; color: #333; margin: 0.2rem 0; }
 th { background: #eee; }
 figure { margin: 1rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
@@ -46,10 +48,13 @@ def _links(csvs) -> str:
 
 
 def _table(block: Table) -> str:
+    right = block.right_aligned()
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in block.frame.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+    rows = "".join("<tr>" + "".join(f'<td{" class=num" if r else ""}>{html.escape(str(v))}</td>'
+                                    for v, r in zip(row, right)) + "</tr>"
                    for row in block.frame.itertuples(index=False))
-    return f'<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>\n<p class="data">Data: ' \
+    notes = "".join(f'<p class="notes">{_inline(n)}</p>' for n in block.notes)
+    return f'<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>\n{notes}<p class="data">Data: ' \
            f"{_links([block.csv])}</p>"
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .data import ReportData, as_float_list, json_cell
+from .sources import figure3_slopes, sources
 
 __all__ = ["derive", "FAILED"]
 
@@ -79,7 +80,8 @@ def cost_scaling(data):
     rows = _study_rows(data, "scaling", by_group=True)
     return None if rows is None else _pick(rows.sort_values(["label", "P"]), [
         "problem_name", "group", "P", "method", "label", "status", "wall_median_s", "wall_iqr_s", "wall_first_s",
-        "forward_median_s", "grad_over_forward", "evaluations", "peak_bytes", "digits", "reason"])
+        "forward_median_s", "grad_over_forward", "ratio_low", "ratio_high", "ratio_width", "ratio_floor",
+        "ratio_reliable", "evaluations", "peak_bytes", "digits", "reason"])
 
 
 def cost_max_p(tables):
@@ -106,6 +108,10 @@ def cost_fits(data):
     if rows is not None and keys:
         labels = rows.drop_duplicates(keys)[[*keys, "label"]]
         fits = fits.merge(labels, how="left", on=keys)
+        if {"wall_first_s", "forward_median_s"} <= set(rows):  # the cold first call, never in the warm column
+            ok = rows[rows["status"] == "ok"]
+            cold = (ok["wall_first_s"] / ok["forward_median_s"]).groupby([ok[k] for k in keys]).median()
+            fits = fits.merge(cold.rename("cold_over_forward").reset_index(), how="left", on=keys)
     return fits.reset_index(drop=True)
 
 
@@ -184,12 +190,12 @@ def step_size_optimum(tables):
 
 
 def baydin_figure3_minima(data):
+    """Robust minima of the Figure 3 sweep (:func:`diffkit.baydin.figure3_minima`: reached by three steps at
+    least; a flat floor as a range of h)."""
+    from ..baydin import figure3_minima
+
     frame = data.frames.get("baydin_figure3")
-    if frame is None:
-        return None
-    frame = frame[(frame["h"] > 0) & np.isfinite(frame["error"]) & (frame["error"] > 0)]
-    return frame.loc[frame.groupby("method", sort=False)["error"].idxmin(), ["method", "h", "error"]] \
-        .rename(columns={"h": "h_best", "error": "error_min"}).reset_index(drop=True)
+    return None if frame is None else figure3_minima(frame)
 
 
 def stability_summary(data):
@@ -203,11 +209,23 @@ def stability_summary(data):
         bad = part[~part["finite"].astype(bool)]
         inside = part[part["in_domain"].astype(bool)] if "in_domain" in part else part
         worst = inside.groupby("quantity")["digits"].min()  # digits promised only inside the documented domain
+        reasons = bad["status"].astype(str) if "status" in bad else pd.Series(dtype=str)
         rows.append({"case": case, "method": method, "variant": variant, "results": len(part),
                      "nonfinite": int(len(bad)), "worst_value_digits": worst.get("value", np.nan),
                      "worst_grad_digits": worst.get("grad", np.nan),
-                     "first_nonfinite_x": bad.loc[bad["x"].abs().idxmin(), "x"] if len(bad) else np.nan})
+                     "first_nonfinite_x": bad.loc[bad["x"].abs().idxmin(), "x"] if len(bad) else np.nan,
+                     "nonfinite_reason": reasons.mode().iloc[0] if len(reasons) else ""})
     return pd.DataFrame(rows)
+
+
+def stability_curves(data):
+    """Correct digits of each gradient against x (the stability figure), per case, method and variant."""
+    frame = data.frames.get("stability")
+    if frame is None:
+        return None
+    grad = frame[frame["quantity"] == "grad"]
+    return grad[["case", "method", "variant", "x", "digits", "finite"]].sort_values(
+        ["case", "method", "variant", "x"]).reset_index(drop=True)
 
 
 def stability_variants(tables):
@@ -236,12 +254,16 @@ FROM_DATA = {
     "baydin_figure3_minima": (baydin_figure3_minima, "diffkit.fd_sweep.baydin_figure3"),
     "baydin_table1": (_frame("baydin_table1"), "diffkit.symbolic.baydin_table1"),
     "stability_summary": (stability_summary, "the stability study"),
+    "stability_curves": (stability_curves, "the stability study"),
     "bench": (_frame("bench"), "diffkit.bench.run_bench"),
 }
 FROM_TABLES = {
     "cost_max_p": (cost_max_p, "a gradient study (scaling)"),
     "step_size_optimum": (step_size_optimum, "the step_size study"),
     "stability_variants": (stability_variants, "the stability study"),
+    "baydin_figure3_slopes": (lambda t: figure3_slopes(t["baydin_figure3"], t["baydin_figure3_minima"])
+                              if "baydin_figure3_minima" in t else None, "diffkit.baydin.baydin_figure3"),
+    "sources": (sources, "the published numbers and diffkit's"),
 }
 
 

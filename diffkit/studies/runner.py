@@ -5,10 +5,11 @@ A gradient cell (problem instance x method x seed):
 1. builds the problem, and gets its mpmath reference from the cache (memory, then the store) or computes it
    once: not above ``reference.max_p`` (the reason is recorded in the row instead);
 2. under the cell's deadline (``study.budget_s``): ``timing.warmup`` untimed calls of ``dk.gradient`` (the
-   first gives the accuracy), then timed calls (:func:`~diffkit.studies.timing.repeat`), then one call under
-   tracemalloc for the peak memory;
-3. times one forward evaluation of the same problem the same way (once per problem), for gradient/forward;
-4. writes its row in one transaction.
+   first gives the accuracy), then the gradient and one forward evaluation of the same problem timed in
+   pairs (:func:`~diffkit.studies.timing.paired_ratio`: gradient/forward per pair, median and interval,
+   until within ``timing.ratio_target`` or ``timing.ratio_budget_s``), then one call under tracemalloc for
+   the peak memory;
+3. writes its row in one transaction.
 
 Statuses: ``ok``; ``failed`` (an exception, a NaN; the reason says which); ``budget`` (past the deadline or
 ``BudgetExceeded``); ``skipped`` (the method gave out at a smaller size, or is not in this tree).  ``ok``,
@@ -34,7 +35,7 @@ from ..reference import Certification, Reference, reference
 from . import env as _env
 from .spec import Cell, Study, load_study, registered_methods
 from .store import Store, dumps
-from .timing import CellBudget, deadline, repeat, summary
+from .timing import CellBudget, deadline, paired_ratio, summary
 
 __all__ = ["run_study", "results", "GRADIENT_COLUMNS", "FINAL"]
 
@@ -44,7 +45,8 @@ GRADIENT_COLUMNS = [
     "value", "digits", "median_digits", "max_abs", "max_rel", "worst_component", "wall_median_s", "wall_min_s",
     "wall_iqr_s", "cpu_median_s", "forward_median_s", "grad_over_forward", "evaluations", "peak_bytes",
     "counters", "repeats", "blas_threads", "env", "diffkit_version", "git_commit", "study_hash", "created_at",
-    "expected", "grad", "mode", "size", "wall_first_s", "group", "worker", "host"]
+    "expected", "grad", "mode", "size", "wall_first_s", "group", "worker", "host", "ratio_low", "ratio_high",
+    "ratio_width", "ratio_floor", "ratio_reliable"]
 SERIAL = "serial"  # the ``worker`` of cells computed by a serial run (a distributed run records the Dask worker)
 GRAD_KEPT_UP_TO = 64  # the row keeps the whole gradient (JSON) for problems this small: the seeds' examples
 
@@ -65,7 +67,7 @@ def _budget_exceeded_types() -> tuple:
 
 
 class _Context:
-    """Per-run caches: the current problem, its reference and its forward time.
+    """Per-run caches: the current problem, its reference and its gradient/forward floor.
 
     ``deadline`` is the cell deadline (a Dask worker runs cells off the main thread, so it passes its own).
     """
@@ -74,7 +76,7 @@ class _Context:
 
     def __init__(self, study: Study, store: Store):
         self.study, self.store = study, store
-        self.problems, self.refs, self.forwards = {}, {}, {}
+        self.problems, self.refs, self.floors = {}, {}, {}
 
     def problem(self, cell: Cell):
         key = cell.problem_key
@@ -113,18 +115,20 @@ class _Context:
             self.store.put_reference(key, problem.size, self.study.reference["digits"], *stored)
         return ref, reason
 
-    def forward(self, cell: Cell, problem) -> float:
+    def floor(self, cell: Cell, problem) -> float:
+        """The lowest gradient/forward physics allows: 1, and for the tape on a large MLP the measured floor of
+        its backward matrix products (:func:`diffkit.bench.measured_floor`; below P = 1e4 they are cheap
+        beside Python's overhead, and 1 stands)."""
+        if cell.method_name != "reverse" or problem.meta.get("layers") is None or problem.size < FLOOR_MIN_P:
+            return 1.0
         key = cell.problem_key
-        if key not in self.forwards:
-            timing = self.study.timing
-            def once() -> None:  # returns None: repeat() times the whole call
-                problem.fn(problem.theta0)
-            once()  # warm-up
-            walls, cpus = repeat(once, min_repeats=timing["min_repeats"],
-                                 max_repeats=timing["max_repeats"], min_time_s=timing["min_time_s"],
-                                 stop_at=time.perf_counter() + self.study.budget_s)
-            self.forwards = {key: summary(walls, cpus)["wall_median_s"]}
-        return self.forwards[key]
+        if key not in self.floors:
+            from ..bench import measured_floor
+            self.floors = {key: measured_floor(problem, lambda: problem.fn(problem.theta0), budget_s=0.5)[0]}
+        return self.floors[key]
+
+
+FLOOR_MIN_P = 10_000
 
 
 def compute_reference(study: Study, problem, within=deadline):
@@ -200,9 +204,12 @@ def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[
                                              f"gradient) are NaN or inf"}]
             stop_at = start + study.budget_s
             once = time.perf_counter() + first.cost.wall_s > stop_at
-            walls, cpus = cold if once else repeat(
-                lambda: call().cost.wall_s, min_repeats=timing["min_repeats"], max_repeats=timing["max_repeats"],
-                min_time_s=timing["min_time_s"], stop_at=stop_at)
+            ratio = None if once else paired_ratio(
+                lambda: call().cost.wall_s, lambda: problem.fn(problem.theta0), floor=ctx.floor(cell, problem),
+                budget_s=min(timing["ratio_budget_s"], max(stop_at - time.perf_counter(), 0.0)),
+                target=timing["ratio_target"], min_pairs=timing["min_repeats"],
+                max_pairs=timing["max_repeats"], min_time_s=timing["min_time_s"], numerator_times_itself=True)
+            walls = cold[0] if once else list(ratio.numerator_samples)
             peak = _peak(call, problem, cell, options, timing, np.median(walls), stop_at)
     except _budget_exceeded_types() as err:
         return "budget", [{**row, "status": "budget", "reason": f"{type(err).__name__}: {err}",
@@ -211,13 +218,21 @@ def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[
         where = traceback.extract_tb(err.__traceback__)[-1]
         return "failed", [{**row, "status": "failed",
                            "reason": f"{type(err).__name__}: {err} (at {_short_path(where.filename)}:{where.lineno})"}]
-    row.update(summary(walls, cpus), value=first.value, evaluations=first.cost.evaluations, peak_bytes=peak,
-               counters=dumps(first.cost.counters), status="ok", reason=ref_reason, wall_first_s=cold[0][0])
-    if once:  # a second call would not fit in the budget: the one (cold) call is the measurement
+    row.update(summary(walls, cold[1] if once else [np.nan]), value=first.value, evaluations=first.cost.evaluations,
+               peak_bytes=peak, counters=dumps(first.cost.counters), status="ok", reason=ref_reason,
+               wall_first_s=cold[0][0])
+    if once:  # a second call would not fit in the budget: the one (cold) call is the measurement, no ratio
         row.update(repeats=0, reason="; ".join(filter(None, ["timed once: the first call (a second would pass "
-                                                             "the budget)", ref_reason])))
-    forward = ctx.forward(cell, problem)
-    row.update(forward_median_s=forward, grad_over_forward=row["wall_median_s"] / forward)
+                                                             "the budget), so no gradient/forward ratio",
+                                                             ref_reason])))
+    else:
+        row.update(_ratio_columns(ratio))
+        if not ratio.reliable:
+            why = ratio.note if cell.method_name != "symbolic" else (
+                f"measured {ratio.ratio:.2g} < 1 after {ratio.attempts} attempts: the warm symbolic gradient is one "
+                f"compiled straight-line program, the forward it is divided by runs f through the array namespace, "
+                f"so the two are not the same implementation of f and no floor of 1 holds between them")
+            row.update(reason="; ".join(filter(None, [f"gradient/forward not shown: {why}", ref_reason])))
     if ref is not None:
         e = error(first, ref)
         row.update(digits=e.digits, median_digits=e.median_digits, max_abs=e.max_abs, max_rel=e.max_rel,
@@ -225,6 +240,13 @@ def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[
     if problem.size <= GRAD_KEPT_UP_TO:
         row.update(grad=dumps(first.grad.tolist()), expected=dumps(problem.expected))
     return "ok", [row]
+
+
+def _ratio_columns(r) -> dict:
+    """The row's paired gradient/forward measurement; an unreliable ratio is left empty, its note in reason."""
+    return {"forward_median_s": r.denominator_s, "grad_over_forward": r.ratio if r.reliable else np.nan,
+            "ratio_low": r.low if r.reliable else np.nan, "ratio_high": r.high if r.reliable else np.nan,
+            "ratio_width": r.width, "ratio_floor": r.floor, "ratio_reliable": r.reliable}
 
 
 def _peak(call, problem, cell, options, timing, wall, stop_at):
@@ -320,6 +342,9 @@ def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, ma
     study = load_study(study)
     study = study.quick() if quick else study
     cells = study.cells(max_p)  # checked before the store is touched
+    if study.kind == "gradient":  # as diffkit bench: glibc keeps freed memory, so large arrays are not
+        from ..bench import keep_freed_memory  # page-faulted in again on every call (that cost, not the
+        keep_freed_memory()                    # arithmetic, set the tape's ratio at P = 3e5 otherwise)
     if workers is not None or scheduler is not None:
         from .distributed import run_distributed
         db = run_distributed(study, lambda: _begin(study, store, fresh), max_p, workers=workers,

@@ -77,9 +77,12 @@ SECTIONS: dict[str, dict[str, tuple[str, Any, str]]] = {
     "timing": {
         "warmup": ("integer", 1, "untimed calls before timing, at least 1 (the first gives the accuracy and the "
                                  "cold time wall_first_s)"),
-        "min_repeats": ("integer", 3, "timed calls at least"),
-        "max_repeats": ("integer", 200, "timed calls at most"),
-        "min_time_s": ("number", 0.2, "keep repeating until the timed calls add up to this many seconds"),
+        "min_repeats": ("integer", 3, "timed (gradient, forward) pairs at least"),
+        "max_repeats": ("integer", 200, "timed pairs at most"),
+        "min_time_s": ("number", 0.2, "keep pairing until the timed gradients add up to this many seconds"),
+        "ratio_target": ("number", 0.10, "pair gradient and forward until the interval of gradient/forward is "
+                                         "within this relative half-width ..."),
+        "ratio_budget_s": ("number", 5.0, "... or this many seconds have gone (the width reached is recorded)"),
         "memory": ("boolean", True, "measure peak bytes with tracemalloc, in one extra call"),
         "memory_max_s": ("number", 5.0, "skip the memory call when one gradient takes longer than this"),
     },
