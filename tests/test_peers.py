@@ -98,9 +98,10 @@ def test_jax_records_compile_apart_from_steady_state():
     prob = dk.problems.mlp([3, 4, 2], batch=5, seed=11)
     first = dk.gradient(prob, method="jax")
     again = dk.gradient(prob, method="jax")
-    assert first.cost.counters["cached"] == 0 and first.cost.counters["compile_s"] > 0
+    # the compile is timed inside the first call, the steady-state call inside the second (no timing asserted)
+    assert first.cost.counters["cached"] == 0 and 0 < first.cost.counters["compile_s"] <= first.cost.wall_s
     assert again.cost.counters["cached"] == 1 and again.cost.counters["compile_s"] == 0.0
-    assert again.cost.counters["steady_s"] > 0
+    assert 0 < again.cost.counters["steady_s"] <= again.cost.wall_s
     np.testing.assert_array_equal(first.grad, again.grad)
 
 

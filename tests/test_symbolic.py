@@ -173,8 +173,9 @@ def test_cache_warm_call_at_new_theta():
     assert (cold.cost.counters["cached"], warm.cost.counters["cached"]) == (0, 1)
     assert (cold.cost.evaluations, warm.cost.evaluations) == (1, 0)
     assert dk.error(warm, dk.reference(prob, theta, digits=40, max_coordinates=0)).digits >= 13
-    for stage in ("build_s", "diff_s", "simplify_s", "compile_s", "evaluate_s"):
-        assert cold.cost.counters[stage] >= 0
+    # the stages are timed inside the call: together they fit in its wall time (no timing is asserted)
+    stages = [cold.cost.counters[s] for s in ("build_s", "diff_s", "simplify_s", "compile_s", "evaluate_s")]
+    assert all(np.isfinite(stages)) and min(stages) >= 0 and sum(stages) <= cold.cost.wall_s
 
 
 def test_sizes_of_the_circuit_by_hand():
