@@ -106,7 +106,8 @@ UNARY = [
     Case("log_sigmoid", lambda xp, x: dk.nn.log_sigmoid(x), E(lambda a: -mp.log(1 + mp.exp(-a))), lo=-6.0, hi=6.0),
     Case("softplus", lambda xp, x: dk.nn.softplus(x), E(lambda a: mp.log(1 + mp.exp(a))), lo=-6.0, hi=6.0),
     Case("relu", lambda xp, x: dk.nn.relu(x), E(lambda a: a if a > 0 else 0 * a), gap=0.1),
-    Case("leaky_relu", lambda xp, x: dk.nn.leaky_relu(x), E(lambda a: a if a > 0 else mp.mpf(0.01) * a), gap=0.1),  # alpha: the float 0.01, exactly
+    # alpha is the float 0.01 (its exact binary value), as f computes it
+    Case("leaky_relu", lambda xp, x: dk.nn.leaky_relu(x), E(lambda a: a if a > 0 else mp.mpf(0.01) * a), gap=0.1),
 ]
 
 BINARY = [
@@ -175,8 +176,8 @@ LINEAR_ALGEBRA = [
 
 COSTS = [
     Case("binary_cross_entropy", lambda xp, z: dk.nn.binary_cross_entropy(z, LABELS),
-         lambda z: sum(-y * mp.log(sigma(a)) - (1 - y) * mp.log(1 - sigma(a)) for a, y in zip(z.ravel(), LABELS.ravel()))
-         / 2, ((2, 3),)),
+         lambda z: sum(-y * mp.log(sigma(a)) - (1 - y) * mp.log(1 - sigma(a))
+                       for a, y in zip(z.ravel(), LABELS.ravel())) / 2, ((2, 3),)),
     Case("softmax_cross_entropy", lambda xp, z: dk.nn.softmax_cross_entropy(z, ONE_HOT),
          lambda z: -(ONE_HOT * E(mp.log)(_softmax(z))).sum() / 2, ((2, 3),)),
 ]

@@ -1,4 +1,4 @@
-"""The results store: crash safety (SIGKILL at a fixed point mid-run), resumption, no duplicates, refusals that explain."""
+"""The results store: crash safety (SIGKILL at a fixed cell mid-run), resumption, no duplicates, clear refusals."""
 from __future__ import annotations
 
 import json

@@ -210,7 +210,8 @@ def rule_mutants() -> list[Mutant]:
 
 def stencil_mutants() -> list[Mutant]:
     tree = ast.parse((REPO / STENCIL_FILE).read_text())
-    table = next(n for n in ast.walk(tree) if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "STENCILS")
+    table = next(n for n in ast.walk(tree)
+                 if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "STENCILS")
     mutants = []
     for call in ast.walk(table.value):
         if not (isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Stencil"):
