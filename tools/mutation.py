@@ -12,7 +12,8 @@ kill each mutant, nor whether one of them is independent of the rules.  This run
    ``diffkit/finite_differences.py`` each weight ``F(p)``/``F(p, q)`` of :data:`STENCILS` gets ``-p`` and
    ``p + 1``, and each offset ``o`` gets ``o + 1``.
 2. **Runs.**  The repository is copied to a temporary folder once; for each mutant the one changed file is
-   written there and the selected tests run (``pytest``, no ``-x``: every test runs) in a fresh interpreter; the
+   written there and the selected tests run (:func:`selection`: for a rule, ``tests/test_core.py`` and the
+   oracle cases of its own primitive) (``pytest``, no ``-x``: every test runs) in a fresh interpreter; the
    failing and erroring tests are the mutant's killers.  The unmutated baseline must pass first.
 3. **Score.**  ``killed / mutants``; a mutant is *strongly* killed when at least two tests kill it and at least
    one of them is oracle-independent (listed in :data:`INDEPENDENT`: tests whose expected numbers come from
@@ -268,6 +269,20 @@ def _preload() -> None:
             pass
 
 
+# rule helpers -> the oracle cases that exercise them (a rule's own cases are named after its primitive)
+HELPER_CASES = {"_tie_weight": "maximum or minimum", "_max_vjp": "max or min", "_sigmoid_grad":
+                "sigmoid or binary_cross_entropy", "_softmax_from_lse": "logsumexp"}
+
+
+def selection(m: "Mutant") -> list[str]:
+    """The mutant's tests: for a rule, test_core.py and the oracle cases of its primitive (``-k``)."""
+    if m.kind != "rules":
+        return TESTS[m.kind]
+    base = m.rule.split("#")[0]
+    cases = HELPER_CASES.get(base, base if base.isidentifier() and not base.startswith("_") else "")
+    return TESTS["rules"] + (["-k", f"test_core or {cases}"] if cases else [])
+
+
 def run_tests(root: Path, tests: list[str], timeout: float = 600) -> tuple[str, list[str]]:
     """('ok' | 'failed' | 'timeout', the node ids of failing or erroring tests).
 
@@ -338,7 +353,7 @@ def run_mutants(mutants: list[Mutant], certification: bool = True, say=print) ->
             f"{sorted(baseline)[:2]})")
     for i, m in enumerate(mutants, 1):
         (root / m.file).write_text(apply(originals[m.file], m))
-        status, failing = run_tests(root, TESTS[m.kind])
+        status, failing = run_tests(root, selection(m))
         (root / m.file).write_text(originals[m.file])
         m.killers = [k for k in failing if k not in baseline]
         m.status = "timeout" if status == "timeout" else "killed" if m.killers else "ok"
