@@ -287,3 +287,33 @@ def test_referee_certifies_itself(case, oracles):
     theta, w, _ = oracles(case)
     ref = _run_or_skip(lambda: dk.reference(_dk_objective(case, w), theta, digits=30, max_coordinates=theta.size))
     assert ref.certification is not None and ref.certification.agreement_digits >= ref.certification.floor
+
+
+# --- the conventions at kinks (documented in the rule table; seeds 003 and 004 write relu'(x) = 1 for x >= 0) ---
+# No derivative exists there, so no oracle can differentiate: the expected numbers are the documented conventions.
+
+def _sum_of(op):
+    return lambda t: dk.namespace(t).sum(op(dk.namespace(t), t))
+
+
+CONVENTIONS = [
+    ("relu'(0) = 1", _sum_of(lambda xp, t: dk.nn.relu(t)), [0.0, -1.0, 2.0], [1.0, 0.0, 1.0]),
+    ("leaky_relu'(0) = 1", _sum_of(lambda xp, t: dk.nn.leaky_relu(t)), [0.0, -1.0], [1.0, 0.01]),
+    ("abs'(0) = 0", _sum_of(lambda xp, t: xp.abs(t)), [0.0, -2.0], [0.0, -1.0]),
+    ("maximum tie: half each", lambda t: dk.namespace(t).maximum(t[0], t[1]), [1.5, 1.5], [0.5, 0.5]),
+    ("minimum tie: half each", lambda t: dk.namespace(t).minimum(t[0], t[1]), [1.5, 1.5], [0.5, 0.5]),
+    ("maximum without a tie", lambda t: dk.namespace(t).maximum(t[0], t[1]), [1.5, 0.5], [1.0, 0.0]),
+    ("minimum without a tie", lambda t: dk.namespace(t).minimum(t[0], t[1]), [1.5, 0.5], [0.0, 1.0]),
+    ("max: ties split equally", lambda t: dk.namespace(t).max(t), [2.0, 1.0, 2.0, 2.0], [1 / 3, 0.0, 1 / 3, 1 / 3]),
+]
+
+
+@pytest.mark.parametrize("what,f,theta,expected", CONVENTIONS, ids=[c[0] for c in CONVENTIONS])
+def test_kink_conventions_on_the_tape(what, f, theta, expected):
+    assert dk.gradient(f, np.array(theta)).grad.tolist() == pytest.approx(expected, rel=1e-15, abs=0)
+
+
+@pytest.mark.parametrize("what,f,theta,expected", CONVENTIONS, ids=[c[0] for c in CONVENTIONS])
+def test_kink_conventions_in_the_referee(what, f, theta, expected):
+    ref = dk.reference(f, np.array(theta), digits=30, certify=False)  # at a kink the certification must fail
+    assert [float(g) for g in np.ravel(ref.grad_mp)] == pytest.approx(expected, rel=1e-15, abs=0)
