@@ -19,7 +19,7 @@ from .accuracy import ErrorReport, error
 from .backends import NotAnalyticError, namespace
 from .methods import Cost, GradientResult, gradient, methods, register_method
 from .reference import CertificationError, Reference, reference
-from .tape import Function, vjp
+from .tape import Function, jvp, vjp
 
 __version__ = "0.1.0"
 
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "step_sweep": "diffkit.finite_differences",
     "directional_derivative": "diffkit.finite_differences",
-    "jvp": "diffkit.finite_differences",
+    "fd_jvp": "diffkit.finite_differences",
     "BudgetExceeded": "diffkit.symbolic",
     "stability_sweep": "diffkit.stability",
     "testing": "diffkit.testing",
@@ -44,6 +44,6 @@ def __getattr__(name: str):
         return module if module.__name__ == f"diffkit.{name}" else getattr(module, name)
     raise AttributeError(f"module 'diffkit' has no attribute {name!r}")
 
-__all__ = ["namespace", "gradient", "reference", "error", "methods", "problems", "nn", "vjp", "Function",
+__all__ = ["namespace", "gradient", "reference", "error", "methods", "problems", "nn", "vjp", "jvp", "Function",
            "GradientResult", "Cost", "Reference", "ErrorReport", "CertificationError", "NotAnalyticError",
            "register_method", "__version__"]

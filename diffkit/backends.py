@@ -1,310 +1,340 @@
-"""Array namespaces: write a function once, run it on every numeric system.
+"""Array namespaces generated from the primitive table, one per value backend: numpy, complex step, mpmath, SymPy.
 
 A user function asks ``xp = dk.namespace(theta)`` and calls ``xp.exp``,
-``xp.sum``... on whatever arrays it was given.  This is SymPy's lambdify
+``xp.linalg.slogdet``, ``xp.at(x)[i].set(v)``...  This is SymPy's lambdify
 translation table run in reverse: instead of translating one expression into
-many namespaces, each backend *supplies* a namespace with the same names.
+many namespaces, every backend *supplies* a namespace with the same names,
+and all of them are built here from :data:`diffkit.primitives.PRIMITIVES`
+(the traces' namespaces, for tape arrays and duals, from the same table in
+:mod:`diffkit.tape.namespace`).  A name a backend lacks raises an error that
+names the backend, the op and the reason; nothing falls through to numpy.
 
-Backends, in the order ``namespace`` tries them:
-
-========  ===============================================  ==========================
-backend   arrays                                           namespace
-========  ===============================================  ==========================
-tape      :class:`diffkit.tape.TArray`                     ``diffkit.tape.TAPE``
-sympy     object arrays of SymPy expressions               ``diffkit.symbolic`` (later)
-mpmath    object arrays of ``mpmath.mpf``                  :data:`MP`
-complex   complex128 arrays (complex-step)                 :data:`COMPLEX`
-numpy     everything else                                  ``numpy`` itself
-========  ===============================================  ==========================
-
-A backend may also provide *fused* versions of the stable activations and
-costs in :mod:`diffkit.nn` (the tape does, so that each gets its own exact
-derivative rule); see :attr:`Namespace.fused`.
+>>> import numpy as np, diffkit as dk
+>>> xp = dk.namespace(np.ones(3))
+>>> xp.name, float(xp.lgamma(np.array(5.0)))           # log(4!)
+('numpy', 3.1780538303479458)
+>>> sign, logdet = xp.linalg.slogdet(np.diag([2.0, -3.0]))
+>>> float(sign), round(float(logdet), 12)
+(-1.0, 1.791759469228)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 from typing import Any, Callable
 
 import mpmath
 import numpy as np
 
-__all__ = ["namespace", "register_backend", "Namespace", "MP", "COMPLEX", "NotAnalyticError"]
+from .dispatch import NotAnalyticError, namespace, register_backend, set_default, strip
+from .primitives import ALIASES, OBJECT, PRIMITIVES, SAME, NotAnalytic, Unsupported
+
+__all__ = ["Namespace", "NUMPY", "COMPLEX", "MP", "sympy_namespace", "namespace", "register_backend",
+           "NotAnalyticError", "to_mp", "LINALG", "SlogdetResult"]
+
+LINALG = ("det", "slogdet", "inv", "solve", "cholesky", "solve_triangular", "norm", "vector_norm", "diagonal",
+          "trace", "outer", "matmul", "tensordot", "vecdot", "matrix_transpose")
+_LINALG_ONLY = {"det", "slogdet", "inv", "solve", "cholesky", "solve_triangular", "norm", "vector_norm",
+                "logabsdet"}
+SlogdetResult = namedtuple("SlogdetResult", "sign logabsdet")
 
 
-class NotAnalyticError(ValueError):
-    """The complex step met a function that is not analytic where it was evaluated."""
+def _lift(fn: Callable, n: int) -> Callable:
+    """A scalar function of ``n`` numbers as a function of object arrays (numpy broadcasting)."""
+    ufunc = np.frompyfunc(fn, n, 1)
+    return lambda *xs: ufunc(*xs)
 
 
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    detect: Callable[[Any], bool]
-    namespace: Any
+def _lift_with_params(fn: Callable, n: int) -> Callable:
+    plain = _lift(fn, n)
+
+    def lifted(*xs, **params):
+        if not params:
+            return plain(*xs)
+        return np.frompyfunc(lambda *s: fn(*s, **params), n, 1)(*xs)
+    return lifted
 
 
-_BACKENDS: list[Backend] = []
+def _refusal(prim, backend: str, reason: Any) -> Callable:
+    def refuse(*args, **kwargs):
+        if isinstance(reason, NotAnalytic):
+            raise NotAnalyticError(f"{prim.name}: {reason.reason}")
+        why = reason.reason if isinstance(reason, Unsupported) else "the table declares no forward for it"
+        raise NotImplementedError(f"op {prim.name!r} is not available in the {backend} backend: {why}")
+    return refuse
 
 
-def register_backend(name: str, detect: Callable[[Any], bool], ns: Any, *, priority: int | None = None,
-                     array_type: type | None = None) -> None:
-    """Add a backend: ``detect(x)`` says whether ``x`` belongs to it, ``ns`` is its namespace.
-
-    Backends registered earlier (or with a lower ``priority`` index) win when a
-    call mixes arrays of several backends, so the tape outranks plain numpy.
-    ``array_type``: the one type of the backend's arrays, when there is one;
-    the top-priority backend is then found by a type check, not a scan.
-    """
-    backend = Backend(name, detect, ns)
-    _BACKENDS[:] = [b for b in _BACKENDS if b.name != name]
-    _BACKENDS.insert(len(_BACKENDS) if priority is None else priority, backend)
-    _TYPES.pop(name, None)
-    if array_type is not None:
-        _TYPES[name] = array_type
-    top = _BACKENDS[0]
-    _TOP[:] = [_TYPES.get(top.name), top.namespace]
+def resolve(prim, backend: str) -> tuple[Callable, Any]:
+    """``(forward in primitive form, reason or None)`` of ``prim`` for a value backend."""
+    impl = prim.impls.get(backend)
+    if impl is None or isinstance(impl, (NotAnalytic, Unsupported)):
+        return _refusal(prim, backend, impl), impl or "missing"
+    if impl is SAME or impl is OBJECT:
+        return prim.impls["numpy"], None
+    if backend in ("mpmath", "sympy") and prim.kind == "elementwise":
+        n = 1 if prim.variadic else len(prim.inputs)
+        return (_lift_with_params(impl, n) if prim.params else _lift(impl, n)), None
+    return impl, None
 
 
-_TYPES: dict[str, type] = {}
-_TOP: list = [None, None]  # [array type, namespace] of the highest-priority backend, if it has one type
+def user_form(prim, fn: Callable, traced: bool = False) -> Callable:
+    """The namespace's function: the user-facing signature (``concat(arrays, axis)``), the output alone
+    (a trace's ``fn`` already drops the residual a forward hands its rule)."""
+    residual = prim.residual and not traced
+    if prim.api is not None:
+        api = prim.api
+        if residual:
+            return lambda *a, **k: _first(fn, *api(*a, **k))
+        return lambda *a, **k: _call(fn, *api(*a, **k))
+    if residual:
+        return lambda *a, **k: fn(*a, **k)[0]
+    return fn
 
 
-def namespace(*arrays: Any) -> Any:
-    """Return the array namespace that the given arrays belong to.
-
-    Numpy float arrays (and Python numbers) give ``numpy`` itself; complex
-    arrays give the complex-step namespace; tape arrays the tape's namespace;
-    arrays of mpmath numbers the mpmath namespace.  When arrays of several
-    backends are mixed (a constant numpy matrix times a tape array), the
-    richer backend wins.
-
-    >>> import numpy as np, diffkit as dk
-    >>> dk.namespace(np.ones(3)) is np
-    True
-    >>> dk.namespace(np.ones(3) + 0j).name
-    'complex'
-    """
-    top_type, top_namespace = _TOP
-    plain = True
-    for a in arrays:  # the common cases first: the top backend (the tape), and plain real numpy
-        t = type(a)
-        if t is top_type:
-            return top_namespace
-        if plain and not (t in _REAL or (t is np.ndarray and a.dtype.kind in "fiub")):
-            plain = False
-    if plain:
-        return np
-    for backend in _BACKENDS:
-        for a in arrays:
-            if backend.detect(a):
-                return backend.namespace
-    return np
+def _call(fn, inputs, params):
+    return fn(*inputs, **params)
 
 
-_REAL = (float, int, bool, np.float64)
+def _first(fn, inputs, params):
+    return fn(*inputs, **params)[0]
 
 
-def _first_object(x: Any) -> Any:
-    """The first element of an object array, or ``x`` itself for scalars."""
-    if isinstance(x, np.ndarray):
-        if x.dtype != object or x.size == 0:
-            return None
-        return x.flat[0]
-    return x
+class _Linalg:
+    """``xp.linalg``: the array API's linear-algebra extension."""
 
-
-class Namespace:
-    """An array namespace assembled from a translation table.
-
-    ``elementwise`` maps names such as ``"exp"`` to scalar functions, which are
-    lifted to object arrays with :func:`numpy.frompyfunc`; structural
-    operations (``reshape``, ``sum``, ``concatenate`` ...) come from numpy,
-    which handles object arrays.  Asking for a name the backend lacks raises
-    ``NotImplementedError`` naming the op and the backend.
-    """
-
-    _STRUCTURAL = (
-        "reshape", "transpose", "concatenate", "stack", "where", "matmul", "sum", "mean", "max", "min",
-        "maximum", "minimum", "shape", "ndim", "size", "swapaxes", "expand_dims", "squeeze",
-        "broadcast_to", "outer", "dot", "ravel", "zeros_like", "ones_like", "asarray", "array",
-        "moveaxis", "take", "vdot",
-    )
-
-    def __init__(self, name: str, elementwise: dict[str, Callable], *, scalar: Callable, overrides=None):
-        self.name = name
-        self.fused: dict[str, Callable] = {}
-        self._scalar = scalar  # converts a Python/numpy number to this backend's scalar
-        for op, fn in elementwise.items():
-            setattr(self, op, self._lift(fn))
-        for op in self._STRUCTURAL:
-            setattr(self, op, getattr(np, op))
-        for op, fn in (overrides or {}).items():
-            setattr(self, op, fn)
-
-    @staticmethod
-    def _lift(fn: Callable) -> Callable:
-        ufunc = np.frompyfunc(fn, 1, 1)
-        return lambda x: ufunc(x)
-
-    def zeros(self, shape, dtype=None):
-        return np.full(shape, self._scalar(0), dtype=object)
-
-    def ones(self, shape, dtype=None):
-        return np.full(shape, self._scalar(1), dtype=object)
-
-    def full(self, shape, value, dtype=None):
-        return np.full(shape, self._scalar(value), dtype=object)
+    def __init__(self, ops: dict):
+        for name, fn in ops.items():
+            setattr(self, name, fn)
 
     def __getattr__(self, op: str):
         if op.startswith("__"):
             raise AttributeError(op)
-        raise NotImplementedError(
-            f"op {op!r} is not available in the {self.name} backend; "
-            f"write it from the ops it has (see diffkit.backends) or use another method"
-        )
+        raise NotImplementedError(f"op 'linalg.{op}' is not in diffkit's primitive table; available: "
+                                  f"{', '.join(LINALG)}")
+
+
+class _At:
+    """``xp.at(x)[index].set(v)`` / ``.add(v)``: functional updates (a new array; x is unchanged)."""
+
+    __slots__ = ("xp", "x", "index")
+
+    def __init__(self, xp, x, index=None):
+        self.xp, self.x, self.index = xp, x, index
+
+    def __getitem__(self, index):
+        return _At(self.xp, self.x, index)
+
+    def set(self, value):
+        return self.xp.at_set(self.x, value, index=_plain_index(self.index))
+
+    def add(self, value):
+        return self.xp.at_add(self.x, value, index=_plain_index(self.index))
+
+
+def _plain_index(index):
+    if type(index) is tuple:
+        return tuple(strip(i) for i in index)
+    return strip(index)
+
+
+class Namespace:
+    """A namespace with one function per primitive of the table, for one backend.
+
+    ``impls[prim.index]`` is each primitive's forward in primitive form
+    (``forward(*inputs, **params)``): what a tape with these values runs.
+    """
+
+    from_table = True  # (diffkit.nn asks this of the class: a peer namespace's getattr would raise)
+
+    def __init__(self, name: str, backend: str, forward: Callable[[Any], tuple[Callable, Any]],
+                 constants: dict | None = None):
+        self.name = name
+        self.backend = backend
+        self.impls: list = [None] * len(PRIMITIVES)
+        self.reasons: dict = {}  # op -> why this backend lacks it
+        for prim in PRIMITIVES.values():
+            fn, reason = forward(prim)
+            self.impls[prim.index] = fn
+            if reason is not None:
+                self.reasons[prim.name] = reason
+            install(self, prim, user_form(prim, fn))
+        finish(self, constants)
+
+    def at(self, x):
+        return _At(self, x)
+
+    def __getattr__(self, op: str):
+        if op.startswith("_"):
+            raise AttributeError(op)
+        hint = f" (did you mean xp.linalg.{op}?)" if op in _LINALG_ONLY else ""
+        raise NotImplementedError(f"op {op!r} is not available in the {self.name} backend: it is not in diffkit's "
+                                  f"primitive table{hint}; compose it from the table's ops (`diffkit primitives` "
+                                  f"lists them) or define it with dk.Function")
 
     def __repr__(self) -> str:
         return f"<diffkit namespace {self.name!r}>"
 
 
-# --- mpmath: arbitrary precision, the referee's number system -------------------------------
+def install(ns: Any, prim, fn: Callable) -> None:
+    """Put ``fn`` in ``ns`` under the primitive's name and aliases (the linalg-only ones as ``_name``)."""
+    for n in (prim.name, *prim.aliases):
+        setattr(ns, "_" + n if n in _LINALG_ONLY else n, fn)
 
-def _mp_bool(fn: Callable) -> Callable:
-    ufunc = np.frompyfunc(fn, 1, 1)
-    return lambda x: np.asarray(ufunc(x), dtype=bool)
+
+def finish(ns: Any, constants: dict | None) -> None:
+    """The composed ops, ``xp.linalg`` and the constants: what every namespace has beside the primitives."""
+    for op, fn in DERIVED.items():
+        setattr(ns, op, _bind(fn, ns))
+    ns.linalg = _Linalg({**{op: getattr(ns, op) for op in LINALG if op not in _LINALG_ONLY},
+                        **{op: getattr(ns, "_" + op) for op in _LINALG_ONLY if hasattr(ns, "_" + op)},
+                        "slogdet": ns.slogdet, "norm": ns.norm, "vector_norm": ns.vector_norm})
+    for key, value in (constants or {}).items():
+        setattr(ns, key, value)
 
 
-MP = Namespace(
-    "mpmath",
-    {
-        "exp": mpmath.exp, "log": mpmath.log, "log1p": mpmath.log1p, "expm1": mpmath.expm1,
-        "sqrt": mpmath.sqrt, "tanh": mpmath.tanh, "sin": mpmath.sin, "cos": mpmath.cos,
-        "abs": abs, "sign": mpmath.sign, "sinh": mpmath.sinh, "cosh": mpmath.cosh,
-    },
-    scalar=mpmath.mpf,
-    overrides={
-        "isfinite": _mp_bool(mpmath.isfinite),
-        "isnan": _mp_bool(mpmath.isnan),
-        "isinf": _mp_bool(mpmath.isinf),
-        "inf": mpmath.inf,
-        "pi": mpmath.pi,
-    },
-)
+def _bind(fn, xp):
+    return lambda *args, **kwargs: fn(xp, *args, **kwargs)
+
+
+# --- ops composed from the table's primitives: one definition serves every backend ---------
+
+def _ravel(xp, x):
+    return xp.reshape(x, (-1,))
+
+
+def _dot(xp, x, y):
+    nx, ny = len(getattr(x, "shape", ())), len(getattr(y, "shape", ()))
+    if nx == 0 or ny == 0:
+        return xp.multiply(x, y)
+    if nx <= 2 and ny <= 2:
+        return xp.matmul(x, y)
+    raise NotImplementedError("dot of arrays with more than two axes has numpy's special meaning; write it with "
+                              "xp.tensordot or xp.einsum")
+
+
+def _vecdot(xp, x, y, axis=-1):
+    return xp.sum(x * y, axis=axis)
+
+
+def _outer(xp, x, y):
+    return xp.reshape(x, (-1, 1)) * xp.reshape(y, (1, -1))
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _tensordot(xp, x, y, axes=2):
+    nx, ny = len(x.shape), len(y.shape)
+    if isinstance(axes, int):
+        ax, ay = list(range(nx - axes, nx)), list(range(axes))
+    else:
+        ax, ay = [a % nx for a in np.atleast_1d(axes[0])], [a % ny for a in np.atleast_1d(axes[1])]
+    sx, sy = list(_LETTERS[:nx]), list(_LETTERS[nx:nx + ny])
+    for i, j in zip(ax, ay):
+        sy[j] = sx[i]
+    out = [c for k, c in enumerate(sx) if k not in ax] + [c for k, c in enumerate(sy) if k not in ay]
+    return xp.einsum(f"{''.join(sx)},{''.join(sy)}->{''.join(out)}", x, y)
+
+
+def _trace(xp, x, offset=0):
+    return xp.sum(xp.diagonal(x, offset=offset), axis=-1)
+
+
+def _diag(xp, v, k=0):
+    if len(v.shape) == 2:
+        return xp.diagonal(v, offset=k)
+    n = v.shape[0] + abs(k)
+    rows = np.arange(v.shape[0]) + max(0, -k)
+    return xp.at(xp.zeros((n, n)))[rows, rows + k].set(v)
+
+
+def _slogdet(xp, x):
+    return SlogdetResult(xp.sign(xp._det(x)), xp._logabsdet(x))
+
+
+def _norm(xp, x, ord=None, axis=None, keepdims=False):
+    if ord in (None, 2, "fro") and not (ord == 2 and axis is None and len(x.shape) == 2):
+        return xp._vector_norm(x, axis=axis, keepdims=keepdims)
+    if ord == 1 and (axis is not None or len(x.shape) == 1):
+        return xp.sum(xp.abs(x), axis=axis, keepdims=keepdims)
+    if ord in (np.inf, float("inf")) and (axis is not None or len(x.shape) == 1):
+        return xp.max(xp.abs(x), axis=axis, keepdims=keepdims)
+    raise NotImplementedError(f"norm with ord={ord!r} on shape {tuple(x.shape)} is not in diffkit's table; "
+                              f"vector 2-, 1- and inf-norms and the Frobenius norm are")
+
+
+def _vector_norm_api(xp, x, axis=None, keepdims=False, ord=2):
+    return _norm(xp, x, ord=ord, axis=axis if axis is not None or len(x.shape) == 1 else None, keepdims=keepdims)
+
+
+DERIVED = {"ravel": _ravel, "dot": _dot, "vecdot": _vecdot, "outer": _outer, "tensordot": _tensordot,
+           "trace": _trace, "diag": _diag, "slogdet": _slogdet, "norm": _norm, "vector_norm": _vector_norm_api}
+
+
+# --- constants and constructors (not recorded: they make data) ------------------------------
+
+_NUMPY_CONSTANTS = {n: getattr(np, n) for n in (
+    "pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64", "int32", "bool_", "zeros", "ones", "full",
+    "empty", "eye", "arange", "linspace", "asarray", "array", "zeros_like", "ones_like", "full_like", "shape",
+    "ndim", "size", "result_type", "finfo", "iinfo", "isscalar", "errstate", "copy", "meshgrid", "indices",
+    "ix_", "tri")}
+_NUMPY_CONSTANTS["bool"] = np.bool_
+
+
+def _object_constants(scalar: Callable, extra: dict) -> dict:
+    def full(shape, value, dtype=None):
+        return np.full(shape, scalar(value), dtype=object)
+
+    consts = dict(_NUMPY_CONSTANTS)
+    consts.update(zeros=lambda shape, dtype=None: full(shape, 0), ones=lambda shape, dtype=None: full(shape, 1),
+                  full=full, zeros_like=lambda x, dtype=None: full(np.shape(x), 0),
+                  ones_like=lambda x, dtype=None: full(np.shape(x), 1),
+                  full_like=lambda x, v, dtype=None: full(np.shape(x), v),
+                  eye=lambda n, m=None, k=0, dtype=None: np.where(np.eye(n, m, k) == 1, scalar(1), scalar(0)))
+    consts.update(extra)
+    return consts
 
 
 def to_mp(x: Any) -> np.ndarray:
-    """Convert floats (exactly, bit for bit) to an object array of ``mpmath.mpf``."""
+    """Floats as an object array of ``mpmath.mpf``, exactly (bit for bit)."""
     arr = np.asarray(x, dtype=float)
     out = np.empty(arr.shape, dtype=object)
     out.flat[:] = [mpmath.mpf(float(v)) for v in arr.flat]
     return out
 
 
+def _first_object(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return x.flat[0] if x.dtype == object and x.size else None
+    return x
+
+
+NUMPY = Namespace("numpy", "numpy", lambda prim: resolve(prim, "numpy"), _NUMPY_CONSTANTS)
+COMPLEX = Namespace("complex", "complex", lambda prim: resolve(prim, "complex"), _NUMPY_CONSTANTS)
+MP = Namespace("mpmath", "mpmath", lambda prim: resolve(prim, "mpmath"),
+               _object_constants(mpmath.mpf, {"pi": mpmath.pi, "e": mpmath.e, "inf": mpmath.inf, "nan": mpmath.nan}))
+_SYMPY: list = []
+
+
+def sympy_namespace() -> Namespace:
+    """The SymPy namespace, built on first use (importing SymPy takes a second)."""
+    if not _SYMPY:
+        import sympy
+
+        from .sympy_backend import to_sympy
+        ns = Namespace("sympy", "sympy", lambda prim: resolve(prim, "sympy"),
+                       _object_constants(to_sympy, {"pi": sympy.pi, "e": sympy.E, "inf": sympy.oo}))
+        ns.scatter_add = _scatter_adder(ns.zeros)
+        _SYMPY.append(ns)
+    return _SYMPY[0]
+
+
 def _is_mp(x: Any) -> bool:
     return isinstance(_first_object(x), (mpmath.mpf, mpmath.mpc))
 
 
-# --- complex step: numpy complex arrays, non-analytic ops by the real part -----------------
-
-class _ComplexNamespace:
-    """numpy for complex128 arrays, with the complex-step convention.
-
-    The complex step needs an analytic function.  ``abs``, ``maximum``,
-    ``minimum``, ``sign`` and comparisons act on the real part (the standard
-    convention: each branch is analytic, and the branch is picked by the
-    real value), so piecewise functions stay differentiable away from their
-    kinks.  Exactly at a kink the one-sided derivatives differ and no
-    convention can give the right answer, so the op raises
-    :class:`NotAnalyticError`.  ReLU-type activations are rejected outright
-    because the complex step is only meant for analytic functions.
-    """
-
-    name = "complex"
-
-    def __init__(self):
-        # The shared stable formulas write sigmoid and softplus with abs/maximum, whose kink check would refuse
-        # x.real == 0 although both functions are analytic there; these fused forms pick one of two analytic
-        # branches (the same function rearranged) by the sign of the real part, with no kink.
-        self.fused = {"relu": self._not_analytic("relu"), "leaky_relu": self._not_analytic("leaky_relu"),
-                      "sigmoid": self._sigmoid, "softplus": self._softplus,
-                      "log_sigmoid": lambda x: -self._softplus(-np.asarray(x)),
-                      "binary_cross_entropy": self._binary_cross_entropy}
-
-    @staticmethod
-    def _sigmoid(x):
-        x = np.asarray(x)
-        pos = x.real >= 0
-        e = np.exp(np.where(pos, -x, x))  # real part <= 0: never overflows
-        return np.where(pos, 1 / (1 + e), e / (1 + e))
-
-    @staticmethod
-    def _softplus(x):
-        x = np.asarray(x)
-        pos = x.real >= 0
-        e = np.exp(np.where(pos, -x, x))
-        return np.where(pos, x + np.log1p(e), np.log1p(e))
-
-    def _binary_cross_entropy(self, z, y):
-        from .formulas import batch_size
-        return np.sum(self._softplus(z) - z * y) / batch_size(z)
-
-    @staticmethod
-    def _not_analytic(op: str) -> Callable:
-        def refuse(*args, **kwargs):
-            raise NotAnalyticError(
-                f"{op} is not analytic (it has a kink at 0), so the complex step cannot differentiate it; "
-                f"use method='central' or method='reverse', or a smooth activation such as softplus or tanh"
-            )
-        return refuse
-
-    @staticmethod
-    def _check_kink(op: str, at_kink: np.ndarray, moving: np.ndarray) -> None:
-        if np.any(at_kink & moving):
-            raise NotAnalyticError(
-                f"{op}: the complex step hit the kink exactly (equal real parts with a perturbation "
-                f"in the imaginary part); the derivative is undefined there. Use method='central' or 'reverse'."
-            )
-
-    def abs(self, x):
-        x = np.asarray(x)
-        self._check_kink("abs", x.real == 0, x.imag != 0)
-        return np.where(x.real < 0, -x, x)
-
-    def sign(self, x):
-        return np.sign(np.asarray(x).real)
-
-    def maximum(self, x, y):
-        x, y = np.asarray(x), np.asarray(y)
-        self._check_kink("maximum", x.real == y.real, x.imag != y.imag)
-        return np.where(x.real >= y.real, x, y)
-
-    def minimum(self, x, y):
-        x, y = np.asarray(x), np.asarray(y)
-        self._check_kink("minimum", x.real == y.real, x.imag != y.imag)
-        return np.where(x.real <= y.real, x, y)
-
-    def max(self, x, axis=None, keepdims=False):
-        x = np.asarray(x)
-        idx = np.argmax(x.real, axis=axis)
-        if axis is None:
-            out = x.reshape(-1)[idx]
-            return np.reshape(out, (1,) * x.ndim) if keepdims else out
-        out = np.take_along_axis(x, np.expand_dims(idx, axis), axis=axis)
-        return out if keepdims else np.squeeze(out, axis=axis)
-
-    def isfinite(self, x):
-        return np.isfinite(x)
-
-    def __getattr__(self, op: str):
-        if op.startswith("__"):
-            raise AttributeError(op)
-        return getattr(np, op)
-
-    def __repr__(self) -> str:
-        return "<diffkit namespace 'complex'>"
-
-
-COMPLEX = _ComplexNamespace()
+def _is_sympy(x: Any) -> bool:
+    first = _first_object(x)
+    return type(first).__module__.startswith("sympy")
 
 
 def _is_complex(x: Any) -> bool:
@@ -313,5 +343,32 @@ def _is_complex(x: Any) -> bool:
     return isinstance(x, (complex, np.complexfloating))
 
 
+def _scatter_adder(zeros: Callable) -> Callable:
+    def scatter_add(buf, owned, shape, index, c):
+        """Add ``c`` into ``buf[index]`` (a fresh zero buffer when there is none); returns (buffer, owned)."""
+        if buf is None or not owned:
+            buf = zeros(shape) if buf is None else zeros(shape) + buf
+        return _add_into(buf, index, c)
+    return scatter_add
+
+
+def _add_into(buf, index, c):
+    if _is_basic_index(index):
+        buf[index] += c
+    else:
+        np.add.at(buf, index, c)  # repeated integer indices must add up, which buf[index] += c would not do
+    return buf, True
+
+
+def _is_basic_index(index) -> bool:
+    parts = index if type(index) is tuple else (index,)
+    return all(type(p) in (slice, int, type(None), type(Ellipsis)) or isinstance(p, np.integer) for p in parts)
+
+
+for _ns in (NUMPY, COMPLEX, MP):
+    _ns.scatter_add = _scatter_adder(_ns.zeros)
+
+set_default(NUMPY)
+register_backend("sympy", _is_sympy, loader=sympy_namespace)
 register_backend("mpmath", _is_mp, MP)
 register_backend("complex", _is_complex, COMPLEX)

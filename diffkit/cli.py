@@ -6,7 +6,7 @@ import importlib
 import sys
 
 # Each name is a module under diffkit.commands; a module that is not there yet is skipped.
-COMMANDS = ("demo", "methods", "gradient", "study", "report", "sweep", "bench", "stability")
+COMMANDS = ("demo", "methods", "gradient", "study", "report", "sweep", "bench", "stability", "primitives")
 
 
 class UsageError(Exception):

@@ -51,7 +51,7 @@ from .backends import NotAnalyticError
 from .methods import MethodOutput, check_scalar, default_name, register_method
 
 __all__ = ["STENCILS", "Stencil", "steps", "stencil_gradient", "complex_step_gradient", "richardson_gradient",
-           "directional_derivative", "jvp", "optimal_step", "batched_function"]
+           "directional_derivative", "fd_jvp", "optimal_step", "batched_function"]
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -367,7 +367,7 @@ def richardson_gradient(f, theta, *, h=None, relative: bool = True, levels: int 
 
 # --- directional derivatives and Jacobian-vector products ----------------------------------------
 
-def jvp(f: Callable, theta: Any, v: Any, method: str = "central", h: float | None = None,
+def fd_jvp(f: Callable, theta: Any, v: Any, method: str = "central", h: float | None = None,
         relative: bool = True) -> np.ndarray:
     """Jacobian-vector product J(theta) v of a scalar- or vector-valued f, by one stencil along v.
 
@@ -379,7 +379,7 @@ def jvp(f: Callable, theta: Any, v: Any, method: str = "central", h: float | Non
 
     >>> import numpy as np
     >>> f = lambda t: np.array([t[0] * t[1], np.sin(t[0])])
-    >>> np.round(jvp(f, np.array([1.0, 2.0]), np.array([1.0, 0.0])), 8).tolist()     # (t1, cos t0)
+    >>> np.round(fd_jvp(f, np.array([1.0, 2.0]), np.array([1.0, 0.0])), 8).tolist()     # (t1, cos t0)
     [2.0, 0.54030231]
     """
     theta = np.asarray(theta, dtype=float)
@@ -409,7 +409,7 @@ def jvp(f: Callable, theta: Any, v: Any, method: str = "central", h: float | Non
 
 def directional_derivative(f: Callable, theta: Any, v: Any, method: str = "central", h: float | None = None,
                            relative: bool = True) -> float:
-    """The derivative of a scalar f at theta along v, grad f . v, from one stencil along v (see :func:`jvp`).
+    """The derivative of a scalar f at theta along v, grad f . v, from one stencil along v (see :func:`fd_jvp`).
 
     >>> import numpy as np
     >>> round(directional_derivative(lambda t: t[0] ** 2 + 3 * t[1], np.array([1.0, 1.0]), np.array([1.0, 1.0])), 8)
@@ -419,7 +419,7 @@ def directional_derivative(f: Callable, theta: Any, v: Any, method: str = "centr
         out = f(x)
         check_scalar(out)
         return np.reshape(out, ())
-    return float(np.reshape(jvp(scalar_f, theta, v, method, h, relative), ()))
+    return float(np.reshape(fd_jvp(scalar_f, theta, v, method, h, relative), ()))
 
 
 def __getattr__(name: str):

@@ -5,21 +5,15 @@ for their ops.  The *stable* formulas are the ones seed 002 argues for; the
 *naive* ones are the lectures' textbook forms, kept so that the stability
 study can show where they break.  Public entry points with docstrings live in
 :mod:`diffkit.nn`; the tape's fused versions (which run these same formulas
-forward and carry an exact derivative rule) live in :mod:`diffkit.rules`.
+forward and carry an exact derivative rule) live in :mod:`diffkit.primitives.nn`.
 
 Costs take a batch of rows, ``z`` of shape (m, K), and return the mean over
 the m examples.  A 1-D ``z`` is one example.
 """
 from __future__ import annotations
 
-from .backends import namespace
+from .dispatch import namespace
 
-# Stable forms that a backend may implement natively (the tape does, with exact rules).
-FUSED_STABLE = ("sigmoid", "log_sigmoid", "softplus", "relu", "leaky_relu", "logsumexp", "softmax", "log_softmax",
-                "binary_cross_entropy", "softmax_cross_entropy")
-# ... and every form a backend may implement natively: those, the dense layer (one tape node, not two) and the
-# sum of squares of the L2 term (one node whose rule is one pass, 2 g x, where x @ x has two rules).
-FUSED = ("affine", "sum_of_squares") + FUSED_STABLE
 
 
 def batch_size(z) -> int:

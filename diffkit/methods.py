@@ -71,12 +71,7 @@ class Method:
     available: bool = True
     hint: str = ""
 
-    @property
-    def options(self) -> tuple[str, ...]:
-        if self.run is None:
-            return ()
-        params = list(inspect.signature(self.run).parameters.values())[2:]
-        return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD)
+    options: tuple = ()  # the run function's keyword options, read once at registration
 
     def line(self) -> str:
         status = "" if self.available else f"  [unavailable: {self.hint}]"
@@ -89,9 +84,16 @@ METHODS: dict[str, Method] = {}
 def register_method(name: str, kind: str, summary: str, *, available: bool = True, hint: str = ""):
     """Register ``run(f, theta, **options) -> MethodOutput`` as ``dk.gradient(..., method=name)``."""
     def decorate(run: Callable | None):
-        METHODS[name] = Method(name, kind, summary, run, available, hint)
+        METHODS[name] = Method(name, kind, summary, run, available, hint, _option_names(run))
         return run
     return decorate
+
+
+def _option_names(run: Callable | None) -> tuple[str, ...]:
+    if run is None:
+        return ()
+    params = list(inspect.signature(run).parameters.values())[2:]
+    return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD)
 
 
 def methods() -> list[str]:
@@ -191,10 +193,12 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     """
     fn, arr, names = resolve(f, theta)
     spec = get_method(method)
-    unknown = set(options) - set(spec.options)
+    unknown = set(options) - set(spec.options) - {"memory"}
     if unknown:
         raise TypeError(f"method {method!r} got unknown option(s) {', '.join(sorted(unknown))}; "
                         f"its options are: {', '.join(spec.options) or 'none'}")
+    if memory and "memory" in spec.options:
+        options = {**options, "memory": True}
     counted = CountedFunction(fn)
     start = time.perf_counter()
     out = spec.run(counted, arr.copy(), **options)

@@ -2,7 +2,7 @@
 
 Call them on arrays of any backend; they ask :func:`diffkit.namespace` what
 to do.  A backend that implements a stable form natively (the tape, with an
-exact derivative rule in :mod:`diffkit.rules`) gets its own version; every
+exact derivative rule in :mod:`diffkit.primitives.nn`) gets its own version; every
 other backend runs the shared formula in :mod:`diffkit.formulas`.
 ``stable=False`` selects the lectures' naive formula (no fused rule: the tape
 differentiates through its decomposition, which is the point of comparing).
@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from . import formulas as F
-from .backends import namespace
+from .dispatch import namespace
 
 __all__ = ["affine", "sum_of_squares", "sigmoid", "log_sigmoid", "softplus", "relu", "leaky_relu", "tanh", "identity", "logsumexp",
            "softmax", "log_softmax", "binary_cross_entropy", "softmax_cross_entropy", "half_squared_error",
@@ -31,10 +31,9 @@ def _dispatch(name: str, stable_formula: Callable, naive_formula: Callable | Non
     if not stable and naive_formula is not None:
         return naive_formula(*args, **params)
     xp = namespace(*args)
-    fused = None if xp is np else getattr(xp, "fused", None)  # (numpy's module getattr fails slowly: ~1.5 us)
-    if fused and name in fused:
-        return fused[name](*args, **params)
-    return stable_formula(*args, **params)
+    if getattr(type(xp), "from_table", False):  # a namespace generated from diffkit's table: the fused primitive
+        return getattr(xp, name)(*args, **params)
+    return stable_formula(*args, **params)  # a peer's namespace: the peer differentiates the stable formula
 
 
 def affine(x, w, b):

@@ -1,7 +1,7 @@
 """The referee: the same function in mpmath at 50+ digits, and its self-certification.
 
 :func:`reference` runs the user's function on arrays of ``mpmath.mpf`` and
-differentiates it with the tape's own rules (:mod:`diffkit.rules`) at
+differentiates it with the tape's own rules (:mod:`diffkit.primitives`) at
 ``digits`` significant digits.  Reusing those rules would make a wrong rule a
 single point of failure, so the result is then *certified* by an independent
 route that uses no derivative rule at all: central differences of the forward
@@ -136,7 +136,7 @@ def _certify(fn, arr, grad, digits, directions, max_coordinates, floor, seed, na
         raise CertificationError(
             f"reference failed its certification: along {worst_what}, the tape's rules and high-precision central "
             f"differences agree to only {cert.agreement_digits:.1f} digits (floor {floor}). Either a derivative rule "
-            f"in diffkit.rules (or a custom op) is wrong, or theta sits on a kink of f; pass certify=False to "
+            f"in diffkit.primitives (or a custom op) is wrong, or theta sits on a kink of f; pass certify=False to "
             f"accept the kink conventions"
         )
     return cert

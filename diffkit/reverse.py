@@ -5,14 +5,13 @@ import time
 
 import numpy as np
 
-from . import rules  # noqa: F401  (registers the tape backend and its primitives)
 from .methods import MethodOutput, check_scalar, register_method
-from .tape import Tape, TArray
+from .tape import Tape, TArray, bytes_held
 
 __all__ = ["reverse_gradient", "tape_gradient"]
 
 
-def tape_gradient(f, theta, *, vxp=np, one=1.0, anomaly: bool = False, count_bytes: bool = False):
+def tape_gradient(f, theta, *, vxp=None, one=1.0, anomaly: bool = False, count_bytes: bool = False):
     """Record ``f`` at ``theta`` (raw values of namespace ``vxp``) and sweep back once.
 
     Returns ``(value, grad, tape_length, tape_bytes, forward_s, backward_s)``; ``tape_bytes`` is
@@ -25,8 +24,9 @@ def tape_gradient(f, theta, *, vxp=np, one=1.0, anomaly: bool = False, count_byt
     out = f(x)
     check_scalar(out)
     t1 = time.perf_counter()
-    length, held = len(tape), (tape.bytes_held() if count_bytes else None)
-    if type(out) is not TArray:  # f does not depend on theta
+    length, held = len(tape), (bytes_held(tape) if count_bytes else None)
+    vxp = tape.vxp
+    if type(out) is not TArray or out.tape is not tape:  # f does not depend on theta
         return out, vxp.zeros(np.shape(theta)), length, held, t1 - t0, 0.0
     g = tape.backward(out, one if out.shape == () else vxp.ones(out.shape))[x.index]
     grad = vxp.zeros(np.shape(theta)) if g is None else g
@@ -34,8 +34,8 @@ def tape_gradient(f, theta, *, vxp=np, one=1.0, anomaly: bool = False, count_byt
 
 
 @register_method("reverse", "automatic", "reverse-mode tape (backpropagation): one forward, one backward sweep")
-def reverse_gradient(f, theta, *, anomaly: bool = False) -> MethodOutput:
+def reverse_gradient(f, theta, *, anomaly: bool = False, memory: bool = False) -> MethodOutput:
     """Backpropagation.  ``anomaly=True`` names the op and the line that first made a NaN/inf."""
-    value, grad, length, held, fwd, bwd = tape_gradient(f, theta, anomaly=anomaly, count_bytes=True)
+    value, grad, length, held, fwd, bwd = tape_gradient(f, theta, anomaly=anomaly, count_bytes=memory)
     return MethodOutput(np.reshape(value, ()), grad, {"tape_length": length, "tape_bytes": held,
                                                      "forward_s": fwd, "backward_s": bwd})

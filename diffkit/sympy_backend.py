@@ -57,11 +57,10 @@ from typing import Any
 import numpy as np
 import sympy
 
-from . import rules  # noqa: F401  (the tape registers first, so it outranks SymPy when mixed)
-from .backends import Namespace, register_backend
-from .formulas import FUSED_STABLE, batch_size
+from .formulas import batch_size
+from .primitives.lazy import held
 
-__all__ = ["SYMPY_NS", "SymArray", "symbols_like", "exactify", "to_sympy", "is_sympy"]
+__all__ = ["SymArray", "symbols_like", "exactify", "to_sympy", "is_sympy", "matmul", "where", "reduce_with"]
 
 
 def to_sympy(v: Any) -> sympy.Basic:
@@ -81,7 +80,7 @@ def _sym(v: Any) -> sympy.Basic:
     return v if isinstance(v, sympy.Basic) else to_sympy(v)
 
 
-def _matmul(a, b):
+def matmul(a, b):
     """One n-ary Add per entry (numpy's object matmul adds pairwise, re-sorting a growing Add k times)."""
     a, b = np.asarray(a), np.asarray(b)
     if a.ndim not in (1, 2) or b.ndim not in (1, 2) or a.shape[-1] != b.shape[0]:
@@ -99,8 +98,7 @@ def _add_reduce(x, axis=0, dtype=None, out=None, keepdims=False, where=True, **r
     # np.sum passes where=True; anything else (a mask, out=, initial=) goes to numpy's pairwise reduce
     if out is not None or rest or where is not True or x.size == 0:
         return np.add.reduce(x, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **rest)
-    total = _reduce(lambda *v: sympy.Add(*map(_sym, v)))
-    return total(x, axis=axis, keepdims=keepdims)
+    return _reduce_fn(lambda *v: sympy.Add(*map(_sym, v)), x, axis, keepdims)
 
 
 _COMPARISONS = {np.greater_equal: lambda a, b: a >= b, np.greater: lambda a, b: a > b,
@@ -117,7 +115,7 @@ class SymArray(np.ndarray):
         if "out" in kwargs:
             kwargs["out"] = tuple(x.view(np.ndarray) if isinstance(x, SymArray) else x for x in kwargs["out"])
         if ufunc is np.matmul and method == "__call__" and not kwargs:
-            result = _matmul(*plain)
+            result = matmul(*plain)
         elif ufunc is np.add and method == "reduce":
             result = _add_reduce(*plain, **kwargs)
         elif ufunc in _COMPARISONS and method == "__call__" and not kwargs:
@@ -153,23 +151,9 @@ def is_sympy(x: Any) -> bool:
     return isinstance(x, sympy.Basic)
 
 
-# --- elementary functions, held unevaluated on symbolic arguments ----------------------------
-# SymPy's automatic evaluation (tanh(-u) -> -tanh(u) ...) queries assumptions over the whole
-# argument, which costs more than everything else together on an MLP (20 s of a 20 s build at
-# P = 960); on numbers it still evaluates (exp(0) -> 1), so exact results stay exact.
+# --- the SymPy forms of the table's fused primitives (see the mapping in the module docstring) ---
 
-def _held(fn):
-    return lambda x: fn(x) if getattr(x, "is_Number", True) else fn(x, evaluate=False)
-
-
-_EXP, _LOG = _held(sympy.exp), _held(sympy.log)
-
-
-# --- ops that need more than a lifted scalar function --------------------------------------
-
-def _lift2(fn):
-    ufunc = np.frompyfunc(fn, 2, 1)
-    return lambda x, y: ufunc(x, y)
+_EXP, _LOG = held("exp"), held("log")
 
 
 def _piecewise(c, x, y):
@@ -183,19 +167,23 @@ def _piecewise(c, x, y):
 _where = np.frompyfunc(_piecewise, 3, 1)
 
 
-def _reduce(fn):
-    def reduce(x, axis=None, keepdims=False):
-        x = np.asarray(x, dtype=object)
-        if axis is None:
-            out = fn(*x.flat)
-            return np.full((1,) * x.ndim, out, dtype=object) if keepdims else out
-        out = np.apply_along_axis(lambda v: fn(*v), axis, x)
-        return np.expand_dims(out, axis) if keepdims else out
-    return reduce
+def where(c, x, y):
+    """``Piecewise((x, c), (y, True))`` per entry; ``c`` may hold SymPy relationals."""
+    return _where(c, x, y)
 
 
-def _isfinite(x):
-    return np.ones(np.shape(x), dtype=bool)  # symbols stand for finite reals
+def reduce_with(name: str, x, axis=None, keepdims=False):
+    """``Max``/``Min`` (or any n-ary SymPy function) over an axis."""
+    return _reduce_fn(getattr(sympy, name), x, axis, keepdims)
+
+
+def _reduce_fn(fn, x, axis, keepdims):
+    x = np.asarray(x, dtype=object)
+    if axis is None:
+        out = fn(*x.flat)
+        return np.full((1,) * x.ndim, out, dtype=object) if keepdims else out
+    out = np.apply_along_axis(lambda v: fn(*v), axis, x)
+    return np.expand_dims(out, axis) if keepdims else out
 
 
 _sigmoid = np.frompyfunc(lambda x: 1 / (1 + _EXP(-x)), 1, 1)
@@ -205,15 +193,27 @@ _exp = np.frompyfunc(_EXP, 1, 1)
 _log = np.frompyfunc(_LOG, 1, 1)
 
 
-def _leaky(alpha):
-    return np.frompyfunc(lambda x: sympy.Piecewise((x, x >= 0), (alpha * x, True)), 1, 1)
+def sigmoid(x):
+    return _sigmoid(x)
 
 
-def _logsumexp(x, axis=-1, keepdims=False):
+def softplus(x):
+    return _softplus(x)
+
+
+def log_sigmoid(x):
+    return _log_sigmoid(x)
+
+
+def leaky(x, alpha):
+    return np.frompyfunc(lambda v: sympy.Piecewise((v, v >= 0), (alpha * v, True)), 1, 1)(x)
+
+
+def logsumexp(x, axis=-1, keepdims=False):
     return _log(np.sum(_exp(x), axis=axis, keepdims=keepdims))
 
 
-def _softmax(x, axis=-1):
+def softmax(x, axis=-1):
     e = _exp(x)
     return e / np.sum(e, axis=axis, keepdims=True)
 
@@ -229,37 +229,9 @@ def _weight(y, z):
 _weights = np.frompyfunc(_weight, 2, 1)
 
 
-# The fused stable forms of diffkit.formulas.FUSED_STABLE, as SymPy expressions (mapping table in the module docstring).
-FUSED_SYMPY = {
-    "sigmoid": lambda x: _sigmoid(x),
-    "log_sigmoid": lambda x: _log_sigmoid(x),
-    "softplus": lambda x: _softplus(x),
-    "relu": lambda x: _leaky(0)(x),
-    "leaky_relu": lambda x, alpha=0.01: _leaky(alpha)(x),
-    "logsumexp": _logsumexp,
-    "softmax": _softmax,
-    "log_softmax": lambda x, axis=-1: x - _logsumexp(x, axis, keepdims=True),
-    "binary_cross_entropy": lambda z, y: np.sum(_softplus(z) - _weights(y, z)) / batch_size(z),
-    "softmax_cross_entropy": lambda z, y: np.sum(_logsumexp(z, -1) - np.sum(_weights(y, z), axis=-1)) / batch_size(z),
-}
-assert set(FUSED_SYMPY) == set(FUSED_STABLE), "every fused form of diffkit.formulas needs a SymPy mapping"
+def binary_cross_entropy(z, y):
+    return np.sum(_softplus(z) - _weights(y, z)) / batch_size(z)
 
-SYMPY_NS = Namespace(
-    "sympy",
-    {
-        "exp": _EXP, "log": _LOG, "log1p": lambda x: _LOG(1 + x), "expm1": lambda x: _EXP(x) - 1,
-        "sqrt": _held(sympy.sqrt), "tanh": _held(sympy.tanh), "sin": _held(sympy.sin), "cos": _held(sympy.cos),
-        "abs": _held(sympy.Abs), "sign": _held(sympy.sign), "sinh": _held(sympy.sinh), "cosh": _held(sympy.cosh),
-    },
-    scalar=to_sympy,
-    overrides={
-        "maximum": _lift2(sympy.Max), "minimum": _lift2(sympy.Min),
-        "max": _reduce(sympy.Max), "min": _reduce(sympy.Min),
-        "where": lambda c, x, y: _where(c, x, y),
-        "isfinite": _isfinite,
-        "pi": sympy.pi,
-    },
-)
-SYMPY_NS.fused.update(FUSED_SYMPY)
 
-register_backend("sympy", is_sympy, SYMPY_NS, priority=1)
+def softmax_cross_entropy(z, y):
+    return np.sum(logsumexp(z, -1) - np.sum(_weights(y, z), axis=-1)) / batch_size(z)

@@ -185,7 +185,7 @@ def test_directional_derivative_and_jvp(method, digits):
     t, w = np.array([0.3, -1.2]), np.array([0.5, 2.0])
     f = lambda x: dk.namespace(x).stack([dk.namespace(x).sin(x[0] * x[1]), x[0] ** 2])  # noqa: E731
     want = np.array([np.cos(t[0] * t[1]) * (t[1] * w[0] + t[0] * w[1]), 2 * t[0] * w[0]])
-    np.testing.assert_allclose(dk.jvp(f, t, w, method=method), want, rtol=10.0 ** -digits, atol=10.0 ** -digits)
+    np.testing.assert_allclose(dk.fd_jvp(f, t, w, method=method), want, rtol=10.0 ** -digits, atol=10.0 ** -digits)
 
 
 def test_directional_derivative_bad_input():

@@ -1,0 +1,82 @@
+"""Ops with no derivative: their results are constants on every trace (indices, signs, roundings, comparisons).
+
+On the complex step they act on the real part, so a branch is chosen by the
+real value, as the derivative it carries needs.  ``sign(0) = 0`` (numpy's).
+"""
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+
+from .lazy import held
+from .table import OBJECT, Domain, defprim
+
+ANY = Domain(shapes=(((4,),), ((2, 3),)))
+PAIRS = Domain(shapes=(((3,), (3,)),))
+
+
+def _lift(fn, n=1, dtype=None):
+    ufunc = np.frompyfunc(fn, n, 1)
+    if dtype is None:
+        return lambda *xs: ufunc(*xs)
+    return lambda *xs: np.asarray(ufunc(*xs), dtype=dtype)
+
+
+def _real(fn):
+    """The op on the real parts: the complex step's convention for non-analytic ops."""
+    return lambda *xs, **kw: fn(*[np.asarray(x).real for x in xs], **kw)
+
+
+def _sympy_compare(op):
+    return _lift(op, 2)
+
+
+def _unary(name, numpy_fn, mp_fn, sympy_fn, **kw):
+    defprim(name, "x", kind="constant", numpy=numpy_fn, complex=_real(numpy_fn), mpmath=_lift(mp_fn),
+            sympy=_lift(sympy_fn), domain=ANY, **kw)
+
+
+def _predicate(name, numpy_fn, mp_fn):
+    defprim(name, "x", kind="constant", numpy=numpy_fn, complex=numpy_fn, mpmath=_lift(mp_fn, dtype=bool),
+            sympy=lambda x: np.zeros(np.shape(x), dtype=bool) if name != "isfinite" else np.ones(np.shape(x), bool),
+            domain=ANY)
+
+
+def _compare(name, numpy_fn, op):
+    defprim(name, "x y", kind="constant", numpy=numpy_fn, complex=_real(numpy_fn), mpmath=OBJECT,
+            sympy=_sympy_compare(op), domain=PAIRS)
+
+
+def _arg(name, numpy_fn):
+    defprim(name, "x", kind="constant", params={"axis": None, "keepdims": False},
+            numpy=lambda x, axis=None, keepdims=False: numpy_fn(x, axis=axis, keepdims=keepdims),
+            complex=_real(lambda x, axis=None, keepdims=False: numpy_fn(x, axis=axis, keepdims=keepdims)),
+            mpmath=OBJECT, sympy=OBJECT, domain=Domain(shapes=(((4,),), ((2, 3),)), params=({}, {"axis": 0})))
+
+
+# fmt: off
+_unary("sign", np.sign, mpmath.sign, held("sign"), convention="sign(0) = 0")
+_unary("floor", np.floor, mpmath.floor, held("floor"))
+_unary("ceil", np.ceil, mpmath.ceil, held("ceiling"))
+_unary("trunc", np.trunc, lambda v: mpmath.floor(v) if v >= 0 else mpmath.ceil(v), lambda v: held("sign")(v) * held("floor")(held("Abs")(v)))
+_unary("round", np.round, mpmath.nint, lambda v: v.round() if hasattr(v, "round") else round(v), convention="ties to even")
+_predicate("isfinite", np.isfinite, mpmath.isfinite)
+_predicate("isnan", np.isnan, mpmath.isnan)
+_predicate("isinf", np.isinf, mpmath.isinf)
+_predicate("signbit", np.signbit, lambda v: v < 0 or (v == 0 and str(v).startswith("-")))
+_compare("equal", np.equal, lambda a, b: a == b)
+_compare("not_equal", np.not_equal, lambda a, b: a != b)
+_compare("less", np.less, lambda a, b: a < b)
+_compare("less_equal", np.less_equal, lambda a, b: a <= b)
+_compare("greater", np.greater, lambda a, b: a > b)
+_compare("greater_equal", np.greater_equal, lambda a, b: a >= b)
+_arg("argmax", np.argmax)
+_arg("argmin", np.argmin)
+defprim("argsort", "x", kind="constant", params={"axis": -1}, numpy=lambda x, axis=-1: np.argsort(x, axis=axis, kind="stable"),
+        complex=_real(lambda x, axis=-1: np.argsort(x, axis=axis, kind="stable")), mpmath=OBJECT, sympy=OBJECT,
+        convention="stable: ties keep their order", domain=ANY)
+defprim("logical_not", "x", kind="constant", numpy=np.logical_not, complex=np.logical_not, mpmath=OBJECT,
+        sympy=OBJECT, domain=ANY)
+for _name, _fn in (("logical_and", np.logical_and), ("logical_or", np.logical_or), ("logical_xor", np.logical_xor)):
+    defprim(_name, "x y", kind="constant", numpy=_fn, complex=_fn, mpmath=OBJECT, sympy=OBJECT, domain=PAIRS)
+# fmt: on

@@ -1,0 +1,188 @@
+"""Reductions and scans: sum, prod, mean, max, min, var, std, cumulative sums and products.
+
+Conventions: ``max``/``min`` over an axis share ``g`` equally among tied
+extrema; ``prod``'s rule is the product of the *other* entries (exclusive
+scans from both ends), exact when entries are 0; ``cumprod``'s rule divides by
+x and needs non-zero entries; ``axis=None`` reduces (and scans) the flattened
+array, as numpy does; ``var``/``std`` take ``correction`` (the array API's
+name; ``ddof`` is numpy's) and divide by ``n - correction``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .lazy import sympy_backend
+from .table import OBJECT, SAME, Domain, defprim
+
+AXES = Domain(shapes=(((4,),), ((2, 3),)), params=({}, {"axis": 0}, {"axis": -1, "keepdims": True}))
+SCAN = Domain(0.3, 2.0, shapes=(((4,),), ((2, 3),)), params=({}, {"axis": 0}, {"axis": 1}))
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    return tuple(sorted(a % ndim for a in (axis if isinstance(axis, tuple) else (axis,))))
+
+
+def _kept_shape(x_shape, axis):
+    axes = _axes(axis, len(x_shape))
+    return tuple(1 if i in axes else n for i, n in enumerate(x_shape))
+
+
+def expand(g, xp, x_shape, axis, keepdims=False):
+    """A reduction's gradient broadcast back to the input's shape (a view on numpy)."""
+    if not keepdims:
+        g = xp.reshape(g, _kept_shape(x_shape, axis))
+    return xp.broadcast_to(g, x_shape)
+
+
+def count(x_shape, axis) -> int:
+    return int(np.prod([x_shape[a] for a in _axes(axis, len(x_shape))], dtype=np.int64))
+
+
+def _extremum_vjp(g, ans, x, xp, axis, keepdims):
+    top = xp.reshape(ans, _kept_shape(x.shape, axis))
+    hit = x == top  # plain booleans: ties share g equally
+    share = hit / np.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)
+    return expand(g, xp, x.shape, axis, keepdims) * share
+
+
+def _extremum_jvp(xp, ans, inputs, tangents, axis=None, keepdims=False):
+    x, = inputs
+    top = xp.reshape(ans, _kept_shape(x.shape, axis))
+    hit = x == top
+    share = hit / np.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)
+    return xp.sum(tangents[0] * share, axis=axis, keepdims=keepdims)
+
+
+def _moved_flat(x, xp, axis):
+    """x with the scanned axis last (flattened first when axis is None), and how to undo it."""
+    if axis is None:
+        return xp.reshape(x, (-1,)), -1, None
+    return xp.moveaxis(x, axis, -1), axis, True
+
+
+def _exclusive_cumprod(v, xp):
+    """prod of the entries before each one, along the last axis (1 for the first)."""
+    ones = xp.ones_like(v[..., :1])
+    return xp.concat([ones, xp.cumprod(v[..., :-1], axis=-1)], axis=-1)
+
+
+def prod_of_others(x, xp, axis):
+    """For each entry, the product of the other entries along ``axis``: exact where entries are 0."""
+    v, ax, moved = _moved_flat(x, xp, axis)
+    others = _exclusive_cumprod(v, xp) * xp.flip(_exclusive_cumprod(xp.flip(v, axis=-1), xp), axis=-1)
+    return xp.reshape(others, x.shape) if moved is None else xp.moveaxis(others, -1, ax)
+
+
+def _reverse_cumsum(g, xp, axis):
+    return xp.flip(xp.cumulative_sum(xp.flip(g, axis=axis), axis=axis), axis=axis)
+
+
+def _scan_vjp(g, xp, x_shape, axis):
+    if axis is None:  # the scan ran over the flattened array
+        return xp.reshape(_reverse_cumsum(g, xp, 0), x_shape)
+    return _reverse_cumsum(g, xp, axis)
+
+
+def _var(x, axis=None, correction=0.0, keepdims=False):
+    from ..backends import namespace
+    xp = namespace(x)
+    d = x - xp.mean(x, axis=axis, keepdims=True)
+    return xp.sum(d * d, axis=axis, keepdims=keepdims) / (count(x.shape, axis) - correction)
+
+
+def _std(x, axis=None, correction=0.0, keepdims=False):
+    from ..backends import namespace
+    return namespace(x).sqrt(_var(x, axis, correction, keepdims))
+
+
+def _var_vjp(g, x, xp, axis, correction, keepdims):
+    d = x - xp.mean(x, axis=axis, keepdims=True)
+    return expand(g, xp, x.shape, axis, keepdims) * (2 * d / (count(x.shape, axis) - correction))
+
+
+def _std_vjp(g, ans, x, xp, axis, correction, keepdims):
+    d = x - xp.mean(x, axis=axis, keepdims=True)
+    scale = expand(g / ans, xp, x.shape, axis, keepdims)
+    return scale * d / (count(x.shape, axis) - correction)
+
+
+def _variance_api(x, axis=None, correction=None, keepdims=False, ddof=None):
+    return (x,), {"axis": axis, "correction": float(correction if correction is not None else ddof or 0.0),
+                  "keepdims": keepdims}
+
+
+def _scan(numpy_fn):
+    return lambda x, axis=None: numpy_fn(x, axis=axis)
+
+
+def _scan_api(x, axis=None, dtype=None, include_initial=False):
+    if include_initial:
+        raise NotImplementedError("cumulative_sum(include_initial=True) is not in diffkit's table; concatenate "
+                                  "a zero in front instead")
+    return (x,), {"axis": axis}
+
+
+def _sympy_extremum(name):
+    return lambda x, axis=None, keepdims=False: sympy_backend.reduce_with(name, x, axis, keepdims)
+
+
+REDUCE = {"axis": None, "keepdims": False}
+
+# fmt: off
+defprim("sum", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims),
+        complex=SAME, mpmath=OBJECT, sympy=OBJECT, vjp=lambda g, xp, x_shape, axis, keepdims: expand(g, xp, x_shape, axis, keepdims),
+        domain=AXES)
+defprim("mean", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.mean(x, axis, keepdims=keepdims),
+        complex=SAME, mpmath=lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims) / count(x.shape, axis),
+        sympy=lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims) / count(x.shape, axis),
+        vjp=lambda g, xp, x_shape, axis, keepdims: expand(g, xp, x_shape, axis, keepdims) / count(x_shape, axis),
+        domain=AXES)
+defprim("prod", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.prod(x, axis, keepdims=keepdims),
+        complex=SAME, mpmath=OBJECT, sympy=OBJECT,
+        vjp=lambda g, x, xp, axis, keepdims: expand(g, xp, x.shape, axis, keepdims) * prod_of_others(x, xp, axis),
+        jvp=lambda xp, ans, inputs, tangents, axis=None, keepdims=False:
+            xp.sum(tangents[0] * prod_of_others(inputs[0], xp, axis), axis=axis, keepdims=keepdims),
+        convention="the product of the other entries: exact where an entry is 0", domain=AXES)
+defprim("max", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.max(x, axis, keepdims=keepdims),
+        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmax),
+        mpmath=OBJECT, sympy=_sympy_extremum("Max"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amax",),
+        convention="tied maxima share g equally", domain=AXES)
+defprim("min", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.min(x, axis, keepdims=keepdims),
+        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmin),
+        mpmath=OBJECT, sympy=_sympy_extremum("Min"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amin",),
+        convention="tied minima share g equally", domain=AXES)
+defprim("var", "x", kind="array", params={"axis": None, "correction": 0.0, "keepdims": False}, api=_variance_api,
+        numpy=lambda x, axis=None, correction=0.0, keepdims=False: np.var(x, axis, ddof=correction, keepdims=keepdims),
+        complex=_var, mpmath=_var, sympy=_var, vjp=_var_vjp,
+        jvp=lambda xp, ans, inputs, tangents, axis=None, correction=0.0, keepdims=False: xp.sum(
+            tangents[0] * 2 * (inputs[0] - xp.mean(inputs[0], axis=axis, keepdims=True)), axis=axis, keepdims=keepdims)
+            / (count(inputs[0].shape, axis) - correction),
+        domain=Domain(shapes=(((5,),), ((2, 3),)), params=({}, {"axis": 0, "correction": 1.0})))
+defprim("std", "x", kind="array", params={"axis": None, "correction": 0.0, "keepdims": False}, api=_variance_api,
+        numpy=lambda x, axis=None, correction=0.0, keepdims=False: np.std(x, axis, ddof=correction, keepdims=keepdims),
+        complex=_std, mpmath=_std, sympy=_std, vjp=_std_vjp,
+        jvp=lambda xp, ans, inputs, tangents, axis=None, correction=0.0, keepdims=False: xp.sum(
+            tangents[0] * (inputs[0] - xp.mean(inputs[0], axis=axis, keepdims=True)), axis=axis, keepdims=keepdims)
+            / ((count(inputs[0].shape, axis) - correction) * ans),
+        domain=Domain(shapes=(((5,),), ((2, 3),)), params=({}, {"axis": 1, "correction": 1.0})))
+defprim("cumulative_sum", "x", kind="linear", params={"axis": None}, api=_scan_api, numpy=_scan(np.cumsum),
+        complex=SAME, mpmath=OBJECT, sympy=OBJECT, vjp=lambda g, xp, x_shape, axis: _scan_vjp(g, xp, x_shape, axis),
+        aliases=("cumsum",), domain=SCAN)
+defprim("cumprod", "x", kind="array", params={"axis": None}, numpy=_scan(np.cumprod), complex=SAME,
+        mpmath=OBJECT, sympy=OBJECT,
+        vjp=lambda g, ans, x, xp, axis: _scan_vjp(g * ans, xp, x.shape, axis) / x,
+        jvp=lambda xp, ans, inputs, tangents, axis=None: ans * xp.cumulative_sum(tangents[0] / inputs[0], axis=axis),
+        aliases=("cumulative_prod",), convention="the rule divides by x: entries must be non-zero", domain=SCAN)
+# fmt: on
+
+
+def _complex_extremum(x, axis, keepdims, arg):
+    x = np.asarray(x)
+    if axis is None:
+        out = x.reshape(-1)[arg(x.real.reshape(-1))]
+        return np.reshape(out, (1,) * x.ndim) if keepdims else out
+    idx = np.expand_dims(arg(x.real, axis=axis), axis)
+    out = np.take_along_axis(x, idx, axis=axis)
+    return out if keepdims else np.squeeze(out, axis=axis)

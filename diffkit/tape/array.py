@@ -1,0 +1,134 @@
+"""Tape arrays, and how an op that mixes arrays of several traces picks the one that records it."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..dispatch import register_tracer, strip
+
+__all__ = ["TArray"]
+
+
+class TArray:
+    """An array recorded on a tape.  Arithmetic, ``@``, indexing, ``.T`` and the methods below are recorded.
+
+    Comparisons return plain boolean arrays: they carry no gradient.
+    """
+
+    __slots__ = ("value", "tape", "index")
+
+    def __init__(self, value: Any, tape: Any, index: int):
+        self.value = value
+        self.tape = tape
+        self.index = index
+
+    @property
+    def _level(self) -> int:
+        return self.tape.level
+
+    @property
+    def _inner(self) -> Any:
+        return self.value
+
+    @property
+    def shape(self) -> tuple:
+        return getattr(self.value, "shape", ())
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def dtype(self):
+        return getattr(self.value, "dtype", np.dtype(object))
+
+    @property
+    def T(self) -> "TArray":
+        return self.tape.ns.permute_dims(self, tuple(range(self.ndim))[::-1])
+
+    @property
+    def mT(self) -> "TArray":
+        return self.tape.ns.matrix_transpose(self)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __repr__(self) -> str:
+        return f"TArray({self.value!r}, node={self.index})"
+
+    def __float__(self):
+        raise TypeError("float() of a tape array would drop it from the tape and silently zero its gradient; "
+                        "use .value if you really want the number")
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # numpy's operators on (ndarray, tape array) land here: record them; any other numpy call is a mistake
+        op = _OPERATOR_UFUNCS.get(ufunc.__name__) if method == "__call__" and not kwargs else None
+        if op is None:
+            raise TypeError(f"numpy.{ufunc.__name__} was called on a tape array, which numpy cannot record; "
+                            f"write xp = dk.namespace(x) and call xp.{_XP_NAME.get(ufunc.__name__, ufunc.__name__)}"
+                            f"(...) instead of numpy.{ufunc.__name__}(...)")
+        return getattr(self.tape.ns, op)(*inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func in _INTROSPECTION:  # shape, ndim, size: facts about the array, nothing to record
+            return getattr(args[0], func.__name__) if type(args[0]) is TArray else func(*args, **kwargs)
+        raise TypeError(f"numpy.{func.__name__} was called on a tape array, which numpy cannot record; write "
+                        f"xp = dk.namespace(x) and call xp.{func.__name__}(...) instead")
+
+    def __add__(self, other): return self.tape.ns.add(self, other)
+    def __radd__(self, other): return self.tape.ns.add(other, self)
+    def __sub__(self, other): return self.tape.ns.subtract(self, other)
+    def __rsub__(self, other): return self.tape.ns.subtract(other, self)
+    def __mul__(self, other): return self.tape.ns.multiply(self, other)
+    def __rmul__(self, other): return self.tape.ns.multiply(other, self)
+    def __truediv__(self, other): return self.tape.ns.divide(self, other)
+    def __rtruediv__(self, other): return self.tape.ns.divide(other, self)
+    def __matmul__(self, other): return self.tape.ns.matmul(self, other)
+    def __rmatmul__(self, other): return self.tape.ns.matmul(other, self)
+    def __pow__(self, other): return self.tape.ns.pow(self, other)
+    def __rpow__(self, other): return self.tape.ns.pow(other, self)
+    def __neg__(self): return self.tape.ns.negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return self.tape.ns.abs(self)
+    def __getitem__(self, index): return self.tape.ns.getitem(self, index)
+
+    def __setitem__(self, index, value):
+        raise TypeError("tape arrays are immutable (an in-place write would corrupt the recorded values); "
+                        "use the functional update y = xp.at(x)[index].set(value) (or .add(value))")
+
+    def reshape(self, *shape): return self.tape.ns.reshape(self, shape[0] if len(shape) == 1 else shape)
+    def sum(self, axis=None, keepdims=False): return self.tape.ns.sum(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return self.tape.ns.mean(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return self.tape.ns.max(self, axis=axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False): return self.tape.ns.min(self, axis=axis, keepdims=keepdims)
+    def prod(self, axis=None, keepdims=False): return self.tape.ns.prod(self, axis=axis, keepdims=keepdims)
+    def dot(self, other): return self.tape.ns.dot(self, other)
+    def ravel(self): return self.tape.ns.reshape(self, (-1,))
+    def transpose(self, *axes): return self.tape.ns.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+    def squeeze(self, axis=None): return self.tape.ns.squeeze(self, axis)
+
+    def __lt__(self, other): return self.value < strip(other)
+    def __le__(self, other): return self.value <= strip(other)
+    def __gt__(self, other): return self.value > strip(other)
+    def __ge__(self, other): return self.value >= strip(other)
+    def __eq__(self, other): return self.value == strip(other)
+    def __ne__(self, other): return self.value != strip(other)
+    __hash__ = object.__hash__
+
+
+register_tracer(TArray, lambda a: a.tape.ns)
+
+_OPERATOR_UFUNCS = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
+                    "true_divide": "divide", "matmul": "matmul", "power": "pow", "negative": "negative",
+                    "greater": "greater", "less": "less", "greater_equal": "greater_equal",
+                    "less_equal": "less_equal", "equal": "equal", "not_equal": "not_equal"}
+_INTROSPECTION = (np.shape, np.ndim, np.size)
+_XP_NAME = {"absolute": "abs", "arcsin": "asin", "true_divide": "divide"}

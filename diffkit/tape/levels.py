@@ -1,0 +1,73 @@
+"""Ops on arrays of several traces, tape views, and the tape's namespace: the parts of recording beside the core."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..dispatch import TRACERS, namespace
+from .array import TArray
+from . import core
+from .core import record, record_op
+from .namespace import TracerNamespace
+
+__all__ = ["levels", "apply_on", "reshape_view", "tape_namespace"]
+
+
+def apply_on(prim: Any, tape: Tape, args: tuple, params: dict) -> TArray:
+    """Record ``prim`` on ``tape``, treating arrays of other (outer) tapes as plain values."""
+    vals, parents, mask = [], [], 0
+    for k, a in enumerate(args):
+        mine = type(a) is TArray and a.tape is tape
+        vals.append(a.value if mine else a)
+        parents.append(a.index if mine else -1)
+        mask |= mine << k
+    return record_op(prim, tape, tuple(vals), tuple(parents), mask, params)
+
+
+def levels(prim: Any, args: tuple, params: dict) -> Any:
+    """``prim`` on any mix of arrays: the trace of the highest level records it; no trace: the plain forward."""
+    top = None
+    for a in args:
+        if type(a) in TRACERS and (top is None or a._level > top._level):
+            top = a
+    if top is None:
+        ans = namespace(*args).impls[prim.index](*args, **params)
+        return ans[0] if prim.residual else ans
+    if type(top) is TArray:
+        return apply_on(prim, top.tape, args, params)
+    return type(top).bind(prim, top, args, params)
+
+
+def reshape_view(x: Any, shape: Any) -> TArray | None:
+    """``reshape`` of a basic slice ``y[index]`` of a tape array, as one view node onto ``y`` (None otherwise).
+
+    The view's gradient is then added straight into ``y``'s buffer: an MLP's
+    ``reshape(theta[a:b], shape)`` is one node.
+    """
+    if type(x) is not TArray or type(x.value) is not np.ndarray:
+        return None
+    tape = x.tape
+    node = tape.nodes[x.index]
+    if node is None or not node[0].scatter or node[1][2] is not None or type(node[1][1]) is not slice:
+        return None
+    prim, (parent, index, _, parent_shape), site = node
+    try:
+        value = x.value.reshape(shape)
+    except (ValueError, TypeError):
+        return None  # the reshape primitive reports it, naming the op and the shapes
+    return record(tape, (prim, (parent, index, x.value.shape, parent_shape), site), value)
+
+
+_NAMESPACES: dict = {}
+
+
+def tape_namespace(vxp: Any) -> TracerNamespace:
+    """The namespace of tape arrays over values of ``vxp`` (one per value namespace)."""
+    ns = _NAMESPACES.get(id(vxp))
+    if ns is None:
+        ns = _NAMESPACES[id(vxp)] = TracerNamespace("tape", vxp, core.apply, reshape_view)
+    return ns
+
+
+core.HOOKS.update(levels=levels, namespace=tape_namespace)

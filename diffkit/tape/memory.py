@@ -1,0 +1,21 @@
+"""What a tape holds for its backward sweep, in bytes (``dk.gradient(..., memory=True)`` and the benchmarks)."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["bytes_held"]
+
+
+def bytes_held(tape) -> int:
+    """Bytes of the arrays that the recorded nodes keep for the backward sweep (views own nothing)."""
+    seen, total = set(), 0
+    for node in tape.nodes:
+        if node is None or node[0].scatter:
+            continue
+        prim, links, _ = node
+        for args in ((links[1],) if prim.joint is not None else (link[2] for link in links)):
+            for v in args:
+                if type(v) is np.ndarray and v.base is None and id(v) not in seen:
+                    seen.add(id(v))
+                    total += v.nbytes
+    return total
