@@ -102,6 +102,14 @@ UNARY = [
     Case("erfc", lambda xp, x: xp.erfc(x), E(mp.erfc)),
     Case("lgamma", lambda xp, x: xp.lgamma(x), E(mp.loggamma), lo=0.3, hi=4.0),
     Case("digamma", lambda xp, x: xp.digamma(x), E(mp.digamma), lo=0.3, hi=4.0),
+    Case("exp2", lambda xp, x: xp.exp2(x), E(lambda a: mp.exp(a * mp.log(2)))),
+    Case("cbrt", lambda xp, x: xp.cbrt(x), E(lambda a: mp.exp(mp.log(a) / 3)), lo=0.2, hi=3.0),
+    Case("reciprocal", lambda xp, x: xp.reciprocal(x), E(lambda a: 1 / a), lo=0.3, hi=3.0),
+    Case("positive", lambda xp, x: xp.positive(x), E(lambda a: a)),
+    Case("polygamma", lambda xp, x: xp.polygamma(1, x), E(lambda a: mp.polygamma(1, a)), lo=0.3, hi=4.0),
+    Case("clip", lambda xp, x: xp.clip(x, -1.0, 1.0), E(lambda a: min(max(a, -1), 1)), lo=-2.0, hi=2.0, gap=0.1),
+    Case("clip_keywords", lambda xp, x: xp.clip(x, min=-1.0, max=1.0), E(lambda a: min(max(a, -1), 1)), lo=-2.0,
+         hi=2.0, gap=0.1),
     Case("sigmoid", lambda xp, x: dk.nn.sigmoid(x), E(sigma), lo=-6.0, hi=6.0),
     Case("log_sigmoid", lambda xp, x: dk.nn.log_sigmoid(x), E(lambda a: -mp.log(1 + mp.exp(-a))), lo=-6.0, hi=6.0),
     Case("softplus", lambda xp, x: dk.nn.softplus(x), E(lambda a: mp.log(1 + mp.exp(a))), lo=-6.0, hi=6.0),
@@ -123,6 +131,8 @@ BINARY = [
     Case("logaddexp", lambda xp, x, y: xp.logaddexp(x, y), E2(lambda a, b: mp.log(mp.exp(a) + mp.exp(b))),
          ((4,), (4,))),
     Case("arctan2", lambda xp, x, y: xp.arctan2(x, y), E2(mp.atan2), ((4,), (4,)), gap=0.1),
+    Case("remainder", lambda xp, x, y: xp.remainder(x, y), E2(lambda a, b: a - b * mp.floor(a / b)), ((4,), (4,)),
+         lo=0.3, hi=2.0),
     Case("xlogy", lambda xp, x, y: xp.xlogy(x, y), E2(lambda a, b: a * mp.log(b)), ((4,), (4,)), lo=0.3, hi=2.0),
     Case("where", lambda xp, x, y: xp.where(MASK, x, y), lambda x, y: np.where(MASK, x, y), ((4,), (4,))),
 ]
@@ -183,6 +193,21 @@ COSTS = [
 ]
 
 CATALOGUE = UNARY + BINARY + REDUCTIONS + STRUCTURE + LINEAR_ALGEBRA + COSTS
+
+# Known bugs these tests found (reported; strict: a fix makes the test pass and the marker must go)
+FLOAT_CONSTANT = ("the rule multiplies by a float64 constant ({}, from math): the mpmath referee's derivative is "
+                  "then float64-accurate (~17 digits), not 30")
+CLIP_POSITIONAL = ("xp.clip(x, -1.0, 1.0) with positional bounds (numpy's and the array API's signature): the tape "
+                   "ignores them in the gradient (1 outside the bounds) and the mpmath namespace raises TypeError")
+KNOWN = {**{(test, name): FLOAT_CONSTANT.format(const) for name, const in
+            (("log2", "LN2"), ("exp2", "LN2"), ("log10", "LN10"), ("erf", "2/sqrt(pi)"), ("erfc", "2/sqrt(pi)"))
+            for test in ("referee", "certifies")},
+         **{(test, "clip"): CLIP_POSITIONAL for test in ("tape", "referee", "certifies")}}
+
+
+def cases(test: str) -> list:
+    return [pytest.param(c, id=c.name, marks=pytest.mark.xfail(strict=True, reason=KNOWN[test, c.name])
+                         if (test, c.name) in KNOWN else ()) for c in CATALOGUE]
 
 
 def _inputs(case: Case) -> np.ndarray:
@@ -266,7 +291,7 @@ def _within(got, oracle, rtol) -> tuple[bool, str]:
                    f"{mpmath.nstr(oracle[worst], 20)}"
 
 
-@pytest.mark.parametrize("case", CATALOGUE, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", cases("tape"))
 def test_tape_rule_matches_the_mpmath_oracle(case, oracles):
     theta, w, oracle = oracles(case)
     r = _run_or_skip(lambda: dk.gradient(_dk_objective(case, w), theta, method="reverse"))
@@ -274,7 +299,7 @@ def test_tape_rule_matches_the_mpmath_oracle(case, oracles):
     assert ok, f"{case.name}: the tape's gradient disagrees with mpmath.diff of the definition at {where}"
 
 
-@pytest.mark.parametrize("case", CATALOGUE, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", cases("referee"))
 def test_referee_without_certification_matches_the_mpmath_oracle(case, oracles):
     theta, w, oracle = oracles(case)
     ref = _run_or_skip(lambda: dk.reference(_dk_objective(case, w), theta, digits=30, certify=False))
@@ -282,7 +307,7 @@ def test_referee_without_certification_matches_the_mpmath_oracle(case, oracles):
     assert ok, f"{case.name}: the mpmath referee (certify=False) disagrees with mpmath.diff at {where}"
 
 
-@pytest.mark.parametrize("case", CATALOGUE, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", cases("certifies"))
 def test_referee_certifies_itself(case, oracles):
     theta, w, _ = oracles(case)
     ref = _run_or_skip(lambda: dk.reference(_dk_objective(case, w), theta, digits=30, max_coordinates=theta.size))
