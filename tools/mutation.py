@@ -92,6 +92,7 @@ class Mutant:
     start: tuple  # (line, col) of the replaced source segment
     end: tuple
     text: str  # the replacement
+    served: list = field(default_factory=list)  # the primitives (and aliases) whose rules this code is
     killers: list = field(default_factory=list)
     status: str = "not run"
 
@@ -105,33 +106,63 @@ def _rule_files() -> list[str]:
     return table or ["diffkit/rules.py"]
 
 
-def _is_rule(node) -> bool:
-    if isinstance(node, ast.Lambda):  # (``lambda g: None``: an input with no gradient, nothing to mutate)
-        return bool(node.args.args) and node.args.args[0].arg == "g" and not (
-            isinstance(node.body, ast.Constant) and node.body.value is None)
-    if isinstance(node, ast.FunctionDef):
-        names = [a.arg for a in node.args.args]
-        return node.name.endswith(("_grad", "_vjp", "_jvp")) or node.name in ("_tie_weight", "_softmax_from_lse") \
-            or (names[:1] == ["g"] and not node.name.startswith(("_expand", "broadcast", "_split", "_unstack",
-                                                                   "_matmul", "_sum_to")))
-    return False
+def _is_rule_lambda(node) -> bool:
+    """``lambda g, ...``: a VJP rule (``lambda g: None``, an input with no gradient, has nothing to mutate)."""
+    return isinstance(node, ast.Lambda) and bool(node.args.args) and node.args.args[0].arg == "g" and not (
+        isinstance(node.body, ast.Constant) and node.body.value is None)
 
 
-def _owner(node, parents) -> str:
-    """The primitive a rule belongs to: the string first argument of the call around it, or the helper's name."""
-    if isinstance(node, ast.FunctionDef):
-        return node.name
-    up, child = parents.get(node), node
-    while up is not None:
-        if isinstance(up, ast.Call) and up.args and isinstance(up.args[0], ast.Constant) \
-                and isinstance(up.args[0].value, str):
-            rules = [a for a in up.args[2:] if isinstance(a, ast.Lambda)]  # after the name and the forward
-            which = next((i for i, a in enumerate(rules, 1) if a is child), 0)
-            return up.args[0].value + (f"#{which}" if len(rules) > 1 and which else "")
-        if isinstance(up, ast.FunctionDef):
-            return up.name
-        up, child = parents.get(up), up
-    return "?"
+def _entries(tree) -> list[tuple[str, tuple, ast.Call]]:
+    """(name, aliases, call) of every ``defprim("name", ...)`` in a module."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "defprim" and node.args \
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            aliases = ()
+            for kw in node.keywords:
+                if kw.arg == "aliases" and isinstance(kw.value, (ast.Tuple, ast.List)):
+                    aliases = tuple(e.value for e in kw.value.elts if isinstance(e, ast.Constant))
+            out.append((node.args[0].value, aliases, node))
+    return out
+
+
+def _rules_of(call: ast.Call) -> list:
+    """The VJP rules of one entry, in input order: ``vjp=`` a lambda, a name, a call or a tuple of them (the old
+    table: the positional lambdas after the forward, and ``joint=``)."""
+    vjp = next((kw.value for kw in call.keywords if kw.arg in ("vjp", "joint")), None)
+    if vjp is None:
+        return [a for a in call.args[2:] if isinstance(a, ast.Lambda)]
+    return list(vjp.elts) if isinstance(vjp, ast.Tuple) else [vjp]
+
+
+def _targets(tree) -> list[tuple[ast.AST, str, set]]:
+    """(node to mutate, label, the primitives it serves): every VJP rule lambda, and every module-level helper
+    function a rule names (``_tie_weight``, ``_sech2``, ``vjp=_var_vjp`` ...) with the entries that use it.
+    JVP rules (``jvp=``) are not mutated: the selected tests exercise reverse mode."""
+    helpers = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    users: dict[str, set] = {}
+    out = []
+    for name, aliases, call in _entries(tree):
+        served = {name, *aliases}
+        rules = _rules_of(call)
+        for k, rule in enumerate(rules, 1):
+            label = name + (f"#{k}" if len(rules) > 1 else "")
+            if _is_rule_lambda(rule):
+                out.append((rule, label, served))
+            for ref in ast.walk(rule):
+                if isinstance(ref, ast.Name) and ref.id in helpers:
+                    users.setdefault(ref.id, set()).update(served)
+    changed = True
+    while changed:  # a helper called by a helper serves the same entries
+        changed = False
+        for h in list(users):
+            for ref in ast.walk(helpers[h]):
+                if isinstance(ref, ast.Name) and ref.id in helpers and ref.id != h \
+                        and not users[h] <= users.get(ref.id, set()):
+                    users.setdefault(ref.id, set()).update(users[h])
+                    changed = True
+    out += [(helpers[h], h, served) for h, served in sorted(users.items())]
+    return out
 
 
 def _variants(rule) -> list[tuple[str, ast.AST]]:
@@ -193,11 +224,7 @@ def rule_mutants() -> list[Mutant]:
     mutants = []
     for path in _rule_files():
         tree = ast.parse((REPO / path).read_text())
-        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-        for node in ast.walk(tree):
-            if not _is_rule(node):
-                continue
-            owner = _owner(node, parents)
+        for node, label, served in _targets(tree):
             seen = {ast.unparse(node)}
             for change, m in _variants(node):
                 text = ast.unparse(m)
@@ -205,8 +232,8 @@ def rule_mutants() -> list[Mutant]:
                     continue
                 seen.add(text)
                 text = f"({text})" if isinstance(node, ast.Lambda) else text
-                mutants.append(Mutant("rules", path, node.lineno, owner, change, (node.lineno, node.col_offset),
-                                      (node.end_lineno, node.end_col_offset), text))
+                mutants.append(Mutant("rules", path, node.lineno, label, change, (node.lineno, node.col_offset),
+                                      (node.end_lineno, node.end_col_offset), text, sorted(served)))
     return mutants
 
 
@@ -255,6 +282,27 @@ def _copy_repo() -> Path:
         else:
             shutil.copy2(item, dest / item.name)
     return dest
+
+
+PRELOAD = ("numpy", "scipy", "mpmath", "sympy", "pandas", "hypothesis", "pytest")  # never mutated: imported once
+
+
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+def selection(m: "Mutant") -> list[str]:
+    """The mutant's tests: for a rule, test_core.py and the oracle cases of the primitives it serves (``-k``)."""
+    if m.kind != "rules":
+        return TESTS[m.kind]
+    names = [n for n in m.served if n.isidentifier()]
+    return TESTS["rules"] + (["-k", " or ".join(["test_core", *names])] if names else [])
 
 
 PRELOAD = ("numpy", "scipy", "mpmath", "sympy", "pandas", "hypothesis", "pytest")  # never mutated: imported once
@@ -332,7 +380,7 @@ def run_tests(root: Path, tests: list[str], timeout: float = 600) -> tuple[str, 
 CERTIFY_SWITCH = ("if certify else None", "if False else None")  # in diffkit/reference.py: the referee's certification
 
 
-def run_mutants(mutants: list[Mutant], certification: bool = True, say=print) -> set:
+def run_mutants(mutants: list[Mutant], certification: bool = True, say=print, save=None) -> set:
     """Run each mutant's selection; returns the tests that fail without any mutant (excluded from the killers)."""
     _preload()
     root = _copy_repo()
@@ -359,6 +407,8 @@ def run_mutants(mutants: list[Mutant], certification: bool = True, say=print) ->
         m.killers = [k for k in failing if k not in baseline]
         m.status = "timeout" if status == "timeout" else "killed" if m.killers else "ok"
         say(f"[{i}/{len(mutants)}] {len(m.killers):3d} killers  {m.key}")
+        if save:
+            save()
     shutil.rmtree(root, ignore_errors=True)
     return baseline
 
@@ -368,10 +418,13 @@ def independent(m: Mutant) -> list[str]:
 
 
 def summary(mutants: list[Mutant]) -> str:
+    unrun = len([m for m in mutants if m.status == "not run"])
+    mutants = [m for m in mutants if m.status != "not run"]
     killed = [m for m in mutants if m.status != "ok"]
     strong = [m for m in killed if len(m.killers) >= 2 and independent(m)]
     lines = [f"mutation score: {len(killed)}/{len(mutants)} killed ({100 * len(killed) / max(len(mutants), 1):.1f}%); "
-             f"{len(strong)} killed by >= 2 tests with >= 1 oracle-independent"]
+             f"{len(strong)} killed by >= 2 tests with >= 1 oracle-independent"
+             + (f" ({unrun} mutants not run)" if unrun else "")]
     for kind in sorted({m.kind for m in mutants}):
         ms = [m for m in mutants if m.kind == kind]
         k = sum(m.status != "ok" for m in ms)
@@ -386,12 +439,15 @@ def summary(mutants: list[Mutant]) -> str:
         lines += [f"  {m.key}: {len(m.killers)} killer(s), {len(independent(m))} independent: {m.killers[:3]}"
                   for m in weak]
     lines.append("killers per mutant (all / oracle-independent):")
-    lines += [f"  {len(m.killers):3d} / {len(independent(m)):3d}  {m.key}" for m in mutants if m.status != "not run"]
+    lines += [f"  {len(m.killers):3d} / {len(independent(m)):3d}  {m.key}" for m in mutants]
     return "\n".join(lines)
 
 
 # the issue's planted bugs, picked from the generated mutants by (primitive, change)
-PLANTED = [("tanh", "'ans * ans' -> 'ans'"), ("sin", "negated"), ("divide#2", "negated"), ("exp", "negated"),
+# (the new table's tanh rule is g * _sech2(x, xp), sech^2 = 4e / (1 + e)^2: its factor change stands in for
+# the issue's 1 - ans^2 -> 1 - ans)
+PLANTED = [("tanh", "'ans * ans' -> 'ans'"), ("_sech2", "'4 * e' -> 'e'"), ("sin", "negated"), ("divide#2", "negated"),
+           ("exp", "negated"),
            ("cos", "'-g' -> 'g'"), ("sqrt", "constant 0.5 -> 1.5")]
 
 
@@ -402,7 +458,7 @@ def planted(mutants: list[Mutant]) -> list[Mutant]:
         if found:
             picked.append(found[0])
         else:
-            print(f"(planted bug {rule}: {change} not found among the mutants)")
+            pass  # (a rule of the other table layout)
     return picked
 
 
@@ -410,13 +466,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.mutation", description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=("rules", "stencils"), help="one target table only")
     p.add_argument("--filter", help="only mutants whose primitive or stencil name is this")
+    p.add_argument("--files", help="only mutants in files whose path contains this (e.g. elementwise)")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument("--plant", action="store_true", help="the issue's planted bugs, certification on and off")
-    p.add_argument("--json", metavar="FILE", help="write every mutant and its killers to FILE")
+    p.add_argument("--json", metavar="FILE", help="write every mutant and its killers to FILE (after each mutant)")
+    p.add_argument("--summary", metavar="FILE", help="print the summary of a --json file (of a partial run too)")
     args = p.parse_args(argv)
+    if args.summary:
+        print(summary([Mutant(**{**m, "start": tuple(m["start"]), "end": tuple(m["end"])})
+                       for m in json.loads(Path(args.summary).read_text())]))
+        return 0
     mutants = ([] if args.only == "stencils" else rule_mutants()) + ([] if args.only == "rules" else stencil_mutants())
     if args.filter:
         mutants = [m for m in mutants if m.rule.split("#")[0] == args.filter]
+    if args.files:
+        mutants = [m for m in mutants if args.files in m.file]
     if args.list:
         print("\n".join(m.key for m in mutants))
         print(f"{len(mutants)} mutants")
@@ -432,10 +496,10 @@ def main(argv=None) -> int:
         for key, ((on, on_i), (off, off_i)) in results.items():
             print(f"  {key}: {on} ({on_i}) | {off} ({off_i})")
         return 0 if all(min(on, off) >= 2 for (on, _), (off, _) in results.values()) else 1
-    run_mutants(mutants)
-    print(summary(mutants))
-    if args.json:
+    def save():
         Path(args.json).write_text(json.dumps([asdict(m) for m in mutants], indent=1))
+    run_mutants(mutants, save=save if args.json else None)
+    print(summary(mutants))
     return 0 if all(m.status != "ok" for m in mutants) else 1
 
 
