@@ -476,7 +476,12 @@ def main(argv=None) -> int:
         print(summary([Mutant(**{**m, "start": tuple(m["start"]), "end": tuple(m["end"])})
                        for m in json.loads(Path(args.summary).read_text())]))
         return 0
-    mutants = ([] if args.only == "stencils" else rule_mutants()) + ([] if args.only == "rules" else stencil_mutants())
+    # stencils first, then the calculus proper (elementwise, nn, reductions), then linear algebra and structure:
+    # a run stopped part way has scored what matters most
+    mutants = ([] if args.only == "rules" else stencil_mutants()) + sorted(
+        [] if args.only == "stencils" else rule_mutants(),
+        key=lambda m: [f in m.file for f in ("nn.py", "elementwise", "reductions", "linalg", "structure")].index(True)
+        if any(f in m.file for f in ("nn.py", "elementwise", "reductions", "linalg", "structure")) else 9)
     if args.filter:
         mutants = [m for m in mutants if m.rule.split("#")[0] == args.filter]
     if args.files:
