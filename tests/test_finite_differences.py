@@ -122,11 +122,32 @@ def test_stencil_table_derives_the_error_model():
     eps = np.finfo(float).eps
     # closed forms: forward h* = 2 sqrt(eps), central (3 eps)^(1/3), central4 (11.25 eps)^(1/5), T and R by hand
     assert fd.STENCILS["forward"].default_step == pytest.approx(2 * eps ** 0.5)
+    assert fd.STENCILS["backward"].default_step == pytest.approx(2 * eps ** 0.5)
     assert fd.STENCILS["central"].default_step == pytest.approx((3 * eps) ** (1 / 3))
     assert fd.STENCILS["central4"].default_step == pytest.approx((11.25 * eps) ** 0.2)
     assert (fd.STENCILS["central4"].truncation, fd.STENCILS["central4"].roundoff) == (pytest.approx(1 / 30), 1.5)
     rich = fd.stencil_for("richardson")  # (4 D(h/2) - D(h)) / 3: error f^(5) h^4 / 480, weights sum 3
     assert (rich.order, rich.truncation, rich.roundoff) == (4, pytest.approx(1 / 480), 3.0)
+
+
+EPS = np.finfo(float).eps
+# the module docstring's closed forms of the default steps, and the stencil's points in units of that step
+DOCUMENTED_STEPS = {"forward": (2 * EPS ** 0.5, (0, 1)), "backward": (2 * EPS ** 0.5, (-1, 0)),
+                    "central": ((3 * EPS) ** (1 / 3), (-1, 1)), "central4": ((11.25 * EPS) ** 0.2, (-2, -1, 1, 2))}
+
+
+@pytest.mark.parametrize("method", DOCUMENTED_STEPS)
+def test_the_step_taken_and_the_points_are_the_documented_ones(method):
+    h, offsets = DOCUMENTED_STEPS[method]
+    theta, points = np.array([0.3]), []
+
+    def f(t):
+        points.append(float(t[0]))
+        return dk.namespace(t).sum(t ** 3)
+    r = dk.gradient(f, theta, method=method)
+    # |theta| < 1: the step is absolute; the step reported is the representable (theta + h) - theta
+    assert r.cost.counters["h_min"] == pytest.approx(h, rel=1e-7)
+    assert sorted(set(points)) == pytest.approx([0.3 + o * h for o in offsets], rel=0, abs=1e-15)
 
 
 def test_steps_are_exactly_representable():

@@ -254,6 +254,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", choices=("rules", "stencils"), help="one target table only")
     p.add_argument("--filter", help="only mutants whose primitive or stencil name is this")
     p.add_argument("--files", help="only mutants in files whose path contains this (e.g. elementwise)")
+    p.add_argument("--change", help="only mutants whose change contains this (e.g. consistent)")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument("--plant", action="store_true", help="the issue's planted bugs, certification on and off")
     p.add_argument("--json", metavar="FILE", help="write every mutant and its killers to FILE (after each mutant)")
@@ -273,6 +274,8 @@ def main(argv=None) -> int:
         mutants = [m for m in mutants if m.rule.split("#")[0] == args.filter]
     if args.files:
         mutants = [m for m in mutants if args.files in m.file]
+    if args.change:
+        mutants = [m for m in mutants if args.change in m.change]
     if args.list:
         print("\n".join(m.key for m in mutants))
         print(f"{len(mutants)} mutants")
