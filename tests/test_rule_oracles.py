@@ -190,6 +190,12 @@ COSTS = [
                        for a, y in zip(z.ravel(), LABELS.ravel())) / 2, ((2, 3),)),
     Case("softmax_cross_entropy", lambda xp, z: dk.nn.softmax_cross_entropy(z, ONE_HOT),
          lambda z: -(ONE_HOT * E(mp.log)(_softmax(z))).sum() / 2, ((2, 3),)),
+    # the labels as inputs too (soft labels): BCE = log(1 + e^z) - z y per output, CE = -sum y log softmax(z)
+    Case("binary_cross_entropy_labels", lambda xp, z, y: dk.nn.binary_cross_entropy(z, y),
+         lambda z, y: sum(mp.log(1 + mp.exp(a)) - a * b for a, b in zip(z.ravel(), y.ravel())) / 2,
+         ((2, 3), (2, 3)), lo=-2.0, hi=2.0),
+    Case("softmax_cross_entropy_labels", lambda xp, z, y: dk.nn.softmax_cross_entropy(z, y),
+         lambda z, y: -(y * E(mp.log)(_softmax(z))).sum() / 2, ((2, 3), (2, 3))),
 ]
 
 CATALOGUE = UNARY + BINARY + REDUCTIONS + STRUCTURE + LINEAR_ALGEBRA + COSTS
@@ -218,6 +224,8 @@ def _inputs(case: Case) -> np.ndarray:
         theta = rng.uniform(case.lo, case.hi, size)
         if case.name in ("det", "inv", "solve"):
             theta[:9] += 2.0 * np.eye(3).ravel()  # well conditioned
+        if case.name == "softmax_cross_entropy_labels":  # the fused rule's premise: each label row sums to 1,
+            theta[6:] = [0.25, 0.5, 0.25, 0.125, 0.375, 0.5]  # exactly in binary
         far = np.abs(theta).min() >= case.gap
         apart = size < 2 or np.diff(np.sort(theta)).min() >= case.gap
         if not case.gap or (far and apart):
