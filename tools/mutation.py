@@ -252,7 +252,7 @@ def planted(mutants: list[Mutant]) -> list[Mutant]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.mutation", description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=("rules", "stencils"), help="one target table only")
-    p.add_argument("--filter", help="only mutants whose primitive or stencil name is this")
+    p.add_argument("--filter", help="only mutants of these primitives, helpers or stencils (comma-separated)")
     p.add_argument("--files", help="only mutants in files whose path contains this (e.g. elementwise)")
     p.add_argument("--change", help="only mutants whose change contains this (e.g. consistent)")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
@@ -271,7 +271,7 @@ def main(argv=None) -> int:
         key=lambda m: [f in m.file for f in ("nn.py", "elementwise", "reductions", "linalg", "structure")].index(True)
         if any(f in m.file for f in ("nn.py", "elementwise", "reductions", "linalg", "structure")) else 9)
     if args.filter:
-        mutants = [m for m in mutants if m.rule.split("#")[0] == args.filter]
+        mutants = [m for m in mutants if m.rule.split("#")[0] in args.filter.split(",")]
     if args.files:
         mutants = [m for m in mutants if args.files in m.file]
     if args.change:
