@@ -98,18 +98,22 @@ def test_jax_records_compile_apart_from_steady_state():
     prob = dk.problems.mlp([3, 4, 2], batch=5, seed=11)
     first = dk.gradient(prob, method="jax")
     again = dk.gradient(prob, method="jax")
-    assert first.cost.counters["cached"] == 0 and first.cost.counters["compile_s"] > 0
+    # the compile is timed inside the first call, the steady-state call inside the second (no timing asserted)
+    assert first.cost.counters["cached"] == 0 and 0 < first.cost.counters["compile_s"] <= first.cost.wall_s
     assert again.cost.counters["cached"] == 1 and again.cost.counters["compile_s"] == 0.0
-    assert again.cost.counters["steady_s"] > 0
+    assert 0 < again.cost.counters["steady_s"] <= again.cost.wall_s
     np.testing.assert_array_equal(first.grad, again.grad)
 
 
-def test_missing_peer_is_listed_as_unavailable_with_the_install_hint(monkeypatch):
+@pytest.mark.parametrize("hidden", [("torch",), ("torch", "array_api_compat")])
+def test_missing_peer_is_listed_as_unavailable_with_the_install_hint(monkeypatch, hidden):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in hidden else real(name, *a))
     monkeypatch.setitem(METHODS, "torch", METHODS["torch"])  # restored after the test
     peers._register("torch")
     line = next(line for line in dk.methods() if line.startswith("torch"))
     assert "unavailable" in line and "pip install 'diffkit[peers]'" in line
-    with pytest.raises(ValueError, match=r"method 'torch' is not available here: not installed \(torch\)"):
+    # the hidden modules, and any other the torch peer needs that is really missing here, in the peer's order
+    missing = ", ".join(m for m in peers.PEERS["torch"].modules if m in hidden or real(m) is None)
+    with pytest.raises(ValueError, match=rf"method 'torch' is not available here: not installed \({missing}\)"):
         dk.gradient(lambda t: t[0] * t[0], np.ones(2), method="torch")

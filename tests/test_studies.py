@@ -163,16 +163,19 @@ def test_mlp_row_value_and_error_agree_with_the_reference(tmp_path):
     df = run_study(study, store=tmp_path / "r.sqlite", quiet=True)
     row = df.iloc[0]
     problem = dk.problems.mlp([3, 5, 2], batch=4, l2=0.01, seed=0)
-    ref = dk.reference(problem, digits=30, certify=False)
+    ref = dk.reference(problem, digits=30)  # certified: its own high-precision differences agree with it
     assert row["status"] == "ok" and row["P"] == problem.size == 32
     assert abs(row["value"] - ref.value) <= 1e-14 * abs(ref.value)
     assert row["digits"] >= 13 and row["max_abs"] <= 1e-12 * np.max(np.abs(ref.grad))
     assert row["worst_component"] in {problem.component_name(i) for i in range(problem.size)}
-    assert row["forward_median_s"] > 0 and row["grad_over_forward"] > 1  # a gradient costs more than f alone
+    # the ratio column is the row's own two medians (timings are not asserted: machines are noisy)
+    assert row["grad_over_forward"] == pytest.approx(row["wall_median_s"] / row["forward_median_s"], rel=1e-12)
     env = json.loads(row["env"])
     assert {"numpy", "mpmath"} <= set(env["packages"]) and env["cpu"] and row["study_hash"]
     assert row["blas_threads"] == 1 or env["blas_threads"] == "unfixed"
-    assert json.loads(row["counters"])["tape_length"] > 0
+    # the tape recorded at least the two affine layers, the activation and the cost (the exact count is the tape's
+    # implementation detail)
+    assert json.loads(row["counters"])["tape_length"] >= 4
 
 
 def test_budget_is_recorded_and_larger_sizes_are_skipped(tmp_path):
@@ -182,7 +185,8 @@ def test_budget_is_recorded_and_larger_sizes_are_skipped(tmp_path):
     df = run_study(study, store=tmp_path / "r.sqlite", quiet=True).set_index("size")
     assert list(df["status"]) == ["ok", "budget", "skipped"]
     assert "budget" in df.loc[100000, "reason"] and "gave out at size 100000" in df.loc[1000000, "reason"]
-    assert df.loc[100000, "wall_median_s"] < 10  # the deadline stopped the call, it did not run for hours
+    # the cell's SIGALRM deadline stopped the call (2P = 2e5 forwards would run for hours): the reason says so
+    assert "ran past the cell budget of 1 s" in df.loc[100000, "reason"]
     assert df.loc[100, "evaluations"] == 2 * df.loc[100, "P"]
 
 

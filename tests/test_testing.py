@@ -1,17 +1,18 @@
 """Issue 7: dk.testing.check_gradient finds each planted bug, passes correct MLPs, and says 'inconclusive'."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import diffkit as dk
 from diffkit.handwritten import mlp_backprop
-from diffkit.testing import GradientCheckInconclusive, assert_stable, check_gradient
+from diffkit.testing import STEP, GradientCheckInconclusive, assert_stable, check_gradient
 
 # --- a hand-written gradient with switchable bugs ---------------------------------------------------
 # [3, 4, 4] tanh net, squared error (seed 004's E = (y - y_hat)^2, mean over the batch) and L2 on weights.
@@ -176,11 +177,71 @@ def mlps(draw):
                            scale=draw(st.floats(0.2, 2.0)))
 
 
+KINKED = {"relu", "leaky_relu"}  # piecewise linear: the slope jumps where a pre-activation crosses 0
+
+
+def _kink_signs(prob, theta) -> np.ndarray:
+    """The side of its kink (z >= 0) of every hidden pre-activation, recomputed by hand."""
+    blocks, a, sides = prob.unpack(theta), prob.data["X"], []
+    slope = 0.01 if prob.meta["activation"] == "leaky_relu" else 0.0
+    for l in range(1, len(prob.meta["layers"]) - 1):  # the hidden layers only: the output layer is linear
+        z = a @ blocks[f"W{l}"] + blocks[f"b{l}"]
+        sides.append((z >= 0).ravel())
+        a = np.where(z >= 0, z, slope * z)
+    return np.concatenate(sides) if sides else np.zeros(0, dtype=bool)
+
+
+def _stencil_straddles_a_kink(prob, h: float) -> bool:
+    """Whether some central-difference stencil of check_gradient (theta +- h v, +- 2h v) crosses a kink."""
+    theta, P = prob.theta0, prob.size
+    rng = np.random.default_rng(0)  # check_gradient's default seed: the same random directions
+    dirs = list(np.eye(P)) if P <= 64 else []
+    dirs += [v / np.linalg.norm(v) for v in (rng.standard_normal(P) for _ in range(3))]
+    here = _kink_signs(prob, theta)
+    return any((_kink_signs(prob, theta + s * h * v) != here).any() for v in dirs for s in (-2, -1, 1, 2))
+
+
 def _check_family(prob):
+    """Never a false failure, and 'pass', wherever the error model's premise holds.
+
+    Central differences assume f smooth on the stencil [theta - 2h v, theta + 2h v].  A relu-type net with a
+    pre-activation that close to its kink breaks that premise: the check then says 'inconclusive' (the Richardson
+    estimate sees the jump in slope) or, when the kink is within one step, gives a false failure (a known
+    limitation, pinned by the strict xfail below).  Those draws are discarded, not judged.
+    """
+    h = STEP * max(1.0, float(np.max(np.abs(prob.theta0))))
+    assume(prob.meta["activation"] not in KINKED or not _stencil_straddles_a_kink(prob, h))
     with warnings.catch_warnings():
-        warnings.simplefilter("error", GradientCheckInconclusive)  # none expected on these well-scaled nets
+        warnings.simplefilter("error", GradientCheckInconclusive)  # none expected where f is smooth on the stencil
         check = check_gradient(prob, grad=lambda t: mlp_backprop(prob, t)[1])
-    assert check.verdict == "pass"
+    assert check.step == h and check.verdict == "pass"
+
+
+def _with_a_kink_near_theta(steps_away: float):
+    """A leaky-relu net whose first row's pre-activation z[0, 0] sits ``steps_away`` check steps from its kink."""
+    prob = dk.problems.mlp([2, 3, 1], activation="leaky_relu", loss="bce", batch=4, seed=3)
+    theta = prob.theta0.copy()
+    h = check_gradient(prob, grad=lambda t: mlp_backprop(prob, t)[1]).step
+    b1 = next(b for b in prob.blocks if b.name == "b1")
+    theta[b1.start] = -(prob.data["X"][0] @ prob.unpack(theta)["W1"][:, 0]) + steps_away * h
+    return prob, dataclasses.replace(prob, theta0=theta)
+
+
+def test_the_kink_detector_sees_a_kink_inside_the_stencil():
+    prob, moved = _with_a_kink_near_theta(1.5)  # the 2h points along b1[0] cross it, the h points do not
+    h = check_gradient(prob, grad=lambda t: mlp_backprop(prob, t)[1]).step
+    assert not _stencil_straddles_a_kink(prob, h) and _stencil_straddles_a_kink(moved, h)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="known false failure: with a kink within h of theta both D(h) and D(2h) straddle it, so "
+                          "the Richardson estimate misses the jump and a correct gradient is reported FAILED (hypothesis "
+                          "found one: mlp([3, 3, 3, 3], leaky_relu, bce, batch=1, seed=174), z1[1] = 7.7e-7)")
+def test_a_kink_within_one_step_is_not_a_false_failure():
+    _, moved = _with_a_kink_near_theta(0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradientCheckInconclusive)
+        check_gradient(moved, grad=lambda t: mlp_backprop(moved, t)[1])
 
 
 # 200 examples take ~1 s here (measured), so the issue's 200 run by default; 2000 fresh ones under -m slow
