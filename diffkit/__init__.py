@@ -17,7 +17,8 @@ from __future__ import annotations
 from . import backends_array_api, nn, problems  # noqa: F401  (array-API libraries get namespaces from the table)
 from .accuracy import ErrorReport, error
 from .backends import NotAnalyticError, namespace
-from .methods import Cost, GradientResult, gradient, methods, register_method
+from .methods import Cost, GradientResult, register_method
+from .api import gradient, methods
 from .reference import CertificationError, Reference, reference
 from .tape import Function, jvp, vjp
 from .tape.compiled import compile  # noqa: A004 (dk.compile, like jax.jit)

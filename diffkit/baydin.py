@@ -74,7 +74,7 @@ def baydin_table1(n_max: int = 8):
     """
     import pandas as pd
 
-    from .reverse import tape_gradient
+    from .tape.gradient import tape_gradient
     rows = []
     for n in range(1, n_max + 1):
         ln = logistic_map(X, n)

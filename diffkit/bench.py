@@ -52,8 +52,9 @@ import pandas as pd
 
 from . import problems
 from .handwritten import mlp_backprop, mlp_forward
-from .methods import METHODS, gradient, get_method
-from .reverse import tape_gradient
+from .methods import METHODS
+from .api import gradient, get_method
+from .tape.gradient import tape_gradient
 from .studies.timing import PairedRatio, paired_ratio
 from .tape import Tape
 

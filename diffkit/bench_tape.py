@@ -32,7 +32,7 @@ import numpy as np
 
 from . import problems
 from .handwritten import mlp_backprop, mlp_forward
-from .methods import gradient
+from .api import gradient
 from .tape.compiled import compile as dk_compile
 
 __all__ = ["user_mlp", "run", "format_rows"]

@@ -25,10 +25,11 @@ import pandas as pd
 
 from . import finite_differences as fd
 from .backends import NotAnalyticError, to_mp
-from .methods import gradient, resolve
+from .methods import resolve
+from .api import gradient
 from .reference import _scalar, reference as make_reference
 
-__all__ = ["step_sweep", "sweep_summary", "baydin_figure3", "baydin_f", "BAYDIN_X0", "BAYDIN_DF"]
+__all__ = ["step_sweep", "sweep_summary"]
 
 DEFAULT_METHODS = ("forward", "central", "central4", "complex_step", "richardson")
 DEFAULT_STEPS = np.logspace(-16, 0, 65)  # 4 steps per decade over the whole float64 range of useful h
@@ -216,5 +217,3 @@ def sweep_summary(df: pd.DataFrame, window: int | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "component", "h_at_min", "min_error", "h_at_min_smoothed", "h_opt"])
 
 
-# Baydin et al. (2018), Figure 3, lives in diffkit.baydin (with Table 1); its names stay importable from here.
-from .baydin import BAYDIN_DF, BAYDIN_X0, baydin_f, baydin_figure3  # noqa: E402  (baydin imports us lazily)

@@ -22,7 +22,7 @@ from .methods import resolve
 from .problems import check_int, check_real
 
 MAX_DIGITS = 2000  # 2 * 2000 + 20 working digits: already seconds per operation on large problems
-from .reverse import tape_gradient
+from .tape.gradient import tape_gradient
 
 __all__ = ["reference", "Reference", "Certification", "CertificationError"]
 
@@ -108,7 +108,7 @@ def reference(f: Any, theta: Any = None, digits: int = 50, *, certify: bool = Tr
         raise ValueError(f"digits must be at most {MAX_DIGITS}: mpmath's cost grows faster than the digits (the "
                          f"certification works at 2 * digits + 20); got {digits}")
     with mpmath.workdps(digits + GUARD_DIGITS):
-        value, grad, *_ = tape_gradient(fn, to_mp(arr), vxp=MP, one=mpmath.mpf(1))
+        value, grad, *_ = tape_gradient(fn, to_mp(arr), vxp=MP, one=mpmath.mpf(1), check=check_scalar)
         value = _scalar(value)
         grad = np.array(np.broadcast_to(grad, arr.shape), dtype=object)
         grad.flat[:] = [mpmath.mpf(v) for v in grad.flat]

@@ -1,47 +1,15 @@
 """``method="reverse"``: backpropagation on the tape of :mod:`diffkit.tape`."""
 from __future__ import annotations
 
-import gc
-import time
 import weakref
 
 import numpy as np
 
-from .dispatch import namespace
 from .methods import MethodOutput, check_scalar, register_method
-from .tape import Tape, TArray, bytes_held
 from .tape.compiled import Compiled
+from .tape.gradient import tape_gradient
 
 __all__ = ["reverse_gradient", "tape_gradient"]
-
-
-def tape_gradient(f, theta, *, vxp=None, one=1.0, anomaly: bool = False, count_bytes: bool = False):
-    """Record ``f`` at ``theta`` (raw values of namespace ``vxp``) and sweep back once.
-
-    Returns ``(value, grad, tape_length, tape_bytes, forward_s, backward_s)``; ``tape_bytes`` is
-    counted (a walk over the tape, about 6% of a small gradient) only with ``count_bytes=True``.
-    Shared by the float64 method and the mpmath reference.
-    """
-    tape = Tape(vxp if vxp is not None or type(theta) is np.ndarray else namespace(theta), anomaly=anomaly)
-    x = tape.leaf(theta)
-    paused = gc.isenabled()
-    gc.disable()  # recording makes no cycles either; a collection would walk every node so far
-    t0 = time.perf_counter()
-    try:
-        out = f(x)
-    finally:
-        if paused:
-            gc.enable()
-    check_scalar(out)
-    t1 = time.perf_counter()
-    length, held = len(tape), (bytes_held(tape) if count_bytes else None)
-    vxp = tape.vxp
-    if type(out) is not TArray or out.tape is not tape:  # f does not depend on theta
-        return out, vxp.zeros(np.shape(theta)), length, held, t1 - t0, 0.0
-    seed = one if out.shape == () and vxp.convert is None else vxp.ones(out.shape)  # (the array API takes arrays)
-    g = tape.backward(out, seed)[x.index]
-    grad = vxp.zeros(np.shape(theta)) if g is None else g
-    return out.value, grad, length, held, t1 - t0, time.perf_counter() - t1
 
 
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # user function -> its dk.compile
@@ -65,6 +33,7 @@ def reverse_gradient(f, theta, *, anomaly: bool = False, memory: bool = False, c
         value, grad = compiled(theta)
         return MethodOutput(value, grad, {"compile_s": compiled.compile_s, "records": compiled.records,
                                           "rerecords": len(compiled.reasons)}, evaluations=1)
-    value, grad, length, held, fwd, bwd = tape_gradient(f, theta, anomaly=anomaly, count_bytes=memory)
+    value, grad, length, held, fwd, bwd = tape_gradient(f, theta, anomaly=anomaly, count_bytes=memory,
+                                                        check=check_scalar)
     return MethodOutput(np.reshape(value, ()), grad, {"tape_length": length, "tape_bytes": held,
                                                      "forward_s": fwd, "backward_s": bwd})

@@ -64,7 +64,8 @@ import pandas as pd
 from . import nn
 from .accuracy import correct_digits
 from .backends import namespace
-from .methods import METHODS, get_method, gradient
+from .methods import METHODS
+from .api import get_method, gradient
 
 __all__ = ["stability_sweep", "first_failures", "sweep_grid", "CASES", "EDGES", "Case"]
 

@@ -46,7 +46,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .methods import check_scalar, gradient, get_method, resolve
+from .methods import check_scalar, resolve
+from .api import gradient, get_method
 
 __all__ = ["check_gradient", "assert_stable", "GradientCheck", "GradientCheckInconclusive", "EXTREME_INPUTS"]
 

@@ -9,7 +9,8 @@ import diffkit as dk
 import mpmath
 
 from diffkit.baydin import BAYDIN_REFERENCE, figure3_minima
-from diffkit.fd_sweep import BAYDIN_DF, baydin_f, baydin_figure3, sweep_summary
+from diffkit.baydin import BAYDIN_DF, baydin_f, baydin_figure3
+from diffkit.fd_sweep import sweep_summary
 
 
 @pytest.fixture(scope="module")

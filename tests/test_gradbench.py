@@ -25,7 +25,8 @@ from hypothesis import given, settings, strategies as st
 import diffkit as dk
 from diffkit.gradbench import EVALS, Tool, load_eval
 from diffkit.gradbench.evals import ba, det, gmm, kmeans, lse
-from diffkit.methods import METHODS, _load_methods
+from diffkit.methods import METHODS
+from diffkit.api import _load_methods
 
 ROOT = Path(dk.__file__).resolve().parent.parent  # the checkout whose diffkit the tests import
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import diffkit as dk
-from diffkit.methods import METHODS, get_method
+from diffkit.methods import METHODS
+from diffkit.api import get_method
 from diffkit.stability import CASES, EDGES, first_failures, stability_sweep, sweep_grid
 
 U = 2.0 ** -53  # unit roundoff

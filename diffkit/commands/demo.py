@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 import diffkit as dk
-from diffkit.methods import METHODS, get_method
+from diffkit.methods import METHODS
+from diffkit.api import get_method
 
 
 def add_parser(sub) -> None:

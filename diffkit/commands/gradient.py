@@ -47,7 +47,7 @@ def _problem_names() -> list[str]:
 def _problem(args):
     catalogue = dk.problems.catalogue()
     if args.problem == "baydin":
-        from diffkit.fd_sweep import BAYDIN_X0, baydin_f
+        from diffkit.baydin import BAYDIN_X0, baydin_f
         return dk.problems.Problem("baydin", baydin_f, np.array([BAYDIN_X0]), dk.problems._scalar_blocks(["x"]))
     if args.problem not in catalogue:
         raise UsageError(f"--problem {args.problem!r} is not a problem; valid: {', '.join(_problem_names())}")

@@ -49,7 +49,7 @@ def _parse(args):
 
 def _problem(args):
     import diffkit as dk
-    from diffkit.fd_sweep import BAYDIN_X0, baydin_f
+    from diffkit.baydin import BAYDIN_X0, baydin_f
 
     if args.problem == "baydin":
         return baydin_f, np.array([BAYDIN_X0])
@@ -66,7 +66,8 @@ def _problem(args):
 
 
 def run(args) -> int:
-    from diffkit.fd_sweep import BAYDIN_DF, step_sweep, sweep_summary
+    from diffkit.baydin import BAYDIN_DF
+    from diffkit.fd_sweep import step_sweep, sweep_summary
 
     check_output_file(args.csv, "--csv")
     methods, steps, component = _parse(args)

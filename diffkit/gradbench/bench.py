@@ -204,7 +204,7 @@ def _installed(method: str) -> bool:
 
 def _tape_nodes(module, input) -> int:
     """How many nodes the tape records for the eval's objective (its graph's length, as jax.jit would unroll it)."""
-    from diffkit.reverse import tape_gradient  # noqa: PLC0415
+    from diffkit.tape.gradient import tape_gradient  # noqa: PLC0415
 
     problem = module.problem(input)
     try:

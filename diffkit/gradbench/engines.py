@@ -31,7 +31,8 @@ from typing import Any, Callable
 import numpy as np
 
 import diffkit as dk
-from diffkit.methods import METHODS, _load_methods
+from diffkit.methods import METHODS
+from diffkit.api import _load_methods
 
 __all__ = ["Engine", "MethodUnavailable", "engine_for", "forward_over_reverse", "METHOD_CHOICES", "PEER_METHODS"]
 

@@ -13,6 +13,7 @@ True
 """
 from __future__ import annotations
 
+from . import distributed  # noqa: F401  (installs run_study's --workers/--scheduler path; dask loads on use)
 from .fit import fit_cost_models, loglog_slope
 from .runner import GRADIENT_COLUMNS, results, run_study
 from .spec import Cell, Study, StudyError, builtin_studies, load_study, study_from_dict, studies_dir

@@ -9,12 +9,7 @@ import itertools
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from .. import problems as _problems
-
-if TYPE_CHECKING:  # annotations only: spec imports this module
-    from .spec import Study
 
 __all__ = ["Cell", "MAX_CELLS", "entry_cells", "entry_count"]
 
@@ -58,18 +53,18 @@ def _shape_size(shape_key: str, shape) -> int:
     return _problems.mlp_size(shape) if shape_key == "layers" else shape
 
 
-def _entry_methods(study: Study, entry: dict) -> list:
+def _entry_methods(study: "Study", entry: dict) -> list:
     return [(label, m) for label, m in study.methods.items() if entry["methods"] in (None, [])
             or label in entry["methods"]] if study.kind == "gradient" else [(study.kind, (study.kind, {}))]
 
 
-def entry_count(study: Study, entry: dict, max_p: int | None) -> int:
+def entry_count(study: "Study", entry: dict, max_p: int | None) -> int:
     shapes = [s for s in entry["shapes"] if max_p is None or _shape_size(*s) <= max_p]
     combos = math.prod(len(v) if isinstance(v, list) else 1 for v in entry["grid"].values())
     return combos * len(shapes) * len(entry["seeds"]) * len(_entry_methods(study, entry))
 
 
-def entry_cells(study: Study, entry: dict, max_p: int | None = None) -> list[Cell]:
+def entry_cells(study: "Study", entry: dict, max_p: int | None = None) -> list[Cell]:
     family = entry["family"]
     grid = [(k, v if isinstance(v, list) else [v]) for k, v in sorted(entry["grid"].items())]
     shapes = [s for s in entry["shapes"] if max_p is None or _shape_size(*s) <= max_p]

@@ -32,8 +32,8 @@ from collections import deque
 from tqdm.auto import tqdm
 
 from . import env as _env
-from .runner import (CELL_RUNNERS, FINAL, _Context, base_row, compute_reference, decode_reference, gave_out_row,
-                     unavailable)
+from .runner import (CELL_RUNNERS, FINAL, HOOKS, _Context, base_row, compute_reference, decode_reference,
+                     gave_out_row, unavailable)
 from .spec import Cell, Study
 from .store import Store
 from .timing import CellBudget, deadline
@@ -351,3 +351,6 @@ def run_distributed(study: Study, open_store, max_p: int | None = None, *, worke
         finally:
             bar.close()
     return db
+
+
+HOOKS["distributed"] = run_distributed

@@ -18,7 +18,7 @@ import traceback
 import numpy as np
 
 from ..higher import HVP_MODES, hvp
-from ..methods import gradient
+from ..api import gradient
 from .store import dumps
 from .timing import CellBudget, deadline
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..accuracy import error
-from ..methods import gradient
+from ..api import gradient
 from ..reference import Certification, Reference, reference
 from . import env as _env
 from .spec import Cell, Study, load_study, registered_methods
@@ -319,6 +319,9 @@ def _open_store(store) -> Store:
     return store if isinstance(store, Store) else Store(store)
 
 
+HOOKS: dict = {}  # "distributed": the Dask runner, installed by diffkit.studies.distributed on import
+
+
 def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, max_p: int | None = None,
               progress: bool = True, quiet: bool = False, workers: int | None = None,
               scheduler: str | None = None) -> pd.DataFrame:
@@ -346,7 +349,7 @@ def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, ma
         from ..bench import keep_freed_memory  # page-faulted in again on every call (that cost, not the
         keep_freed_memory()                    # arithmetic, set the tape's ratio at P = 3e5 otherwise)
     if workers is not None or scheduler is not None:
-        from .distributed import run_distributed
+        run_distributed = HOOKS["distributed"]  # diffkit.studies.distributed, which builds on this module
         db = run_distributed(study, lambda: _begin(study, store, fresh), max_p, workers=workers,
                              scheduler=scheduler, progress=progress and not quiet)
         return results(study, store=db)

@@ -318,7 +318,8 @@ def _validate_problem(where: str, i: int, entry: Any, seeds: list) -> dict:
 
 def registered_methods() -> dict:
     """dk's registered methods; a method module that fails to import costs only its own methods."""
-    from ..methods import METHODS, _load_methods
+    from ..methods import METHODS
+    from ..api import _load_methods
 
     try:
         _load_methods()

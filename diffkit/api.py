@@ -1,0 +1,145 @@
+"""``dk.gradient``: one contract for every differentiator.
+
+Each method is a function ``run(f, theta, **options) -> MethodOutput``
+registered under a name (:func:`diffkit.methods.register_method`), in the
+modules of :data:`METHOD_MODULES`.  :func:`gradient` validates the input,
+finds the method (importing only the module it needs, cheapest first),
+counts evaluations of ``f``, times the call and wraps the result in a
+:class:`~diffkit.methods.GradientResult`.  This module sits above the
+methods; the registry (:mod:`diffkit.methods`) sits below them.
+"""
+from __future__ import annotations
+
+import time
+import tracemalloc
+from typing import Any, Callable
+
+import numpy as np
+
+from .methods import (METHODS, Cost, CountedFunction, GradientResult, Method, _nested, as_theta,
+                      resolve)
+
+__all__ = ["gradient", "methods", "get_method", "METHOD_MODULES"]
+
+
+def methods() -> list[str]:
+    """The registered methods, one line each: name, kind, what it does (and why it is unavailable).
+
+    >>> import diffkit as dk
+    >>> names = [line.split()[0] for line in dk.methods()]
+    >>> all(m in names for m in ("reverse", "central", "complex_step", "symbolic"))
+    True
+    """
+    _load_methods()
+    return [m.line() for m in METHODS.values()]
+
+
+# The modules that register methods, cheapest first: a method found early never imports SymPy or the peers.
+METHOD_MODULES = ("reverse", "forward", "finite_differences", "symbolic", "peers")
+
+
+def _load_methods(until: str | None = None) -> None:
+    """Import the method modules (each registers its methods) until ``until`` is registered, or all of them."""
+    import importlib
+    for module in METHOD_MODULES:
+        if until is not None and until in METHODS:
+            return
+        try:
+            importlib.import_module(f"{__package__}.{module}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__package__}.{module}":
+                raise
+
+
+def get_method(method: str) -> Method:
+    if not isinstance(method, str):
+        _load_methods()
+        raise TypeError(f"method must be a method name (a string); got {type(method).__name__} {method!r:.60}; "
+                        f"valid methods: {', '.join(METHODS)}")
+    _load_methods(until=method)
+    if method not in METHODS:
+        _load_methods()
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    spec = METHODS[method]
+    if not spec.available:
+        raise ValueError(f"method {method!r} is not available here: {spec.hint}")
+    return spec
+
+
+def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool = False,
+             **options: Any) -> GradientResult:
+    """Differentiate a scalar function (or a :class:`~diffkit.problems.Problem`) at theta.
+
+    ``method`` is any name in :func:`methods` (``"reverse"``, the finite
+    differences, ``"symbolic"`` ...); ``options`` go to the method.  With
+    ``memory=True`` the call is repeated under tracemalloc to record the peak
+    bytes allocated.
+
+    >>> import numpy as np, diffkit as dk
+    >>> r = dk.gradient(lambda t: (t[0] + t[1]) * t[2], np.array([-2.0, 5.0, -4.0]))
+    >>> r.value, r.grad.tolist()
+    (-12.0, [-4.0, -4.0, 3.0])
+    """
+    if _is_array_api(theta):
+        return _array_api_gradient(f, theta, method, options)
+    fn, arr, names = resolve(f, theta)
+    if _nested(arr):  # traced or mpmath: dk.gradient inside a function being differentiated
+        from .forward import traced_gradient
+        return traced_gradient(fn, arr, method, names)
+    spec = get_method(method)
+    unknown = set(options) - set(spec.options) - {"memory"} if options else ()  # (signature: ~0.1 ms)
+    if unknown:
+        raise TypeError(f"method {method!r} got unknown option(s) {', '.join(sorted(unknown))}; "
+                        f"its options are: {', '.join(spec.options) or 'none'}")
+    if memory and "memory" in spec.options:
+        options = {**options, "memory": True}
+    counted = CountedFunction(fn)
+    start = time.perf_counter()
+    out = spec.run(counted, arr.copy() if memory else arr, **options)  # resolve() made arr: the method's own
+    wall = time.perf_counter() - start
+    peak = _peak_bytes(spec, fn, arr, options) if memory else None
+    grad = np.asarray(out.grad, dtype=np.float64)
+    if grad.shape != arr.shape:
+        grad = np.broadcast_to(grad, arr.shape).copy()
+    cost = Cost(wall, counted.calls if out.evaluations is None else out.evaluations, peak, dict(out.counters))
+    return GradientResult(float(np.real(out.value)), grad, method, cost, names)
+
+
+def _is_array_api(theta: Any) -> bool:
+    return type(theta).__module__.split(".")[0] not in ("numpy", "builtins", "diffkit") and hasattr(
+        theta, "__array_namespace__")
+
+
+def _array_api_gradient(f: Any, theta: Any, method: str, options: dict) -> GradientResult:
+    """theta of another array library (CuPy, array-api-strict): the tape records on those values themselves;
+    the other methods compute their stencils on a host copy and hand f the library's arrays."""
+    from .array_api import from_host, to_host
+    host = as_theta(to_host(theta))
+    fn, _, names = resolve(f, host)
+    spec = get_method(method)
+    if spec.kind == "automatic":
+        counted = CountedFunction(fn)
+        run_on = from_host(host, like=theta)  # f's own copy, on the values' device
+    else:
+        counted = CountedFunction(lambda t: fn(from_host(np.asarray(t, dtype=float), like=theta)))
+        run_on = host
+    start = time.perf_counter()
+    out = spec.run(counted, run_on, **options)
+    wall = time.perf_counter() - start
+    grad = np.broadcast_to(to_host(out.grad), host.shape).astype(np.float64)
+    cost = Cost(wall, counted.calls if out.evaluations is None else out.evaluations, None, dict(out.counters))
+    return GradientResult(float(to_host(out.value)), grad, method, cost, names)
+
+
+def _peak_bytes(spec: Method, fn: Callable, arr: np.ndarray, options: dict) -> int:
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    spec.run(CountedFunction(fn), arr.copy(), **options)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    if not was_tracing:
+        tracemalloc.stop()
+    return peak
