@@ -86,11 +86,6 @@ def _with_packages(graph: dict) -> dict:
     return {m: {t for t in targets if not t.startswith(m + ".")} for m, targets in graph.items()}
 
 
-PENDING = pytest.mark.xfail(strict=True, reason="methods <-> reverse, finite_differences <-> fd_sweep and the core's "
-                             "length are being fixed with the layout change")
-
-
-@PENDING
 def test_no_import_cycles_lazy_ones_included():
     assert _cycles(_with_packages(GRAPH)) == []
 
@@ -100,7 +95,7 @@ def test_the_cycle_finder_finds_a_planted_cycle():
     assert _cycles(planted) == [["a", "b", "c"]]
 
 
-@pytest.mark.parametrize("group", [pytest.param(g, marks=PENDING) if g == "reference" else g for g in sorted(SIBLINGS)])
+@pytest.mark.parametrize("group", sorted(SIBLINGS))
 def test_methods_reference_and_peers_are_siblings(group):
     mine = set(SIBLINGS[group])
     others = {m for g, ms in SIBLINGS.items() if g != group for m in ms}
