@@ -375,7 +375,7 @@ CONVENTIONS = [
     ("maximum without a tie", lambda t: dk.namespace(t).maximum(t[0], t[1]), [1.5, 0.5], [1.0, 0.0]),
     ("minimum without a tie", lambda t: dk.namespace(t).minimum(t[0], t[1]), [1.5, 0.5], [0.0, 1.0]),
     ("hypot at the origin: gradient 0", lambda t: dk.namespace(t).hypot(t[0], t[1]), [0.0, 0.0], [0.0, 0.0]),
-    ("d/dy x**y = 0 at x = 0", lambda t: t[0] ** t[1], [0.0, 2.0], [0.0, 0.0]),
+    ("pow: d/dy x**y = 0 at x = 0", lambda t: t[0] ** t[1], [0.0, 2.0], [0.0, 0.0]),
     ("max: ties split equally", lambda t: dk.namespace(t).max(t), [2.0, 1.0, 2.0, 2.0], [1 / 3, 0.0, 1 / 3, 1 / 3]),
 ]
 
