@@ -177,6 +177,10 @@ STRUCTURE = [
          lambda x, y: np.concatenate([x * y, y]), ((3,), (3,))),
     Case("stack", lambda xp, x, y: xp.stack([x, x * y], axis=1), lambda x, y: np.stack([x, x * y], axis=1),
          ((3,), (3,))),
+    Case("tile", lambda xp, x: xp.tile(x, (2, 1)) * xp.tile(x, (2, 1)), lambda x: np.tile(x, (2, 1)) ** 2, ((2, 3),)),
+    Case("repeat", lambda xp, x: xp.repeat(x, 2, axis=0) ** 2, lambda x: np.repeat(x, 2, axis=0) ** 2, ((2, 3),)),
+    Case("flip", lambda xp, x: xp.flip(x, axis=1) * x, lambda x: np.flip(x, axis=1) * x, ((2, 3),)),
+    Case("roll", lambda xp, x: xp.roll(x, 1, axis=1) * x, lambda x: np.roll(x, 1, axis=1) * x, ((2, 3),)),
 ]
 
 def _linalg(xp):
@@ -195,6 +199,21 @@ LINEAR_ALGEBRA = [
     Case("det", lambda xp, a: _linalg(xp).det(a), _det3, ((3, 3),)),
     Case("inv", lambda xp, a: _linalg(xp).inv(a), _inv, ((3, 3),)),
     Case("solve", lambda xp, a, b: _linalg(xp).solve(a, b), _solve, ((3, 3), (3,))),
+    Case("slogdet", lambda xp, a: _linalg(xp).slogdet(a)[1], lambda a: mp.log(abs(_det3(a))), ((3, 3),)),
+    Case("cholesky", lambda xp, a: _linalg(xp).cholesky(a @ xp.transpose(a) + 3.0 * np.eye(3)),
+         lambda a: np.array(mp.cholesky(mp.matrix((a.dot(a.T) + 3 * np.eye(3, dtype=int)).tolist())).tolist(),
+                            dtype=object), ((3, 3),)),
+    Case("einsum", lambda xp, a, b: xp.einsum("ij,jk->ik", a, b), lambda a, b: a.dot(b), ((2, 3), (3, 2))),
+    Case("diagonal", lambda xp, a: xp.diagonal(a) * xp.diagonal(a, offset=1)[0], lambda a: np.diagonal(a)
+         * np.diagonal(a, offset=1)[0], ((3, 3),)),
+    Case("tril", lambda xp, a: xp.tril(a) * a, lambda a: np.tril(a) * a, ((3, 3),)),
+    Case("triu", lambda xp, a: xp.triu(a, k=1) * a, lambda a: np.triu(a, k=1) * a, ((3, 3),)),
+    Case("trace", lambda xp, a: xp.trace(a) * a, lambda a: np.trace(a) * a, ((3, 3),)),
+    Case("dot_vectors", lambda xp, a, b: xp.matmul(a, b), lambda a, b: a.dot(b), ((3,), (3,))),
+    Case("vecmat", lambda xp, a, b: xp.matmul(a, b), lambda a, b: a.dot(b), ((3,), (3, 2))),
+    Case("batched_matmul", lambda xp, a, b: xp.matmul(a, b), lambda a, b: np.stack([a[0].dot(b[0]), a[1].dot(b[1])]),
+         ((2, 2, 3), (2, 3, 2))),
+    Case("outer", lambda xp, a, b: xp.outer(a, b), lambda a, b: np.outer(a, b), ((3,), (2,))),
 ]
 
 COSTS = [
@@ -218,7 +237,12 @@ FLOAT_CONSTANT = ("the rule multiplies by a float64 constant ({}, from math): th
                   "then float64-accurate (~17 digits), not 30")
 CLIP_POSITIONAL = ("xp.clip(x, -1.0, 1.0) with positional bounds (numpy's and the array API's signature): the tape "
                    "ignores them in the gradient (1 outside the bounds) and the mpmath namespace raises TypeError")
-KNOWN = {**{(test, name): FLOAT_CONSTANT.format(const) for name, const in
+ROLL = ("roll(x, 1, axis=1)'s rule is wrong on a 2-d array: the tape and the referee agree with each other, not "
+        "with the derivative (the referee's own certification fails: 0 digits)")
+REPEAT = "repeat(x, 2, axis=0)'s rule raises 'array is not broadcastable to correct shape'"
+KNOWN = {**{(test, "roll"): ROLL for test in ("tape", "referee", "certifies")},
+         **{(test, "repeat"): REPEAT for test in ("tape", "referee", "certifies")},
+         **{(test, name): FLOAT_CONSTANT.format(const) for name, const in
             (("log2", "LN2"), ("exp2", "LN2"), ("log10", "LN10"), ("erf", "2/sqrt(pi)"), ("erfc", "2/sqrt(pi)"))
             for test in ("referee", "certifies")},
          **{(test, "clip"): CLIP_POSITIONAL for test in ("tape", "referee", "certifies")}}
@@ -235,7 +259,7 @@ def _inputs(case: Case) -> np.ndarray:
     size = sum(int(np.prod(s)) for s in case.shapes)
     while True:
         theta = rng.uniform(case.lo, case.hi, size)
-        if case.name in ("det", "inv", "solve"):
+        if case.name in ("det", "inv", "solve", "slogdet"):
             theta[:9] += 2.0 * np.eye(3).ravel()  # well conditioned
         if case.name == "softmax_cross_entropy_labels":  # the fused rule's premise: each label row sums to 1,
             theta[6:] = [0.25, 0.5, 0.25, 0.125, 0.375, 0.5]  # exactly in binary
@@ -351,7 +375,7 @@ CONVENTIONS = [
     ("maximum without a tie", lambda t: dk.namespace(t).maximum(t[0], t[1]), [1.5, 0.5], [1.0, 0.0]),
     ("minimum without a tie", lambda t: dk.namespace(t).minimum(t[0], t[1]), [1.5, 0.5], [0.0, 1.0]),
     ("hypot at the origin: gradient 0", lambda t: dk.namespace(t).hypot(t[0], t[1]), [0.0, 0.0], [0.0, 0.0]),
-    ("d/dy x**y = 0 at x = 0", lambda t: t[0] ** t[1], [0.0, 2.0], [0.0, 0.0]),
+    ("pow: d/dy x**y = 0 at x = 0", lambda t: t[0] ** t[1], [0.0, 2.0], [0.0, 0.0]),
     ("max: ties split equally", lambda t: dk.namespace(t).max(t), [2.0, 1.0, 2.0, 2.0], [1 / 3, 0.0, 1 / 3, 1 / 3]),
 ]
 
