@@ -87,7 +87,24 @@ def user_form(prim, fn: Callable, traced: bool = False) -> Callable:
         return lambda *a, **k: _call(fn, *api(*a, **k))
     if residual:
         return lambda *a, **k: fn(*a, **k)[0]
+    if prim.params and not prim.variadic:
+        return _positional_params(fn, len(prim.inputs), tuple(prim.params))
     return fn
+
+
+def _positional_params(fn: Callable, n_inputs: int, names: tuple) -> Callable:
+    """Params given by position, as numpy allows (``xp.sum(x, 0)``, ``xp.roll(x, 1, axis=1)``), passed by name:
+    a trace must see them as params, not as more inputs."""
+    def call(*args, **params):
+        if len(args) > n_inputs:
+            extra = args[n_inputs:]
+            if len(extra) > len(names):
+                raise TypeError(f"{fn!r} takes {n_inputs} array(s) and the params {', '.join(names)}; got "
+                                f"{len(args)} positional arguments")
+            params = {**dict(zip(names, extra)), **params}
+            args = args[:n_inputs]
+        return fn(*args, **params)
+    return call
 
 
 def _call(fn, inputs, params):

@@ -18,7 +18,7 @@ import mpmath
 import numpy as np
 
 from .backends import MP, to_mp
-from .methods import resolve
+from .methods import check_scalar, resolve
 from .problems import check_int, check_real
 
 MAX_DIGITS = 2000  # 2 * 2000 + 20 working digits: already seconds per operation on large problems

@@ -202,7 +202,6 @@ def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim, re
 # Left to do, found by the test above: rules that still need a numpy-only operation on these values.
 END_TO_END_GAPS = {
     "repeat": "its rule scatters through an integer-array index, which the standard's setitem refuses",
-    "max": "the tie-sharing rule sums a boolean mask", "min": "the tie-sharing rule sums a boolean mask",
     "getitem": "an integer-array index is gathered by the tape's scatter, which the standard's setitem refuses",
     "take": "its rule scatters with an integer-array index (the standard's setitem takes basic indices)",
     "at_set": "its rule scatters with an integer-array index", "at_add": "integer-array updates",
@@ -257,7 +256,6 @@ NUMPY_ONLY_RULES = {
     "lgamma", "digamma", "polygamma",   # digamma / polygamma are not in the standard (declared on the namespace)
     "einsum", "solve_triangular",       # not in the standard either
     "cholesky",                         # its rule solves with solve_triangular
-    "max", "min",                       # the tie-sharing rule divides by np.sum of the mask
     "repeat", "take", "at_set",         # their rules scatter through an integer-array index (numpy's)
     "diagonal",                         # its rule writes the diagonal through an integer-array index
 }

@@ -63,6 +63,9 @@ def _extremum_vjp(g, ans, x, xp, axis, keepdims):
     top = ans if keepdims else xp.reshape(ans, kept)
     hit = x == top  # plain booleans: ties share g equally
     gk = g if keepdims else (g.reshape(kept) if type(g) in _PLAIN else xp.reshape(g, kept))
+    if type(hit) is not np.ndarray:  # other libraries multiply no booleans: 0/1 floats, and the shared sum
+        share = xp.to_float(hit)
+        return (gk / xp.sum(share, axis=_axes(axis, len(x.shape)), keepdims=True)) * share
     # One hit per slice (the total count, and no NaN maximum leaving a slice without one): no ties.
     if np.count_nonzero(hit) == math.prod(kept) and not np.count_nonzero(top != top):
         return gk * hit
@@ -72,8 +75,8 @@ def _extremum_vjp(g, ans, x, xp, axis, keepdims):
 def _extremum_jvp(xp, ans, inputs, tangents, axis=None, keepdims=False):
     x, = inputs
     top = xp.reshape(ans, _kept_shape(x.shape, axis))
-    hit = x == top
-    share = hit / np.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)
+    hit = xp.to_float(x == top)
+    share = hit / xp.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)
     return xp.sum(tangents[0] * share, axis=axis, keepdims=keepdims)
 
 
