@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import diffkit as dk
+from diffkit.backends import _LINALG_ONLY as LINALG_ONLY
 from diffkit.backends import COMPLEX, DERIVED, MP, NUMPY, sympy_namespace, to_mp
 from diffkit.primitives import ALIASES, PRIMITIVES, coverage
 
@@ -367,3 +368,32 @@ def test_conventions_at_kinks(name, at, expected):
         return xp.impls[prim.index](*[t[k] for k in range(len(at))], **params)
     assert dk.gradient(f, theta).grad.tolist() == list(expected)
     assert dk.jvp(f, theta, np.eye(len(at))[0])[1] == expected[0]
+
+
+POSITIONAL = [n for n in DIFFERENTIABLE if PRIMITIVES[n].params and PRIMITIVES[n].api is None
+              and not PRIMITIVES[n].variadic]
+
+
+@pytest.mark.parametrize("name", POSITIONAL)
+def test_params_given_by_position_are_params_on_the_tape(name):
+    # numpy lets users write xp.sum(x, 0) or xp.roll(x, 1, axis=1): a trace must not take them for inputs
+    prim = PRIMITIVES[name]
+    for example in range(len(prim.domain.params)):
+        inputs, params = draw(prim, 3, example)
+        if not params or prim.nondiff:
+            continue
+        order = [k for k in prim.params if k in params]
+        last = list(prim.params).index(order[-1])
+        positional = [params.get(k, prim.params[k]) for k in list(prim.params)[:last + 1]]
+        w = np.random.default_rng(1).standard_normal(np.shape(_call(NUMPY, prim, inputs, params)))
+
+        def by(call):
+            def f(t):
+                xp = dk.namespace(t)
+                args = [xp.reshape(t, np.shape(inputs[0]))] + list(inputs[1:])
+                return xp.sum(call(xp, args) * w)
+            return dk.gradient(f, np.ravel(inputs[0])).grad
+        where = (lambda xp: xp.linalg) if name in LINALG_ONLY else (lambda xp: xp)
+        keywords = by(lambda xp, a: getattr(where(xp), name)(*a, **params))
+        positions = by(lambda xp, a: getattr(where(xp), name)(*a, *positional))
+        assert np.array_equal(keywords, positions), f"{name}{tuple(positional)}"

@@ -92,8 +92,11 @@ def render(data: ReportData, out_dir) -> Path:
     build.chmod(0o755)  # mkdtemp makes it private; a report is for reading
     try:
         from .figures import write_figures  # matplotlib loads only when a report is drawn
+        from .hessian import install
+        install()  # the HVP comparison's table and figure
 
         tables, missing = derive(data)
+        kept = kept_measurements(out, tables, missing)  # measured by other commands: carried into the new report
         figures, missing_figures = write_figures(tables, build / "figures")
         graphs, missing_graphs = write_graphs(build / "figures")  # section 2's computational graphs
         figures, missing_figures = figures + graphs, {**missing_figures, **missing_graphs}
@@ -101,6 +104,8 @@ def render(data: ReportData, out_dir) -> Path:
         (build / "data").mkdir()
         for name, frame in {**tables, "summary_sources": sources}.items():
             frame.to_csv(build / "data" / f"{name}.csv", index=False)
+        for name, raw in kept.items():
+            (build / "data" / name).write_bytes(raw)
         (build / "index.md").write_text(to_markdown(blocks), encoding="utf-8")
         (build / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         (build / "index.html").write_text(to_html(blocks, build / "figures"), encoding="utf-8")
@@ -109,6 +114,27 @@ def render(data: ReportData, out_dir) -> Path:
         shutil.rmtree(build, ignore_errors=True)
         raise
     return out
+
+
+# CSVs a report shows but does not measure: `diffkit bench --gradbench` and studies/gpu_scaling.py write them
+# into the report's data/ folder, and each regeneration keeps them (a computed result is never lost).
+KEPT = {"gradbench": "gradbench.csv", "gpu_scaling": "gpu_scaling.csv"}
+
+
+def kept_measurements(out: Path, tables: dict, missing: dict) -> dict:
+    """The kept CSVs of the report in ``out`` as bytes by file name; their frames go into ``tables``."""
+    import pandas as pd
+
+    kept = {}
+    for name, filename in KEPT.items():
+        path = out / "data" / filename
+        if path.is_file():
+            kept[filename] = path.read_bytes()
+            tables[name] = pd.read_csv(path)
+        else:
+            missing[name] = f"no {filename} yet: run " + ("`diffkit bench --gradbench`" if name == "gradbench"
+                                                         else "`python studies/gpu_scaling.py` on a GPU machine")
+    return kept
 
 
 def _replace(build: Path, out: Path) -> None:

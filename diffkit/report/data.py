@@ -22,7 +22,7 @@ __all__ = ["ReportData", "gather", "DEFAULT_STUDIES", "seed_references", "EmptyS
 
 REFERENCE_DIGITS = 50  # the project's referee precision (mpmath at 50+ digits), as in the studies' [reference]
 # The studies `diffkit report` runs when none are named (resolved against builtin_studies()).
-DEFAULT_STUDIES = ("seeds", "accuracy", "scaling", "step_size", "stability")
+DEFAULT_STUDIES = ("seeds", "accuracy", "scaling", "step_size", "stability", "hessian")
 
 
 class EmptyStoreError(ValueError):

@@ -82,3 +82,16 @@ def render_section(rows: pd.DataFrame, out: Path) -> str:
     finally:
         plt.close(fig)
     return hvp_markdown(table)
+
+
+def _hvp_rows(data):
+    frame = data.frames.get("hessian")
+    return None if frame is None else hvp_table(frame)
+
+
+def install() -> None:
+    """Add the HVP table and figure to the report's derived tables and figures (drawn only with a report)."""
+    from .figures import FIGURES, FigureSpec
+    from .tables import FROM_DATA
+    FROM_DATA["hvp"] = (_hvp_rows, "the hessian study")
+    FIGURES["hvp"] = FigureSpec(lambda tables: hvp_figure(tables["hvp"]), ("hvp",))

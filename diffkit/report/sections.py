@@ -412,6 +412,44 @@ def reproducibility(tables, missing, data: ReportData) -> list:
     return blocks + [Para("Regenerate this report with:"), Code(f"pip install -e .\n{data.command}")]
 
 
+def _gradbench_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per eval and size: the tape's gradient / primal and each peer's time over the tape's."""
+    rows = []
+    for (name, size), group in frame.groupby(["eval", "size"], sort=False):
+        by = {r.method: r for r in group.itertuples() if r.status == "ok"}
+        row = {"eval": name, "size": size,
+               "tape gradient / primal": _number(getattr(by.get("reverse"), "gradient_over_primal", float("nan")))}
+        for peer in ("torch", "jax", "autograd"):
+            row[f"{peer} time / tape time"] = _number(getattr(by.get(peer), "over_tape", float("nan")))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def gradbench(tables, missing) -> list:
+    blocks = [Heading(2, "11. An outside benchmark: GradBench evals"),
+              Para("The evals of GradBench (the successor of ADBench), each written once against `dk.namespace` "
+                   "(`diffkit.gradbench.evals`; `python -m diffkit.gradbench` speaks its protocol) and timed "
+                   "through the tape and the installed peers on the same definitions, one BLAS thread, interleaved, "
+                   "medians of the quick sizes. Gradient / primal divides by the numpy primal; a peer's time over "
+                   "the tape's above 1 means the tape is faster. `diffkit bench --gradbench` measures it; the "
+                   "report keeps the last measurement.")]
+    if "gradbench" not in tables:
+        return blocks + [Missing("The GradBench table", missing.get("gradbench", "no data"))]
+    return blocks + [Table(_gradbench_table(tables["gradbench"]), "gradbench.csv")]
+
+
+def hessian_blocks(tables, missing, figures) -> list:
+    blocks = [Heading(2, "12. Second derivatives: four routes to H v"),
+              Para("`dk.hvp` computes Hessian-vector products forward-over-reverse (a dual pass over the tape), "
+                   "reverse-over-reverse (the tape records its own sweep), by central differences of the gradient "
+                   "and symbolically; each is judged against the certified 50-digit mpmath Hessian-vector product "
+                   "and timed against one reverse gradient in the same repeats (the `hessian` study).")]
+    blocks += _table(tables, "hvp", missing, {"digits": ".1f", "predicted_digits": ".1f",
+                                              "hvp_over_gradient": ".2f"}, "The HVP table")
+    return blocks + _figure(figures, "hvp", "Correct digits of H v against the referee, and H v time over one "
+                            "reverse gradient, for each route against P.", ("hvp",), missing)
+
+
 def build_sections(data: ReportData, tables: dict, missing: dict, figures: list) -> tuple[list, pd.DataFrame]:
     """All blocks of the report, and the sources of every number stated in a sentence."""
     head, sources = methods(tables)
@@ -420,5 +458,6 @@ def build_sections(data: ReportData, tables: dict, missing: dict, figures: list)
               + accuracy(tables, missing, figures)
               + step(tables, missing, figures) + cost(tables, missing, figures) + swell(tables, missing, figures)
               + stability(tables, missing, figures) + closing + published(tables, missing)
-              + reproducibility(tables, missing, data))
+              + reproducibility(tables, missing, data) + gradbench(tables, missing)
+              + hessian_blocks(tables, missing, figures))
     return blocks, pd.concat([*sources, summary_sources], ignore_index=True)
