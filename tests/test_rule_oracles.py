@@ -199,7 +199,7 @@ LINEAR_ALGEBRA = [
     Case("det", lambda xp, a: _linalg(xp).det(a), _det3, ((3, 3),)),
     Case("inv", lambda xp, a: _linalg(xp).inv(a), _inv, ((3, 3),)),
     Case("solve", lambda xp, a, b: _linalg(xp).solve(a, b), _solve, ((3, 3), (3,))),
-    Case("slogdet", lambda xp, a: _linalg(xp).slogdet(a)[1], lambda a: mp.log(abs(_det3(a))), ((3, 3),)),
+    Case("slogdet_logabsdet", lambda xp, a: _linalg(xp).slogdet(a)[1], lambda a: mp.log(abs(_det3(a))), ((3, 3),)),
     Case("cholesky", lambda xp, a: _linalg(xp).cholesky(a @ xp.transpose(a) + 3.0 * np.eye(3)),
          lambda a: np.array(mp.cholesky(mp.matrix((a.dot(a.T) + 3 * np.eye(3, dtype=int)).tolist())).tolist(),
                             dtype=object), ((3, 3),)),
@@ -209,10 +209,11 @@ LINEAR_ALGEBRA = [
     Case("tril", lambda xp, a: xp.tril(a) * a, lambda a: np.tril(a) * a, ((3, 3),)),
     Case("triu", lambda xp, a: xp.triu(a, k=1) * a, lambda a: np.triu(a, k=1) * a, ((3, 3),)),
     Case("trace", lambda xp, a: xp.trace(a) * a, lambda a: np.trace(a) * a, ((3, 3),)),
-    Case("dot_vectors", lambda xp, a, b: xp.matmul(a, b), lambda a, b: a.dot(b), ((3,), (3,))),
-    Case("vecmat", lambda xp, a, b: xp.matmul(a, b), lambda a, b: a.dot(b), ((3,), (3, 2))),
+    Case("matmul_vectors", lambda xp, a, b: xp.matmul(a, b), lambda a, b: a.dot(b), ((3,), (3,))),
+    Case("matmul_vecmat", lambda xp, a, b: xp.matmul(a, b), lambda a, b: a.dot(b), ((3,), (3, 2))),
     Case("batched_matmul", lambda xp, a, b: xp.matmul(a, b), lambda a, b: np.stack([a[0].dot(b[0]), a[1].dot(b[1])]),
          ((2, 2, 3), (2, 3, 2))),
+    Case("norm", lambda xp, a: _linalg(xp).norm(a), lambda a: mp.sqrt((a * a).sum()), ((4,),)),
     Case("outer", lambda xp, a, b: xp.outer(a, b), lambda a, b: np.outer(a, b), ((3,), (2,))),
 ]
 
@@ -254,7 +255,7 @@ def _inputs(case: Case) -> np.ndarray:
     size = sum(int(np.prod(s)) for s in case.shapes)
     while True:
         theta = rng.uniform(case.lo, case.hi, size)
-        if case.name in ("det", "inv", "solve", "slogdet"):
+        if case.name in ("det", "inv", "solve", "slogdet_logabsdet"):
             theta[:9] += 2.0 * np.eye(3).ravel()  # well conditioned
         if case.name == "softmax_cross_entropy_labels":  # the fused rule's premise: each label row sums to 1,
             theta[6:] = [0.25, 0.5, 0.25, 0.125, 0.375, 0.5]  # exactly in binary
