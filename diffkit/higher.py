@@ -35,8 +35,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .finite_differences import EPS, fd_jvp, optimal_step, stencil_for
-from .forward import basis as _basis, gradient_of
+from .forward import basis as _basis, gradient_of  # first: reverse and forward_ad register before the FDs
+from .finite_differences import EPS, fd_jvp, optimal_step, stencil_for  # noqa: I001
 from .methods import resolve
 from .tape import jvp, vjp
 
