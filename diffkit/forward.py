@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import reverse  # noqa: F401  (reverse registers first, so that the methods list in the same order)
 from .dispatch import TRACERS, strip
 from .methods import GradientResult, Cost, MethodOutput, register_method
 from .tape import jvp, vjp

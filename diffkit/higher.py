@@ -35,8 +35,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .finite_differences import EPS, fd_jvp, optimal_step, stencil_for
-from .forward import basis as _basis, gradient_of
+from .forward import basis as _basis, gradient_of  # first: reverse and forward_ad register before the FDs
+from .finite_differences import EPS, fd_jvp, optimal_step, stencil_for  # noqa: I001
 from .methods import resolve
 from .tape import jvp, vjp
 
@@ -61,13 +61,15 @@ class JacobianResult:
 
 @dataclass
 class HVPResult:
-    """``hvp`` = H(theta) v; ``passes`` counts JVP/VJP/gradient passes; ``counters`` what the route measured."""
+    """``hvp`` = H(theta) v; ``grad`` the gradient at theta, which the AD and FD routes compute on the way
+    (None for symbolic); ``passes`` counts JVP/VJP/gradient passes; ``counters`` what the route measured."""
 
     hvp: np.ndarray
     mode: str
     passes: int
     wall_s: float
     counters: dict = field(default_factory=dict)
+    grad: np.ndarray | None = None
 
 
 @dataclass
@@ -125,7 +127,7 @@ def _plain_gradient(fn: Callable) -> Callable:
     return lambda t: np.asarray(gradient_of(fn, t), dtype=float)
 
 
-def _fd_hvp(fn: Callable, arr: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, dict]:
+def _fd_hvp(fn: Callable, arr: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
     """Central differences of the gradient along v, and the digits the error model predicts for them.
 
     Error model (relative to |Hv|): truncation T h^2 (third derivatives of order |Hv|) plus round-off
@@ -136,23 +138,26 @@ def _fd_hvp(fn: Callable, arr: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, d
     grad = _plain_gradient(fn)
     Hv = fd_jvp(grad, arr, v, "central")
     stencil, h = stencil_for("central"), optimal_step("central")
-    g = np.max(np.abs(grad(arr)))
+    g = grad(arr)
+    gmax = float(np.max(np.abs(g)))
     scale = max(float(np.max(np.abs(Hv))), np.finfo(float).tiny)
-    predicted = stencil.truncation * h * h + stencil.roundoff * EPS * max(g / scale, 1.0) / h
-    return Hv, {"step": h, "predicted_error": predicted, "predicted_digits": -math.log10(predicted)}
+    predicted = stencil.truncation * h * h + stencil.roundoff * EPS * max(gmax / scale, 1.0) / h
+    return Hv, g, {"step": h, "predicted_error": predicted, "predicted_digits": -math.log10(predicted)}
 
 
-def _hvp_route(fn: Callable, arr: np.ndarray, v: np.ndarray, mode: str) -> tuple[np.ndarray, int, dict]:
-    if mode == "forward_over_reverse":
-        return np.asarray(jvp(lambda t: gradient_of(fn, t), arr, v)[1], dtype=float), 1, {}
+def _hvp_route(fn: Callable, arr: np.ndarray, v: np.ndarray, mode: str) -> tuple[np.ndarray, Any, int, dict]:
+    """(H v, the gradient or None, passes, counters)."""
+    if mode == "forward_over_reverse":  # the JVP's primal is the gradient itself
+        g, Hv = jvp(lambda t: gradient_of(fn, t), arr, v)
+        return np.asarray(Hv, dtype=float), np.asarray(g, dtype=float), 1, {}
     if mode == "reverse_over_reverse":  # v^T H = (H v)^T: the Hessian of a scalar f is symmetric
-        _, back = vjp(lambda t: gradient_of(fn, t), arr)
-        return np.asarray(back(v), dtype=float), 1, {}
+        g, back = vjp(lambda t: gradient_of(fn, t), arr)
+        return np.asarray(back(v), dtype=float), np.asarray(g, dtype=float), 1, {}
     if mode == "finite_difference":
-        Hv, counters = _fd_hvp(fn, arr, v)
-        return Hv, 2, counters
+        Hv, g, counters = _fd_hvp(fn, arr, v)
+        return Hv, g, 3, counters
     from .symbolic_higher import symbolic_hvp
-    return symbolic_hvp(fn, arr, v), 1, {}
+    return symbolic_hvp(fn, arr, v), None, 1, {}
 
 
 def hvp(f: Any, theta: Any = None, v: Any = None, mode: str = "forward_over_reverse") -> HVPResult:
@@ -163,8 +168,9 @@ def hvp(f: Any, theta: Any = None, v: Any = None, mode: str = "forward_over_reve
         raise ValueError("v is required: the direction of the Hessian-vector product (theta's shape)")
     v = _direction(v, arr)
     start = time.perf_counter()
-    Hv, passes, counters = _hvp_route(fn, arr, v, mode)
-    return HVPResult(Hv.reshape(arr.shape), mode, passes, time.perf_counter() - start, counters)
+    Hv, g, passes, counters = _hvp_route(fn, arr, v, mode)
+    return HVPResult(Hv.reshape(arr.shape), mode, passes, time.perf_counter() - start, counters,
+                     None if g is None else g.reshape(arr.shape))
 
 
 def hessian(f: Any, theta: Any = None, mode: str = "forward_over_reverse") -> HessianResult:
@@ -182,7 +188,7 @@ def hessian(f: Any, theta: Any = None, mode: str = "forward_over_reverse") -> He
         return HessianResult(symbolic_hessian(fn, arr), mode, 1, time.perf_counter() - start)
     cols, passes, counters = [], 0, {}
     for j in range(arr.size):
-        Hv, n, counters = _hvp_route(fn, arr, _basis(arr.shape, j), mode)
+        Hv, _, n, counters = _hvp_route(fn, arr, _basis(arr.shape, j), mode)
         cols.append(Hv.reshape(arr.size))
         passes += n
     H = np.stack(cols, axis=1).reshape(arr.shape * 2)

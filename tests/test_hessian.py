@@ -67,8 +67,11 @@ def test_hvp_routes_agree_with_the_referee_on_random_mlps(hidden, batch, seed, a
     v = np.random.default_rng(seed).standard_normal(prob.size)
     ref = dk.reference_hvp(prob, prob.theta0, v, digits=40)
     assert ref.certification.agreement_digits >= 30
+    grad_ref = dk.reference(prob, digits=30).grad
     for mode in AD_ROUTES:
-        assert digits(dk.hvp(prob, prob.theta0, v, mode=mode).hvp, ref.hvp) >= 13, mode
+        r = dk.hvp(prob, prob.theta0, v, mode=mode)
+        assert digits(r.hvp, ref.hvp) >= 13, mode
+        assert digits(r.grad, grad_ref) >= 13, mode  # the gradient comes on the way
     fd = dk.hvp(prob, prob.theta0, v, mode="finite_difference")
     # the error model's prediction, within 1.5 digits: it counts eps |g| of round-off in each gradient, but a
     # gradient's round-off accumulates over the network's operations (measured: up to ~10x more)

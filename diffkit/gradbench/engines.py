@@ -69,7 +69,7 @@ class Engine:
                 f"computes gradients only; use method reverse (forward over reverse) or a peer (torch, jax, autograd)")
         hvp = getattr(dk, "hvp", None)
         if hvp is not None:
-            return lambda theta, v: hvp(f, theta, v, with_gradient=True)
+            return lambda theta, v: (lambda r: (r.grad, r.hvp))(hvp(f, theta, v))  # forward over reverse
         if not hasattr(dk, "jvp"):
             raise MethodUnavailable("a Hessian-vector product is needed (kmeans' Newton direction): this diffkit has "
                                     "no forward mode (dk.jvp) to push a tangent through the tape's gradient")
