@@ -53,7 +53,7 @@ import pandas as pd
 from . import problems
 from .handwritten import mlp_backprop, mlp_forward
 from .methods import METHODS
-from .api import gradient, get_method
+from .api import gradient, get_method, _load_methods
 from .tape.gradient import tape_gradient
 from .studies.timing import PairedRatio, paired_ratio
 from .tape import Tape
@@ -196,10 +196,7 @@ def _method_available(name: str) -> str:
     if name in ("handwritten", "reverse"):
         return ""
     if get_method_ok is None:
-        try:
-            get_method("reverse")  # loads every method module present
-        except ValueError:
-            pass
+        _load_methods()  # every method module present
         get_method_ok = METHODS.get(name)
     if get_method_ok is None:
         return f"method {name!r} is not in this tree"

@@ -297,10 +297,16 @@ def _targets(rng, X, layers, loss):
     return teacher + 0.1 * rng.standard_normal(teacher.shape)
 
 
+MAX_DEPTH = 10_000  # layers of an mlp_for_size network: beyond, the layer list alone would not fit
+
+
 def mlp_for_size(P: int, *, depth: int = 3, n_in: int | None = None, n_out: int = 10, **kwargs) -> Problem:
     """An MLP [h]*depth + [n_out] (input width h unless given) whose P is closest to the target."""
     P = check_int("P", P, 1, " (the target parameter count)")
     depth = check_int("depth", depth, 1, " (number of width-h layers)")
+    if depth > MAX_DEPTH or depth > P:
+        raise ValueError(f"depth={depth}: an MLP of P ~ {P} has at most min(P, {MAX_DEPTH}) width-h layers; "
+                         f"choose a depth from 1 to {min(P, MAX_DEPTH)}")
     n_out = check_int("n_out", n_out, 1, " (output width)")
     if n_in is not None:
         n_in = check_int("n_in", n_in, 1, " (input width)")

@@ -65,7 +65,7 @@ from . import nn
 from .accuracy import correct_digits
 from .backends import namespace
 from .methods import METHODS
-from .api import get_method, gradient
+from .api import get_method, gradient, _load_methods
 
 __all__ = ["stability_sweep", "first_failures", "sweep_grid", "CASES", "EDGES", "Case"]
 
@@ -171,7 +171,7 @@ def _run(case: Case, stable: bool, method: str, x: float):
 
 
 def _available(methods: Sequence[str]) -> tuple[list[str], list[str]]:
-    get_method("reverse")  # loads every method module
+    _load_methods()  # every method module present
     have = [m for m in methods if m in METHODS and METHODS[m].available]
     return have, [m for m in methods if m not in have]
 

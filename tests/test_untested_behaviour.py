@@ -106,7 +106,9 @@ def _seeds_table(markdown: str) -> pd.DataFrame:
 
 
 def _check_seeds_table_against_closed_forms(markdown: str) -> None:
-    table = _seeds_table(markdown).set_index(["problem_name", "component"])
+    table = _seeds_table(markdown).rename(columns={"problem": "problem_name", "mpmath reference": "reference",
+                                                   "printed: digits": "printed_digits"})
+    table = table.set_index(["problem_name", "component"])
     closed = _sigmoid_neuron_closed_form()
     for name, value in closed.items():
         row = table.loc[("seed_sigmoid_neuron", name)]

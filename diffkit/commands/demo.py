@@ -5,7 +5,7 @@ import numpy as np
 
 import diffkit as dk
 from diffkit.methods import METHODS
-from diffkit.api import get_method
+from diffkit.api import get_method, _load_methods
 
 
 def add_parser(sub) -> None:
@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
 
 
 def _methods_for(problem) -> list[str]:
-    get_method("reverse")  # loads every method module
+    _load_methods()  # every method module present
     return [m.name for m in METHODS.values() if m.available and m.kind != "peer"]
 
 
