@@ -140,7 +140,8 @@ def softmax_minus(log_p, y, xp=None):
     log_p = log_softmax(z), as y expm1(log_p) + (s - y) exp(log_p): exact to rounding for one-hot y, where
     the plain difference cancels."""
     xp = namespace(log_p) if xp is None else xp
-    s = xp.sum(xp.broadcast_to(y, log_p.shape), axis=-1, keepdims=True)
+    full = y if getattr(y, "shape", ()) == log_p.shape else xp.broadcast_to(y, log_p.shape)
+    s = xp.sum(full, axis=-1, keepdims=True)
     return y * xp.expm1(log_p) + (s - y) * xp.exp(log_p)
 
 

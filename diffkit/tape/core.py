@@ -155,8 +155,13 @@ def apply(prim: Any, *args: Any, **params: Any) -> Any:
             tape, vals, parents, mask = b.tape, (a, b.value), (-1, b.index), 2
         else:
             return HOOKS["levels"](prim, args, params)
-    else:
-        return HOOKS["levels"](prim, args, params)
+    else:  # three or more (a dense layer's x, W, b): one tape and no other trace, or the mixed-trace path
+        tapes = {a.tape for a in args if type(a) is TArray}
+        if len(tapes) != 1 or any(type(a) in TRACERS and type(a) is not TArray for a in args):
+            return HOOKS["levels"](prim, args, params)
+        tape, mine = tapes.pop(), [type(a) is TArray for a in args]
+        vals = tuple([a.value if m else a for a, m in zip(args, mine)])
+        parents, mask = tuple([a.index if m else -1 for a, m in zip(args, mine)]), sum(m << k for k, m in enumerate(mine))
     return record_op(prim, tape, vals, parents, mask, params)
 
 
