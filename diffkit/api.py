@@ -38,6 +38,18 @@ def methods() -> list[str]:
 METHOD_MODULES = ("reverse", "forward", "finite_differences", "symbolic", "peers")
 
 
+# The order dk.methods() lists them in, whichever module happened to be imported first.
+CANONICAL = ("reverse", "forward_ad", "forward", "backward", "central", "central4", "complex_step", "richardson",
+             "symbolic", "torch", "jax", "autograd")
+
+
+def _in_canonical_order() -> None:
+    rank = {name: i for i, name in enumerate(CANONICAL)}
+    ordered = sorted(METHODS.items(), key=lambda item: rank.get(item[0], len(rank)))
+    METHODS.clear()
+    METHODS.update(ordered)
+
+
 def _load_methods(until: str | None = None) -> None:
     """Import the method modules (each registers its methods) until ``until`` is registered, or all of them."""
     import importlib
@@ -49,6 +61,7 @@ def _load_methods(until: str | None = None) -> None:
         except ModuleNotFoundError as err:
             if err.name != f"{__package__}.{module}":
                 raise
+        _in_canonical_order()
 
 
 def get_method(method: str) -> Method:

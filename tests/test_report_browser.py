@@ -51,7 +51,7 @@ def test_every_figure_renders_with_nonzero_size(browser, tmp_path):
     for s in sizes:
         assert s["complete"] and min(s["natural"]) > 0 and min(s["shown"]) > 0, s
     headings = browser.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
-    assert [h.split(".")[0] for h in headings] == [str(k) for k in range(1, 11)]  # sections 1-10
+    assert [h.split(".")[0] for h in headings] == [str(k) for k in range(1, 13)]  # sections 1-12
 
 
 # The numbers the seeds print on their circuits (seed 000's circuit, the neuron of seeds 000/001, seed 003's chain)
