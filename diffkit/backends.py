@@ -26,7 +26,7 @@ import mpmath
 import numpy as np
 
 from .dispatch import NotAnalyticError, namespace, register_backend, set_default, strip
-from .primitives import ALIASES, OBJECT, PRIMITIVES, SAME, NotAnalytic, Unsupported
+from .primitives import OBJECT, PRIMITIVES, SAME, NotAnalytic, Unsupported
 
 __all__ = ["Namespace", "NUMPY", "COMPLEX", "MP", "sympy_namespace", "namespace", "register_backend",
            "NotAnalyticError", "to_mp", "LINALG", "SlogdetResult"]
@@ -181,15 +181,20 @@ class Namespace:
         return _At(self, x)
 
     def __getattr__(self, op: str):
-        if op.startswith("_"):
-            raise AttributeError(op)
-        hint = f" (did you mean xp.linalg.{op}?)" if op in _LINALG_ONLY else ""
-        raise NotImplementedError(f"op {op!r} is not available in the {self.name} backend: it is not in diffkit's "
-                                  f"primitive table{hint}; compose it from the table's ops (`diffkit primitives` "
-                                  f"lists them) or define it with dk.Function")
+        raise not_in_table(op, f"in the {self.name} backend")
 
     def __repr__(self) -> str:
         return f"<diffkit namespace {self.name!r}>"
+
+
+def not_in_table(op: str, where: str) -> Exception:
+    """The error for a name a namespace lacks (AttributeError for private names, so hasattr works)."""
+    if op.startswith("_"):
+        return AttributeError(op)
+    hint = f" (did you mean xp.linalg.{op}?)" if op in _LINALG_ONLY else ""
+    return NotImplementedError(f"op {op!r} is not available {where}: it is not in diffkit's primitive table{hint}; "
+                               f"compose it from the table's ops (`diffkit primitives` lists them) or define it "
+                               f"with dk.Function")
 
 
 def install(ns: Any, prim, fn: Callable) -> None:

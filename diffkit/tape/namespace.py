@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from ..backends import _LINALG_ONLY, _At, finish, install, user_form
+from ..backends import _At, finish, install, not_in_table, user_form
 from ..dispatch import TRACERS, namespace, strip
 from ..primitives import PRIMITIVES
 from .array import TArray
@@ -89,12 +89,7 @@ class TracerNamespace:
         return self.at_add(base, c, index=index), False
 
     def __getattr__(self, op: str):
-        if op.startswith("_"):
-            raise AttributeError(op)
-        hint = f" (did you mean xp.linalg.{op}?)" if op in _LINALG_ONLY else ""
-        raise NotImplementedError(f"op {op!r} is not available on {self.name} arrays: it is not in diffkit's "
-                                  f"primitive table{hint}; compose it from the table's ops (`diffkit primitives` "
-                                  f"lists them) or define it with dk.Function")
+        raise not_in_table(op, f"on {self.name} arrays")
 
     def __repr__(self) -> str:
         return f"<diffkit namespace {self.name!r} over {self.vxp!r}>"
