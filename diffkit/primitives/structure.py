@@ -98,7 +98,8 @@ def _at_index_vjp_x(g, xp, index):
 # fmt: off
 defprim("reshape", "x", kind="linear", params={"shape": ()},
         api=lambda x, shape, copy=None: ((x,), {"shape": _normalize_shape(shape)}),
-        numpy=lambda x, shape: np.reshape(x, shape), complex=SAME, mpmath=OBJECT, sympy=OBJECT,
+        numpy=lambda x, shape: x.reshape(shape) if type(x) is np.ndarray else np.reshape(x, shape),
+        complex=SAME, mpmath=OBJECT, sympy=OBJECT,
         vjp=lambda g, xp, x_shape: xp.reshape(g, x_shape), domain=Domain(shapes=(((2, 3),),), params=({"shape": (3, 2)}, {"shape": (-1,)})))
 defprim("permute_dims", "x", kind="linear", params={"axes": None}, aliases=("transpose",),
         api=lambda x, axes=None: ((x,), {"axes": None if axes is None else tuple(axes)}),

@@ -110,7 +110,7 @@ class TArray:
     def __neg__(self): return self.tape.ns.negative(self)
     def __pos__(self): return self
     def __abs__(self): return self.tape.ns.abs(self)
-    def __getitem__(self, index): return self.tape.ns.getitem(self, index)
+    def __getitem__(self, index): return self.tape.ns.index_op(self, index=index)
 
     def __setitem__(self, index, value):
         raise TypeError("tape arrays are immutable (an in-place write would corrupt the recorded values); "

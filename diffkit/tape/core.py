@@ -4,10 +4,8 @@ A node is ``(primitive, links, site)``; ``links`` holds, per input on the tape,
 ``(parent, rule, kept values, shape)``: only what that input's rule names
 (:mod:`.plans`).  The sweep calls each rule with the incoming gradient ``g``
 and adds the results into the parents, so fan-out adds (seed 002's copy gate).
-Tapes nest by ``level`` (creation order): an op mixing two tapes is recorded
-by the newer one, for which the older one's arrays are values, and a nested
-sweep written against ``vxp`` is itself recorded by the outer tape: that is
-how second derivatives come out without perturbation confusion.
+Tapes nest by ``level``: an op mixing two tapes is recorded by the newer one, for which the older one's
+arrays are values, and a nested sweep is itself recorded: second derivatives, no perturbation confusion.
 """
 from __future__ import annotations
 
@@ -155,13 +153,15 @@ def apply(prim: Any, *args: Any, **params: Any) -> Any:
             tape, vals, parents, mask = b.tape, (a, b.value), (-1, b.index), 2
         else:
             return HOOKS["levels"](prim, args, params)
-    else:  # three or more (a dense layer's x, W, b): one tape and no other trace, or the mixed-trace path
-        tapes = {a.tape for a in args if type(a) is TArray}
-        if len(tapes) != 1 or any(type(a) in TRACERS and type(a) is not TArray for a in args):
+    elif n == 3 and type(args[1]) is TArray:  # a dense layer's x, W, b (x a constant or on the same tape)
+        a, b, c = args
+        tape, ta, tc = b.tape, type(a) is TArray, type(c) is TArray
+        if (a.tape is not tape if ta else type(a) in TRACERS) or (c.tape is not tape if tc else type(c) in TRACERS):
             return HOOKS["levels"](prim, args, params)
-        tape, mine = tapes.pop(), [type(a) is TArray for a in args]
-        vals = tuple([a.value if m else a for a, m in zip(args, mine)])
-        parents, mask = tuple([a.index if m else -1 for a, m in zip(args, mine)]), sum(m << k for k, m in enumerate(mine))
+        vals, mask = (a.value if ta else a, b.value, c.value if tc else c), ta | 2 | tc << 2
+        parents = (a.index if ta else -1, b.index, c.index if tc else -1)
+    else:
+        return HOOKS["levels"](prim, args, params)
     return record_op(prim, tape, vals, parents, mask, params)
 
 

@@ -73,12 +73,16 @@ class TracerNamespace:
             setattr(self, name, _like(name))
         self.asarray = self.array = _asarray(vxp)
         self.to_float = _like("to_float")
-        if reshape_view is not None:  # a reshape of a basic slice: one view node straight onto the sliced array
-            plain_reshape = self.reshape
-            def reshape(x, shape, copy=None):
-                view = reshape_view(x, shape)
-                return plain_reshape(x, shape) if view is None else view
-            self.reshape = reshape
+        # indexing and reshape without the user-signature adapter: a tape array's x[i] is the commonest op
+        self.index_op = functools.partial(apply, PRIMITIVES["getitem"])
+        reshape_op = functools.partial(apply, PRIMITIVES["reshape"])
+        view_of = reshape_view or (lambda x, shape: None)
+
+        def reshape(x, shape, copy=None):  # a reshape of a basic slice: one view node onto the sliced array
+            shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+            view = view_of(x, shape)
+            return reshape_op(x, shape=shape) if view is None else view
+        self.reshape = reshape
 
     def at(self, x):
         return _At(self, x)
