@@ -82,8 +82,10 @@ def namespace(*arrays: Any) -> Any:
         if t in _REAL or (t is np.ndarray and a.dtype.kind in "fiub"):
             continue
         if t in TRACERS:
-            if top is None or a._level > top._level:
+            if top is None:
                 top = a
+            elif getattr(a, "tape", None) is not getattr(top, "tape", 0) and a._level > top._level:
+                top = a  # (arrays of one tape, the common case, need no level comparison)
         else:
             plain = False
     if top is not None:
