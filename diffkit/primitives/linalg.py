@@ -99,22 +99,22 @@ def _batched(fn, A, *rest):
     return np.array(out, dtype=object)
 
 
-def _mp(fn):
+def _per_matrix(to_matrix, matrix_type, fn):
+    """``fn`` on one backend matrix at a time (leading axes are batches), results back as object arrays."""
     def run(A, *rest):
         def one(a, *r):
-            res = fn(mpmath.matrix(a.tolist()), *[mpmath.matrix(np.asarray(x, dtype=object).tolist()) for x in r])
-            return np.array(res.tolist(), dtype=object) if isinstance(res, mpmath.matrix) else res
+            res = fn(to_matrix(a.tolist()), *[to_matrix(np.asarray(x, dtype=object).tolist()) for x in r])
+            return np.array(res.tolist(), dtype=object) if isinstance(res, matrix_type()) else res
         return _batched(one, A, *rest)
     return run
+
+
+def _mp(fn):
+    return _per_matrix(mpmath.matrix, lambda: mpmath.matrix, fn)
 
 
 def _sym(fn):
-    def run(A, *rest):
-        def one(a, *r):
-            res = fn(sympy.Matrix(a.tolist()), *[sympy.Matrix(np.asarray(x, dtype=object).tolist()) for x in r])
-            return np.array(res.tolist(), dtype=object) if isinstance(res, sympy.MatrixBase) else res
-        return _batched(one, A, *rest)
-    return run
+    return _per_matrix(lambda rows: sympy.Matrix(rows), lambda: sympy.MatrixBase, fn)  # (SymPy loads on use)
 
 
 def _vector_rhs(fn):

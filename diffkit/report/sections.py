@@ -386,10 +386,8 @@ def published(tables, missing) -> list:
                    "learning: a survey*, JMLR 18(153) (2018); Srajer, Kukelova and Fitzgibbon, *A benchmark of "
                    "selected algorithmic differentiation tools on some problems in computer vision and machine "
                    "learning* (ADBench, 2018).")]
-    if "sources" not in tables:
-        return blocks + [Missing("The sources table", missing.get("sources", "no data"))]
-    shown = tables["sources"].drop(columns=["csv"])
-    return blocks + [Table(shown.astype(str), "sources.csv")]
+    return blocks + _shown(tables, "sources", missing, "The sources table",
+                           lambda t: t.drop(columns=["csv"]).astype(str))
 
 
 def summary(tables, missing=None) -> tuple[list, pd.DataFrame]:
@@ -433,9 +431,14 @@ def gradbench(tables, missing) -> list:
                    "medians of the quick sizes. Gradient / primal divides by the numpy primal; a peer's time over "
                    "the tape's above 1 means the tape is faster. `diffkit bench --gradbench` measures it; the "
                    "report keeps the last measurement.")]
-    if "gradbench" not in tables:
-        return blocks + [Missing("The GradBench table", missing.get("gradbench", "no data"))]
-    return blocks + [Table(_gradbench_table(tables["gradbench"]), "gradbench.csv")]
+    return blocks + _shown(tables, "gradbench", missing, "The GradBench table", _gradbench_table)
+
+
+def _shown(tables, name: str, missing, what: str, display) -> list:
+    """The table ``name`` as ``display`` shows it, or why it is missing."""
+    if name not in tables:
+        return [Missing(what, missing.get(name, "no data"))]
+    return [Table(display(tables[name]), f"{name}.csv")]
 
 
 def hessian_blocks(tables, missing, figures) -> list:
