@@ -123,10 +123,13 @@ def from_host(arr: np.ndarray, like: Any) -> Any:
 
     >>> from_host(np.array([1.0, 2.0]), like=np.zeros(1)).dtype
     dtype('float64')
+    >>> import pytest; strict = pytest.importorskip("array_api_strict")
+    >>> from_host(np.float64(2.0), like=strict.asarray([0.0])).shape  # a 0-d array stays 0-d
+    ()
     """
     xp = array_namespace_of(like)
     if isinstance(like, np.ndarray):
         return np.asarray(arr)
     from array_api_compat import device
 
-    return xp.asarray(np.ascontiguousarray(arr), device=device(like))
+    return xp.asarray(np.asarray(arr, order="C"), device=device(like))  # (ascontiguousarray makes 0-d 1-d)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .array_api_index import gather, index_add, index_set
 from .backends import Namespace, _refusal
 from .dispatch import register_backend
 from .primitives import Unsupported
@@ -54,11 +55,8 @@ def _where(lib):
 
 
 def _updated(lib, add: bool):
-    def run(x, v, index):
-        out = lib.asarray(x, copy=True)
-        out[index] = (out[index] + v) if add else v  # basic indices (the standard's __setitem__)
-        return out
-    return run
+    """``xp.at(x)[index].add(v)`` / ``.set(v)``: any numpy-style index; repeated indices add (``np.add.at``)."""
+    return lambda x, v, index: (index_add if add else index_set)(x, index, v)
 
 
 def _tri(lib, lower: bool):
@@ -86,7 +84,7 @@ FORMS: dict[str, Callable[[Any], Callable]] = {
     "tile": lambda lib: lambda x, reps: lib.tile(x, reps),
     "concat": lambda lib: lambda *xs, axis=0: lib.concat(list(xs), axis=axis),
     "stack": lambda lib: lambda *xs, axis=0: lib.stack(list(xs), axis=axis),
-    "getitem": lambda lib: lambda x, index: x[index],
+    "getitem": lambda lib: gather,
     "take": lambda lib: lambda x, indices, axis=None: lib.take(lib.reshape(x, (-1,)) if axis is None else x,
                                                                lib.asarray(indices), axis=0 if axis is None else axis),
     "at_set": lambda lib: _updated(lib, add=False),
@@ -164,9 +162,8 @@ def array_api_namespace(lib: Any) -> Namespace:
 
 def _scatter_add(lib):
     def scatter_add(buf, owned, shape, index, c):
-        out = lib.zeros(shape, dtype=lib.float64) if buf is None else lib.asarray(buf, copy=True)
-        out[index] = out[index] + c
-        return out, False
+        """The tape's sweep at ``x[index]``: ``c`` added into x's gradient (repeated indices add up)."""
+        return index_add(lib.zeros(shape, dtype=c.dtype) if buf is None else buf, index, c), False
     return scatter_add
 
 

@@ -201,11 +201,6 @@ def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim, re
 
 # Left to do, found by the test above: rules that still need a numpy-only operation on these values.
 END_TO_END_GAPS = {
-    "repeat": "its rule scatters through an integer-array index, which the standard's setitem refuses",
-    "getitem": "an integer-array index is gathered by the tape's scatter, which the standard's setitem refuses",
-    "take": "its rule scatters with an integer-array index (the standard's setitem takes basic indices)",
-    "at_set": "its rule scatters with an integer-array index", "at_add": "integer-array updates",
-    "diagonal": "its rule writes the diagonal through an integer-array index",
     "cholesky": "its rule needs solve_triangular, which is not in the standard",
 }
 
@@ -256,8 +251,6 @@ NUMPY_ONLY_RULES = {
     "lgamma", "digamma", "polygamma",   # digamma / polygamma are not in the standard (declared on the namespace)
     "einsum", "solve_triangular",       # not in the standard either
     "cholesky",                         # its rule solves with solve_triangular
-    "repeat", "take", "at_set",         # their rules scatter through an integer-array index (numpy's)
-    "diagonal",                         # its rule writes the diagonal through an integer-array index
 }
 
 
@@ -289,3 +282,56 @@ def test_each_rule_runs_on_array_api_strict_with_the_values_own_namespace(prim, 
             np.testing.assert_allclose(to_host(c), np.asarray(w, dtype=float), rtol=4e-16 * 8, atol=0)
         ran += 1
     assert ran, f"no example of {prim.name}'s domain runs on numpy"
+
+
+# --- numpy-style indexing on array-api-strict: gathers, and scatters whose repeated indices add up -------------
+
+def _index_cases():
+    """(shape, index) pairs: integer arrays with repeats, beside slices and ints, boolean masks, negative indices."""
+    shapes = st.tuples(st.integers(1, 4), st.integers(1, 4))
+
+    def index_for(shape):
+        n, m = shape
+        rows = st.lists(st.integers(-n, n - 1), min_size=0, max_size=6)
+        cols = st.lists(st.integers(-m, m - 1), min_size=1, max_size=6)
+        return st.one_of(
+            rows.map(lambda r: (r,)),
+            cols.map(lambda c: (slice(None), c)),
+            st.tuples(st.integers(-n, n - 1), cols).map(lambda t: (t[0], t[1])),
+            cols.flatmap(lambda c: st.lists(st.integers(-n, n - 1), min_size=len(c), max_size=len(c))
+                         .map(lambda r: (r, c))),
+            hnp.arrays(np.bool_, (n, m)).map(lambda b: (b,)),
+            st.just((slice(1, None), Ellipsis)))
+    return shapes.flatmap(lambda s: st.tuples(st.just(s), index_for(s)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_index_cases(), st.integers(0, 2**32 - 1))
+def test_gathers_and_scatters_on_strict_equal_numpys_indexing_and_add_at_bit_for_bit(case, seed):
+    from diffkit.array_api_index import gather, index_add, index_set
+
+    shape, index = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    picked = x[index]
+    v = rng.standard_normal(picked.shape) * 10.0 ** rng.integers(-8, 8, picked.shape)  # sums that round
+    assert to_host(gather(from_host(x, LIKE), index)).tobytes() == picked.tobytes()
+    added = x.copy()
+    np.add.at(added, index, v)  # numpy's own unbuffered accumulation: the reference
+    got = to_host(index_add(from_host(x, LIKE), index, from_host(v, LIKE)))
+    assert got.tobytes() == added.tobytes()
+    written = x.copy()
+    written[index] = v  # numpy: where an index repeats, the last write wins
+    assert to_host(index_set(from_host(x, LIKE), index, from_host(v, LIKE))).tobytes() == written.tobytes()
+
+
+def test_scatters_add_repeats_in_the_index_order_and_ignore_what_is_not_selected():
+    from diffkit.array_api_index import index_add, index_set
+
+    base = strict.asarray([0.0, 0.0, 5.0])
+    got = to_host(index_add(base, ([2, 0, 2, 2],), strict.asarray([1e16, 7.0, 1.0, 1.0])))
+    # ((5 + 1e16) + 1) + 1 in float64: each 1 is lost to rounding, as np.add.at loses it (a sum first would not)
+    assert got.tolist() == [7.0, 0.0, 1e16 + 5 + 1 + 1]
+    inf_elsewhere = to_host(index_add(strict.asarray([1.0, 2.0]), ([1],), strict.asarray([np.inf])))
+    assert inf_elsewhere.tolist() == [1.0, np.inf]  # no 0 * inf = nan leaks into unselected entries
+    assert to_host(index_set(base, ([1, 1],), 3.0)).tolist() == [0.0, 3.0, 5.0]  # a Python scalar broadcasts
