@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .array_api_einsum import einsum
 from .array_api_index import gather, index_add, index_set
 from .backends import Namespace, _refusal
 from .dispatch import register_backend
@@ -73,6 +74,40 @@ def _cholesky(lib):
     return lambda x, upper=False: lib.linalg.cholesky(x, upper=upper)
 
 
+def _solve_triangular(lib):
+    """scipy's solve_triangular (only the named triangle of x is read) as the standard's ``linalg.solve`` of
+    that triangle: a backward-stable LU solve, not substitution, so it agrees with SciPy to cond(x) ulps."""
+    triangles = {True: _tri(lib, True), False: _tri(lib, False)}
+    return lambda x, y, lower=False: lib.linalg.solve(triangles[bool(lower)](x), y)
+
+
+# --- functions outside the standard, composed from it where that is as accurate as the library's own ------------
+
+def _xlogy(lib):
+    """scipy's xlogy: 0 where x == 0 (unless y is nan), else x * log(y): the same two operations."""
+    def run(x, y):
+        zero = lib.logical_and(x == 0, lib.logical_not(lib.isnan(y)))
+        return lib.where(zero, lib.zeros_like(x * y), x * lib.log(y))
+    return run
+
+
+def _exp2(lib):
+    """2 ** x through pow (correctly rounded in practice; numpy's exp2 may differ by one ulp)."""
+    return lambda x: lib.pow(lib.asarray(2.0, dtype=x.dtype), x)
+
+
+def _cbrt(lib):
+    """The real cube root: |x| ** (1/3) with its sign, then one Newton step written as a correction,
+    y + (x / y^2 - y) / 3, which neither overflows nor underflows (1/3 is not exact in binary, so the power
+    alone is off by up to ~|log x| 1e-17 relative).  0, inf and nan pass through (-0.0 stays -0.0)."""
+    def run(x):
+        y = lib.sign(x) * lib.pow(lib.abs(x), 1.0 / 3.0)
+        plain = lib.logical_and(y != 0, lib.isfinite(y))
+        safe = lib.where(plain, y, lib.ones_like(y))
+        return lib.where(plain, safe + (x / (safe * safe) - safe) / 3.0, x)
+    return run
+
+
 FORMS: dict[str, Callable[[Any], Callable]] = {
     "permute_dims": lambda lib: lambda x, axes=None: lib.permute_dims(x, tuple(range(x.ndim))[::-1] if axes is None
                                                                       else axes),
@@ -100,6 +135,11 @@ FORMS: dict[str, Callable[[Any], Callable]] = {
     "inv": lambda lib: lib.linalg.inv,
     "solve": lambda lib: lib.linalg.solve,
     "cholesky": _cholesky,
+    "solve_triangular": _solve_triangular,
+    "einsum": lambda lib: lambda *xs, subscripts: einsum(lib, subscripts, *xs),
+    "xlogy": _xlogy,
+    "exp2": _exp2,
+    "cbrt": _cbrt,
     "vector_norm": lambda lib: lambda x, axis=None, keepdims=False: lib.linalg.vector_norm(x, axis=axis,
                                                                                            keepdims=keepdims),
     "argsort": lambda lib: lambda x, axis=-1: lib.argsort(x, axis=axis, stable=True),
