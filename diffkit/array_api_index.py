@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .array_api import array_namespace_of, library_of, to_host
+from .array_api import array_namespace_of, device_of, library_of, to_host
 
 __all__ = ["is_basic", "positions", "gather", "index_add", "index_set"]
 
@@ -86,9 +86,7 @@ def positions(shape: tuple, index: Any) -> np.ndarray:
 
 
 def _device_positions(lib: Any, like: Any, shape: tuple, index: Any):
-    from array_api_compat import device
-
-    return lib.asarray(positions(shape, index), device=device(like))
+    return lib.asarray(positions(shape, index), device=device_of(like))
 
 
 def gather(x: Any, index: Any) -> Any:
@@ -105,15 +103,15 @@ def gather(x: Any, index: Any) -> Any:
 def _values(lib: Any, base: Any, values: Any, shape: tuple) -> Any:
     """The update values broadcast to the selection's shape, flat, in base's dtype family."""
     if not hasattr(values, "shape"):
-        return lib.full(shape, values, dtype=base.dtype)
-    return lib.broadcast_to(lib.asarray(values), shape)
+        return lib.full(shape, values, dtype=base.dtype, device=device_of(base))
+    return lib.broadcast_to(values, shape)
 
 
 def _runs(lib: Any, pos: Any, n: int):
     """For targets 0..n-1: the positions sorted (stable), each target's run [start, stop) in them."""
     order = lib.argsort(pos, stable=True)
     ordered = lib.take(pos, order)
-    targets = lib.arange(n, dtype=ordered.dtype)
+    targets = lib.arange(n, dtype=ordered.dtype, device=device_of(pos))
     return order, lib.searchsorted(ordered, targets, side="left"), lib.searchsorted(ordered, targets, side="right")
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .array_api import device_of
 from .array_api_einsum import einsum
 from .array_api_index import gather, index_add, index_set
 from .backends import Namespace, _refusal
@@ -50,8 +51,8 @@ def _squeeze(lib):
 def _where(lib):
     def run(c, x, y):
         like = x if hasattr(x, "shape") else y
-        as_array = (lambda v: v if hasattr(v, "shape") else lib.asarray(v, dtype=like.dtype))
-        return lib.where(lib.asarray(c), as_array(x), as_array(y))
+        as_array = (lambda v: v if hasattr(v, "shape") else lib.asarray(v, dtype=like.dtype, device=device_of(like)))
+        return lib.where(lib.asarray(c, device=device_of(like)), as_array(x), as_array(y))
     return run
 
 
@@ -63,8 +64,8 @@ def _updated(lib, add: bool):
 def _tri(lib, lower: bool):
     def run(x, k=0):
         n, m = x.shape[-2:]
-        i = lib.reshape(lib.arange(n), (n, 1))
-        j = lib.reshape(lib.arange(m), (1, m))
+        i = lib.reshape(lib.arange(n, device=device_of(x)), (n, 1))
+        j = lib.reshape(lib.arange(m, device=device_of(x)), (1, m))
         keep = (j - i <= k) if lower else (j - i >= k)
         return lib.where(keep, x, lib.zeros_like(x))
     return run
@@ -93,7 +94,7 @@ def _xlogy(lib):
 
 def _exp2(lib):
     """2 ** x through pow (correctly rounded in practice; numpy's exp2 may differ by one ulp)."""
-    return lambda x: lib.pow(lib.asarray(2.0, dtype=x.dtype), x)
+    return lambda x: lib.pow(lib.asarray(2.0, dtype=x.dtype, device=device_of(x)), x)
 
 
 def _cbrt(lib):
@@ -121,7 +122,8 @@ FORMS: dict[str, Callable[[Any], Callable]] = {
     "stack": lambda lib: lambda *xs, axis=0: lib.stack(list(xs), axis=axis),
     "getitem": lambda lib: gather,
     "take": lambda lib: lambda x, indices, axis=None: lib.take(lib.reshape(x, (-1,)) if axis is None else x,
-                                                               lib.asarray(indices), axis=0 if axis is None else axis),
+                                                               lib.asarray(indices, device=device_of(x)),
+                                                               axis=0 if axis is None else axis),
     "at_set": lambda lib: _updated(lib, add=False),
     "at_add": lambda lib: _updated(lib, add=True),
     "where": _where,
@@ -158,9 +160,17 @@ def _forward(prim, lib) -> tuple[Callable, Any]:
     if reason is not None:
         return fn, reason
 
-    def run(*inputs, **params):  # constant data written as numpy arrays join the library's arrays
-        return fn(*[lib.asarray(x) if isinstance(x, np.ndarray) else x for x in inputs], **params)
+    def run(*inputs, **params):  # constant data written as numpy arrays join the library's arrays, on their device
+        if any(isinstance(x, np.ndarray) for x in inputs):
+            on = _device_of(inputs)
+            inputs = [lib.asarray(x, device=on) if isinstance(x, np.ndarray) else x for x in inputs]
+        return fn(*inputs, **params)
     return run, None
+
+
+def _device_of(values) -> Any:
+    return next((device_of(v) for v in values if hasattr(v, "__array_namespace__") and not isinstance(v, np.ndarray)),
+                None)
 
 
 def _library_forward(prim, lib) -> tuple[Callable, Any]:
@@ -181,29 +191,47 @@ def _library_forward(prim, lib) -> tuple[Callable, Any]:
 
 
 _NAMESPACES: dict = {}
+_CONSTANTS = ("pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64", "bool", "zeros_like", "ones_like",
+              "full_like", "astype")
+_MAKERS = ("zeros", "ones", "full", "empty", "eye", "arange", "linspace", "asarray")  # they take device=
 
 
-def array_api_namespace(lib: Any) -> Namespace:
-    """The diffkit namespace over the array-API namespace ``lib`` (one per library)."""
-    ns = _NAMESPACES.get(id(lib))
+def array_api_namespace(lib: Any, device: Any = None) -> Namespace:
+    """The diffkit namespace over the array-API namespace ``lib``, one per library and device.
+
+    Its array makers (``zeros``, ``asarray``, ``arange`` ...) make arrays on ``device`` unless told otherwise,
+    so that a rule's ``xp.zeros(shape)`` or ``xp.asarray(2.0)`` lands beside the values (a GPU's, or one of
+    array-api-strict's simulated devices, which refuse to mix).
+    """
+    key = (id(lib), str(device))
+    ns = _NAMESPACES.get(key)
     if ns is None:
-        consts = {n: getattr(lib, n) for n in ("pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64",
-                                               "bool", "zeros", "ones", "full", "empty", "eye", "arange",
-                                               "linspace", "asarray", "zeros_like", "ones_like", "full_like",
-                                               "astype") if hasattr(lib, n)}
+        consts = {n: getattr(lib, n) for n in _CONSTANTS if hasattr(lib, n)}
+        consts.update({n: _on(getattr(lib, n), device) for n in _MAKERS if hasattr(lib, n)})
         ns = Namespace(f"array_api:{lib.__name__}", "array_api", lambda prim: _forward(prim, lib), consts)
         ns.to_float = lambda mask: lib.astype(mask, lib.float64)
-        ns.convert = lambda v: lib.asarray(v) if isinstance(v, np.ndarray) else v
-        ns.scatter_add = _scatter_add(lib)
-        ns.library = lib
-        _NAMESPACES[id(lib)] = ns
+        ns.convert = lambda v: consts["asarray"](v) if isinstance(v, np.ndarray) else v
+        ns.scatter_add = _scatter_add(lib, consts["zeros"])
+        ns.library, ns.device = lib, device
+        _NAMESPACES[key] = ns
     return ns
 
 
-def _scatter_add(lib):
+def _on(make: Callable, device: Any) -> Callable:
+    if device is None:
+        return make
+
+    def made(*args, **kwargs):
+        kwargs.setdefault("device", device)
+        return make(*args, **kwargs)
+    made.__name__ = getattr(make, "__name__", "make")
+    return made
+
+
+def _scatter_add(lib, zeros):
     def scatter_add(buf, owned, shape, index, c):
         """The tape's sweep at ``x[index]``: ``c`` added into x's gradient (repeated indices add up)."""
-        return index_add(lib.zeros(shape, dtype=c.dtype) if buf is None else buf, index, c), False
+        return index_add(zeros(shape, dtype=c.dtype) if buf is None else buf, index, c), False
     return scatter_add
 
 
@@ -213,7 +241,7 @@ def is_array_api(x: Any) -> bool:
 
 
 def namespace_of(x: Any) -> Namespace:
-    return array_api_namespace(_lib_of(x))
+    return array_api_namespace(_lib_of(x), device_of(x))
 
 
 register_backend("array_api", is_array_api, loader=namespace_of)

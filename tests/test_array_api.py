@@ -91,7 +91,9 @@ def test_gpu_script_runs_its_pipeline_on_the_cpu_and_agrees_with_torch(tmp_path)
 
 # --- the MLP family on array-api-strict: numpy-only calls in a rule or a stencil fail here -----------------------
 
-LIKE = strict.asarray([0.0]) if strict else None
+# One of array-api-strict's simulated devices: its arrays refuse np.asarray (as a GPU's do) and refuse to meet
+# arrays of another device, so a numpy call on a value, or an array made without the values' device, fails here
+LIKE = strict.asarray([0.0], device=strict.Device("device1")) if strict else None
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "softplus")
 LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "half_squared_error")
 
@@ -168,7 +170,7 @@ def _weighted_sum(prim, inputs, params, weights):
     """(theta -> sum of the primitive's output times fixed weights, theta): the generated tests' unpacking."""
     from test_primitives import _unpacked
 
-    f, theta, _ = _unpacked(prim, inputs, params)
+    f, theta, _ = _unpacked(prim, inputs, params)  # (the inputs' own values are read only where f takes no theta)
 
     def weighted(t):
         return dk.namespace(t).sum(f(t) * weights)
@@ -177,22 +179,20 @@ def _weighted_sum(prim, inputs, params, weights):
 
 @pytest.mark.xfail(not CORE_CARRIES_ARRAY_API_VALUES, strict=True, reason=NOT_CARRIED)
 @pytest.mark.parametrize("prim", _table(), ids=lambda p: p.name)
-def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim, request):
+def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim):
     declared = dk.namespace(LIKE).reasons.get(prim.name)
     if declared is not None:  # not in the standard: the namespace says so, naming the op and the reason
         with pytest.raises(NotImplementedError, match=prim.name):
             dk.namespace(LIKE).impls[prim.index](*[_move(x) for x in _examples(prim).__next__()[0]])
         return
-    if prim.name in END_TO_END_GAPS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=END_TO_END_GAPS[prim.name]))
     rng = np.random.default_rng(prim.index)
     for inputs, params in _examples(prim):
         out = dk.namespace(inputs[0]).impls[prim.index](*inputs, **params)
         weights = rng.standard_normal(np.shape(out[0] if prim.residual else out))
         f, theta = _weighted_sum(prim, inputs, params, weights)
         want = dk.gradient(f, theta, method="reverse")
-        strict_f, _ = _weighted_sum(prim, [_move(x) for x in inputs], {k: _move(v) for k, v in params.items()},
-                                    _move(weights))
+        held = [_move(x) if k in prim.nondiff else x for k, x in enumerate(inputs)]  # the rest come from theta
+        strict_f, _ = _weighted_sum(prim, held, {k: _move(v) for k, v in params.items()}, _move(weights))
         spy, seen = _libraries_seen(strict_f)
         got = dk.gradient(spy, _move(theta), method="reverse")
         assert seen == {"array_api_strict"}, f"f saw {seen}: the values were converted before reaching it"
@@ -203,9 +203,6 @@ def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim, re
         else:
             assert to_host(got.grad).tobytes() == want.grad.tobytes(), params
 
-
-# Left to do, found by the test above: rules that still need a numpy-only operation on these values.
-END_TO_END_GAPS: dict = {}  # primitive -> why its rule cannot yet run on these values (none left)
 
 # Composed from the standard where numpy calls one routine: the tolerance, relative to the gradient's largest
 # entry, is a few units of roundoff times the condition of the op on the test data (well-conditioned matrices);
@@ -428,3 +425,15 @@ def test_solve_triangular_from_the_standard_reads_one_triangle_and_agrees_with_s
     want = solve_triangular(a, b, lower=lower)
     got = to_host(dk.namespace(LIKE).linalg.solve_triangular(from_host(a, LIKE), from_host(b, LIKE), lower=lower))
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)  # LU vs substitution, cond(a) ~ 2
+
+
+def test_the_checks_values_live_on_a_simulated_device_that_refuses_numpy_and_other_devices():
+    v = from_host(np.arange(3.0), LIKE)
+    assert str(v.device) == str(LIKE.device) != "CPU_DEVICE"
+    with pytest.raises(RuntimeError, match="Can't convert"):
+        np.asarray(v)
+    with pytest.raises(ValueError, match="different devices"):
+        v + strict.asarray([1.0, 2.0, 3.0])
+    xp = dk.namespace(v)  # the namespace of the values makes its arrays on their device
+    assert str(xp.zeros(3).device) == str(xp.asarray(2.0).device) == str(LIKE.device)
+    assert to_host(xp.zeros(3) + v).tolist() == [0.0, 1.0, 2.0]
