@@ -109,7 +109,16 @@ def _cbrt(lib):
     return run
 
 
+def _logical(lib, name: str):
+    """numpy's logical ops read any number's truth (x != 0); the standard's take booleans only."""
+    fn = getattr(lib, name)
+    truth = (lambda v: v if not hasattr(v, "dtype") or v.dtype == lib.bool else v != 0)
+    return lambda *xs: fn(*[truth(x) for x in xs])
+
+
 FORMS: dict[str, Callable[[Any], Callable]] = {
+    **{name: (lambda lib, name=name: _logical(lib, name)) for name in ("logical_not", "logical_and", "logical_or",
+                                                                         "logical_xor")},
     "permute_dims": lambda lib: lambda x, axes=None: lib.permute_dims(x, tuple(range(x.ndim))[::-1] if axes is None
                                                                       else axes),
     "swapaxes": lambda lib: lambda x, axis1=0, axis2=1: lib.permute_dims(x, _swapped(x.ndim, axis1, axis2)),
@@ -185,7 +194,8 @@ def _library_forward(prim, lib) -> tuple[Callable, Any]:
         return numpy_impl, None
     fn = getattr(lib, prim.name, None)
     if fn is None:
-        reason = Unsupported(f"{prim.name}: {_NOT_STANDARD}")
+        reason = Unsupported(f"{prim.name}: {_NOT_STANDARD}; compute it on NumPy arrays (diffkit.array_api.to_host, "
+                             f"then from_host) or compose it from the standard's functions")
         return _refusal(prim, lib.__name__, reason), reason
     return fn, None
 

@@ -86,6 +86,10 @@ def test_gpu_script_runs_its_pipeline_on_the_cpu_and_agrees_with_torch(tmp_path)
     assert df.loc[("diffkit-numpy", "reverse"), "max_rel_diff_vs_torch"] < 1e-13
     assert df.loc[("jax", "value_and_grad"), "max_rel_diff_vs_torch"] < 1e-13
     assert 1e-13 < df.loc[("diffkit-numpy", "central"), "max_rel_diff_vs_torch"] < 1e-7
+    # the path CuPy values take (the array-API namespace), on array-api-strict's simulated device: numpy's bits
+    for method in ("reverse", "central"):
+        assert (df.loc[("diffkit-array_api_strict", method), "max_rel_diff_vs_torch"]
+                == df.loc[("diffkit-numpy", method), "max_rel_diff_vs_torch"])
     assert (df["device"].str.startswith("CPU check")).all()
 
 
@@ -182,7 +186,8 @@ def _weighted_sum(prim, inputs, params, weights):
 def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim):
     declared = dk.namespace(LIKE).reasons.get(prim.name)
     if declared is not None:  # not in the standard: the namespace says so, naming the op and the reason
-        with pytest.raises(NotImplementedError, match=prim.name):
+        with pytest.raises(NotImplementedError, match=rf"op '{prim.name}' is not available in the array_api_strict "
+                                                      rf"backend: .*not in the Python array API standard"):
             dk.namespace(LIKE).impls[prim.index](*[_move(x) for x in _examples(prim).__next__()[0]])
         return
     rng = np.random.default_rng(prim.index)
@@ -437,3 +442,48 @@ def test_the_checks_values_live_on_a_simulated_device_that_refuses_numpy_and_oth
     xp = dk.namespace(v)  # the namespace of the values makes its arrays on their device
     assert str(xp.zeros(3).device) == str(xp.asarray(2.0).device) == str(LIKE.device)
     assert to_host(xp.zeros(3) + v).tolist() == [0.0, 1.0, 2.0]
+
+
+def _constants():
+    if not PRIMITIVES:
+        return []
+    from diffkit.primitives import PRIMITIVES as table
+    return [p for p in table.values() if p.kind == "constant"]
+
+
+@pytest.mark.parametrize("prim", _constants(), ids=lambda p: p.name)
+def test_each_constant_primitives_forward_on_array_api_strict_equals_numpys(prim):
+    """argmax, comparisons, floor, sign ...: no derivative, but the same values (and kinds of dtype) as numpy."""
+    for inputs, params in _examples(prim):
+        want = np.asarray(dk.namespace(inputs[0]).impls[prim.index](*inputs, **params))
+        got = to_host(dk.namespace(LIKE).impls[prim.index](*[_move(x) for x in inputs],
+                                                           **{k: _move(v) for k, v in params.items()}))
+        assert got.shape == want.shape and got.dtype.kind == want.dtype.kind, params
+        assert np.array_equal(got, want, equal_nan=True), params
+
+
+@pytest.mark.parametrize("prim", _table(), ids=lambda p: p.name)
+def test_each_primitives_forward_rule_on_array_api_strict_equals_numpys(prim):
+    """dk.jvp's duals on the simulated device: every forward rule's xp is the values' own."""
+    declared = prim.name in dk.namespace(LIKE).reasons  # not in the standard: refused, naming op and backend
+    rng = np.random.default_rng(prim.index + 1)
+    for inputs, params in _examples(prim):
+        out = dk.namespace(inputs[0]).impls[prim.index](*inputs, **params)
+        weights = rng.standard_normal(np.shape(out[0] if prim.residual else out))
+        f, theta = _weighted_sum(prim, inputs, params, weights)
+        v = rng.standard_normal(theta.shape)
+        want = dk.jvp(f, theta, v)
+        held = [_move(x) if k in prim.nondiff else x for k, x in enumerate(inputs)]
+        strict_f, _ = _weighted_sum(prim, held, {k: _move(p) for k, p in params.items()}, _move(weights))
+        if declared:
+            with pytest.raises(NotImplementedError, match=rf"op '{prim.name}' is not available in the "
+                                                          rf"array_api_strict backend"):
+                dk.jvp(strict_f, _move(theta), _move(v))
+            continue
+        got = dk.jvp(strict_f, _move(theta), _move(v))
+        for g, w in zip(got, want):
+            g, w = to_host(g), np.asarray(w, dtype=float)
+            if prim.name in OTHER_ROUTE:
+                np.testing.assert_allclose(g, w, rtol=0, atol=OTHER_ROUTE[prim.name] * max(1.0, np.abs(w).max()))
+            else:
+                assert g.tobytes() == w.tobytes(), params
