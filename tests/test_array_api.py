@@ -487,3 +487,26 @@ def test_each_primitives_forward_rule_on_array_api_strict_equals_numpys(prim):
                 np.testing.assert_allclose(g, w, rtol=0, atol=OTHER_ROUTE[prim.name] * max(1.0, np.abs(w).max()))
             else:
                 assert g.tobytes() == w.tobytes(), params
+
+
+def test_a_users_gathers_and_updates_with_the_devices_own_index_arrays_differentiate_as_on_numpy():
+    """Index arrays made with xp.asarray on the values' device, repeated entries, dk.vjp's float seed."""
+    def f(t):
+        xp = dk.namespace(t)
+        picked = xp.take(t, xp.asarray([0, 2, 2]))           # take's rule: a scatter with repeats
+        fancy = t[xp.asarray([1, 1, 3])]                      # getitem with an integer array: the tape's scatter
+        bumped = xp.at(t)[xp.asarray([0, 0])].add(t[:2])      # at_add, repeated index
+        return xp.sum(xp.tanh(t) * xp.flip(t)) + xp.sum(picked ** 2) + xp.sum(fancy ** 3) + xp.sum(bumped ** 2)
+
+    theta = np.array([0.3, -0.2, 0.5, 1.1])
+    # by hand: d/dt of tanh(t).flip(t) + t0^2 + 2 t2^2 + 2 t1^3 + t3^3 + (t0 + t0 + t1)^2 + t1^2 + t2^2 + t3^2
+    t0, t1, t2, t3 = theta
+    sech2 = 1 - np.tanh(theta) ** 2
+    flip_part = sech2 * theta[::-1] + np.tanh(theta)[::-1]
+    bumped = 2 * t0 + t1
+    by_hand = flip_part + np.array([2 * t0 + 4 * bumped, 6 * t1 ** 2 + 2 * bumped + 2 * t1,
+                                    4 * t2 + 2 * t2, 3 * t3 ** 2 + 2 * t3])
+    want = dk.vjp(f, theta)[1](1.0)
+    np.testing.assert_allclose(want, by_hand, rtol=1e-14)
+    got = to_host(dk.vjp(f, from_host(theta, LIKE))[1](1.0))
+    assert got.tobytes() == want.tobytes()

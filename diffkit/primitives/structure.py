@@ -157,7 +157,8 @@ defprim("getitem", "x", kind="linear", params={"index": ()}, api=lambda x, index
         convention="repeated integer indices add their gradients",
         domain=Domain(shapes=(((5,),), ((3, 4),)), params=({"index": (slice(1, 4),)}, {"index": ([0, 2, 2],)})))
 defprim("take", "x", kind="linear", params={"indices": (), "axis": None},
-        api=lambda x, indices, axis=None: ((x,), {"indices": np.asarray(indices), "axis": axis}),
+        api=lambda x, indices, axis=None: ((x,), {"indices": indices if hasattr(indices, "shape") else np.asarray(indices),
+                                                  "axis": axis}),
         numpy=_take, complex=SAME, mpmath=OBJECT, sympy=OBJECT,
         vjp=lambda g, xp, x_shape, indices, axis: _take_vjp(g, xp, x_shape, indices, axis),
         convention="repeated indices add their gradients",
