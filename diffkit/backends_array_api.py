@@ -5,10 +5,25 @@ the standard's: ``asin``, ``permute_dims``, ``concat``, ``pow`` ...), through
 the library's own namespace (``array_api_compat.array_namespace``), with the
 small adapters below where numpy's conventions differ (``axis=None`` scans the
 flattened array, ``squeeze`` without an axis, Python scalars in ``where``).
-What the standard lacks (the special functions, ``einsum``,
-``solve_triangular``, integer-array updates) is declared unavailable, with
-that reason.  No value reaches numpy: array-api-strict checks it in the tests
-(constant data written as numpy arrays is moved into the library on entry).
+What the standard lacks is composed from it where that is as accurate:
+numpy-style gathers and scatters (:mod:`diffkit.array_api_index`), ``einsum``
+(:mod:`diffkit.array_api_einsum`), ``solve_triangular`` (``linalg.solve`` of
+the triangle), ``xlogy``, ``exp2``, ``cbrt``.  The special functions (erf,
+erfc, lgamma, digamma, polygamma) are declared unavailable, naming the op,
+the library and the reason.  There is one namespace per library and device;
+its array makers default to that device.  No value reaches numpy:
+array-api-strict checks it in the tests, on a simulated device whose arrays
+refuse numpy (constant data written as numpy arrays joins the values' device).
+
+>>> import pytest; strict = pytest.importorskip("array_api_strict")
+>>> import diffkit as dk
+>>> xp = dk.namespace(strict.asarray([1.0, 8.0]))
+>>> xp.cbrt(strict.asarray([-8.0, 27.0]))
+Array([-2.,  3.], dtype=array_api_strict.float64)
+>>> xp.erf(strict.asarray([0.5]))
+Traceback (most recent call last):
+...
+NotImplementedError: op 'erf' is not available in the array_api_strict backend: erf: it is not in the Python array API standard, so this array library need not have it; compute it on NumPy arrays (diffkit.array_api.to_host, then from_host) or compose it from the standard's functions
 """
 from __future__ import annotations
 
