@@ -131,13 +131,8 @@ def _libraries_seen(f):
 
 # (a directory check: an editable install elsewhere could answer an import of diffkit.primitives)
 PRIMITIVES = (REPO / "diffkit" / "primitives").is_dir()
-# dk.gradient turns theta into a numpy float64 array (methods.resolve) and the tape's forwards are numpy's, so no
-# array-api-strict value reaches f yet; set True once they do, and these tests become the CI check they are meant as.
-CORE_CARRIES_ARRAY_API_VALUES = True
-NOT_CARRIED = "dk.gradient converts theta to numpy (methods.resolve) and the tape's forwards are numpy's"
 
 
-@pytest.mark.xfail(not CORE_CARRIES_ARRAY_API_VALUES, strict=True, reason=NOT_CARRIED)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("method", ["reverse", "central"])
@@ -181,7 +176,6 @@ def _weighted_sum(prim, inputs, params, weights):
     return weighted, theta
 
 
-@pytest.mark.xfail(not CORE_CARRIES_ARRAY_API_VALUES, strict=True, reason=NOT_CARRIED)
 @pytest.mark.parametrize("prim", _table(), ids=lambda p: p.name)
 def test_each_primitives_reverse_rule_on_array_api_strict_equals_numpys(prim):
     declared = dk.namespace(LIKE).reasons.get(prim.name)
