@@ -256,7 +256,8 @@ def _on(make: Callable, device: Any) -> Callable:
 def _scatter_add(lib, zeros):
     def scatter_add(buf, owned, shape, index, c):
         """The tape's sweep at ``x[index]``: ``c`` added into x's gradient (repeated indices add up)."""
-        return index_add(zeros(shape, dtype=c.dtype) if buf is None else buf, index, c), False
+        base = zeros(shape, dtype=getattr(c, "dtype", None)) if buf is None else buf  # (c: the seed 1.0, maybe)
+        return index_add(base, index, c), False
     return scatter_add
 
 

@@ -161,3 +161,12 @@ def test_a_users_gathers_and_updates_with_the_devices_own_index_arrays_different
     np.testing.assert_allclose(want, by_hand, rtol=1e-14)
     got = to_host(dk.vjp(f, from_host(theta, LIKE))[1](1.0))
     assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("f", [lambda t: t[0], lambda t: t[np.asarray([1, 1])][0],
+                               lambda t: dk.namespace(t).sum(t[1:] * t[np.asarray([0, 0])])],
+                         ids=["item", "integer-array-item", "slice-times-gather"])
+def test_the_sweeps_float_seed_reaches_an_indexed_output_on_the_device(f):
+    theta = np.array([1.0, 2.0, 3.0])
+    want = dk.vjp(f, theta)[1](1.0)
+    assert to_host(dk.vjp(f, from_host(theta, LIKE))[1](1.0)).tobytes() == want.tobytes()
