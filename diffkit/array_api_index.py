@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .array_api import array_namespace_of, device_of, library_of, to_host
+from .array_api import array_namespace_of, device_of, to_host
 
 __all__ = ["is_basic", "positions", "gather", "index_add", "index_set"]
 
@@ -90,12 +90,10 @@ def _device_positions(lib: Any, like: Any, shape: tuple, index: Any):
 
 
 def gather(x: Any, index: Any) -> Any:
-    """``x[index]`` with numpy's semantics: the library's own indexing where it takes the index, else ``take``."""
+    """``x[index]`` with numpy's semantics: basic indices by the library's own indexing, others by ``take``."""
     if is_basic(index):
         return x[_padded(index)]
     lib = array_namespace_of(x)
-    if library_of(x) == "cupy":  # CuPy's advanced indexing is numpy's, on the device
-        return x[index]
     pos = _device_positions(lib, x, x.shape, index)
     return lib.reshape(lib.take(lib.reshape(x, (-1,)), lib.reshape(pos, (-1,)), axis=0), pos.shape)
 
