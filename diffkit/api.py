@@ -135,7 +135,7 @@ def _array_api_gradient(f: Any, theta: Any, method: str, options: dict) -> Gradi
         counted = CountedFunction(fn)
         run_on = from_host(host, like=theta)  # f's own copy, on the values' device
     else:
-        counted = CountedFunction(lambda t: fn(from_host(np.asarray(t, dtype=float), like=theta)))
+        counted = CountedFunction(lambda t: to_host(fn(from_host(np.asarray(t, dtype=float), like=theta))))
         run_on = host
     start = time.perf_counter()
     out = spec.run(counted, run_on, **options)

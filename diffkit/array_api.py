@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ArrayAPIError", "array_namespace_of", "to_host", "from_host", "library_of", "INSTALL_HINTS"]
+__all__ = ["ArrayAPIError", "array_namespace_of", "device_of", "to_host", "from_host", "library_of", "INSTALL_HINTS"]
 
 # The top-level module of an array's type -> what to install for it (the extras of pyproject.toml).
 INSTALL_HINTS = {
@@ -89,6 +89,20 @@ def array_namespace_of(*values: Any) -> ModuleType:
                             + (f"; {hint}" if hint else "")) from None
 
 
+def device_of(x: Any) -> Any:
+    """The device of ``x`` (``array_api_compat.device``), or None where it cannot say (a JAX tracer): the
+    ``device=`` to pass when making arrays beside x (None: the library's default).
+
+    >>> device_of(np.ones(2))
+    'cpu'
+    """
+    try:
+        from array_api_compat import device
+        return device(x)
+    except (AttributeError, TypeError, ValueError, ImportError):
+        return None
+
+
 def _importable(name: str) -> bool:
     try:
         __import__(name)
@@ -110,6 +124,10 @@ def to_host(x: Any) -> np.ndarray:
         return x.get()  # device -> host; from_dlpack cannot cross devices
     if library == "torch":
         return x.detach().cpu().numpy().copy()
+    if library == "array_api_strict" and str(x.device) != "CPU_DEVICE":  # the checker's simulated devices
+        import array_api_strict
+
+        x = x.to_device(array_api_strict.Device("CPU_DEVICE"))
     if hasattr(x, "__dlpack__"):
         try:
             return np.from_dlpack(x).copy()
@@ -123,10 +141,13 @@ def from_host(arr: np.ndarray, like: Any) -> Any:
 
     >>> from_host(np.array([1.0, 2.0]), like=np.zeros(1)).dtype
     dtype('float64')
+    >>> import pytest; strict = pytest.importorskip("array_api_strict")
+    >>> from_host(np.float64(2.0), like=strict.asarray([0.0])).shape  # a 0-d array stays 0-d
+    ()
     """
     xp = array_namespace_of(like)
     if isinstance(like, np.ndarray):
         return np.asarray(arr)
     from array_api_compat import device
 
-    return xp.asarray(np.ascontiguousarray(arr), device=device(like))
+    return xp.asarray(np.asarray(arr, order="C"), device=device(like))  # (ascontiguousarray makes 0-d 1-d)

@@ -5,10 +5,25 @@ the standard's: ``asin``, ``permute_dims``, ``concat``, ``pow`` ...), through
 the library's own namespace (``array_api_compat.array_namespace``), with the
 small adapters below where numpy's conventions differ (``axis=None`` scans the
 flattened array, ``squeeze`` without an axis, Python scalars in ``where``).
-What the standard lacks (the special functions, ``einsum``,
-``solve_triangular``, integer-array updates) is declared unavailable, with
-that reason.  No value reaches numpy: array-api-strict checks it in the tests
-(constant data written as numpy arrays is moved into the library on entry).
+What the standard lacks is composed from it where that is as accurate:
+numpy-style gathers and scatters (:mod:`diffkit.array_api_index`), ``einsum``
+(:mod:`diffkit.array_api_einsum`), ``solve_triangular`` (``linalg.solve`` of
+the triangle), ``xlogy``, ``exp2``, ``cbrt``.  The special functions (erf,
+erfc, lgamma, digamma, polygamma) are declared unavailable, naming the op,
+the library and the reason.  There is one namespace per library and device;
+its array makers default to that device.  No value reaches numpy:
+array-api-strict checks it in the tests, on a simulated device whose arrays
+refuse numpy (constant data written as numpy arrays joins the values' device).
+
+>>> import pytest; strict = pytest.importorskip("array_api_strict")
+>>> import diffkit as dk
+>>> xp = dk.namespace(strict.asarray([1.0, 8.0]))
+>>> xp.cbrt(strict.asarray([-8.0, 27.0]))
+Array([-2.,  3.], dtype=array_api_strict.float64)
+>>> xp.erf(strict.asarray([0.5]))
+Traceback (most recent call last):
+...
+NotImplementedError: op 'erf' is not available in the array_api_strict backend: erf: it is not in the Python array API standard, so this array library need not have it; compute it on NumPy arrays (diffkit.array_api.to_host, then from_host) or compose it from the standard's functions
 """
 from __future__ import annotations
 
@@ -16,6 +31,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .array_api import device_of
+from .array_api_einsum import einsum
+from .array_api_index import gather, index_add, index_set
 from .backends import Namespace, _refusal
 from .dispatch import register_backend
 from .primitives import Unsupported
@@ -48,24 +66,21 @@ def _squeeze(lib):
 def _where(lib):
     def run(c, x, y):
         like = x if hasattr(x, "shape") else y
-        as_array = (lambda v: v if hasattr(v, "shape") else lib.asarray(v, dtype=like.dtype))
-        return lib.where(lib.asarray(c), as_array(x), as_array(y))
+        as_array = (lambda v: v if hasattr(v, "shape") else lib.asarray(v, dtype=like.dtype, device=device_of(like)))
+        return lib.where(lib.asarray(c, device=device_of(like)), as_array(x), as_array(y))
     return run
 
 
 def _updated(lib, add: bool):
-    def run(x, v, index):
-        out = lib.asarray(x, copy=True)
-        out[index] = (out[index] + v) if add else v  # basic indices (the standard's __setitem__)
-        return out
-    return run
+    """``xp.at(x)[index].add(v)`` / ``.set(v)``: any numpy-style index; repeated indices add (``np.add.at``)."""
+    return lambda x, v, index: (index_add if add else index_set)(x, index, v)
 
 
 def _tri(lib, lower: bool):
     def run(x, k=0):
         n, m = x.shape[-2:]
-        i = lib.reshape(lib.arange(n), (n, 1))
-        j = lib.reshape(lib.arange(m), (1, m))
+        i = lib.reshape(lib.arange(n, device=device_of(x)), (n, 1))
+        j = lib.reshape(lib.arange(m, device=device_of(x)), (1, m))
         keep = (j - i <= k) if lower else (j - i >= k)
         return lib.where(keep, x, lib.zeros_like(x))
     return run
@@ -75,7 +90,50 @@ def _cholesky(lib):
     return lambda x, upper=False: lib.linalg.cholesky(x, upper=upper)
 
 
+def _solve_triangular(lib):
+    """scipy's solve_triangular (only the named triangle of x is read) as the standard's ``linalg.solve`` of
+    that triangle: a backward-stable LU solve, not substitution, so it agrees with SciPy to cond(x) ulps."""
+    triangles = {True: _tri(lib, True), False: _tri(lib, False)}
+    return lambda x, y, lower=False: lib.linalg.solve(triangles[bool(lower)](x), y)
+
+
+# --- functions outside the standard, composed from it where that is as accurate as the library's own ------------
+
+def _xlogy(lib):
+    """scipy's xlogy: 0 where x == 0 (unless y is nan), else x * log(y): the same two operations."""
+    def run(x, y):
+        zero = lib.logical_and(x == 0, lib.logical_not(lib.isnan(y)))
+        return lib.where(zero, lib.zeros_like(x * y), x * lib.log(y))
+    return run
+
+
+def _exp2(lib):
+    """2 ** x through pow (correctly rounded in practice; numpy's exp2 may differ by one ulp)."""
+    return lambda x: lib.pow(lib.asarray(2.0, dtype=x.dtype, device=device_of(x)), x)
+
+
+def _cbrt(lib):
+    """The real cube root: |x| ** (1/3) with its sign, then one Newton step written as a correction,
+    y + (x / y^2 - y) / 3, which neither overflows nor underflows (1/3 is not exact in binary, so the power
+    alone is off by up to ~|log x| 1e-17 relative).  0, inf and nan pass through (-0.0 stays -0.0)."""
+    def run(x):
+        y = lib.sign(x) * lib.pow(lib.abs(x), 1.0 / 3.0)
+        plain = lib.logical_and(y != 0, lib.isfinite(y))
+        safe = lib.where(plain, y, lib.ones_like(y))
+        return lib.where(plain, safe + (x / (safe * safe) - safe) / 3.0, x)
+    return run
+
+
+def _logical(lib, name: str):
+    """numpy's logical ops read any number's truth (x != 0); the standard's take booleans only."""
+    fn = getattr(lib, name)
+    truth = (lambda v: v if not hasattr(v, "dtype") or v.dtype == lib.bool else v != 0)
+    return lambda *xs: fn(*[truth(x) for x in xs])
+
+
 FORMS: dict[str, Callable[[Any], Callable]] = {
+    **{name: (lambda lib, name=name: _logical(lib, name)) for name in ("logical_not", "logical_and", "logical_or",
+                                                                         "logical_xor")},
     "permute_dims": lambda lib: lambda x, axes=None: lib.permute_dims(x, tuple(range(x.ndim))[::-1] if axes is None
                                                                       else axes),
     "swapaxes": lambda lib: lambda x, axis1=0, axis2=1: lib.permute_dims(x, _swapped(x.ndim, axis1, axis2)),
@@ -86,9 +144,10 @@ FORMS: dict[str, Callable[[Any], Callable]] = {
     "tile": lambda lib: lambda x, reps: lib.tile(x, reps),
     "concat": lambda lib: lambda *xs, axis=0: lib.concat(list(xs), axis=axis),
     "stack": lambda lib: lambda *xs, axis=0: lib.stack(list(xs), axis=axis),
-    "getitem": lambda lib: lambda x, index: x[index],
+    "getitem": lambda lib: gather,
     "take": lambda lib: lambda x, indices, axis=None: lib.take(lib.reshape(x, (-1,)) if axis is None else x,
-                                                               lib.asarray(indices), axis=0 if axis is None else axis),
+                                                               lib.asarray(indices, device=device_of(x)),
+                                                               axis=0 if axis is None else axis),
     "at_set": lambda lib: _updated(lib, add=False),
     "at_add": lambda lib: _updated(lib, add=True),
     "where": _where,
@@ -102,6 +161,11 @@ FORMS: dict[str, Callable[[Any], Callable]] = {
     "inv": lambda lib: lib.linalg.inv,
     "solve": lambda lib: lib.linalg.solve,
     "cholesky": _cholesky,
+    "solve_triangular": _solve_triangular,
+    "einsum": lambda lib: lambda *xs, subscripts: einsum(lib, subscripts, *xs),
+    "xlogy": _xlogy,
+    "exp2": _exp2,
+    "cbrt": _cbrt,
     "vector_norm": lambda lib: lambda x, axis=None, keepdims=False: lib.linalg.vector_norm(x, axis=axis,
                                                                                            keepdims=keepdims),
     "argsort": lambda lib: lambda x, axis=-1: lib.argsort(x, axis=axis, stable=True),
@@ -120,9 +184,17 @@ def _forward(prim, lib) -> tuple[Callable, Any]:
     if reason is not None:
         return fn, reason
 
-    def run(*inputs, **params):  # constant data written as numpy arrays join the library's arrays
-        return fn(*[lib.asarray(x) if isinstance(x, np.ndarray) else x for x in inputs], **params)
+    def run(*inputs, **params):  # constant data written as numpy arrays join the library's arrays, on their device
+        if any(isinstance(x, np.ndarray) for x in inputs):
+            on = _device_of(inputs)
+            inputs = [lib.asarray(x, device=on) if isinstance(x, np.ndarray) else x for x in inputs]
+        return fn(*inputs, **params)
     return run, None
+
+
+def _device_of(values) -> Any:
+    return next((device_of(v) for v in values if hasattr(v, "__array_namespace__") and not isinstance(v, np.ndarray)),
+                None)
 
 
 def _library_forward(prim, lib) -> tuple[Callable, Any]:
@@ -137,36 +209,55 @@ def _library_forward(prim, lib) -> tuple[Callable, Any]:
         return numpy_impl, None
     fn = getattr(lib, prim.name, None)
     if fn is None:
-        reason = Unsupported(f"{prim.name}: {_NOT_STANDARD}")
+        reason = Unsupported(f"{prim.name}: {_NOT_STANDARD}; compute it on NumPy arrays (diffkit.array_api.to_host, "
+                             f"then from_host) or compose it from the standard's functions")
         return _refusal(prim, lib.__name__, reason), reason
     return fn, None
 
 
 _NAMESPACES: dict = {}
+_CONSTANTS = ("pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64", "bool", "zeros_like", "ones_like",
+              "full_like", "astype")
+_MAKERS = ("zeros", "ones", "full", "empty", "eye", "arange", "linspace", "asarray")  # they take device=
 
 
-def array_api_namespace(lib: Any) -> Namespace:
-    """The diffkit namespace over the array-API namespace ``lib`` (one per library)."""
-    ns = _NAMESPACES.get(id(lib))
+def array_api_namespace(lib: Any, device: Any = None) -> Namespace:
+    """The diffkit namespace over the array-API namespace ``lib``, one per library and device.
+
+    Its array makers (``zeros``, ``asarray``, ``arange`` ...) make arrays on ``device`` unless told otherwise,
+    so that a rule's ``xp.zeros(shape)`` or ``xp.asarray(2.0)`` lands beside the values (a GPU's, or one of
+    array-api-strict's simulated devices, which refuse to mix).
+    """
+    key = (id(lib), str(device))
+    ns = _NAMESPACES.get(key)
     if ns is None:
-        consts = {n: getattr(lib, n) for n in ("pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64",
-                                               "bool", "zeros", "ones", "full", "empty", "eye", "arange",
-                                               "linspace", "asarray", "zeros_like", "ones_like", "full_like",
-                                               "astype") if hasattr(lib, n)}
+        consts = {n: getattr(lib, n) for n in _CONSTANTS if hasattr(lib, n)}
+        consts.update({n: _on(getattr(lib, n), device) for n in _MAKERS if hasattr(lib, n)})
         ns = Namespace(f"array_api:{lib.__name__}", "array_api", lambda prim: _forward(prim, lib), consts)
         ns.to_float = lambda mask: lib.astype(mask, lib.float64)
-        ns.convert = lambda v: lib.asarray(v) if isinstance(v, np.ndarray) else v
-        ns.scatter_add = _scatter_add(lib)
-        ns.library = lib
-        _NAMESPACES[id(lib)] = ns
+        ns.convert = lambda v: consts["asarray"](v) if isinstance(v, np.ndarray) else v
+        ns.scatter_add = _scatter_add(lib, consts["zeros"])
+        ns.library, ns.device = lib, device
+        _NAMESPACES[key] = ns
     return ns
 
 
-def _scatter_add(lib):
+def _on(make: Callable, device: Any) -> Callable:
+    if device is None:
+        return make
+
+    def made(*args, **kwargs):
+        kwargs.setdefault("device", device)
+        return make(*args, **kwargs)
+    made.__name__ = getattr(make, "__name__", "make")
+    return made
+
+
+def _scatter_add(lib, zeros):
     def scatter_add(buf, owned, shape, index, c):
-        out = lib.zeros(shape, dtype=lib.float64) if buf is None else lib.asarray(buf, copy=True)
-        out[index] = out[index] + c
-        return out, False
+        """The tape's sweep at ``x[index]``: ``c`` added into x's gradient (repeated indices add up)."""
+        base = zeros(shape, dtype=getattr(c, "dtype", None)) if buf is None else buf  # (c: the seed 1.0, maybe)
+        return index_add(base, index, c), False
     return scatter_add
 
 
@@ -176,7 +267,7 @@ def is_array_api(x: Any) -> bool:
 
 
 def namespace_of(x: Any) -> Namespace:
-    return array_api_namespace(_lib_of(x))
+    return array_api_namespace(_lib_of(x), device_of(x))
 
 
 register_backend("array_api", is_array_api, loader=namespace_of)

@@ -35,5 +35,6 @@ def reverse_gradient(f, theta, *, anomaly: bool = False, memory: bool = False, c
                                           "rerecords": len(compiled.reasons)}, evaluations=1)
     value, grad, length, held, fwd, bwd = tape_gradient(f, theta, anomaly=anomaly, count_bytes=memory,
                                                         check=check_scalar)
-    return MethodOutput(np.reshape(value, ()), grad, {"tape_length": length, "tape_bytes": held,
+    value = value if getattr(value, "shape", None) == () else np.reshape(value, ())  # (a device's value stays)
+    return MethodOutput(value, grad, {"tape_length": length, "tape_bytes": held,
                                                      "forward_s": fwd, "backward_s": bwd})

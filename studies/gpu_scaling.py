@@ -15,7 +15,9 @@ on the host (its time then includes the copy).
 Run (NVIDIA GPU, ``pip install 'diffkit[gpu]'``, optionally torch with CUDA and ``jax[cuda12]``)::
 
     python studies/gpu_scaling.py                  # writes reports/data/gpu_scaling.csv; under 8 min on an H200
-    python studies/gpu_scaling.py --cpu-check      # the same code on NumPy / CPU at small P: checks the script
+    python studies/gpu_scaling.py --cpu-check      # the same code on NumPy / CPU at small P: checks the script;
+                                                   # diffkit also on array-api-strict's simulated device, the
+                                                   # path CuPy values take (no numpy call on a value)
 
 Without a GPU and CuPy it refuses, saying what is missing.
 """
@@ -55,7 +57,7 @@ def mlp_loss(theta, X, Y, shapes, xp):
         W = xp.reshape(theta[start:start + n_in * n_out], (n_in, n_out))
         b = theta[start + n_in * n_out:start + n_in * n_out + n_out]
         start += n_in * n_out + n_out
-        a = a @ W + b
+        a = xp.matmul(a, W) + b  # (not a @ W: a library's array @ a tape array need not defer; strict's refuses)
         if layer < len(shapes) - 1:
             a = xp.tanh(a)
     m = xp.max(a, axis=1, keepdims=True)
@@ -77,21 +79,30 @@ def problem(P: int):
 # --- the contestants: (library, method) -> prepare(theta, X, Y, shapes) -> (grad call, forward call, sync) ---
 
 def _cupy_methods(cpu_check: bool):
-    if cpu_check:
-        xp_mod, sync = np, (lambda: None)
-    else:
+    """diffkit on CuPy; in the CPU check, on NumPy and on array-api-strict's simulated device (the path CuPy
+    values take: the array-API namespace, whose arrays refuse numpy and other devices)."""
+    if not cpu_check:
         import cupy
-        xp_mod, sync = cupy, cupy.cuda.Device().synchronize
+        return _diffkit_methods("cupy", cupy.asarray, cupy.cuda.Device().synchronize)
+    methods = _diffkit_methods("numpy", np.asarray, lambda: None)
+    try:
+        import array_api_strict as strict
+    except ImportError:
+        return methods
+    from diffkit.array_api import from_host
+    like = strict.asarray([0.0], device=strict.Device("device1"))
+    return {**methods, **_diffkit_methods("array_api_strict", lambda v: from_host(np.asarray(v), like), lambda: None)}
 
+
+def _diffkit_methods(lib: str, to_lib, sync):
     def prepare(method):
         def setup(theta, X, Y, shapes):
-            t, Xd, Yd = (xp_mod.asarray(v) for v in (theta, X, Y))
+            t, Xd, Yd = (to_lib(v) for v in (theta, X, Y))
 
             def user_loss(th):  # what a user writes
                 return mlp_loss(th, Xd, Yd, shapes, dk.namespace(th))
             return (lambda: dk.gradient(user_loss, t, method=method).grad), (lambda: user_loss(t)), sync
         return setup
-    lib = "numpy" if cpu_check else "cupy"
     return {(f"diffkit-{lib}", "reverse"): prepare("reverse"), (f"diffkit-{lib}", "central"): prepare("central")}
 
 

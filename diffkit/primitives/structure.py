@@ -70,10 +70,10 @@ def _tile_vjp(g, xp, x_shape, reps):
     return xp.reshape(xp.sum(split, axis=tuple(range(0, 2 * d, 2))), x_shape)
 
 
-def _gather_index(indices, axis, x_shape):
+def _gather_index(indices, axis, x_shape):  # indices as given (numpy's, or the values' library's)
     if axis is None:
-        return (np.asarray(indices),)
-    return (slice(None),) * (axis % len(x_shape)) + (np.asarray(indices),)
+        return (indices,)
+    return (slice(None),) * (axis % len(x_shape)) + (indices,)
 
 
 def _take_vjp(g, xp, x_shape, indices, axis):
@@ -157,17 +157,18 @@ defprim("getitem", "x", kind="linear", params={"index": ()}, api=lambda x, index
         convention="repeated integer indices add their gradients",
         domain=Domain(shapes=(((5,),), ((3, 4),)), params=({"index": (slice(1, 4),)}, {"index": ([0, 2, 2],)})))
 defprim("take", "x", kind="linear", params={"indices": (), "axis": None},
-        api=lambda x, indices, axis=None: ((x,), {"indices": np.asarray(indices), "axis": axis}),
+        api=lambda x, indices, axis=None: ((x,), {"indices": indices if hasattr(indices, "shape") else np.asarray(indices),
+                                                  "axis": axis}),
         numpy=_take, complex=SAME, mpmath=OBJECT, sympy=OBJECT,
         vjp=lambda g, xp, x_shape, indices, axis: _take_vjp(g, xp, x_shape, indices, axis),
         convention="repeated indices add their gradients",
         domain=Domain(shapes=(((5,),), ((3, 4),)), params=({"indices": [0, 2, 2]}, {"indices": [1, 0], "axis": 0})))
 defprim("at_set", "x v", kind="linear", params={"index": ()}, numpy=_at_set, complex=SAME, mpmath=OBJECT,
-        sympy=OBJECT, vjp=(_at_index_vjp_x, lambda g, index: g[index]),
+        sympy=OBJECT, vjp=(_at_index_vjp_x, lambda g, xp, index: xp.getitem(g, index)),
         convention="xp.at(x)[index].set(v); indices must be unique for its rule",
         domain=Domain(shapes=(((5,), ()), ((3, 4), (4,))), params=({"index": (1,)},)))
 defprim("at_add", "x v", kind="linear", params={"index": ()}, numpy=_at_add, complex=SAME, mpmath=OBJECT,
-        sympy=OBJECT, vjp=(lambda g: g, lambda g, index: g[index]),
+        sympy=OBJECT, vjp=(lambda g: g, lambda g, xp, index: xp.getitem(g, index)),
         convention="xp.at(x)[index].add(v); repeated indices add", domain=Domain(shapes=(((5,), (3,)),), params=({"index": ([0, 2, 2],)},)))
 defprim("where", "c x y", kind="linear", numpy=np.where, complex=lambda c, x, y: np.where(np.asarray(c, bool), x, y),
         mpmath=OBJECT, sympy=lambda c, x, y: sympy_backend.where(c, x, y), nondiff=(0,),
