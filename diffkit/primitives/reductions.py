@@ -156,7 +156,7 @@ def _sympy_extremum(name):
 REDUCE = {"axis": None, "keepdims": False}
 
 # fmt: off
-defprim("sum", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims),
+defprim("sum", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.add.reduce(x, axis, keepdims=keepdims),
         complex=SAME, mpmath=OBJECT, sympy=OBJECT, vjp=lambda g, xp, x_shape, axis, keepdims: expand(g, xp, x_shape, axis, keepdims),
         domain=AXES)
 defprim("mean", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.mean(x, axis, keepdims=keepdims),
@@ -170,11 +170,11 @@ defprim("prod", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, kee
         jvp=lambda xp, ans, inputs, tangents, axis=None, keepdims=False:
             xp.sum(tangents[0] * prod_of_others(inputs[0], xp, axis), axis=axis, keepdims=keepdims),
         convention="the product of the other entries: exact where an entry is 0", domain=AXES)
-defprim("max", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.max(x, axis, keepdims=keepdims),
+defprim("max", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.maximum.reduce(x, axis, keepdims=keepdims),
         complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmax),
         mpmath=OBJECT, sympy=_sympy_extremum("Max"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amax",),
         convention="tied maxima share g equally", domain=AXES)
-defprim("min", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.min(x, axis, keepdims=keepdims),
+defprim("min", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.minimum.reduce(x, axis, keepdims=keepdims),
         complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmin),
         mpmath=OBJECT, sympy=_sympy_extremum("Min"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amin",),
         convention="tied minima share g equally", domain=AXES)

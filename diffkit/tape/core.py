@@ -173,28 +173,18 @@ def record_op(prim, tape, vals, parents, mask, params):
     except (ValueError, TypeError, IndexError) as err:
         from .anomaly import shape_error
         raise shape_error(prim, vals, err) from err
-    n, shapes = len(vals), tuple([getattr(v, "shape", ()) for v in vals])
-    getters, pnames, plain = prim.plans.get(mask << 8 | n) or plan(prim, mask, n)
-    if plain and tape.plain:  # no residual, view, joint rule, anomaly check or extra recording: every op's path
-        pool = [*vals, *shapes, ans, tape.vxp, vals, shapes, None]
-        if pnames:
-            pool += [params[k] if k in params else prim.params[k] for k in pnames]
-        nodes = tape.nodes
-        nodes.append((prim, tuple([(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters]), None))
-        return TArray(ans, tape, len(nodes) - 1)
+    fast, build = prim.plans.get(mask << 8 | len(vals)) or plan(prim, mask, len(vals))
     ans, res = ans if prim.residual else (ans, None)  # a residual: a value the rule reuses, not the output
+    if fast and tape.plain:  # no view, joint rule, anomaly check or extra recording: every op's path
+        nodes = tape.nodes
+        nodes.append((prim, build(vals, ans, tape.vxp, parents, params, res), None))
+        return TArray(ans, tape, len(nodes) - 1)
     site = None
     if tape.anomaly:
         from .anomaly import check_finite, user_site
         site = user_site()
         check_finite(ans, prim.name, site)
     if prim.scatter:
-        return record(tape, (prim, (parents[0], params["index"], None, shapes[0]), site), ans)
-    pool = [*vals, *shapes, ans, tape.vxp, vals, shapes, res]
-    if pnames:
-        pool += [params[k] if k in params else prim.params[k] for k in pnames]
-    if prim.joint is not None:
-        links = (parents, getters(pool), shapes)
-    else:
-        links = tuple([(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters])
+        return record(tape, (prim, (parents[0], params["index"], None, getattr(vals[0], "shape", ())), site), ans)
+    links = build(vals, ans, tape.vxp, parents, params, res)
     return record(tape, (prim, links, site), ans, None if tape.program is None else ("op", prim, parents, vals, params))
