@@ -65,7 +65,8 @@ def tanh_slope(ans, res, xp):
         return sech2(res, xp)
     flat, x = res
     slope = (1 - ans) * (1 + ans)
-    slope.put(flat, sech2(x, xp))  # (a fresh float64 array: tanh_parts makes the tuple only for those)
+    c = np.cosh(np.minimum(np.abs(x), 700.0))  # (float64 only: sech^2 = 1/cosh^2 in three roundings; past 700
+    slope.put(flat, 1.0 / c / c)                 # it underflows to 0, as it should, and cosh cannot overflow)
     return slope
 
 

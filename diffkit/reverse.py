@@ -35,5 +35,6 @@ def reverse_gradient(f, theta, *, anomaly: bool = False, memory: bool = False, c
                                           "rerecords": len(compiled.reasons)}, evaluations=1)
     value, grad, length, held, fwd, bwd = tape_gradient(f, theta, anomaly=anomaly, count_bytes=memory,
                                                         check=check_scalar)
-    return MethodOutput(np.reshape(value, ()), grad, {"tape_length": length, "tape_bytes": held,
+    value = value.reshape(()) if type(value) is np.ndarray else np.reshape(value, ())  # (a Python wrapper)
+    return MethodOutput(value, grad, {"tape_length": length, "tape_bytes": held,
                                                      "forward_s": fwd, "backward_s": bwd})

@@ -59,15 +59,19 @@ def count(x_shape, axis) -> int:
 
 def _extremum_vjp(g, ans, x, xp, axis, keepdims):
     # One full-size product: g (in the reduced shape) over the number of ties, times the hit mask.
-    kept = _kept_shape(x.shape, axis)
-    top = ans if keepdims else xp.reshape(ans, kept)
+    if keepdims:  # (the kept shape is the output's: no reshapes)
+        top, gk, slices = ans, g, getattr(ans, "size", 1)
+    else:
+        kept = _kept_shape(x.shape, axis)
+        top = ans.reshape(kept) if type(ans) in _PLAIN else xp.reshape(ans, kept)
+        gk = g.reshape(kept) if type(g) in _PLAIN else g if type(g) is float else xp.reshape(g, kept)
+        slices = math.prod(kept)
     hit = x == top  # plain booleans: ties share g equally
-    gk = g if keepdims else (g.reshape(kept) if type(g) in _PLAIN else xp.reshape(g, kept))
     if type(hit) is not np.ndarray:  # other libraries multiply no booleans: 0/1 floats, and the shared sum
         share = xp.to_float(hit)
         return (gk / xp.sum(share, axis=_axes(axis, len(x.shape)), keepdims=True)) * share
     # One hit per slice (the total count, and no NaN maximum leaving a slice without one): no ties.
-    if np.count_nonzero(hit) == math.prod(kept) and not np.count_nonzero(top != top):
+    if np.count_nonzero(hit) == slices and not np.count_nonzero(top != top):
         return gk * hit
     return (gk / np.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)) * hit
 

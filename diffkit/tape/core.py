@@ -107,13 +107,17 @@ class Tape:
                     if on_edge is not None:
                         on_edge(i, p, c)
                     acc = grads[p]
-                    if acc is None:
-                        # An array the rule has just made, held only here (getrefcount sees `c` and its own
-                        # argument), becomes the accumulator that later contributions add into in place.
-                        owned[p] = type(c) is np.ndarray and c.dtype == _F64 and c.base is None and getrefcount(c) == 2
-                        grads[p] = c
-                    elif owned[p]:
+                    if owned[p]:
                         acc += c
+                        continue
+                    # An array the rule has just made, held only here (getrefcount sees `c` and its own
+                    # argument), becomes the accumulator that later contributions add into in place.
+                    fresh = type(c) is np.ndarray and c.dtype == _F64 and c.base is None and getrefcount(c) == 2
+                    if acc is None:
+                        grads[p], owned[p] = c, fresh
+                    elif fresh and type(acc) is np.ndarray and acc.dtype == _F64:
+                        c += acc  # (both have p's shape) the fresh one is the accumulator: no new array
+                        grads[p], owned[p] = c, True
                     else:
                         acc = acc + c
                         grads[p], owned[p] = acc, type(acc) is np.ndarray and acc.dtype == _F64
@@ -169,12 +173,14 @@ def record_op(prim, tape, vals, parents, mask, params):
     if tape.convert is not None:  # constants join the values' library (numpy data beside CuPy values)
         vals = tuple([tape.convert(v) for v in vals])
     try:
-        ans = tape.impls[prim.index](*vals, **params)
+        ans = tape.impls[prim.index](*vals, **params) if params else tape.impls[prim.index](*vals)
     except (ValueError, TypeError, IndexError) as err:
         from .anomaly import shape_error
         raise shape_error(prim, vals, err) from err
     fast, build = prim.plans.get(mask << 8 | len(vals)) or plan(prim, mask, len(vals))
-    ans, res = ans if prim.residual else (ans, None)  # a residual: a value the rule reuses, not the output
+    res = None
+    if prim.residual:  # a residual: a value the rule reuses, not the output
+        ans, res = ans
     if fast and tape.plain:  # no view, joint rule, anomaly check or extra recording: every op's path
         nodes = tape.nodes
         nodes.append((prim, build(vals, ans, tape.vxp, parents, params, res), None))
