@@ -40,8 +40,9 @@ def tanh_parts(x):
     ``|a| <= TANH_SATURATED`` (the rounding of ``a`` is divided by ``1 - |a|``); past that it
     would lose every digit by |x| ~ 19.  So the residual keeps ``x`` only at the saturated
     entries, as ``(flat indices, x there)``, ``None`` when there are none: a healthy network
-    keeps nothing beside the outputs the next layer keeps anyway.  Values other than float64
-    arrays (traces, mpmath, complex, scalars) keep all of ``x``: the exact rule everywhere.
+    keeps nothing beside the outputs the next layer keeps anyway.  Arrays of another library
+    keep ``(None, x)``: the same formulas, entry by entry, by ``where``; traces,
+    mpmath, complex values and scalars keep all of ``x``: the exact rule everywhere.
     """
     if type(x) is np.ndarray and x.dtype == np.float64 and x.ndim:
         a = np.tanh(x)
@@ -50,10 +51,10 @@ def tanh_parts(x):
             return a, None
         flat = np.flatnonzero(size > TANH_SATURATED)
         return a, (flat, x.take(flat))
-    if hasattr(x, "__array_namespace__") and not isinstance(x, (np.ndarray, np.generic)) or \
-            type(x).__module__.startswith("diffkit"):  # another array library, or a trace: its own tanh
-        lib = namespace(x) if type(x).__module__.startswith("diffkit") else x.__array_namespace__()
-        return lib.tanh(x), x
+    if type(x).__module__.startswith("diffkit"):  # a trace: its own tanh, recorded
+        return namespace(x).tanh(x), x
+    if hasattr(x, "__array_namespace__") and not isinstance(x, (np.ndarray, np.generic)):  # CuPy, array API
+        return x.__array_namespace__().tanh(x), (None, x)  # (no data-dependent test: JAX may be tracing)
     return np.tanh(x), x
 
 
@@ -64,9 +65,13 @@ def tanh_slope(ans, res, xp):
     if type(res) is not tuple:  # all of x kept
         return sech2(res, xp)
     flat, x = res
+    if flat is None:  # another array library: the same values as numpy's, entry by entry
+        return xp.where(xp.abs(ans) > TANH_SATURATED, sech2(x, xp), (1 - ans) * (1 + ans))
     slope = (1 - ans) * (1 + ans)
-    c = np.cosh(np.minimum(np.abs(x), 700.0))  # (float64 only: sech^2 = 1/cosh^2 in three roundings; past 700
-    slope.put(flat, 1.0 / c / c)                 # it underflows to 0, as it should, and cosh cannot overflow)
+    if type(slope) is np.ndarray:
+        slope.put(flat, sech2(x, np))
+    else:  # numpy's residual on another library's arrays: the same entries, found again (C order, as flat)
+        slope[xp.abs(ans) > TANH_SATURATED] = sech2(x, xp)
     return slope
 
 
