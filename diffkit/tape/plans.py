@@ -102,5 +102,13 @@ def scatter(xp: Any, grads: list, owned: list, i: int, links: tuple, g: Any, on_
     if owned[p] and type(index) is slice and type(c) is np.ndarray:
         view = grads[p][index]
         view += c
+    elif grads[p] is None and type(index) is slice and type(c) is np.ndarray and c.dtype == _F64 and \
+            len(shape) == 1 and index.step in (None, 1):  # a flat theta's first block: one pass, not zeros + add
+        start, stop, _ = index.indices(shape[0])
+        buf = np.empty(shape)
+        buf[:start] = 0.0
+        buf[stop:] = 0.0
+        np.add(c, 0.0, out=buf[start:stop])  # (0 + c as zeros + c would give: -0.0 becomes 0.0)
+        grads[p], owned[p] = buf, True
     else:
         grads[p], owned[p] = xp.scatter_add(grads[p], owned[p], shape, index, c)
