@@ -191,7 +191,7 @@ defprim("sqrt", "x", numpy=np.sqrt, complex=SAME, mpmath=mpmath.sqrt, sympy=held
 defprim("cbrt", "x", numpy=np.cbrt, complex=_complex_cbrt, mpmath=mpmath.cbrt, sympy=held("cbrt"),
         vjp=lambda g, ans: g / (3 * ans * ans), domain=POSITIVE)
 defprim("square", "x", numpy=np.square, complex=SAME, mpmath=lambda x: x * x, sympy=lambda x: x ** 2,
-        vjp=lambda g, x: 2 * g * x)
+        vjp=lambda g, x: 2 * (g * x))  # (g first: a reduction's g is often a broadcast view, slow to scale)
 defprim("reciprocal", "x", numpy=np.reciprocal, complex=SAME, mpmath=lambda x: 1 / x, sympy=lambda x: 1 / x,
         vjp=lambda g, ans: -g * ans * ans, domain=Domain(0.2, 4.0))
 defprim("abs", "x", numpy=np.abs, complex=_complex_abs, mpmath=abs, sympy=held("Abs"),

@@ -166,7 +166,7 @@ defprim("sum", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, kee
 defprim("mean", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.mean(x, axis, keepdims=keepdims),
         complex=SAME, mpmath=lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims) / count(x.shape, axis),
         sympy=lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims) / count(x.shape, axis),
-        vjp=lambda g, xp, x_shape, axis, keepdims: expand(g, xp, x_shape, axis, keepdims) / count(x_shape, axis),
+        vjp=lambda g, xp, x_shape, axis, keepdims: expand(g / count(x_shape, axis), xp, x_shape, axis, keepdims),
         domain=AXES)
 defprim("prod", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.prod(x, axis, keepdims=keepdims),
         complex=SAME, mpmath=OBJECT, sympy=OBJECT,
