@@ -94,13 +94,15 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     >>> r.value, r.grad.tolist()
     (-12.0, [-4.0, -4.0, 3.0])
     """
-    if _is_array_api(theta):
+    if type(theta) is not np.ndarray and _is_array_api(theta):
         return _array_api_gradient(f, theta, method, options)
     fn, arr, names = resolve(f, theta)
     if _nested(arr):  # traced or mpmath: dk.gradient inside a function being differentiated
         from .forward import traced_gradient
         return traced_gradient(fn, arr, method, names)
-    spec = get_method(method)
+    spec = METHODS.get(method) if type(method) is str else None  # (registered and available: the common case)
+    if spec is None or not spec.available:
+        spec = get_method(method)
     unknown = set(options) - set(spec.options) - {"memory"} if options else ()  # (signature: ~0.1 ms)
     if unknown:
         raise TypeError(f"method {method!r} got unknown option(s) {', '.join(sorted(unknown))}; "
@@ -116,7 +118,8 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     if grad.shape != arr.shape:
         grad = np.broadcast_to(grad, arr.shape).copy()
     cost = Cost(wall, counted.calls if out.evaluations is None else out.evaluations, peak, dict(out.counters))
-    return GradientResult(float(np.real(out.value)), grad, method, cost, names)
+    value = getattr(out.value, "real", out.value)  # (np.real is a Python wrapper)
+    return GradientResult(float(value), grad, method, cost, names)
 
 
 def _is_array_api(theta: Any) -> bool:

@@ -130,29 +130,6 @@ def _held_after_forward(f: Callable, theta: np.ndarray) -> int:
     return held
 
 
-class _AnsTanh:
-    """Swap tanh's rule for the textbook ``g (1 - ans^2)`` (reads the output, not x) while active."""
-
-    def __enter__(self):
-        from .primitives import PRIMITIVES
-        self.prim = PRIMITIVES["tanh"]
-        self.saved = self.prim.vjps, self.prim.rule_args, dict(self.prim.plans)
-        self.prim.vjps, self.prim.rule_args = (lambda g, ans: g * (1 - ans * ans),), (("ans",),)
-        self.prim.plans.clear()
-
-    def __exit__(self, *exc):
-        self.prim.vjps, self.prim.rule_args = self.saved[:2]
-        self.prim.plans.clear()
-        self.prim.plans.update(self.saved[2])
-
-
-def _with_ans_tanh(fn: Callable) -> Callable:
-    def run():
-        with _AnsTanh():
-            return fn()
-    return run
-
-
 def _peer_cases(names: tuple, f: Callable, th: np.ndarray, notes: dict) -> dict:
     from .peers import PEERS
     cases = {}
@@ -186,7 +163,6 @@ def run(sizes: tuple = (1_000, 10_000, 100_000), rounds: int = 15, peers: tuple 
             notes: dict = {}
             cases = {"forward": lambda: f(th), "hand_forward": lambda: mlp_forward(prob, th),
                      "handwritten": lambda: mlp_backprop(prob, th), "eager": lambda: gradient(f, th),
-                     "eager_ans_tanh": _with_ans_tanh(lambda: gradient(f, th)),
                      "fused": lambda: gradient(prob, th), "compiled": lambda: compiled(th)}
             cases.update(_peer_cases(peers, f, th, notes))
             if progress:
@@ -198,15 +174,13 @@ def run(sizes: tuple = (1_000, 10_000, 100_000), rounds: int = 15, peers: tuple 
         pairs = {"eager/hand": ("eager", "handwritten"), "fused/hand": ("fused", "handwritten"),
                  "compiled/hand": ("compiled", "handwritten"), "compiled/jax": ("compiled", "jax"),
                  "eager/torch": ("eager", "torch"), "autograd/eager": ("autograd", "eager"),
-                 "ans_tanh/eager": ("eager_ans_tanh", "eager"), "hand/forward": ("handwritten", "forward")}
+                 "hand/forward": ("handwritten", "forward")}
         row["ratios"] = {k: _ratio(samples, a, b, rng) for k, (a, b) in pairs.items()}
         if memory:
             hand = _peak(lambda: mlp_backprop(prob, th))
             row["memory"] = {"hand_peak": hand, "eager_peak": _peak(lambda: gradient(f, th)),
                              "compiled_peak": _peak(lambda: compiled(th)),
                              "tape_held": _held_after_forward(f, th)}
-            with _AnsTanh():
-                row["memory"]["tape_held_ans_tanh"] = _held_after_forward(f, th)
             row["memory"]["hand_keeps"] = prob.meta["batch"] * sum(prob.meta["layers"][1:]) * 8
         rows.append(row)
     return rows
@@ -218,7 +192,7 @@ def _fmt_ratio(r: tuple | None) -> str:
 
 def format_rows(rows: list[dict]) -> str:
     """The table: median ms per method, then paired ratios (median over rounds, bootstrap 95% interval)."""
-    methods = ["forward", "handwritten", "eager", "fused", "compiled", "jax", "torch", "autograd", "eager_ans_tanh"]
+    methods = ["forward", "handwritten", "eager", "fused", "compiled", "jax", "torch", "autograd"]
     lines = ["user-written MLP [h,h,h,10] (tanh, max/exp/sum/log cross-entropy, sum(W*W) L2, batch 64), "
              "1 BLAS thread; medians of interleaved rounds",
              "| P | " + " | ".join(f"{m} ms" for m in methods) + " |", "|" + " --- |" * (len(methods) + 1)]
@@ -230,13 +204,12 @@ def format_rows(rows: list[dict]) -> str:
     for row in rows:
         lines.append(f"| {row['P']:,} | " + " | ".join(_fmt_ratio(row["ratios"][k]) for k in keys) + " |")
     if rows and "memory" in rows[0]:
-        lines += ["", "| P | hand-written keeps (activations) | tape holds (tanh rule reads x) | "
-                  "tape holds (1 - ans^2 rule) | peak: hand | eager | compiled |", "|" + " --- |" * 7]
+        lines += ["", "| P | hand-written keeps (activations) | tape holds | peak: hand | eager | compiled |",
+                  "|" + " --- |" * 6]
         for row in rows:
             m = row["memory"]
             lines.append(f"| {row['P']:,} | {m['hand_keeps'] / 1e3:.0f} kB | {m['tape_held'] / 1e3:.0f} kB "
-                         f"({m['tape_held'] / m['hand_keeps']:.2f}x) | {m['tape_held_ans_tanh'] / 1e3:.0f} kB "
-                         f"({m['tape_held_ans_tanh'] / m['hand_keeps']:.2f}x) | {m['hand_peak'] / 1e3:.0f} kB | "
+                         f"({m['tape_held'] / m['hand_keeps']:.2f}x) | {m['hand_peak'] / 1e3:.0f} kB | "
                          f"{m['eager_peak'] / 1e3:.0f} kB | {m['compiled_peak'] / 1e3:.0f} kB |")
     lines.append("")
     for row in rows:

@@ -9,6 +9,7 @@ evaluations of ``f``, times the call and wraps the result in a
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -134,7 +135,7 @@ def resolve(f: Any, theta: Any) -> tuple[Callable, np.ndarray, Callable[[int], s
         return fn, theta, names or (lambda i: default_name(i, tuple(theta.shape)))
     arr = as_theta(theta)
     total = float(np.add.reduce(arr, axis=None))  # one pass, no temporaries: finite unless an entry is not
-    bad = np.flatnonzero(~np.isfinite(arr)) if not np.isfinite(total) else ()
+    bad = np.flatnonzero(~np.isfinite(arr)) if not math.isfinite(total) else ()
     if len(bad):
         namer = names or (lambda i: default_name(i, arr.shape))
         shown = ", ".join(f"{namer(int(i))}={arr.flat[i]}" for i in bad[:10])
@@ -145,6 +146,8 @@ def resolve(f: Any, theta: Any) -> tuple[Callable, np.ndarray, Callable[[int], s
 
 def _nested(theta: Any) -> bool:
     """A traced theta, or mpmath values (a function differentiated by dk.reference calls dk.gradient)."""
+    if type(theta) is np.ndarray and theta.dtype != object:  # the common case, before an import statement
+        return False
     from .dispatch import TRACERS, namespace
     if type(theta) in TRACERS:
         return True
@@ -168,6 +171,8 @@ def as_theta(theta: Any, name: str = "theta") -> np.ndarray:
     ...
     TypeError: theta must hold real numbers (floats or integers); got bool values. Pass floats, e.g. np.array([1.0, 0.0])
     """
+    if type(theta) is np.ndarray and theta.dtype == np.float64 and theta.size:  # the common case: a copy
+        return theta.copy()
     hint = "Pass floats, e.g. np.array([1.0, 0.0])"
     if isinstance(theta, np.ma.MaskedArray):
         raise TypeError(f"{name} must be a plain array; got a masked array (np.ma), whose mask diffkit would drop. "

@@ -35,6 +35,7 @@ def reverse_gradient(f, theta, *, anomaly: bool = False, memory: bool = False, c
                                           "rerecords": len(compiled.reasons)}, evaluations=1)
     value, grad, length, held, fwd, bwd = tape_gradient(f, theta, anomaly=anomaly, count_bytes=memory,
                                                         check=check_scalar)
-    value = value if getattr(value, "shape", None) == () else np.reshape(value, ())  # (a device's value stays)
+    if getattr(value, "shape", None) != ():  # a 0-d value stays as it is (a device's value stays on its device)
+        value = value.reshape(()) if type(value) is np.ndarray else np.reshape(value, ())
     return MethodOutput(value, grad, {"tape_length": length, "tape_bytes": held,
                                                      "forward_s": fwd, "backward_s": bwd})

@@ -308,3 +308,29 @@ def test_unknown_problem_choices_are_listed():
 
 def test_methods_lists_reverse():
     assert any(line.startswith("reverse") for line in dk.methods())
+
+
+# --- tanh: the rule reads the output, the tape keeps x only where tanh saturates -----------------------
+
+def test_tanh_gradient_is_exact_to_13_digits_on_both_sides_of_the_saturation_threshold():
+    # (1 - a)(1 + a) below |tanh| = 1 - 2**-9 (|x| ~ 3.47), 4e/(1+e)^2 from the kept x above it: every
+    # entry against mpmath's sech^2 at 40 digits, the threshold's neighbourhood sampled densely
+    x = np.concatenate([np.linspace(-25, 25, 501), np.linspace(3.4, 3.55, 151), -np.linspace(3.4, 3.55, 151)])
+    grad = dk.gradient(lambda t: dk.namespace(t).sum(dk.namespace(t).tanh(t)), x).grad
+    with mpmath.workdps(40):
+        want = np.array([float(mpmath.sech(mpmath.mpf(v)) ** 2) for v in x])
+    assert np.max(np.abs(grad - want) / want) < 1e-13
+
+
+def test_the_tape_keeps_tanhs_input_only_at_its_saturated_entries():
+    from diffkit.tape import Tape
+    from diffkit.tape.memory import bytes_held
+    tape = Tape()
+    x = np.array([[0.1, -2.0, 5.0], [20.0, 0.3, -0.7]])
+    node = tape.nodes[tape.ns.tanh(tape.leaf(x)).index]
+    ans, (flat, kept) = node[1][0][2][:2]
+    assert flat.tolist() == [2, 3] and kept.tolist() == [5.0, 20.0]  # |x| > 3.47: entries 2 and 3, flat
+    healthy = Tape()
+    y = healthy.ns.tanh(healthy.leaf(np.linspace(-3.0, 3.0, 1000)))
+    assert healthy.nodes[y.index][1][0][2][1] is None
+    assert bytes_held(healthy) == 8000  # the output alone, which the next layer's rule keeps anyway

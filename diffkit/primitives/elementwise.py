@@ -2,9 +2,9 @@
 
 One ``defprim`` per primitive (vocabulary in :mod:`diffkit.primitives.table`).
 Rules are exact to rounding over the whole domain where a cheap exact form
-exists: ``tanh' = 4e/(1+e)^2`` with ``e = exp(-2|x|)`` (the textbook
-``1 - tanh^2`` loses every digit once tanh rounds to 1, past |x| ~ 19, and
-half of them by |x| ~ 3.4), ``expm1' = exp(x)`` (``ans + 1`` cancels for
+exists: ``tanh' = 4e/(1+e)^2`` with ``e = exp(-2|x|)`` where the textbook
+``1 - tanh^2`` would lose digits (every digit once tanh rounds to 1, past
+|x| ~ 19, and half of them by |x| ~ 3.4; the tape keeps x only there), ``expm1' = exp(x)`` (``ans + 1`` cancels for
 x < -1), ``asin' = 1/sqrt((1-x)(1+x))``.
 
 Conventions: ``abs'(0) = 0``; ``maximum``/``minimum`` at a tie send half of
@@ -17,6 +17,7 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
+from .. import formulas as F
 from .lazy import held, special
 from .table import SAME, Domain, Unsupported, defprim
 
@@ -190,7 +191,7 @@ defprim("sqrt", "x", numpy=np.sqrt, complex=SAME, mpmath=mpmath.sqrt, sympy=held
 defprim("cbrt", "x", numpy=np.cbrt, complex=_complex_cbrt, mpmath=mpmath.cbrt, sympy=held("cbrt"),
         vjp=lambda g, ans: g / (3 * ans * ans), domain=POSITIVE)
 defprim("square", "x", numpy=np.square, complex=SAME, mpmath=lambda x: x * x, sympy=lambda x: x ** 2,
-        vjp=lambda g, x: 2 * g * x)
+        vjp=lambda g, x: 2 * (g * x))  # (g first: a reduction's g is often a broadcast view, slow to scale)
 defprim("reciprocal", "x", numpy=np.reciprocal, complex=SAME, mpmath=lambda x: 1 / x, sympy=lambda x: 1 / x,
         vjp=lambda g, ans: -g * ans * ans, domain=Domain(0.2, 4.0))
 defprim("abs", "x", numpy=np.abs, complex=_complex_abs, mpmath=abs, sympy=held("Abs"),
@@ -220,9 +221,11 @@ defprim("sinh", "x", numpy=np.sinh, complex=SAME, mpmath=mpmath.sinh, sympy=held
         vjp=lambda g, x, xp: g * xp.cosh(x))
 defprim("cosh", "x", numpy=np.cosh, complex=SAME, mpmath=mpmath.cosh, sympy=held("cosh"),
         vjp=lambda g, x, xp: g * xp.sinh(x))
-defprim("tanh", "x", numpy=np.tanh, complex=SAME, mpmath=mpmath.tanh, sympy=held("tanh"),
-        vjp=lambda g, x, xp: g * _sech2(x, xp), domain=WIDE,
-        doc="tanh' = sech^2 = 4e/(1+e)^2 with e = exp(-2|x|): exact to rounding at every x, saturation included")
+defprim("tanh", "x", kind="array", residual=True, numpy=F.tanh_parts, complex=lambda x: (np.tanh(x), x),
+        mpmath=lambda x: (_MP_TANH(x), x), sympy=lambda x: (np.frompyfunc(held("tanh"), 1, 1)(x), x),
+        vjp=lambda g, ans, res, xp: g * F.tanh_slope(ans, res, xp), jvp="elementwise", domain=WIDE,
+        doc="tanh' = (1 - a)(1 + a) from the output a where that keeps 13 digits, and 4e/(1+e)^2 with "
+            "e = exp(-2|x|) at the saturated entries, whose x alone the tape keeps (diffkit.formulas.tanh_parts)")
 defprim("asinh", "x", numpy=np.arcsinh, complex=SAME, mpmath=mpmath.asinh, sympy=held("asinh"),
         vjp=lambda g, x, xp: g / xp.hypot(1.0, x), aliases=("arcsinh",), domain=WIDE)
 defprim("acosh", "x", numpy=np.arccosh, complex=SAME, mpmath=mpmath.acosh, sympy=held("acosh"),
@@ -248,7 +251,5 @@ defprim("polygamma", "x", params={"n": 0}, api=lambda n, x: ((x,), {"n": n}),
 # fmt: on
 
 
-def _sech2(x, xp):
-    e = xp.exp(-2 * xp.abs(x))
-    return 4 * e / ((1 + e) * (1 + e))
+_MP_TANH = np.frompyfunc(mpmath.tanh, 1, 1)
 

@@ -25,7 +25,7 @@ SPD = Domain(-1.0, 1.0, shapes=(((3, 3),),), matrix="spd")
 
 
 def _mT(xp, a):
-    return xp.matrix_transpose(a)
+    return a.mT if type(a) is np.ndarray else xp.matrix_transpose(a)  # (numpy's swapaxes is a Python wrapper)
 
 
 def _matmul_x(g, y, x_shape, xp):

@@ -69,15 +69,19 @@ def count(x_shape, axis) -> int:
 
 def _extremum_vjp(g, ans, x, xp, axis, keepdims):
     # One full-size product: g (in the reduced shape) over the number of ties, times the hit mask.
-    kept = _kept_shape(x.shape, axis)
-    top = ans if keepdims else xp.reshape(ans, kept)
+    if keepdims:  # (the kept shape is the output's: no reshapes)
+        top, gk, slices = ans, g, getattr(ans, "size", 1)
+    else:
+        kept = _kept_shape(x.shape, axis)
+        top = ans.reshape(kept) if type(ans) in _PLAIN else xp.reshape(ans, kept)
+        gk = g.reshape(kept) if type(g) in _PLAIN else g if type(g) is float else xp.reshape(g, kept)
+        slices = math.prod(kept)
     hit = x == top  # plain booleans: ties share g equally
-    gk = g if keepdims else (g.reshape(kept) if type(g) in _PLAIN else xp.reshape(g, kept))
     if type(hit) is not np.ndarray:  # other libraries multiply no booleans: 0/1 floats, and the shared sum
         share = xp.to_float(hit)
         return (gk / xp.sum(share, axis=_axes(axis, len(x.shape)), keepdims=True)) * share
     # One hit per slice (the total count, and no NaN maximum leaving a slice without one): no ties.
-    if np.count_nonzero(hit) == math.prod(kept) and not np.count_nonzero(top != top):
+    if np.count_nonzero(hit) == slices and not np.count_nonzero(top != top):
         return gk * hit
     return (gk / np.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)) * hit
 
@@ -166,13 +170,13 @@ def _sympy_extremum(name):
 REDUCE = {"axis": None, "keepdims": False}
 
 # fmt: off
-defprim("sum", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims),
+defprim("sum", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.add.reduce(x, axis, keepdims=keepdims),
         complex=SAME, mpmath=OBJECT, sympy=OBJECT, vjp=lambda g, xp, x_shape, axis, keepdims: expand(g, xp, x_shape, axis, keepdims),
         domain=AXES)
 defprim("mean", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.mean(x, axis, keepdims=keepdims),
         complex=SAME, mpmath=lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims) / count(x.shape, axis),
         sympy=lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims) / count(x.shape, axis),
-        vjp=lambda g, xp, x_shape, axis, keepdims: expand(g, xp, x_shape, axis, keepdims) / count(x_shape, axis),
+        vjp=lambda g, xp, x_shape, axis, keepdims: expand(g / count(x_shape, axis), xp, x_shape, axis, keepdims),
         domain=AXES)
 defprim("prod", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.prod(x, axis, keepdims=keepdims),
         complex=SAME, mpmath=OBJECT, sympy=OBJECT,
@@ -180,11 +184,11 @@ defprim("prod", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, kee
         jvp=lambda xp, ans, inputs, tangents, axis=None, keepdims=False:
             xp.sum(tangents[0] * prod_of_others(inputs[0], xp, axis), axis=axis, keepdims=keepdims),
         convention="the product of the other entries: exact where an entry is 0", domain=AXES)
-defprim("max", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.max(x, axis, keepdims=keepdims),
+defprim("max", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.maximum.reduce(x, axis, keepdims=keepdims),
         complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmax),
         mpmath=OBJECT, sympy=_sympy_extremum("Max"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amax",),
         convention="tied maxima share g equally", domain=AXES)
-defprim("min", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.min(x, axis, keepdims=keepdims),
+defprim("min", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.minimum.reduce(x, axis, keepdims=keepdims),
         complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmin),
         mpmath=OBJECT, sympy=_sympy_extremum("Min"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amin",),
         convention="tied minima share g equally", domain=AXES)

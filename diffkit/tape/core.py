@@ -107,13 +107,17 @@ class Tape:
                     if on_edge is not None:
                         on_edge(i, p, c)
                     acc = grads[p]
-                    if acc is None:
-                        # An array the rule has just made, held only here (getrefcount sees `c` and its own
-                        # argument), becomes the accumulator that later contributions add into in place.
-                        owned[p] = type(c) is np.ndarray and c.dtype == _F64 and c.base is None and getrefcount(c) == 2
-                        grads[p] = c
-                    elif owned[p]:
+                    if owned[p]:
                         acc += c
+                        continue
+                    # An array the rule has just made, held only here (getrefcount sees `c` and its own
+                    # argument), becomes the accumulator that later contributions add into in place.
+                    fresh = type(c) is np.ndarray and c.dtype == _F64 and c.base is None and getrefcount(c) == 2
+                    if acc is None:
+                        grads[p], owned[p] = c, fresh
+                    elif fresh and type(acc) is np.ndarray and acc.dtype == _F64:
+                        c += acc  # (both have p's shape) the fresh one is the accumulator: no new array
+                        grads[p], owned[p] = c, True
                     else:
                         acc = acc + c
                         grads[p], owned[p] = acc, type(acc) is np.ndarray and acc.dtype == _F64
@@ -169,32 +173,24 @@ def record_op(prim, tape, vals, parents, mask, params):
     if tape.convert is not None:  # constants join the values' library (numpy data beside CuPy values)
         vals = tuple([tape.convert(v) for v in vals])
     try:
-        ans = tape.impls[prim.index](*vals, **params)
+        ans = tape.impls[prim.index](*vals, **params) if params else tape.impls[prim.index](*vals)
     except (ValueError, TypeError, IndexError) as err:
         from .anomaly import shape_error
         raise shape_error(prim, vals, err) from err
-    n, shapes = len(vals), tuple([getattr(v, "shape", ()) for v in vals])
-    getters, pnames, plain = prim.plans.get(mask << 8 | n) or plan(prim, mask, n)
-    if plain and tape.plain:  # no residual, view, joint rule, anomaly check or extra recording: every op's path
-        pool = [*vals, *shapes, ans, tape.vxp, vals, shapes, None]
-        if pnames:
-            pool += [params[k] if k in params else prim.params[k] for k in pnames]
+    fast, build = prim.plans.get(mask << 8 | len(vals)) or plan(prim, mask, len(vals))
+    res = None
+    if prim.residual:  # a residual: a value the rule reuses, not the output
+        ans, res = ans
+    if fast and tape.plain:  # no view, joint rule, anomaly check or extra recording: every op's path
         nodes = tape.nodes
-        nodes.append((prim, tuple([(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters]), None))
+        nodes.append((prim, build(vals, ans, tape.vxp, parents, params, res), None))
         return TArray(ans, tape, len(nodes) - 1)
-    ans, res = ans if prim.residual else (ans, None)  # a residual: a value the rule reuses, not the output
     site = None
     if tape.anomaly:
         from .anomaly import check_finite, user_site
         site = user_site()
         check_finite(ans, prim.name, site)
     if prim.scatter:
-        return record(tape, (prim, (parents[0], params["index"], None, shapes[0]), site), ans)
-    pool = [*vals, *shapes, ans, tape.vxp, vals, shapes, res]
-    if pnames:
-        pool += [params[k] if k in params else prim.params[k] for k in pnames]
-    if prim.joint is not None:
-        links = (parents, getters(pool), shapes)
-    else:
-        links = tuple([(parents[k], rule, get(pool), shapes[k]) for k, rule, get in getters])
+        return record(tape, (prim, (parents[0], params["index"], None, getattr(vals[0], "shape", ())), site), ans)
+    links = build(vals, ans, tape.vxp, parents, params, res)
     return record(tape, (prim, links, site), ans, None if tape.program is None else ("op", prim, parents, vals, params))

@@ -6,12 +6,13 @@ from typing import Any
 import numpy as np
 
 from ..dispatch import TRACERS, namespace
+from ..primitives import PRIMITIVES
 from .array import TArray
 from . import core
 from .core import record, record_op
 from .namespace import TracerNamespace
 
-__all__ = ["levels", "apply_on", "reshape_view", "tape_namespace"]
+__all__ = ["levels", "apply_on", "reshape_view", "index_view", "tape_namespace"]
 
 
 def apply_on(prim: Any, tape: Tape, args: tuple, params: dict) -> TArray:
@@ -59,6 +60,21 @@ def reshape_view(x: Any, shape: Any) -> TArray | None:
     return record(tape, (prim, (parent, index, x.value.shape, parent_shape), site), value)
 
 
+def index_view(x: Any, index: Any) -> TArray | None:
+    """``x[i]`` or ``x[a:b]`` of a numpy tape array, recorded straight (None: the general path records it)."""
+    tape, value = x.tape, x.value
+    if type(index) not in (slice, int) or type(value) is not np.ndarray or not tape.plain:
+        return None
+    try:
+        part = value[index]
+    except IndexError:
+        return None  # the getitem primitive reports it, naming the op and the shapes
+    nodes = tape.nodes
+    nodes.append((_GETITEM, (x.index, index, None, value.shape), None))
+    return TArray(part, tape, len(nodes) - 1)
+
+
+_GETITEM = PRIMITIVES["getitem"]
 _NAMESPACES: dict = {}
 
 
@@ -66,7 +82,7 @@ def tape_namespace(vxp: Any) -> TracerNamespace:
     """The namespace of tape arrays over values of ``vxp`` (one per value namespace)."""
     ns = _NAMESPACES.get(id(vxp))
     if ns is None:
-        ns = _NAMESPACES[id(vxp)] = TracerNamespace("tape", vxp, core.apply, reshape_view)
+        ns = _NAMESPACES[id(vxp)] = TracerNamespace("tape", vxp, core.apply, reshape_view, index_view)
     return ns
 
 

@@ -14,8 +14,17 @@ def bytes_held(tape) -> int:
             continue
         prim, links, _ = node
         for args in ((links[1],) if prim.joint is not None else (link[2] for link in links)):
-            for v in args:
+            for v in _flat(args):
                 if type(v) is np.ndarray and v.base is None and id(v) not in seen:
                     seen.add(id(v))
                     total += v.nbytes
     return total
+
+
+def _flat(args: tuple):
+    """The values in a rule's arguments, residual tuples (tanh's saturated entries) opened."""
+    for v in args:
+        if type(v) is tuple:
+            yield from _flat(v)
+        else:
+            yield v

@@ -58,7 +58,8 @@ class TracerNamespace:
     from_table = True  # (diffkit.nn asks this of the class: a peer namespace's getattr would raise)
     convert = None
 
-    def __init__(self, kind: str, vxp: Any, apply: Callable, reshape_view: Callable | None = None):
+    def __init__(self, kind: str, vxp: Any, apply: Callable, reshape_view: Callable | None = None,
+                 index_view: Callable | None = None):
         self.name = kind
         self.vxp = vxp
         self.impls: list = [None] * len(PRIMITIVES)
@@ -74,7 +75,14 @@ class TracerNamespace:
         self.asarray = self.array = _asarray(vxp)
         self.to_float = _like("to_float")
         # indexing and reshape without the user-signature adapter: a tape array's x[i] is the commonest op
-        self.index_op = functools.partial(apply, PRIMITIVES["getitem"])
+        getitem = functools.partial(apply, PRIMITIVES["getitem"])
+        if index_view is None:
+            self.index_op = getitem
+        else:
+            def index_op(x, index):  # a numpy array's x[i], x[a:b]: one node, straight
+                view = index_view(x, index)
+                return getitem(x, index=index) if view is None else view
+            self.index_op = index_op
         reshape_op = functools.partial(apply, PRIMITIVES["reshape"])
         view_of = reshape_view or (lambda x, shape: None)
 

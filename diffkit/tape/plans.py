@@ -2,15 +2,13 @@
 
 A rule's parameters name what it reads (the vocabulary is documented in
 :mod:`diffkit.primitives.table`).  :func:`plan` turns those names into
-C-level getters over the pool that :func:`diffkit.tape.core.apply` builds,
-``[*values, *shapes, ans, xp, values, shapes, res, *params]``, once for each
+a small generated function that builds a node's links, once for each
 (inputs on the tape, number of inputs): a node then holds only what its rules
 read, and nothing for inputs that are constants.
 """
 from __future__ import annotations
 
-import operator
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -18,49 +16,49 @@ __all__ = ["plan", "unbroadcast", "given", "node_parents", "scatter"]
 _F64 = np.dtype(np.float64)
 
 
-def _pool_index(prim, name: str, n_args: int, params: list) -> int:
-    inputs = prim.inputs if not prim.variadic else ()
-    positional = inputs[:n_args]
+def _source(prim, name: str, n_args: int) -> str:
+    """The expression, in a builder's arguments, of what a rule's parameter ``name`` reads."""
+    positional = prim.inputs[:n_args] if not prim.variadic else ()
     if name in positional:
-        return positional.index(name)
+        return f"v[{positional.index(name)}]"
     if name.endswith("_shape") and name[:-6] in positional:
-        return n_args + positional.index(name[:-6])
-    special = {"ans": 0, "xp": 1, "res": 4}
+        return f"s{positional.index(name[:-6])}"
+    special = {"ans": "ans", "xp": "xp", "res": "res"}
     if prim.variadic:
-        special.update({prim.inputs[0]: 2, prim.inputs[0] + "_shape": 3})
+        special.update({prim.inputs[0]: "v", prim.inputs[0] + "_shape": "shapes"})
     if name in special:
-        return 2 * n_args + special[name]
+        return special[name]
     if name not in prim.params:
         raise TypeError(f"rule of {prim.name} reads {name!r}, which is neither an input, a shape, ans, xp, res "
                         f"nor one of its params {sorted(prim.params)}")
-    if name not in params:
-        params.append(name)
-    return 2 * n_args + 5 + params.index(name)
-
-
-def _getter(indices: list) -> Callable:
-    """A C-level function pool -> the rule's arguments (always a sequence)."""
-    if len(indices) == 1:
-        return operator.itemgetter(slice(indices[0], indices[0] + 1))
-    return operator.itemgetter(*indices) if indices else operator.itemgetter(slice(0, 0))
+    return f"prm.get({name!r}, DEFAULTS[{name!r}])"
 
 
 def plan(prim, mask: int, n_args: int) -> tuple:
-    """``(getters, param names, plain)``, cached in ``prim.plans`` under ``mask << 8 | n_args``: ``getters``
-    is ``(k, rule, getter)`` per input ``k`` on the tape (or the one getter of a joint rule); ``plain``: no
-    residual, view or joint rule."""
-    params: list = []
+    """``(fast, build)``, cached in ``prim.plans`` under ``mask << 8 | n_args``.
+
+    ``build(v, ans, xp, p, prm, res)`` (values, output, value namespace, parents, params, residual) makes a
+    node's links: ``(parent, rule, rule's arguments, input's shape)`` per input on the tape, or
+    ``(parents, arguments, shapes)`` for a joint rule.  It is generated from the rules' parameter names, so a
+    node holds exactly what its rules read and recording runs no loop.  ``fast``: no view or joint rule.
+    """
+    from ..primitives.table import _rule_args
+    shapes = [f"s{k} = getattr(v[{k}], 'shape', ())" for k in range(n_args)]
     if prim.joint is not None:
-        from ..primitives.table import _rule_args
-        getters = _getter([_pool_index(prim, n, n_args, params) for n in _rule_args(prim.joint)])
+        args = ", ".join(_source(prim, n, n_args) for n in _rule_args(prim.joint))
+        body = f"return (p, ({args}{',' if args else ''}), shapes)"
     elif prim.scatter:
-        getters = ()
+        body = "return ()"
     else:
-        getters = tuple((k, rule, _getter([_pool_index(prim, n, n_args, params) for n in names]))
-                        for k, (rule, names) in enumerate(zip(prim.vjps[:n_args], prim.rule_args))
-                        if mask >> k & 1 and rule is not None)
-    plain = prim.joint is None and not prim.scatter and not prim.residual  # record_op's short path
-    result = prim.plans[mask << 8 | n_args] = (getters, tuple(params), plain)
+        links = [f"(p[{k}], R{k}, ({''.join(_source(prim, n, n_args) + ', ' for n in names)}), s{k})"
+                 for k, (rule, names) in enumerate(zip(prim.vjps[:n_args], prim.rule_args))
+                 if mask >> k & 1 and rule is not None]
+        body = f"return ({''.join(link + ', ' for link in links)})"
+    lines = ["def build(v, ans, xp, p, prm, res):", *shapes,
+             f"shapes = ({''.join(f's{k}, ' for k in range(n_args))})", body]
+    scope = {"DEFAULTS": prim.params, **{f"R{k}": rule for k, rule in enumerate(prim.vjps)}}
+    exec(compile("\n    ".join(lines), f"<plan of {prim.name}>", "exec"), scope)  # our own table's names only
+    result = prim.plans[mask << 8 | n_args] = (prim.joint is None and not prim.scatter, scope["build"])
     return result
 
 
@@ -71,11 +69,18 @@ def given(g: Any, c: Any) -> Any:
 def unbroadcast(xp: Any, c: Any, shape: tuple) -> Any:
     """Sum ``c`` down to ``shape``, undoing broadcasting."""
     cshape = getattr(c, "shape", ())
-    lead = len(cshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and cshape[i + lead] != 1)
-    if type(c) is np.ndarray and c.dtype == _F64:  # the methods skip numpy's dispatch wrappers
-        return (c.sum(axis=axes) if axes else c).reshape(shape)
+    axes = _AXES.get((cshape, shape))
+    if axes is None:
+        lead = len(cshape) - len(shape)
+        axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and cshape[i + lead] != 1)
+        if len(_AXES) < 4096:
+            _AXES[cshape, shape] = axes
+    if type(c) is np.ndarray and c.dtype == _F64:  # the ufunc itself: numpy's sum and reshape are Python wrappers
+        return (np.add.reduce(c, axes) if axes else c).reshape(shape)
     return xp.reshape(xp.sum(c, axis=axes) if axes else c, shape)
+
+
+_AXES: dict = {}  # (broadcast shape, input shape) -> the axes to sum over
 
 
 def node_parents(node: Any) -> list:
@@ -91,11 +96,19 @@ def node_parents(node: Any) -> list:
 def scatter(xp: Any, grads: list, owned: list, i: int, links: tuple, g: Any, on_edge: Any) -> None:
     """The sweep at view node ``i`` (``x[index]``, maybe reshaped): add ``g`` into that part of x's gradient."""
     p, index, view_shape, shape = links
-    c = g if view_shape is None else xp.reshape(g, view_shape)
+    c = g if view_shape is None else g.reshape(view_shape) if type(g) is np.ndarray else xp.reshape(g, view_shape)
     if on_edge is not None:
         on_edge(i, p, c)
     if owned[p] and type(index) is slice and type(c) is np.ndarray:
         view = grads[p][index]
         view += c
+    elif grads[p] is None and type(index) is slice and type(c) is np.ndarray and c.dtype == _F64 and \
+            len(shape) == 1 and index.step in (None, 1):  # a flat theta's first block: one pass, not zeros + add
+        start, stop, _ = index.indices(shape[0])
+        buf = np.empty(shape)
+        buf[:start] = 0.0
+        buf[stop:] = 0.0
+        np.add(c, 0.0, out=buf[start:stop])  # (0 + c as zeros + c would give: -0.0 becomes 0.0)
+        grads[p], owned[p] = buf, True
     else:
         grads[p], owned[p] = xp.scatter_add(grads[p], owned[p], shape, index, c)
