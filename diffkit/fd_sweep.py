@@ -89,6 +89,19 @@ def _reference_grad(f, theta, reference) -> np.ndarray:
     return np.array([mpmath.mpf(g) if not isinstance(g, mpmath.mpf) else g for g in grad.flat], dtype=object)
 
 
+def _steps(steps) -> np.ndarray:
+    """The sweep's steps as a 1-D array of finite numbers > 0, or an error saying what they must be."""
+    try:
+        out = np.asarray(steps, dtype=float)
+    except (TypeError, ValueError):
+        out = None
+    if isinstance(steps, (str, bytes)) or out is None or out.ndim != 1 or not out.size or \
+            not (np.isfinite(out).all() and (out > 0).all()):
+        raise ValueError(f"steps must be a non-empty list of step sizes h > 0 (e.g. [1e-2, 1e-4, 1e-6]); "
+                         f"got {steps!r:.60}")
+    return out
+
+
 def step_sweep(f: Any, theta: Any = None, methods=DEFAULT_METHODS, steps=DEFAULT_STEPS, component: Any = None,
                reference: Any = None, relative: bool = True, bounds: bool = True) -> pd.DataFrame:
     """Error of each method at each step, against the reference, with the error model's bounds.
@@ -115,7 +128,7 @@ def step_sweep(f: Any, theta: Any = None, methods=DEFAULT_METHODS, steps=DEFAULT
     fn, arr, names = resolve(f, theta)
     ref = _reference_grad(fn, arr, reference)
     comps = _components(component, arr.size)
-    steps = np.asarray(steps, dtype=float)
+    steps = _steps(steps)
     derivs = _all_derivatives(fn, arr, comps[:MAX_BOUND_COMPONENTS]) if bounds else {}
     scale = np.maximum(np.abs(arr), 1.0) if relative else np.ones_like(arr)  # the methods' step convention
     rows, skipped = [], {}

@@ -157,9 +157,9 @@ def steps(theta: np.ndarray, h: Any, relative: bool, default: float) -> np.ndarr
                         f"{type(h).__name__} {h!r:.40}")
     try:
         raw = np.asarray(default if h is None else h, dtype=float)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError):
         raise TypeError(f"h must be a step size (a number > 0, or an array of theta's shape) or None; got "
-                        f"{type(h).__name__} ({err})") from None
+                        f"{type(h).__name__} {h!r:.40}, which is not numbers") from None
     if raw.ndim and raw.shape != theta.shape:
         raise ValueError(f"step array h has shape {raw.shape}, but theta has shape {theta.shape}; pass a scalar h "
                          f"or one step per component (an array of theta's shape)")

@@ -161,7 +161,8 @@ class GradientCheck:
 
 def _validate_tolerances(rtol, atol) -> None:
     for name, tol in (("rtol", rtol), ("atol", atol)):
-        if tol is not None and not (np.isfinite(tol) and tol >= 0):
+        number = isinstance(tol, (int, float, np.integer, np.floating)) and not isinstance(tol, (bool, np.bool_))
+        if tol is not None and not (number and np.isfinite(tol) and tol >= 0):
             raise ValueError(f"{name} must be a finite number >= 0 (or None for the finite-difference error model); "
                              f"got {tol!r}")
 

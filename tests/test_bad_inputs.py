@@ -23,6 +23,8 @@ import pytest
 
 import diffkit as dk
 from diffkit.cli import main
+from diffkit.fd_sweep import step_sweep
+from diffkit.testing import check_gradient
 from diffkit.studies import StoreError, StudyError, run_study, study_from_dict
 from diffkit.studies.store import Store
 
@@ -520,3 +522,17 @@ def square_sum(t):
 def test_the_corpus_holds_at_least_300_bad_inputs():
     total = API_CASES_COUNT + len(CLI_CASES) + len(STUDY_FILES) + len(PLUGIN_CASES)
     assert total >= 300, total
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda f, t: check_gradient(f, t, rtol="a"), "rtol"),
+    (lambda f, t: check_gradient(f, t, atol=[1e-3]), "atol"),
+    (lambda f, t: step_sweep(f, t, steps="a"), "steps"),
+    (lambda f, t: step_sweep(f, t, steps=[1e-3, 0.0]), "steps"),
+    (lambda f, t: dk.gradient(f, t, method="central", h=[""]), "h"),
+])
+def test_tolerances_and_steps_that_are_not_numbers_name_the_field(call, field):
+    with pytest.raises((TypeError, ValueError)) as err:
+        call(lambda t: dk.namespace(t).sum(t * t), np.array([1.0, 2.0]))
+    text = str(err.value)
+    assert text.startswith(field) and "could not convert" not in text and "ufunc" not in text
