@@ -221,7 +221,7 @@ defprim("sinh", "x", numpy=np.sinh, complex=SAME, mpmath=mpmath.sinh, sympy=held
         vjp=lambda g, x, xp: g * xp.cosh(x))
 defprim("cosh", "x", numpy=np.cosh, complex=SAME, mpmath=mpmath.cosh, sympy=held("cosh"),
         vjp=lambda g, x, xp: g * xp.sinh(x))
-defprim("tanh", "x", kind="array", residual=True, numpy=F.tanh_parts, complex=lambda x: (np.tanh(x), x),
+defprim("tanh", "x", kind="array", residual=True, numpy=F.tanh_parts, value=np.tanh, complex=lambda x: (np.tanh(x), x),
         mpmath=lambda x: (_MP_TANH(x), x), sympy=lambda x: (np.frompyfunc(held("tanh"), 1, 1)(x), x),
         vjp=lambda g, ans, res, xp: g * F.tanh_slope(ans, res, xp), jvp="elementwise", domain=WIDE,
         doc="tanh' = (1 - a)(1 + a) from the output a where that keeps 13 digits, and 4e/(1+e)^2 with "

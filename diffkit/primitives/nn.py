@@ -162,6 +162,7 @@ defprim("binary_cross_entropy", "z y", kind="array", numpy=F.binary_cross_entrop
         vjp=(lambda g, z, y: F.sigmoid_minus(z, y) * (g / F.batch_size(z)), lambda g, z: -z * (g / F.batch_size(z))),
         jvp=_bce_jvp, doc="mean over rows of the K-output cross-entropy from logits (seed 000)", domain=COST)
 defprim("softmax_cross_entropy", "z y", kind="array", residual=True, numpy=F.softmax_cross_entropy_parts,
+        value=F.softmax_cross_entropy,
         complex=F.softmax_cross_entropy_parts, mpmath=F.softmax_cross_entropy_parts,
         sympy=lambda z, y: (S.softmax_cross_entropy(z, y), None),
         vjp=(lambda g, res, y, z_shape, xp: F.softmax_minus(res, y, xp) * (g / F.rows(z_shape)),

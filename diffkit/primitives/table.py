@@ -42,6 +42,10 @@ The vocabulary of an entry
 * ``jvp``: ``"elementwise"``, ``"linear"``, ``"bilinear"``, or a function
   ``jvp(xp, ans, inputs, tangents, **params)`` where an unperturbed input's
   tangent is ``None``.
+* ``residual=True``: the forward returns ``(ans, res)``, where ``res`` is
+  what the rules read beside ``ans`` (name it ``res``), and ``value`` is the
+  numpy forward of the value alone, which the numpy namespace runs (a plain
+  evaluation computes nothing for a rule that will not run).
 * ``convention``: the documented choice at a kink or a branch cut.
 * ``domain``: where the generated tests sample the primitive (:class:`Domain`).
 """
@@ -119,6 +123,7 @@ class Primitive:
     # filled by the tape: (which inputs are on the tape, number of inputs) -> what a node keeps
     plans: dict = field(default_factory=dict, repr=False)
     rule_args: tuple = field(default=(), repr=False)
+    value: Callable | None = field(default=None, repr=False)  # a residual primitive's numpy forward of the value
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -151,7 +156,7 @@ def defprim(name: str, inputs: str, *, numpy: Callable, kind: str = "elementwise
             complex: Any = None, mpmath: Any = None, sympy: Any = None, vjp: Any = (), jvp: Any = None,
             convention: str = "", domain: Domain | None = None, aliases: tuple = (), api: Callable | None = None,
             scatter: bool = False, residual: bool = False, joint: Callable | None = None, nondiff: tuple = (),
-            doc: str = "") -> Primitive:
+            doc: str = "", value: Callable | None = None) -> Primitive:
     """Add one primitive to :data:`PRIMITIVES` (see the module docstring for the vocabulary)."""
     if name in PRIMITIVES:
         raise ValueError(f"primitive {name!r} is defined twice")
@@ -167,6 +172,9 @@ def defprim(name: str, inputs: str, *, numpy: Callable, kind: str = "elementwise
                      {"numpy": numpy, "complex": complex, "mpmath": mpmath, "sympy": sympy}, vjps, jvp,
                      convention, domain or Domain(), tuple(aliases), api, scatter, residual, joint, tuple(nondiff),
                      doc, len(PRIMITIVES))
+    if residual and value is None:
+        raise ValueError(f"primitive {name!r} has a residual: give value=, its numpy forward of the value alone")
+    prim.value = value
     prim.rule_args = tuple(() if r is None else _rule_args(r) for r in vjps)
     PRIMITIVES[name] = prim
     for alias in aliases:
