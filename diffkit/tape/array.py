@@ -80,6 +80,7 @@ class TArray:
             self.tape.program.append(("bool", self.index, result))
         return result
 
+    __array_priority__ = 1000  # CuPy (and numpy's legacy rule) hand a mixed operator to our reflected one
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         # numpy's operators on (ndarray, tape array) land here: record them; any other numpy call is a mistake
         op = _OPERATOR_UFUNCS.get(ufunc.__name__) if method == "__call__" and not kwargs else None

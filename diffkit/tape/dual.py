@@ -66,6 +66,7 @@ class Dual:
     def bind(cls, prim: Any, top: "Dual", args: tuple, params: dict) -> "Dual":
         return _push(prim, top.level, args, params)
 
+    __array_priority__ = 1000  # CuPy (and numpy's legacy rule) hand a mixed operator to our reflected one
     __array_ufunc__ = None  # numpy defers to the reflected operators below
     def __add__(self, o): return self.ns.add(self, o)
     def __radd__(self, o): return self.ns.add(o, self)
