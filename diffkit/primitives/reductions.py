@@ -171,11 +171,11 @@ defprim("prod", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, kee
             xp.sum(tangents[0] * prod_of_others(inputs[0], xp, axis), axis=axis, keepdims=keepdims),
         convention="the product of the other entries: exact where an entry is 0", domain=AXES)
 defprim("max", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.max(x, axis, keepdims=keepdims),
-        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmax),
+        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmax, "max"),
         mpmath=OBJECT, sympy=_sympy_extremum("Max"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amax",),
         convention="tied maxima share g equally", domain=AXES)
 defprim("min", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.min(x, axis, keepdims=keepdims),
-        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmin),
+        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmin, "min"),
         mpmath=OBJECT, sympy=_sympy_extremum("Min"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amin",),
         convention="tied minima share g equally", domain=AXES)
 defprim("var", "x", kind="array", params={"axis": None, "correction": 0.0, "keepdims": False}, api=_variance_api,
@@ -203,11 +203,15 @@ defprim("cumprod", "x", kind="array", params={"axis": None}, numpy=_scan(np.cump
 # fmt: on
 
 
-def _complex_extremum(x, axis, keepdims, arg):
+def _complex_extremum(x, axis, keepdims, arg, name):
+    """The entry with the largest (smallest) real part; a tie of real parts whose imaginary parts differ is the
+    kink of max/min, where the complex step has no derivative to carry: NotAnalyticError."""
+    from .elementwise import _check_kink
     x = np.asarray(x)
+    flat = x.reshape(-1) if axis is None else x
+    along = 0 if axis is None else axis
+    out = np.take_along_axis(flat, np.expand_dims(arg(flat.real, axis=along), along), axis=along)
+    _check_kink(name, flat.real == out.real, flat.imag != out.imag)
     if axis is None:
-        out = x.reshape(-1)[arg(x.real.reshape(-1))]
-        return np.reshape(out, (1,) * x.ndim) if keepdims else out
-    idx = np.expand_dims(arg(x.real, axis=axis), axis)
-    out = np.take_along_axis(x, idx, axis=axis)
+        return np.reshape(out, (1,) * x.ndim) if keepdims else out[0]
     return out if keepdims else np.squeeze(out, axis=axis)
