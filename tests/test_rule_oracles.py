@@ -65,6 +65,16 @@ def _softmax(x):  # rows of a 2-d object array
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _at(x, index, v, how):
+    """x with x[index] replaced by (set) or increased by (add, repeats adding) v, on a copy."""
+    out = x.copy()
+    if how == "set":
+        out[index] = v
+    else:
+        np.add.at(out, index, v)
+    return out
+
+
 def _det3(a):
     return mp.det(mp.matrix(a.tolist()))
 
@@ -181,6 +191,29 @@ STRUCTURE = [
     Case("repeat", lambda xp, x: xp.repeat(x, 2, axis=0) ** 2, lambda x: np.repeat(x, 2, axis=0) ** 2, ((2, 3),)),
     Case("flip", lambda xp, x: xp.flip(x, axis=1) * x, lambda x: np.flip(x, axis=1) * x, ((2, 3),)),
     Case("roll", lambda xp, x: xp.roll(x, 1, axis=1) * x, lambda x: np.roll(x, 1, axis=1) * x, ((2, 3),)),
+    # a shift per axis (a shift of 2 on 3 entries is not its own inverse)
+    Case("roll_per_axis", lambda xp, x: xp.roll(x, (1, 2), axis=(0, 1)), lambda x: np.roll(x, (1, 2), axis=(0, 1)),
+         ((2, 3),)),
+    Case("matrix_transpose", lambda xp, x: xp.matrix_transpose(x), lambda x: np.swapaxes(x, -1, -2), ((2, 2, 3),)),
+    Case("swapaxes", lambda xp, x: xp.swapaxes(x, 0, 2), lambda x: np.swapaxes(x, 0, 2), ((2, 3, 4),)),
+    Case("moveaxis", lambda xp, x: xp.moveaxis(x, 0, -1), lambda x: np.moveaxis(x, 0, -1), ((2, 3, 4),)),
+    Case("squeeze", lambda xp, x: xp.squeeze(x, axis=0), lambda x: x[0], ((1, 3),)),
+    Case("expand_dims", lambda xp, x: xp.expand_dims(x, axis=-1), lambda x: x[:, None], ((3,),)),
+    Case("broadcast_to", lambda xp, x: xp.broadcast_to(x, (2, 3)), lambda x: np.stack([x, x]), ((3,),)),
+    # tiles with more and with fewer reps than axes, and several copies along every axis
+    Case("tile_more_reps", lambda xp, x: xp.tile(x, (2, 2)), lambda x: np.tile(x, (2, 2)), ((3,),)),
+    Case("tile_fewer_reps", lambda xp, x: xp.tile(x, (2,)), lambda x: np.tile(x, (1, 2)), ((2, 3),)),
+    Case("tile_every_axis", lambda xp, x: xp.tile(x, (2, 3)), lambda x: np.tile(x, (2, 3)), ((2, 3),)),
+    Case("stack_first_axis", lambda xp, x, y: xp.stack([x, y * y], axis=0), lambda x, y: np.stack([x, y * y]),
+         ((2, 3), (2, 3))),
+    Case("stack_last_axis", lambda xp, x, y: xp.stack([x, y * y], axis=-1), lambda x, y: np.stack([x, y * y], -1),
+         ((2, 3), (2, 3))),
+    Case("take", lambda xp, x: xp.take(x, [0, 2, 2]) * x[1], lambda x: x[[0, 2, 2]] * x[1], ((5,),)),
+    Case("take_axis", lambda xp, x: xp.take(x, [2, 0], axis=1), lambda x: x[:, [2, 0]], ((3, 4),)),
+    Case("at_set", lambda xp, x, v: xp.at(x)[1].set(v * v), lambda x, v: _at(x, 1, v * v, "set"), ((5,), ())),
+    Case("at_set_row", lambda xp, x, v: xp.at(x)[1].set(v), lambda x, v: _at(x, 1, v, "set"), ((3, 4), (4,))),
+    Case("at_add", lambda xp, x, v: xp.at(x)[[0, 2, 2]].add(v) * x, lambda x, v: _at(x, [0, 2, 2], v, "add") * x,
+         ((5,), (3,))),
 ]
 
 def _linalg(xp):

@@ -242,3 +242,22 @@ def test_complex_step_comparisons_survive_the_namespace_ops():
         u = xp.concatenate([t[:1], t[1:]])
         return xp.sum(xp.where(u >= 0, 3 * u, u) + xp.where(u == 0, 5 * u, 0 * u))
     assert dk.gradient(f, np.array([0.0, -1.0]), method="complex_step").grad.tolist() == [8.0, 1.0]
+
+
+# --- GradientResult's repr inside nested differentiation ------------------------------------------------------
+
+def test_gradient_result_repr_shows_a_traced_value_inside_an_outer_differentiation():
+    shown = []
+
+    def g(t):  # sum of grad(sum t^3) = sum 3 t^2: its gradient is 6 t
+        inner = dk.gradient(lambda s: dk.namespace(s).sum(s ** 3), t)
+        shown.append(repr(inner))
+        return dk.namespace(t).sum(inner.grad)
+    theta = np.array([1.0, 2.0])
+    assert dk.gradient(g, theta).grad.tolist() == [6.0, 12.0]
+    assert shown[-1].startswith("GradientResult(method='reverse', value=TArray(") and "9.0" in shown[-1]
+    value, tangent = dk.jvp(g, theta, np.array([1.0, 0.0]))  # forward over reverse: d/dt0 of 3 t0^2 + 3 t1^2
+    assert (float(value), float(tangent)) == (15.0, 6.0)
+    assert "value=Dual(" in shown[-1] and "tangent=np.float64(3.0)" in shown[-1]  # d/dt0 of t0^3 + t1^3 at 1
+    assert repr(dk.gradient(lambda s: dk.namespace(s).sum(s ** 3), theta)).startswith(
+        "GradientResult(method='reverse', value=9, grad shape=(2,)")

@@ -84,6 +84,8 @@ def _targets(tree) -> list[tuple[ast.AST, str, set]]:
     out = []
     for name, aliases, call in _entries(tree):
         served = {name, *aliases}
+        if any(kw.arg == "scatter" and getattr(kw.value, "value", False) is True for kw in call.keywords):
+            continue  # x[index]: the tape adds g into the parent's gradient itself and never calls the rule
         rules = _rules_of(call)
         for k, rule in enumerate(rules, 1):
             label = name + (f"#{k}" if len(rules) > 1 else "")
