@@ -79,11 +79,20 @@ def _det3(a):
     return mp.det(mp.matrix(a.tolist()))
 
 
+def _per_matrix(fn, a):
+    """fn of each matrix of a stack (the last two axes), as an object array of the stack's shape."""
+    out = [fn(m) for m in a.reshape(-1, *a.shape[-2:])]
+    return np.array(out, dtype=object).reshape(*a.shape[:-2], *np.shape(out[0]))
+
+
 def _inv(a):
     return np.array(mp.inverse(mp.matrix(a.tolist())).tolist(), dtype=object)
 
 
 def _solve(a, b):
+    """a^-1 b, one mpmath LU solve per column of b."""
+    if b.ndim == 2:
+        return np.stack([_solve(a, col) for col in b.T], axis=1)
     return np.array(mp.lu_solve(mp.matrix(a.tolist()), mp.matrix(b.tolist())).tolist(), dtype=object).ravel()
 
 
@@ -226,7 +235,7 @@ def _linalg(xp):
 
 LINEAR_ALGEBRA = [
     Case("matmul", lambda xp, a, b: xp.matmul(a, b), lambda a, b: a.dot(b), ((2, 3), (3, 2))),
-    Case("matvec", lambda xp, a, b: a @ b, lambda a, b: a.dot(b), ((2, 3), (3,))),
+    Case("matmul_matvec", lambda xp, a, b: a @ b, lambda a, b: a.dot(b), ((2, 3), (3,))),
     Case("affine", lambda xp, x, w, b: dk.nn.affine(x, w, b), lambda x, w, b: x.dot(w) + b, ((2, 3), (3, 2), (2,))),
     Case("sum_of_squares", lambda xp, x: dk.nn.sum_of_squares(x), lambda x: (x * x).sum(), ((2, 3),)),
     Case("det", lambda xp, a: _linalg(xp).det(a), _det3, ((3, 3),)),
@@ -246,7 +255,31 @@ LINEAR_ALGEBRA = [
     Case("matmul_vecmat", lambda xp, a, b: xp.matmul(a, b), lambda a, b: a.dot(b), ((3,), (3, 2))),
     Case("batched_matmul", lambda xp, a, b: xp.matmul(a, b), lambda a, b: np.stack([a[0].dot(b[0]), a[1].dot(b[1])]),
          ((2, 2, 3), (2, 3, 2))),
-    Case("norm", lambda xp, a: _linalg(xp).norm(a), lambda a: mp.sqrt((a * a).sum()), ((4,),)),
+    Case("vector_norm", lambda xp, a: _linalg(xp).norm(a), lambda a: mp.sqrt((a * a).sum()), ((4,),)),
+    Case("vector_norm_axis", lambda xp, a: _linalg(xp).vector_norm(a, axis=-1, keepdims=True) * a,
+         lambda a: E(mp.sqrt)((a * a).sum(axis=-1, keepdims=True)) * a, ((2, 3),)),
+    # the other shapes of matmul: stacks of matrices against a vector, and a vector against a stack
+    Case("matmul_stack_vec", lambda xp, a, b: a @ b, lambda a, b: np.stack([r.dot(b) for r in a]), ((2, 2, 3), (3,))),
+    Case("matmul_vec_stack", lambda xp, a, b: a @ b, lambda a, b: np.stack([a.dot(m) for m in b]), ((3,), (2, 3, 2))),
+    # two batch axes (2 x 2 matrices of 3 x 3): a batch axis that is not the matrices' size
+    Case("det_batches", lambda xp, a: _linalg(xp).det(a), lambda a: _per_matrix(_det3, a), ((2, 2, 3, 3),)),
+    Case("logabsdet_batches", lambda xp, a: _linalg(xp).slogdet(a)[1],
+         lambda a: _per_matrix(lambda m: mp.log(abs(_det3(m))), a), ((2, 2, 3, 3),)),
+    Case("diagonal_stack", lambda xp, a: xp.diagonal(a, offset=1), lambda a: np.diagonal(a, offset=1, axis1=-2,
+                                                                                          axis2=-1), ((2, 3, 4),)),
+    Case("einsum_implicit", lambda xp, a, b: xp.einsum("ij,jk", a, b), lambda a, b: a.dot(b), ((2, 3), (3, 2))),
+    # an index (k) summed within its operand only: that operand's gradient is broadcast along it
+    Case("einsum_summed_alone", lambda xp, a, b: xp.einsum("ij,k->i", a, b), lambda a, b: a.sum(axis=1) * b.sum(),
+         ((2, 3), (4,))),
+    Case("solve_matrix_rhs", lambda xp, a, b: _linalg(xp).solve(a, b), _solve, ((3, 3), (3, 2))),
+    *[Case(f"solve_triangular_{side}_{rhs}", lambda xp, a, b, low=low: _linalg(xp).solve_triangular(a, b, lower=low),
+           lambda a, b, tri=tri: _solve(tri(a), b), ((3, 3), shape))
+      for side, low, tri in (("lower", True, np.tril), ("upper", False, np.triu))
+      for rhs, shape in (("vector", (3,)), ("matrix", (3, 2)))],
+    Case("cholesky_batches", lambda xp, a: _linalg(xp).cholesky(a @ xp.matrix_transpose(a) + 3.0 * np.eye(3)),
+         lambda a: _per_matrix(lambda m: np.array(mp.cholesky(mp.matrix((m.dot(m.T) + 3 * np.eye(3, dtype=int))
+                                                                        .tolist())).tolist(), dtype=object), a),
+         ((2, 2, 3, 3),)),
     Case("outer", lambda xp, a, b: xp.outer(a, b), lambda a, b: np.outer(a, b), ((3,), (2,))),
 ]
 
@@ -288,8 +321,9 @@ def _inputs(case: Case) -> np.ndarray:
     size = sum(int(np.prod(s)) for s in case.shapes)
     while True:
         theta = rng.uniform(case.lo, case.hi, size)
-        if case.name in ("det", "inv", "solve", "slogdet_logabsdet"):
-            theta[:9] += 2.0 * np.eye(3).ravel()  # well conditioned
+        if case.name.startswith(("det", "inv", "solve", "slogdet", "logabsdet")):  # well conditioned
+            n = int(np.prod(case.shapes[0]))
+            theta[:n] += 2.0 * np.broadcast_to(np.eye(3), case.shapes[0]).ravel()
         if case.name == "softmax_cross_entropy_labels":  # the fused rule's premise: each label row sums to 1,
             theta[6:] = [0.25, 0.5, 0.25, 0.125, 0.375, 0.5]  # exactly in binary
         far = np.abs(theta).min() >= case.gap
@@ -404,6 +438,10 @@ CONVENTIONS = [
     ("maximum without a tie", lambda t: dk.namespace(t).maximum(t[0], t[1]), [1.5, 0.5], [1.0, 0.0]),
     ("minimum without a tie", lambda t: dk.namespace(t).minimum(t[0], t[1]), [1.5, 0.5], [0.0, 1.0]),
     ("hypot at the origin: gradient 0", lambda t: dk.namespace(t).hypot(t[0], t[1]), [0.0, 0.0], [0.0, 0.0]),
+    ("vector_norm at 0: gradient 0", lambda t: dk.namespace(t).linalg.vector_norm(t) + t[0], [0.0, 0.0], [1.0, 0.0]),
+    ("vector_norm of a zero row: gradient 0 there", lambda t: dk.namespace(t).sum(
+        dk.namespace(t).linalg.vector_norm(dk.namespace(t).reshape(t, (2, 2)), axis=1)), [0.0, 0.0, 3.0, -4.0],
+     [0.0, 0.0, 0.6, -0.8]),
     ("pow: d/dy x**y = 0 at x = 0", lambda t: t[0] ** t[1], [0.0, 2.0], [0.0, 0.0]),
     ("max: ties split equally", lambda t: dk.namespace(t).max(t), [2.0, 1.0, 2.0, 2.0], [1 / 3, 0.0, 1 / 3, 1 / 3]),
 ]

@@ -30,27 +30,21 @@ def _mT(xp, a):
 
 def _matmul_x(g, y, x_shape, xp):
     y_ndim = len(getattr(y, "shape", ()))
-    if len(x_shape) == 2 and y_ndim == 2:  # the common case first: rows times a matrix
-        return g @ _mT(xp, y)
-    if len(x_shape) == 1 and y_ndim == 1:
-        return g * y
-    if y_ndim == 1:
+    if y_ndim == 1:  # (a stack of) matrices times a vector, or two vectors (g is then a number)
         return xp.expand_dims(g, axis=-1) * y
-    if len(x_shape) == 1:
+    if len(x_shape) == 1:  # a vector times a stack of matrices: one sum per matrix (the tape sums the stack)
         return xp.sum(xp.expand_dims(g, axis=-2) * y, axis=-1)
     return g @ _mT(xp, y)
 
 
 def _matmul_y(g, x, y_shape, xp):
     x_ndim = len(getattr(x, "shape", ()))
-    if x_ndim == 2 and len(y_shape) == 2:
-        return _mT(xp, x) @ g
     if x_ndim == 1 and len(y_shape) == 1:
         return g * x
-    if x_ndim == 1:
+    if x_ndim == 1:  # the outer product x g^T (per matrix of a stack)
         return xp.expand_dims(x, axis=-1) * xp.expand_dims(g, axis=-2)
-    if len(y_shape) == 1:  # a matrix times a vector: x^T g is one product (a stack of them: one sum)
-        return g @ x if x_ndim == 2 else xp.sum(xp.expand_dims(g, axis=-1) * x, axis=-2)
+    if len(y_shape) == 1:  # (a stack of) matrices times a vector: x^T g, one row product per matrix
+        return (xp.expand_dims(g, axis=-2) @ x)[..., 0, :]
     return _mT(xp, x) @ g
 
 
@@ -227,8 +221,7 @@ def _solve_triangular_jvp(xp, ans, inputs, tangents, lower=False):
 
 def _norm_vjp(g, ans, x, xp, axis, keepdims):
     from .reductions import expand
-    zero = ans == 0
-    scale = xp.where(zero, 0.0, g / xp.where(zero, 1.0, ans))
+    scale = g / xp.where(ans == 0, np.inf, ans)  # the convention at x = 0: g / inf = 0
     return expand(scale, xp, x.shape, axis, keepdims) * x
 
 

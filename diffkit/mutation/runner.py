@@ -1,4 +1,4 @@
-"""Mutation score of diffkit's derivative rules and finite-difference stencils: ``python -m tools.mutation``.
+"""Mutation score of diffkit's derivative rules and finite-difference stencils: ``python -m diffkit.mutation``.
 
 Why not mutmut: mutmut (3.x) stops a mutant's run at its first failing test, so it cannot say *how many* tests
 kill each mutant, nor whether one of them is independent of the rules.  This runner is small and does only that:
@@ -26,10 +26,10 @@ divide's denominator sign, exp, cos, sqrt), each with the referee's certificatio
 
 Examples::
 
-    python -m tools.mutation --list                 # the mutants, nothing run
-    python -m tools.mutation --plant                # the planted bugs, certification on and off
-    python -m tools.mutation                        # everything (slow: ~10-20 s per mutant on 2 cores)
-    python -m tools.mutation --only stencils --json mutation.json
+    python -m diffkit.mutation --list                 # the mutants, nothing run
+    python -m diffkit.mutation --plant                # the planted bugs, certification on and off
+    python -m diffkit.mutation                        # everything (slow: ~10-20 s per mutant on 2 cores)
+    python -m diffkit.mutation --only stencils --json mutation.json
 """
 from __future__ import annotations
 
@@ -77,6 +77,8 @@ INDEPENDENT = {
 # --- runs -------------------------------------------------------------------------------------------------------
 
 def _copy_repo() -> Path:
+    if not (REPO / "tests").is_dir():
+        raise SystemExit(f"the mutation runner needs diffkit's source checkout (its tests/ folder); {REPO} has none")
     dest = Path(tempfile.mkdtemp(prefix="diffkit-mutation-"))
     ignore = shutil.ignore_patterns(".git", ".ci-venv", "__pycache__", ".hypothesis", ".pytest_cache", "*.sqlite",
                                     "reports", "*.egg-info")
@@ -115,17 +117,18 @@ def run_tests(root: Path, tests: list[str], timeout: float = 600) -> tuple[str, 
     """('ok' | 'failed' | 'timeout', the node ids of failing or erroring tests).
 
     pytest runs in a forked child of this process, which has imported the third-party libraries once
-    (:data:`PRELOAD`) but never diffkit: the child imports the copy's (mutated) diffkit afresh.
+    (:data:`PRELOAD`); the child forgets the diffkit modules it inherits and imports the copy's (mutated) one.
     """
     report = root / "junit.xml"
     report.unlink(missing_ok=True)
     args = ["-q", "-p", "no:cacheprovider", "-o", "addopts=", "-m", "not slow", "-W", "ignore",
             f"--junitxml={report}", *[f"--deselect={d}" for d in DESELECT], *tests]
-    assert not any(name == "diffkit" or name.startswith("diffkit.") for name in sys.modules), "diffkit imported"
     pid = os.fork()
     if pid == 0:  # the child: run pytest on the copy, quietly, and leave without the parent's exit handlers
         code = 3
         try:
+            for name in [n for n in sys.modules if n == "diffkit" or n.startswith("diffkit.")]:
+                del sys.modules[name]  # (this runner is part of diffkit: the child imports the copy's afresh)
             os.chdir(root)
             sys.path.insert(0, str(root))
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -250,7 +253,7 @@ def planted(mutants: list[Mutant]) -> list[Mutant]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.mutation", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m diffkit.mutation", description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=("rules", "stencils"), help="one target table only")
     p.add_argument("--filter", help="only mutants of these primitives, helpers or stencils (comma-separated)")
     p.add_argument("--files", help="only mutants in files whose path contains this (e.g. elementwise)")
