@@ -261,10 +261,10 @@ LINEAR_ALGEBRA = [
     # the other shapes of matmul: stacks of matrices against a vector, and a vector against a stack
     Case("matmul_stack_vec", lambda xp, a, b: a @ b, lambda a, b: np.stack([r.dot(b) for r in a]), ((2, 2, 3), (3,))),
     Case("matmul_vec_stack", lambda xp, a, b: a @ b, lambda a, b: np.stack([a.dot(m) for m in b]), ((3,), (2, 3, 2))),
-    # two batch axes (2 x 2 matrices of 3 x 3): a batch axis that is not the matrices' size
-    Case("det_batches", lambda xp, a: _linalg(xp).det(a), lambda a: _per_matrix(_det3, a), ((2, 2, 3, 3),)),
+    # two batch axes, the second not of the matrices' size (1 x 3 matrices of 2 x 2)
+    Case("det_batches", lambda xp, a: _linalg(xp).det(a), lambda a: _per_matrix(_det3, a), ((1, 3, 2, 2),)),
     Case("logabsdet_batches", lambda xp, a: _linalg(xp).slogdet(a)[1],
-         lambda a: _per_matrix(lambda m: mp.log(abs(_det3(m))), a), ((2, 2, 3, 3),)),
+         lambda a: _per_matrix(lambda m: mp.log(abs(_det3(m))), a), ((1, 3, 2, 2),)),
     Case("diagonal_stack", lambda xp, a: xp.diagonal(a, offset=1), lambda a: np.diagonal(a, offset=1, axis1=-2,
                                                                                           axis2=-1), ((2, 3, 4),)),
     Case("einsum_implicit", lambda xp, a, b: xp.einsum("ij,jk", a, b), lambda a, b: a.dot(b), ((2, 3), (3, 2))),
@@ -276,10 +276,10 @@ LINEAR_ALGEBRA = [
            lambda a, b, tri=tri: _solve(tri(a), b), ((3, 3), shape))
       for side, low, tri in (("lower", True, np.tril), ("upper", False, np.triu))
       for rhs, shape in (("vector", (3,)), ("matrix", (3, 2)))],
-    Case("cholesky_batches", lambda xp, a: _linalg(xp).cholesky(a @ xp.matrix_transpose(a) + 3.0 * np.eye(3)),
-         lambda a: _per_matrix(lambda m: np.array(mp.cholesky(mp.matrix((m.dot(m.T) + 3 * np.eye(3, dtype=int))
+    Case("cholesky_batches", lambda xp, a: _linalg(xp).cholesky(a @ xp.matrix_transpose(a) + 3.0 * np.eye(2)),
+         lambda a: _per_matrix(lambda m: np.array(mp.cholesky(mp.matrix((m.dot(m.T) + 3 * np.eye(2, dtype=int))
                                                                         .tolist())).tolist(), dtype=object), a),
-         ((2, 2, 3, 3),)),
+         ((1, 3, 2, 2),)),
     Case("outer", lambda xp, a, b: xp.outer(a, b), lambda a, b: np.outer(a, b), ((3,), (2,))),
 ]
 
@@ -323,7 +323,7 @@ def _inputs(case: Case) -> np.ndarray:
         theta = rng.uniform(case.lo, case.hi, size)
         if case.name.startswith(("det", "inv", "solve", "slogdet", "logabsdet")):  # well conditioned
             n = int(np.prod(case.shapes[0]))
-            theta[:n] += 2.0 * np.broadcast_to(np.eye(3), case.shapes[0]).ravel()
+            theta[:n] += 2.0 * np.broadcast_to(np.eye(case.shapes[0][-1]), case.shapes[0]).ravel()
         if case.name == "softmax_cross_entropy_labels":  # the fused rule's premise: each label row sums to 1,
             theta[6:] = [0.25, 0.5, 0.25, 0.125, 0.375, 0.5]  # exactly in binary
         far = np.abs(theta).min() >= case.gap
