@@ -272,6 +272,11 @@ LINEAR_ALGEBRA = [
     Case("einsum_summed_alone", lambda xp, a, b: xp.einsum("ij,k->i", a, b), lambda a, b: a.sum(axis=1) * b.sum(),
          ((2, 3), (4,))),
     Case("solve_matrix_rhs", lambda xp, a, b: _linalg(xp).solve(a, b), _solve, ((3, 3), (3, 2))),
+    # a stack of matrices and one vector (numpy 2's rule: a 1-d right-hand side is a vector for every matrix)
+    Case("solve_stack_vector", lambda xp, a, b: _linalg(xp).solve(a, b), lambda a, b: np.stack([_solve(m, b) for m in a]),
+         ((2, 3, 3), (3,))),
+    Case("solve_triangular_stack_vector", lambda xp, a, b: _linalg(xp).solve_triangular(a, b, lower=True),
+         lambda a, b: np.stack([_solve(np.tril(m), b) for m in a]), ((2, 3, 3), (3,))),
     *[Case(f"solve_triangular_{side}_{rhs}", lambda xp, a, b, low=low: _linalg(xp).solve_triangular(a, b, lower=low),
            lambda a, b, tri=tri: _solve(tri(a), b), ((3, 3), shape))
       for side, low, tri in (("lower", True, np.tril), ("upper", False, np.triu))

@@ -114,8 +114,9 @@ def _sym(fn):
 def _vector_rhs(fn):
     """A solve whose right-hand side may be one vector (numpy 2's rule: b.ndim == 1)."""
     def run(A, b, **params):
-        if np.ndim(b) == 1:
-            return fn(A, np.asarray(b, dtype=object).reshape(-1, 1), **params).reshape(-1)
+        if np.ndim(b) == 1:  # one column, for every matrix of a stack A
+            col = np.asarray(b, dtype=object).reshape(-1, 1)
+            return fn(A, np.broadcast_to(col, np.shape(A)[:-2] + col.shape), **params)[..., 0]
         return fn(A, b, **params)
     return run
 
@@ -147,12 +148,20 @@ def _sym_cholesky(A, upper=False):
 
 # --- rules ---------------------------------------------------------------------------------
 
+def _transposed_solve(solve, x, g, y, xp, **kw):
+    """x^-T g; a vector y (numpy 2's rule: y.ndim == 1) gives one vector g per matrix of a stack x, which a
+    solve would read as a matrix: it is solved as one column each."""
+    if len(y.shape) == 1 and len(x.shape) > 2:
+        return solve(_mT(xp, x), xp.expand_dims(g, axis=-1), **kw)[..., 0]
+    return solve(_mT(xp, x), g, **kw)
+
+
 def _solve_vjps():
     def for_b(g, ans, x, y, xp):
-        return xp.linalg.solve(_mT(xp, x), g)
+        return _transposed_solve(xp.linalg.solve, x, g, y, xp)
 
     def for_a(g, ans, x, y, xp):
-        gb = xp.linalg.solve(_mT(xp, x), g)
+        gb = _transposed_solve(xp.linalg.solve, x, g, y, xp)
         if len(y.shape) == 1:
             return -xp.expand_dims(gb, axis=-1) * xp.expand_dims(ans, axis=-2)
         return -(gb @ _mT(xp, ans))
@@ -199,13 +208,13 @@ def _triangle(xp, a, lower):
 
 def _solve_triangular_vjps():
     def for_a(g, ans, x, y, xp, lower):
-        gb = xp.linalg.solve_triangular(_mT(xp, x), g, lower=not lower)
+        gb = _transposed_solve(xp.linalg.solve_triangular, x, g, y, xp, lower=not lower)
         if len(y.shape) == 1:
             return -_triangle(xp, xp.expand_dims(gb, axis=-1) * xp.expand_dims(ans, axis=-2), lower)
         return -_triangle(xp, gb @ _mT(xp, ans), lower)
 
-    def for_b(g, x, xp, lower):
-        return xp.linalg.solve_triangular(_mT(xp, x), g, lower=not lower)
+    def for_b(g, x, y, xp, lower):
+        return _transposed_solve(xp.linalg.solve_triangular, x, g, y, xp, lower=not lower)
     return for_a, for_b
 
 
