@@ -136,6 +136,11 @@ UNARY = [
     Case("sigmoid_saturated", lambda xp, x: dk.nn.sigmoid(x), E(sigma), ((2,),), lo=-800.0, hi=800.0, gap=720.0,
          dps=400),
     Case("tanh_saturated", lambda xp, x: xp.tanh(x), E(mp.tanh), ((2,),), lo=-400.0, hi=400.0, gap=360.0, dps=400),
+    # two more saturated points each (another seed): a rule that only overflows past exp's range is seen twice
+    Case("sigmoid_saturated_again", lambda xp, x: dk.nn.sigmoid(x), E(sigma), ((2,),), lo=-745.0, hi=745.0, gap=712.0,
+         dps=400),
+    Case("tanh_saturated_again", lambda xp, x: xp.tanh(x), E(mp.tanh), ((2,),), lo=-390.0, hi=390.0, gap=356.0,
+         dps=400),
     Case("log_sigmoid", lambda xp, x: dk.nn.log_sigmoid(x), E(lambda a: -mp.log(1 + mp.exp(-a))), lo=-6.0, hi=6.0),
     Case("softplus", lambda xp, x: dk.nn.softplus(x), E(lambda a: mp.log(1 + mp.exp(a))), lo=-6.0, hi=6.0),
     Case("relu", lambda xp, x: dk.nn.relu(x), E(lambda a: a if a > 0 else 0 * a), gap=0.1),
@@ -177,6 +182,7 @@ REDUCTIONS = [
     Case("std_correction", lambda xp, x: xp.std(x, correction=1), lambda x: mp.sqrt(((x - x.mean()) ** 2).sum() / 4),
          ((5,),)),
     # a middle axis of a 3-d array (on 2-d arrays axis 1 and axis -1 are the same)
+    Case("prod_all", lambda xp, x: xp.prod(x), lambda x: mp.fprod(x.ravel()), ((2, 3),)),
     Case("prod_middle_axis", lambda xp, x: xp.prod(x, axis=1), lambda x: np.prod(x, axis=1), ((2, 3, 2),)),
     Case("cumprod_middle_axis", lambda xp, x: xp.cumprod(x, axis=1), lambda x: np.cumprod(x, axis=1), ((2, 3, 2),)),
     Case("cumsum_middle_axis", lambda xp, x: xp.cumsum(x, axis=1), lambda x: np.cumsum(x, axis=1), ((2, 3, 2),)),

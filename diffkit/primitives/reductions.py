@@ -81,10 +81,10 @@ def _extremum_jvp(xp, ans, inputs, tangents, axis=None, keepdims=False):
 
 
 def _moved_flat(x, xp, axis):
-    """x with the scanned axis last (flattened first when axis is None), and how to undo it."""
+    """x with the scanned axis last (flattened when axis is None), and that axis (None: reshape back)."""
     if axis is None:
-        return xp.reshape(x, (-1,)), -1, None
-    return xp.moveaxis(x, axis, -1), axis, True
+        return xp.reshape(x, (-1,)), None
+    return xp.moveaxis(x, axis, -1), axis
 
 
 def _exclusive_cumprod(v, xp):
@@ -95,9 +95,9 @@ def _exclusive_cumprod(v, xp):
 
 def prod_of_others(x, xp, axis):
     """For each entry, the product of the other entries along ``axis``: exact where entries are 0."""
-    v, ax, moved = _moved_flat(x, xp, axis)
+    v, ax = _moved_flat(x, xp, axis)
     others = _exclusive_cumprod(v, xp) * xp.flip(_exclusive_cumprod(xp.flip(v, axis=-1), xp), axis=-1)
-    return xp.reshape(others, x.shape) if moved is None else xp.moveaxis(others, -1, ax)
+    return xp.reshape(others, x.shape) if ax is None else xp.moveaxis(others, -1, ax)
 
 
 def _reverse_cumsum(g, xp, axis):
