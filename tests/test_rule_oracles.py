@@ -3,13 +3,15 @@
 For each primitive the catalogue below writes the function *from its definition* in mpmath (sigma(x) =
 1 / (1 + e^-x), hypot = sqrt(a^2 + b^2), softmax = e^x / sum e^x ...), on numpy object arrays of mpf numbers.
 The oracle is ``mpmath.diff`` of ``F(theta) = sum(w * op(inputs(theta)))`` along each component, at 40 digits:
-numerical differentiation of mpmath's own functions, with no diffkit code in its path.  Three checks per
+numerical differentiation of mpmath's own functions, with no diffkit code in its path.  Four checks per
 primitive, on the same F written against ``dk.namespace``:
 
 * the tape (``method="reverse"``, float64) agrees with the oracle to float64 rounding;
 * the mpmath referee with its certification **off** (``dk.reference(certify=False)``) agrees to 25 digits, so
   a wrong rule is caught even where the certification is switched off or is itself wrong;
-* the referee with its certification **on** does not raise (its own high-precision differences agree).
+* the referee with its certification **on** does not raise (its own high-precision differences agree);
+* forward mode (``dk.jvp`` along a fixed direction, the JVP rules) agrees with the oracle's directional
+  derivative to float64 rounding.
 
 Ops a namespace does not have yet are skipped with the op's name (the primitive table is growing).
 """
@@ -467,3 +469,16 @@ def test_kink_conventions_on_the_tape(what, f, theta, expected):
 def test_kink_conventions_in_the_referee(what, f, theta, expected):
     ref = dk.reference(f, np.array(theta), digits=30, certify=False)  # at a kink the certification must fail
     assert [float(g) for g in np.ravel(ref.grad_mp)] == pytest.approx(expected, rel=1e-15, abs=0)
+
+
+@pytest.mark.parametrize("case", cases("forward"))
+def test_forward_mode_matches_the_mpmath_oracle(case, oracles):
+    # dk.jvp along a fixed direction v: the JVP rules (not the VJPs) against oracle . v, summed in mpmath
+    theta, w, oracle = oracles(case)
+    v = np.random.default_rng(3).uniform(-1.0, 1.0, theta.size)
+    _, tangent = _run_or_skip(lambda: dk.jvp(_dk_objective(case, w), theta, v))
+    with mpmath.workdps(ORACLE_DPS):
+        terms = [o * mpmath.mpf(float(c)) for o, c in zip(oracle, v)]
+        expected, scale = sum(terms), sum(abs(t) for t in terms)
+        assert abs(mpmath.mpf(float(tangent)) - expected) <= REVERSE_RTOL * scale + TINY, \
+            f"{case.name}: dk.jvp gives {float(tangent)!r}, the oracle {mpmath.nstr(expected, 20)}"

@@ -180,6 +180,18 @@ def _solve_jvp(xp, ans, inputs, tangents):
     return xp.linalg.solve(a, rhs)
 
 
+def _columns(jvp):
+    """A solve's JVP where a stack of matrices meets one vector right-hand side: one column per matrix (as in
+    :func:`_transposed_solve`; a solve would read the stack of tangent vectors as a matrix)."""
+    def run(xp, ans, inputs, tangents, **params):
+        a, b = inputs
+        if len(b.shape) == 1 and len(a.shape) > 2:
+            col = lambda v: None if v is None else xp.expand_dims(v, axis=-1)  # noqa: E731
+            return jvp(xp, col(ans), (a, col(b)), (tangents[0], col(tangents[1])), **params)[..., 0]
+        return jvp(xp, ans, inputs, tangents, **params)
+    return run
+
+
 def _phi(xp, a):
     """The lower triangle with its diagonal halved (Murray 2016)."""
     return xp.tril(a) - 0.5 * a * xp.eye(a.shape[-1])
@@ -312,7 +324,7 @@ defprim("inv", "x", kind="array", numpy=np.linalg.inv, complex=SAME, mpmath=_mp(
         vjp=lambda g, ans, xp: -(_mT(xp, ans) @ g @ _mT(xp, ans)),
         jvp=lambda xp, ans, inputs, tangents: -(ans @ tangents[0] @ ans), domain=SQUARE)
 defprim("solve", "x y", kind="array", numpy=np.linalg.solve, complex=SAME, mpmath=_vector_rhs(_mp(_mp_lu_solve)),
-        sympy=_vector_rhs(_sym(lambda a, b: a.LUsolve(b))), vjp=_solve_vjps(), jvp=_solve_jvp,
+        sympy=_vector_rhs(_sym(lambda a, b: a.LUsolve(b))), vjp=_solve_vjps(), jvp=_columns(_solve_jvp),
         domain=Domain(-1.0, 1.0, shapes=(((3, 3), (3,)), ((3, 3), (3, 2))), matrix="square"))
 defprim("cholesky", "x", kind="array", params={"upper": False},
         numpy=lambda x, upper=False: np.swapaxes(np.linalg.cholesky(x), -1, -2) if upper else np.linalg.cholesky(x),
@@ -324,7 +336,7 @@ defprim("solve_triangular", "x y", kind="array", params={"lower": False},
         numpy=lambda x, y, lower=False: scipy_linalg.solve_triangular(x, y, lower=lower),
         complex=lambda x, y, lower=False: scipy_linalg.solve_triangular(x, y, lower=lower),
         mpmath=_read_triangle(_vector_rhs(_mp(_mp_lu_solve))), sympy=_read_triangle(_vector_rhs(_sym(lambda a, b: a.LUsolve(b)))),
-        vjp=_solve_triangular_vjps(), jvp=_solve_triangular_jvp,
+        vjp=_solve_triangular_vjps(), jvp=_columns(_solve_triangular_jvp),
         convention="scipy's signature: upper triangular unless lower=True; only that triangle of x is read",
         domain=Domain(-1.0, 1.0, shapes=(((3, 3), (3,)), ((3, 3), (3, 2))), matrix="triangular", params=({"lower": True},)))
 defprim("vector_norm", "x", kind="array", params={"axis": None, "keepdims": False},
