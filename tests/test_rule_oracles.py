@@ -482,3 +482,16 @@ def test_forward_mode_matches_the_mpmath_oracle(case, oracles):
         expected, scale = sum(terms), sum(abs(t) for t in terms)
         assert abs(mpmath.mpf(float(tangent)) - expected) <= REVERSE_RTOL * scale + TINY, \
             f"{case.name}: dk.jvp gives {float(tangent)!r}, the oracle {mpmath.nstr(expected, 20)}"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "mpmath"])
+def test_kink_conventions_logsumexp_of_a_row_of_minus_inf(backend):
+    # a row that is all -inf has no softmax (0/0): its gradient is 0 by convention; the row (0, log 3) has the
+    # softmax (1/4, 3/4), a closed form
+    with mpmath.workdps(30), np.errstate(divide="ignore"):
+        num = float if backend == "numpy" else mpmath.mpf
+        x = np.array([[num("-inf")] * 2, [num(0), mpmath.log(3) if backend == "mpmath" else np.log(3.0)]],
+                     dtype=float if backend == "numpy" else object)
+        _, vjp_fn = dk.vjp(lambda t: dk.nn.logsumexp(t, axis=-1), x)
+        got = vjp_fn(np.array([num(1), num(1)], dtype=x.dtype))
+        assert [float(v) for v in got.ravel()] == pytest.approx([0.0, 0.0, 0.25, 0.75], rel=1e-15, abs=0)
