@@ -8,13 +8,14 @@ kill each mutant, nor whether one of them is independent of the rules.  This run
    ``def ..._grad/..._vjp(...)``.  Each gets one mutant per change, one change at a time: the whole rule negated;
    each ``+ - * /`` swapped (``+``/``-``, ``*``/``/``); each product ``a * b`` replaced by ``a`` and by ``b`` (a
    dropped factor); each number ``c`` replaced by ``c + 1``; each unary minus dropped; each call of a known
-   function swapped (``sin``/``cos``, ``exp``/``log``, ``sqrt`` -> ``exp`` ...).  In
+   function swapped (``sin``/``cos``, ``exp``/``log``, ``sqrt`` -> ``exp`` ...).  (``getitem``'s rule is not
+   mutated: the tape adds g into the parent's gradient itself and never calls it.)  In
    ``diffkit/finite_differences.py`` each weight ``F(p)``/``F(p, q)`` of :data:`STENCILS` gets ``-p`` and
    ``p + 1``, and each offset ``o`` gets ``o + 1``.
 2. **Runs.**  The repository is copied to a temporary folder once; for each mutant the one changed file is
    written there and the selected tests run (:func:`selection`: for a rule, the oracle cases of the
-   primitives it serves) (``pytest``, no ``-x``: every test runs) in a fresh interpreter; the
-   failing and erroring tests are the mutant's killers.  The unmutated baseline must pass first.
+   primitives it serves) (``pytest``, no ``-x``: every test runs) in a forked child that imports the copy's
+   diffkit afresh; the failing and erroring tests are the mutant's killers.  The unmutated baseline must pass first.
 3. **Score.**  ``killed / mutants``; a mutant is *strongly* killed when at least two tests kill it and at least
    one of them is oracle-independent (listed in :data:`INDEPENDENT`: tests whose expected numbers come from
    mpmath's differentiation of the definition, closed forms or the seeds, never from diffkit's rules or
@@ -28,8 +29,9 @@ Examples::
 
     python -m diffkit.mutation --list                 # the mutants, nothing run
     python -m diffkit.mutation --plant                # the planted bugs, certification on and off
-    python -m diffkit.mutation                        # everything (slow: ~10-20 s per mutant on 2 cores)
+    python -m diffkit.mutation                        # everything (slow: ~2-10 s per mutant on 2 cores)
     python -m diffkit.mutation --only stencils --json mutation.json
+    python -m diffkit.mutation --files linalg --json linalg.json   # one file's rules; --summary linalg.json
 """
 from __future__ import annotations
 
