@@ -456,6 +456,8 @@ CONVENTIONS = [
         dk.namespace(t).linalg.vector_norm(dk.namespace(t).reshape(t, (2, 2)), axis=1)), [0.0, 0.0, 3.0, -4.0],
      [0.0, 0.0, 0.6, -0.8]),
     ("pow: d/dy x**y = 0 at x = 0", lambda t: t[0] ** t[1], [0.0, 2.0], [0.0, 0.0]),
+    ("clip: 0 below and above, 1 inside and at both bounds", _sum_of(lambda xp, t: xp.clip(t, -1.0, 1.0)),
+     [-2.0, -1.0, 0.5, 1.0, 3.0], [0.0, 1.0, 1.0, 1.0, 0.0]),
     ("max: ties split equally", lambda t: dk.namespace(t).max(t), [2.0, 1.0, 2.0, 2.0], [1 / 3, 0.0, 1 / 3, 1 / 3]),
 ]
 
