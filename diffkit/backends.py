@@ -29,7 +29,7 @@ from .dispatch import NotAnalyticError, namespace, register_backend, set_default
 from .primitives import OBJECT, PRIMITIVES, SAME, NotAnalytic, Unsupported
 
 __all__ = ["Namespace", "NUMPY", "COMPLEX", "MP", "sympy_namespace", "namespace", "register_backend",
-           "NotAnalyticError", "to_mp", "LINALG", "SlogdetResult"]
+           "NotAnalyticError", "to_mp", "LINALG", "SlogdetResult", "ComplexStep"]
 
 LINALG = ("det", "slogdet", "inv", "solve", "cholesky", "solve_triangular", "norm", "vector_norm", "diagonal",
           "trace", "outer", "matmul", "tensordot", "vecdot", "matrix_transpose")
@@ -332,8 +332,61 @@ def _first_object(x: Any) -> Any:
     return x
 
 
+# --- the complex step ------------------------------------------------------------------------
+
+def _real_part(x: Any) -> Any:
+    return np.asarray(x).real
+
+
+class ComplexStep(np.ndarray):
+    """``theta + i h e_k`` as the complex step hands it to f: its comparisons (``<  <=  >  >=  ==  !=``) compare
+    the real parts.  ``x + ih`` with h tiny *is* x to the branches of f (``where(t > 0, ...)`` at t = 0 must take
+    the real f's branch); numpy alone orders complex numbers by (real, imag), so the branch would follow h.
+
+    Ufuncs keep the type, and so do the complex namespace's ops; a scalar taken out (``t[0]``) is numpy's own
+    complex scalar, so compare arrays (``t[0:1]``) or use ``xp.greater``, which always compares real parts.
+
+    >>> t = np.array([0 + 1e-20j, 1.0]).view(ComplexStep)
+    >>> (t > 0).tolist(), (t == 0).tolist(), (np.sin(t) > 0).tolist()
+    ([False, True], [True, False], [False, True])
+    """
+
+    def __lt__(self, other):
+        return np.less(_real_part(self), _real_part(other))
+
+    def __le__(self, other):
+        return np.less_equal(_real_part(self), _real_part(other))
+
+    def __gt__(self, other):
+        return np.greater(_real_part(self), _real_part(other))
+
+    def __ge__(self, other):
+        return np.greater_equal(_real_part(self), _real_part(other))
+
+    def __eq__(self, other):
+        return np.equal(_real_part(self), _real_part(other))
+
+    def __ne__(self, other):
+        return np.not_equal(_real_part(self), _real_part(other))
+
+    __hash__ = None
+
+
+def _keeps_step(forward: tuple[Callable, Any]) -> tuple[Callable, Any]:
+    """A complex forward whose complex array results stay :class:`ComplexStep` (np.where, concatenate ... return
+    plain arrays), so that a comparison after them still looks at the real parts."""
+    fn, reason = forward
+    if reason is not None:
+        return fn, reason
+
+    def run(*args, **params):
+        out = fn(*args, **params)
+        return out.view(ComplexStep) if type(out) is np.ndarray and out.dtype.kind == "c" else out
+    return run, None
+
+
 NUMPY = Namespace("numpy", "numpy", lambda prim: resolve(prim, "numpy"), _NUMPY_CONSTANTS)
-COMPLEX = Namespace("complex", "complex", lambda prim: resolve(prim, "complex"), _NUMPY_CONSTANTS)
+COMPLEX = Namespace("complex", "complex", lambda prim: _keeps_step(resolve(prim, "complex")), _NUMPY_CONSTANTS)
 MP = Namespace("mpmath", "mpmath", lambda prim: resolve(prim, "mpmath"),
                _object_constants(mpmath.mpf, {"pi": mpmath.pi, "e": mpmath.e, "inf": mpmath.inf, "nan": mpmath.nan}))
 _SYMPY: list = []

@@ -47,7 +47,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .backends import NotAnalyticError
+from .backends import ComplexStep, NotAnalyticError
 from .methods import MethodOutput, as_theta, check_scalar, default_name, guard, register_method
 
 __all__ = ["STENCILS", "Stencil", "steps", "stencil_gradient", "complex_step_gradient", "richardson_gradient",
@@ -348,7 +348,7 @@ def complex_step_gradient(f, theta, *, h=None, relative: bool = True) -> MethodO
     for i in range(theta.size):
         x = flat.copy()
         x[i] += 1j * hs.flat[i]
-        out = _complex_out(f(x.reshape(theta.shape)))
+        out = _complex_out(f(x.reshape(theta.shape).view(ComplexStep)))  # (its comparisons: real parts)
         if not (np.isfinite(out.real) and np.isfinite(out.imag)):
             raise FloatingPointError(f"complex_step: f is {out} at theta + i h e_i for {default_name(i, theta.shape)} "
                                      f"(h={hs.flat[i]:.3g}), so the derivative is not a number; f is not finite "
@@ -442,7 +442,7 @@ def fd_jvp(f: Callable, theta: Any, v: Any, method: str = "central", h: float | 
     step = optimal_step(method) if h is None else float(h)
     t = step * max(float(np.max(np.abs(theta))), 1.0) / float(np.max(np.abs(v))) if relative else step
     if method == "complex_step":
-        out = np.asarray(f(theta + 1j * t * v))
+        out = np.asarray(f((theta + 1j * t * v).view(ComplexStep)))
         if out.dtype.kind != "c":
             _complex_out(out)
         return np.imag(out) / t

@@ -49,8 +49,16 @@ class GradientResult:
         return self.names(i) if self.names else default_name(i, self.grad.shape)
 
     def __repr__(self) -> str:
-        return (f"GradientResult(method={self.method!r}, value={self.value:.17g}, grad shape={self.grad.shape}, "
-                f"wall={self.cost.wall_s:.3g}s, evaluations={self.cost.evaluations})")
+        return (f"GradientResult(method={self.method!r}, value={_digits(self.value)}, grad shape="
+                f"{getattr(self.grad, 'shape', ())}, wall={self.cost.wall_s:.3g}s, evaluations={self.cost.evaluations})")
+
+
+def _digits(value: Any) -> str:
+    """17 digits of a float; a traced value (nested differentiation: a tape array, a dual) as its own repr."""
+    try:
+        return f"{value:.17g}"
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 @dataclass

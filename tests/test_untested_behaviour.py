@@ -203,21 +203,61 @@ def test_complex_step_off_the_kink_is_the_one_sided_derivative():
                        method="complex_step").grad.tolist() == [0.0, 1.0]
 
 
-@pytest.mark.xfail(strict=True, reason="README: max at a tie should raise NotAnalyticError; the complex namespace "
-                                       "picks the first of the tied entries instead (reported in issue 20 notes)")
-def test_complex_step_refuses_max_at_a_tie():
-    with pytest.raises(dk.NotAnalyticError):
-        dk.gradient(lambda t: dk.namespace(t).max(t), np.array([1.0, 1.0]), method="complex_step")
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_complex_step_refuses_max_and_min_at_a_tie(op):
+    with pytest.raises(dk.NotAnalyticError, match=rf"{op}: .*equal real parts.*method='central' or 'reverse'"):
+        dk.gradient(lambda t: getattr(dk.namespace(t), op)(t), np.array([1.0, 1.0]), method="complex_step")
+    with pytest.raises(dk.NotAnalyticError, match=op):  # a tie along an axis, in the second row only
+        dk.gradient(lambda t: dk.namespace(t).sum(getattr(dk.namespace(t), op)(t, axis=1)),
+                    np.array([[1.0, 2.0], [3.0, 3.0]]), method="complex_step")
 
 
-@pytest.mark.xfail(strict=True, reason="`t > 0` on a complex array compares (real, imag) lexicographically, so at "
-                                       "t = 0 + ih the branch differs from the real f's: complex step gives 1 where "
-                                       "reverse gives 2 (reported in issue 20 notes)")
-def test_complex_step_where_at_its_kink_refuses_or_takes_the_real_branch():
-    f = lambda t: dk.namespace(t).sum(dk.namespace(t).where(t > 0, t, 2 * t))  # noqa: E731
-    theta = np.array([0.0, 1.0])  # at 0 the real f takes the 2t branch: f'(0) = 2 on the left
-    try:
-        got = dk.gradient(f, theta, method="complex_step").grad.tolist()
-    except dk.NotAnalyticError:
-        return
-    assert got == [2.0, 1.0] == dk.gradient(f, theta).grad.tolist()
+def test_complex_step_at_a_tie_of_unperturbed_entries_is_the_derivative():
+    # a direction that leaves the tied entries alone: max(2, 2, 1 + ih) moves nowhere, so no kink is crossed
+    theta = np.array([[2.0, 2.0, 1.0], [0.5, 4.0, 3.0]])
+    v = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    got = dk.fd_jvp(lambda t: dk.namespace(t).sum(dk.namespace(t).max(t, axis=1)), theta, v, method="complex_step")
+    assert float(got) == 1.0  # only row 2's maximum t[1, 1] moves, at unit speed
+
+
+def _where_kink(t):
+    xp = dk.namespace(t)
+    return xp.sum(xp.where(t > 0, t, 2 * t))
+
+
+@pytest.mark.parametrize("theta,expected", [([0.0, 1.0], [2.0, 1.0]), ([-1e-300, 1e-300], [2.0, 1.0])])
+def test_complex_step_comparisons_look_at_the_real_part(theta, expected):
+    # at t = 0 the real f takes the 2t branch (0 > 0 is false): its left derivative is 2, as the tape's
+    # convention; numpy alone would order 0 + ih > 0 by the imaginary part and take the t branch
+    got = dk.gradient(_where_kink, np.array(theta), method="complex_step").grad.tolist()
+    assert got == expected == dk.gradient(_where_kink, np.array(theta)).grad.tolist()
+    v = np.array([1.0, 0.0])  # the directional complex step too
+    assert float(dk.fd_jvp(_where_kink, np.array(theta), v, method="complex_step")) == expected[0]
+
+
+def test_complex_step_comparisons_survive_the_namespace_ops():
+    # np.where and concatenate return plain arrays; the complex namespace keeps the real-part comparison after them
+    def f(t):
+        xp = dk.namespace(t)
+        u = xp.concatenate([t[:1], t[1:]])
+        return xp.sum(xp.where(u >= 0, 3 * u, u) + xp.where(u == 0, 5 * u, 0 * u))
+    assert dk.gradient(f, np.array([0.0, -1.0]), method="complex_step").grad.tolist() == [8.0, 1.0]
+
+
+# --- GradientResult's repr inside nested differentiation ------------------------------------------------------
+
+def test_gradient_result_repr_shows_a_traced_value_inside_an_outer_differentiation():
+    shown = []
+
+    def g(t):  # sum of grad(sum t^3) = sum 3 t^2: its gradient is 6 t
+        inner = dk.gradient(lambda s: dk.namespace(s).sum(s ** 3), t)
+        shown.append(repr(inner))
+        return dk.namespace(t).sum(inner.grad)
+    theta = np.array([1.0, 2.0])
+    assert dk.gradient(g, theta).grad.tolist() == [6.0, 12.0]
+    assert shown[-1].startswith("GradientResult(method='reverse', value=TArray(") and "9.0" in shown[-1]
+    value, tangent = dk.jvp(g, theta, np.array([1.0, 0.0]))  # forward over reverse: d/dt0 of 3 t0^2 + 3 t1^2
+    assert (float(value), float(tangent)) == (15.0, 6.0)
+    assert "value=Dual(" in shown[-1] and "tangent=np.float64(3.0)" in shown[-1]  # d/dt0 of t0^3 + t1^3 at 1
+    assert repr(dk.gradient(lambda s: dk.namespace(s).sum(s ** 3), theta)).startswith(
+        "GradientResult(method='reverse', value=9, grad shape=(2,)")

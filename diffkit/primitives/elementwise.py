@@ -74,8 +74,7 @@ def _power_dy(g, ans, x, xp):
 
 
 def _hypot_part(g, ans, x, xp):
-    zero = ans == 0
-    return g * xp.where(zero, 0.0, x / xp.where(zero, 1.0, ans))
+    return g * (x / xp.where(ans == 0, np.inf, ans))  # at the origin x = 0 and x / inf = 0: gradient 0
 
 
 def _clip_pass(g, x, lo, hi, xp):

@@ -30,27 +30,21 @@ def _mT(xp, a):
 
 def _matmul_x(g, y, x_shape, xp):
     y_ndim = len(getattr(y, "shape", ()))
-    if len(x_shape) == 2 and y_ndim == 2:  # the common case first: rows times a matrix
-        return g @ _mT(xp, y)
-    if len(x_shape) == 1 and y_ndim == 1:
-        return g * y
-    if y_ndim == 1:
+    if y_ndim == 1:  # (a stack of) matrices times a vector, or two vectors (g is then a number)
         return xp.expand_dims(g, axis=-1) * y
-    if len(x_shape) == 1:
+    if len(x_shape) == 1:  # a vector times a stack of matrices: one sum per matrix (the tape sums the stack)
         return xp.sum(xp.expand_dims(g, axis=-2) * y, axis=-1)
     return g @ _mT(xp, y)
 
 
 def _matmul_y(g, x, y_shape, xp):
     x_ndim = len(getattr(x, "shape", ()))
-    if x_ndim == 2 and len(y_shape) == 2:
-        return _mT(xp, x) @ g
     if x_ndim == 1 and len(y_shape) == 1:
         return g * x
-    if x_ndim == 1:
+    if x_ndim == 1:  # the outer product x g^T (per matrix of a stack)
         return xp.expand_dims(x, axis=-1) * xp.expand_dims(g, axis=-2)
-    if len(y_shape) == 1:  # a matrix times a vector: x^T g is one product (a stack of them: one sum)
-        return g @ x if x_ndim == 2 else xp.sum(xp.expand_dims(g, axis=-1) * x, axis=-2)
+    if len(y_shape) == 1:  # (a stack of) matrices times a vector: x^T g, one row product per matrix
+        return (xp.expand_dims(g, axis=-2) @ x)[..., 0, :]
     return _mT(xp, x) @ g
 
 
@@ -120,8 +114,9 @@ def _sym(fn):
 def _vector_rhs(fn):
     """A solve whose right-hand side may be one vector (numpy 2's rule: b.ndim == 1)."""
     def run(A, b, **params):
-        if np.ndim(b) == 1:
-            return fn(A, np.asarray(b, dtype=object).reshape(-1, 1), **params).reshape(-1)
+        if np.ndim(b) == 1:  # one column, for every matrix of a stack A
+            col = np.asarray(b, dtype=object).reshape(-1, 1)
+            return fn(A, np.broadcast_to(col, np.shape(A)[:-2] + col.shape), **params)[..., 0]
         return fn(A, b, **params)
     return run
 
@@ -153,12 +148,20 @@ def _sym_cholesky(A, upper=False):
 
 # --- rules ---------------------------------------------------------------------------------
 
+def _transposed_solve(solve, x, g, y, xp, **kw):
+    """x^-T g; a vector y (numpy 2's rule: y.ndim == 1) gives one vector g per matrix of a stack x, which a
+    solve would read as a matrix: it is solved as one column each."""
+    if len(y.shape) == 1 and len(x.shape) > 2:
+        return solve(_mT(xp, x), xp.expand_dims(g, axis=-1), **kw)[..., 0]
+    return solve(_mT(xp, x), g, **kw)
+
+
 def _solve_vjps():
     def for_b(g, ans, x, y, xp):
-        return xp.linalg.solve(_mT(xp, x), g)
+        return _transposed_solve(xp.linalg.solve, x, g, y, xp)
 
     def for_a(g, ans, x, y, xp):
-        gb = xp.linalg.solve(_mT(xp, x), g)
+        gb = _transposed_solve(xp.linalg.solve, x, g, y, xp)
         if len(y.shape) == 1:
             return -xp.expand_dims(gb, axis=-1) * xp.expand_dims(ans, axis=-2)
         return -(gb @ _mT(xp, ans))
@@ -175,6 +178,18 @@ def _solve_jvp(xp, ans, inputs, tangents):
         prod = ta @ ans
         rhs = rhs - prod
     return xp.linalg.solve(a, rhs)
+
+
+def _columns(jvp):
+    """A solve's JVP where a stack of matrices meets one vector right-hand side: one column per matrix (as in
+    :func:`_transposed_solve`; a solve would read the stack of tangent vectors as a matrix)."""
+    def run(xp, ans, inputs, tangents, **params):
+        a, b = inputs
+        if len(b.shape) == 1 and len(a.shape) > 2:
+            col = lambda v: None if v is None else xp.expand_dims(v, axis=-1)  # noqa: E731
+            return jvp(xp, col(ans), (a, col(b)), (tangents[0], col(tangents[1])), **params)[..., 0]
+        return jvp(xp, ans, inputs, tangents, **params)
+    return run
 
 
 def _phi(xp, a):
@@ -205,13 +220,13 @@ def _triangle(xp, a, lower):
 
 def _solve_triangular_vjps():
     def for_a(g, ans, x, y, xp, lower):
-        gb = xp.linalg.solve_triangular(_mT(xp, x), g, lower=not lower)
+        gb = _transposed_solve(xp.linalg.solve_triangular, x, g, y, xp, lower=not lower)
         if len(y.shape) == 1:
             return -_triangle(xp, xp.expand_dims(gb, axis=-1) * xp.expand_dims(ans, axis=-2), lower)
         return -_triangle(xp, gb @ _mT(xp, ans), lower)
 
-    def for_b(g, x, xp, lower):
-        return xp.linalg.solve_triangular(_mT(xp, x), g, lower=not lower)
+    def for_b(g, x, y, xp, lower):
+        return _transposed_solve(xp.linalg.solve_triangular, x, g, y, xp, lower=not lower)
     return for_a, for_b
 
 
@@ -227,8 +242,7 @@ def _solve_triangular_jvp(xp, ans, inputs, tangents, lower=False):
 
 def _norm_vjp(g, ans, x, xp, axis, keepdims):
     from .reductions import expand
-    zero = ans == 0
-    scale = xp.where(zero, 0.0, g / xp.where(zero, 1.0, ans))
+    scale = g / xp.where(ans == 0, np.inf, ans)  # the convention at x = 0: g / inf = 0
     return expand(scale, xp, x.shape, axis, keepdims) * x
 
 
@@ -310,7 +324,7 @@ defprim("inv", "x", kind="array", numpy=np.linalg.inv, complex=SAME, mpmath=_mp(
         vjp=lambda g, ans, xp: -(_mT(xp, ans) @ g @ _mT(xp, ans)),
         jvp=lambda xp, ans, inputs, tangents: -(ans @ tangents[0] @ ans), domain=SQUARE)
 defprim("solve", "x y", kind="array", numpy=np.linalg.solve, complex=SAME, mpmath=_vector_rhs(_mp(_mp_lu_solve)),
-        sympy=_vector_rhs(_sym(lambda a, b: a.LUsolve(b))), vjp=_solve_vjps(), jvp=_solve_jvp,
+        sympy=_vector_rhs(_sym(lambda a, b: a.LUsolve(b))), vjp=_solve_vjps(), jvp=_columns(_solve_jvp),
         domain=Domain(-1.0, 1.0, shapes=(((3, 3), (3,)), ((3, 3), (3, 2))), matrix="square"))
 defprim("cholesky", "x", kind="array", params={"upper": False},
         numpy=lambda x, upper=False: np.swapaxes(np.linalg.cholesky(x), -1, -2) if upper else np.linalg.cholesky(x),
@@ -322,7 +336,7 @@ defprim("solve_triangular", "x y", kind="array", params={"lower": False},
         numpy=lambda x, y, lower=False: scipy_linalg.solve_triangular(x, y, lower=lower),
         complex=lambda x, y, lower=False: scipy_linalg.solve_triangular(x, y, lower=lower),
         mpmath=_read_triangle(_vector_rhs(_mp(_mp_lu_solve))), sympy=_read_triangle(_vector_rhs(_sym(lambda a, b: a.LUsolve(b)))),
-        vjp=_solve_triangular_vjps(), jvp=_solve_triangular_jvp,
+        vjp=_solve_triangular_vjps(), jvp=_columns(_solve_triangular_jvp),
         convention="scipy's signature: upper triangular unless lower=True; only that triangle of x is read",
         domain=Domain(-1.0, 1.0, shapes=(((3, 3), (3,)), ((3, 3), (3, 2))), matrix="triangular", params=({"lower": True},)))
 defprim("vector_norm", "x", kind="array", params={"axis": None, "keepdims": False},

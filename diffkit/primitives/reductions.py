@@ -95,10 +95,10 @@ def _extremum_jvp(xp, ans, inputs, tangents, axis=None, keepdims=False):
 
 
 def _moved_flat(x, xp, axis):
-    """x with the scanned axis last (flattened first when axis is None), and how to undo it."""
+    """x with the scanned axis last (flattened when axis is None), and that axis (None: reshape back)."""
     if axis is None:
-        return xp.reshape(x, (-1,)), -1, None
-    return xp.moveaxis(x, axis, -1), axis, True
+        return xp.reshape(x, (-1,)), None
+    return xp.moveaxis(x, axis, -1), axis
 
 
 def _exclusive_cumprod(v, xp):
@@ -109,9 +109,9 @@ def _exclusive_cumprod(v, xp):
 
 def prod_of_others(x, xp, axis):
     """For each entry, the product of the other entries along ``axis``: exact where entries are 0."""
-    v, ax, moved = _moved_flat(x, xp, axis)
+    v, ax = _moved_flat(x, xp, axis)
     others = _exclusive_cumprod(v, xp) * xp.flip(_exclusive_cumprod(xp.flip(v, axis=-1), xp), axis=-1)
-    return xp.reshape(others, x.shape) if moved is None else xp.moveaxis(others, -1, ax)
+    return xp.reshape(others, x.shape) if ax is None else xp.moveaxis(others, -1, ax)
 
 
 def _reverse_cumsum(g, xp, axis):
@@ -185,11 +185,11 @@ defprim("prod", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, kee
             xp.sum(tangents[0] * prod_of_others(inputs[0], xp, axis), axis=axis, keepdims=keepdims),
         convention="the product of the other entries: exact where an entry is 0", domain=AXES)
 defprim("max", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.maximum.reduce(x, axis, keepdims=keepdims),
-        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmax),
+        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmax, "max"),
         mpmath=OBJECT, sympy=_sympy_extremum("Max"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amax",),
         convention="tied maxima share g equally", domain=AXES)
 defprim("min", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.minimum.reduce(x, axis, keepdims=keepdims),
-        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmin),
+        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmin, "min"),
         mpmath=OBJECT, sympy=_sympy_extremum("Min"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amin",),
         convention="tied minima share g equally", domain=AXES)
 defprim("var", "x", kind="array", params={"axis": None, "correction": 0.0, "keepdims": False}, api=_variance_api,
@@ -217,11 +217,15 @@ defprim("cumprod", "x", kind="array", params={"axis": None}, numpy=_scan(np.cump
 # fmt: on
 
 
-def _complex_extremum(x, axis, keepdims, arg):
+def _complex_extremum(x, axis, keepdims, arg, name):
+    """The entry with the largest (smallest) real part; a tie of real parts whose imaginary parts differ is the
+    kink of max/min, where the complex step has no derivative to carry: NotAnalyticError."""
+    from .elementwise import _check_kink
     x = np.asarray(x)
+    flat = x.reshape(-1) if axis is None else x
+    along = 0 if axis is None else axis
+    out = np.take_along_axis(flat, np.expand_dims(arg(flat.real, axis=along), along), axis=along)
+    _check_kink(name, flat.real == out.real, flat.imag != out.imag)
     if axis is None:
-        out = x.reshape(-1)[arg(x.real.reshape(-1))]
-        return np.reshape(out, (1,) * x.ndim) if keepdims else out
-    idx = np.expand_dims(arg(x.real, axis=axis), axis)
-    out = np.take_along_axis(x, idx, axis=axis)
+        return np.reshape(out, (1,) * x.ndim) if keepdims else out[0]
     return out if keepdims else np.squeeze(out, axis=axis)

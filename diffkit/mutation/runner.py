@@ -1,4 +1,4 @@
-"""Mutation score of diffkit's derivative rules and finite-difference stencils: ``python -m tools.mutation``.
+"""Mutation score of diffkit's derivative rules and finite-difference stencils: ``python -m diffkit.mutation``.
 
 Why not mutmut: mutmut (3.x) stops a mutant's run at its first failing test, so it cannot say *how many* tests
 kill each mutant, nor whether one of them is independent of the rules.  This runner is small and does only that:
@@ -8,13 +8,14 @@ kill each mutant, nor whether one of them is independent of the rules.  This run
    ``def ..._grad/..._vjp(...)``.  Each gets one mutant per change, one change at a time: the whole rule negated;
    each ``+ - * /`` swapped (``+``/``-``, ``*``/``/``); each product ``a * b`` replaced by ``a`` and by ``b`` (a
    dropped factor); each number ``c`` replaced by ``c + 1``; each unary minus dropped; each call of a known
-   function swapped (``sin``/``cos``, ``exp``/``log``, ``sqrt`` -> ``exp`` ...).  In
+   function swapped (``sin``/``cos``, ``exp``/``log``, ``sqrt`` -> ``exp`` ...).  (``getitem``'s rule is not
+   mutated: the tape adds g into the parent's gradient itself and never calls it.)  In
    ``diffkit/finite_differences.py`` each weight ``F(p)``/``F(p, q)`` of :data:`STENCILS` gets ``-p`` and
    ``p + 1``, and each offset ``o`` gets ``o + 1``.
 2. **Runs.**  The repository is copied to a temporary folder once; for each mutant the one changed file is
    written there and the selected tests run (:func:`selection`: for a rule, the oracle cases of the
-   primitives it serves) (``pytest``, no ``-x``: every test runs) in a fresh interpreter; the
-   failing and erroring tests are the mutant's killers.  The unmutated baseline must pass first.
+   primitives it serves) (``pytest``, no ``-x``: every test runs) in a forked child that imports the copy's
+   diffkit afresh; the failing and erroring tests are the mutant's killers.  The unmutated baseline must pass first.
 3. **Score.**  ``killed / mutants``; a mutant is *strongly* killed when at least two tests kill it and at least
    one of them is oracle-independent (listed in :data:`INDEPENDENT`: tests whose expected numbers come from
    mpmath's differentiation of the definition, closed forms or the seeds, never from diffkit's rules or
@@ -26,10 +27,11 @@ divide's denominator sign, exp, cos, sqrt), each with the referee's certificatio
 
 Examples::
 
-    python -m tools.mutation --list                 # the mutants, nothing run
-    python -m tools.mutation --plant                # the planted bugs, certification on and off
-    python -m tools.mutation                        # everything (slow: ~10-20 s per mutant on 2 cores)
-    python -m tools.mutation --only stencils --json mutation.json
+    python -m diffkit.mutation --list                 # the mutants, nothing run
+    python -m diffkit.mutation --plant                # the planted bugs, certification on and off
+    python -m diffkit.mutation                        # everything (slow: ~2-10 s per mutant on 2 cores)
+    python -m diffkit.mutation --only stencils --json mutation.json
+    python -m diffkit.mutation --files linalg --json linalg.json   # one file's rules; --summary linalg.json
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ from .mutants import REPO, Mutant, apply, rule_mutants, stencil_mutants
 TESTS = {
     # (tests/test_core.py, whose per-op and MLP tests also kill rule mutants, doubles the time of a run:
     # add it here for a fuller count of killers)
-    "rules": ["tests/test_rule_oracles.py"],
+    "rules": ["tests/test_rule_oracles.py", "tests/test_rule_oracles_conventions.py"],
     "stencils": ["tests/test_finite_differences.py", "tests/test_baydin_figure3.py"],
 }
 # the slowest tests of the selection, whose work the oracle tests and the per-op tests cover
@@ -62,7 +64,8 @@ DESELECT = ["tests/test_core.py::test_tape_agrees_with_reference_to_13_digits",
 INDEPENDENT = {
     "rules": ("tests/test_rule_oracles.py::test_tape_rule_matches_the_mpmath_oracle",
               "tests/test_rule_oracles.py::test_referee_without_certification_matches_the_mpmath_oracle",
-              "tests/test_rule_oracles.py::test_kink_conventions",
+              "tests/test_rule_oracles.py::test_forward_mode_matches_the_mpmath_oracle",
+              "tests/test_rule_oracles_conventions.py",  # the documented numbers at kinks, written out by hand
               "tests/test_core.py::test_tape_reproduces_the_seeds_printed_numbers",
               "tests/test_core.py::test_seed_numbers_exactly",
               "tests/test_core.py::test_tape_matches_handwritten_backprop",
@@ -77,6 +80,8 @@ INDEPENDENT = {
 # --- runs -------------------------------------------------------------------------------------------------------
 
 def _copy_repo() -> Path:
+    if not (REPO / "tests").is_dir():
+        raise SystemExit(f"the mutation runner needs diffkit's source checkout (its tests/ folder); {REPO} has none")
     dest = Path(tempfile.mkdtemp(prefix="diffkit-mutation-"))
     ignore = shutil.ignore_patterns(".git", ".ci-venv", "__pycache__", ".hypothesis", ".pytest_cache", "*.sqlite",
                                     "reports", "*.egg-info")
@@ -115,17 +120,18 @@ def run_tests(root: Path, tests: list[str], timeout: float = 600) -> tuple[str, 
     """('ok' | 'failed' | 'timeout', the node ids of failing or erroring tests).
 
     pytest runs in a forked child of this process, which has imported the third-party libraries once
-    (:data:`PRELOAD`) but never diffkit: the child imports the copy's (mutated) diffkit afresh.
+    (:data:`PRELOAD`); the child forgets the diffkit modules it inherits and imports the copy's (mutated) one.
     """
     report = root / "junit.xml"
     report.unlink(missing_ok=True)
     args = ["-q", "-p", "no:cacheprovider", "-o", "addopts=", "-m", "not slow", "-W", "ignore",
             f"--junitxml={report}", *[f"--deselect={d}" for d in DESELECT], *tests]
-    assert not any(name == "diffkit" or name.startswith("diffkit.") for name in sys.modules), "diffkit imported"
     pid = os.fork()
     if pid == 0:  # the child: run pytest on the copy, quietly, and leave without the parent's exit handlers
         code = 3
         try:
+            for name in [n for n in sys.modules if n == "diffkit" or n.startswith("diffkit.")]:
+                del sys.modules[name]  # (this runner is part of diffkit: the child imports the copy's afresh)
             os.chdir(root)
             sys.path.insert(0, str(root))
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -250,7 +256,7 @@ def planted(mutants: list[Mutant]) -> list[Mutant]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.mutation", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m diffkit.mutation", description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=("rules", "stencils"), help="one target table only")
     p.add_argument("--filter", help="only mutants of these primitives, helpers or stencils (comma-separated)")
     p.add_argument("--files", help="only mutants in files whose path contains this (e.g. elementwise)")

@@ -1,9 +1,9 @@
-"""The mutants of :mod:`tools.mutation`: one change each to a derivative rule or a finite-difference stencil.
+"""The mutants of :mod:`diffkit.mutation`: one change each to a derivative rule or a finite-difference stencil.
 
 Rules are found in the primitive table (``diffkit/primitives/*.py``, else the old ``diffkit/rules.py``) as the
 ``vjp=`` rules of each ``defprim`` (``lambda g, ...``: ``g`` is the incoming gradient, the table's fixed
 vocabulary) and the module-level helpers they name.  Stencils are the entries of ``STENCILS`` in
-``diffkit/finite_differences.py``.  See :mod:`tools.mutation` for the operators and how the mutants are run.
+``diffkit/finite_differences.py``.  See :mod:`diffkit.mutation` for the operators and how the mutants are run.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout: diffkit/mutation/ is two below
 STENCIL_FILE = "diffkit/finite_differences.py"
 
 # --- mutants ----------------------------------------------------------------------------------------------------
@@ -84,6 +84,8 @@ def _targets(tree) -> list[tuple[ast.AST, str, set]]:
     out = []
     for name, aliases, call in _entries(tree):
         served = {name, *aliases}
+        if any(kw.arg == "scatter" and getattr(kw.value, "value", False) is True for kw in call.keywords):
+            continue  # x[index]: the tape adds g into the parent's gradient itself and never calls the rule
         rules = _rules_of(call)
         for k, rule in enumerate(rules, 1):
             label = name + (f"#{k}" if len(rules) > 1 else "")
