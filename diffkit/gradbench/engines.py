@@ -15,6 +15,12 @@ and evaluate the primal on numpy arrays.  The peers (torch, jax, autograd)
 use the preparation of :mod:`diffkit.peers`, so that jax compiles once per
 prepared function, and evaluate the primal in the peer itself.
 
+``compiled`` is the tape through ``dk.compile``: the first call records
+the function and generates its replay (:mod:`diffkit.tape.replay`), later
+calls replay it; the seconds spent compiling are kept on the prepared
+callable (``compile_ns``) so that the tool reports them apart from the
+steady-state calls.  Its HVP compiles the nested gradient too.
+
 A method this diffkit does not have (``forward_ad`` until forward mode lands)
 raises :class:`MethodUnavailable`, whose message says what is missing and
 which methods there are; the tool turns it into an error response.
@@ -34,10 +40,10 @@ import diffkit as dk
 from diffkit.methods import METHODS
 from diffkit.api import _load_methods
 
-__all__ = ["Engine", "MethodUnavailable", "engine_for", "forward_over_reverse", "METHOD_CHOICES", "PEER_METHODS"]
+__all__ = ["Engine", "CompiledGradient", "MethodUnavailable", "engine_for", "forward_over_reverse", "METHOD_CHOICES", "PEER_METHODS"]
 
 # The tool's --method choices: diffkit's own differentiators, then the peers on the same definitions.
-METHOD_CHOICES = ("reverse", "forward_ad", "central", "complex_step", "symbolic", "torch", "jax", "autograd")
+METHOD_CHOICES = ("reverse", "compiled", "forward_ad", "central", "complex_step", "symbolic", "torch", "jax", "autograd")
 PEER_METHODS = ("torch", "jax", "autograd")
 
 
@@ -54,6 +60,7 @@ class Engine:
 
     def __init__(self, method: str):
         self.method = method
+        self.compile_ns = 0  # nanoseconds spent compiling so far (dk.compile; 0 for the eager methods)
 
     def primal(self, f: Callable) -> Callable:
         return lambda theta: _as_array(f(theta))
@@ -157,6 +164,43 @@ class _AutogradEngine(Engine):
         return lambda theta, v: (np.asarray(grad(theta)), np.asarray(hvp(theta, v)))
 
 
+class CompiledGradient:
+    """``gradient(theta)`` of ``f`` replayed by ``dk.compile`` (compiled on the first call); ``value_and_grad``
+    returns both.  Seconds spent recording and generating (re-recordings included) add to ``engine.compile_ns``."""
+
+    def __init__(self, f: Callable, engine: "Engine"):
+        self.f, self.engine, self.compiled = f, engine, None
+
+    def value_and_grad(self, theta):
+        if self.compiled is None:
+            self.compiled = dk.compile(self.f)
+        before = self.compiled.compile_s
+        out = self.compiled(theta)
+        if self.compiled.compile_s != before:
+            self.engine.compile_ns += int((self.compiled.compile_s - before) * 1e9)
+        return out
+
+    def __call__(self, theta):
+        return self.value_and_grad(theta)[1]
+
+
+class _CompiledEngine(Engine):
+    def gradient(self, f):
+        return CompiledGradient(f, self)
+
+    def grad_hvp(self, f):
+        grad, hvps = CompiledGradient(f, self), {}
+
+        def run(theta, v):  # H v as the gradient of <grad f, v>, the inner gradient taken with dk.vjp
+            key = id(v)
+            if key not in hvps:
+                def directional(t, v=v):
+                    return dk.namespace(t).sum(dk.vjp(f, t)[1](1.0) * v)
+                hvps[key] = (CompiledGradient(directional, self), v)  # (v kept: its id stays its own)
+            return grad(theta), hvps[key][0](theta)
+        return run
+
+
 _PEER_ENGINES = {"torch": _TorchEngine, "jax": _JaxEngine, "autograd": _AutogradEngine}
 
 
@@ -164,6 +208,8 @@ def engine_for(method: str) -> Engine:
     """The engine of ``method``, or :class:`MethodUnavailable` saying why it cannot run here."""
     if method not in METHOD_CHOICES:
         raise MethodUnavailable(f"unknown method {method!r}; choose one of: {', '.join(METHOD_CHOICES)}")
+    if method == "compiled":
+        return _CompiledEngine(method)
     _load_methods()
     spec = METHODS.get(method)
     if spec is None:
