@@ -199,3 +199,41 @@ def test_a_nested_gradient_is_replayed_too():
     g = dk.compile(f, theta + 0.5)
     d = np.sin(theta) + theta * np.cos(theta)  # by hand: d/du (u sin u) = sin u + u cos u
     np.testing.assert_allclose(g(theta)[1], 2 * d * (2 * np.cos(theta) - theta * np.sin(theta)), rtol=1e-13)
+
+
+# --- compile-time rewrites: each where it fires and where it must not --------------------------------------
+
+def _rewritten(f, theta):
+    g = dk.compile(f, theta)
+    return g, next(iter(g.programs.values())).source
+
+
+@pytest.mark.parametrize("reduce, scale", [("sum", 1.0), ("mean", 1 / 6)])
+def test_a_reductions_gradient_stays_unspread_into_an_elementwise_op_that_has_no_other_use(reduce, scale):
+    def f(t):
+        xp = dk.namespace(t)
+        w = xp.reshape(t, (2, 3))
+        return getattr(xp, reduce)(w * w) + xp.sum(2.0 * xp.sum(xp.exp(w), axis=1, keepdims=True))
+    theta = np.linspace(-1.0, 1.5, 6)
+    g, source = _rewritten(f, theta)
+    assert "KEPT(" in source and "EXPAND(" not in source  # both reductions: no spread gradient
+    for t in (theta, _moved(theta)):
+        np.testing.assert_allclose(g(t)[1], 2 * scale * t + 2 * np.exp(t), rtol=1e-15)  # by hand
+
+
+def test_a_reductions_gradient_is_spread_where_its_input_has_another_use_or_a_broadcast_operand():
+    def two_uses(t):  # exp(t) feeds the sum and a product: its gradient has two senders
+        xp = dk.namespace(t)
+        e = xp.exp(t)
+        return xp.sum(e) + xp.sum(e * t)
+
+    def broadcast_operand(t):  # t[2] (a scalar) is spread over the vector: its gradient sums what was spread
+        xp = dk.namespace(t)
+        return xp.sum(t[:2] - t[2])
+    theta = np.array([0.3, -0.7, 1.1])
+    g, source = _rewritten(two_uses, theta)
+    assert source.count("EXPAND(") == 1
+    np.testing.assert_allclose(g(theta)[1], np.exp(theta) * (2 + theta), rtol=1e-15)  # d/dt (e^t + t e^t)
+    g, source = _rewritten(broadcast_operand, theta)
+    assert "EXPAND(" in source and "KEPT(" not in source
+    assert g(theta)[1].tolist() == [1.0, 1.0, -2.0]

@@ -26,7 +26,7 @@ from .array import TArray
 from .core import Tape
 from .plans import unbroadcast
 
-__all__ = ["NotCompilable", "Rerecord", "generate", "probe_fit"]
+__all__ = ["NotCompilable", "Rerecord", "generate", "probe_fit", "fit_plan"]
 
 
 class NotCompilable(ValueError):
@@ -231,8 +231,12 @@ def _fast_forward(src: _Source, prim, args: list, vals: tuple, params: dict) -> 
     return None
 
 
-def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, params: dict) -> tuple | None:
-    """``(expression, reads)`` of a rule written inline, for the common 2-D and elementwise cases."""
+def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, params: dict,
+               lean: bool = False) -> tuple | None:
+    """``(expression, reads)`` of a rule written inline, for the common 2-D and elementwise cases.
+
+    ``lean``: a sum's gradient may stay in the reduced shape (its input's rules broadcast it; see
+    :func:`_lean_reductions`)."""
     name, g = prim.name, f"g{i}"
 
     def ref(j, transpose=False):  # input j (a constant is folded, transposed once here)
@@ -251,6 +255,8 @@ def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, 
         shape = vals[0].shape
         kept = _kept(shape, p["axis"])
         scale = "" if name == "sum" else f" / {src.const(float(math.prod(shape) // max(1, math.prod(kept))))}"
+        if lean:
+            return f"KEPT({g}, {src.const(kept)}){scale}", (g,)
         return f"EXPAND({g}, {src.const(kept)}, {src.const(shape)}){scale}", (g,)
     if name == "reshape" and _is_array(vals[0]):
         return f"{g}.reshape({src.const(vals[0].shape)})", (g,)
@@ -272,6 +278,38 @@ def _tanh_rule(g: Any, x: np.ndarray) -> np.ndarray:
     e /= d
     e *= g
     return e
+
+
+def _kept_grad(g: Any, kept: tuple) -> Any:
+    """A reduction's gradient in the reduced shape with the reduced axes kept (a number stays a number)."""
+    if not any(n != 1 for n in kept) and type(g) is np.float64:
+        return g
+    return g.reshape(kept) if type(g) in (np.ndarray, np.float64) else np.reshape(g, kept)
+
+
+def _lean_reductions(entries: list, live: set) -> set:
+    """Sums and means whose gradient need not be spread to the input's shape: the input is an elementwise op
+    (its rules broadcast ``g`` against its operands) whose gradient comes from that reduction alone, and whose
+    traced operands all have its shape.  Each contribution then comes out full-size, or is spread by the fit,
+    with the same numbers (an exact rewrite: a rule of a broadcast ``g`` is the rule of ``g`` spread).  An
+    operand broadcast up in the forward would need its contribution summed over what the small ``g`` never
+    spread: that case keeps the spread ``g``."""
+    senders: dict = {}
+    for i in live:
+        for p in _graded(entries[i]):
+            senders.setdefault(p, []).append(i)
+    lean = set()
+    for i in live:
+        e = entries[i]
+        if e is None or e[0] != "op" or e[1].name not in ("sum", "mean") or e[2][0] < 0:
+            continue
+        p = e[2][0]
+        source = entries[p]
+        if (source is not None and source[0] == "op" and source[1].kind == "elementwise" and source[1].joint is None
+                and senders.get(p) == [i] and _is_array(e[3][0])
+                and all(_shape(v) == e[3][0].shape for q, v in zip(source[2], source[3]) if q >= 0)):
+            lean.add(i)
+    return lean
 
 
 def _kept(shape: tuple, axis: Any) -> tuple:
@@ -356,7 +394,8 @@ class _Grads:
         self.edges = 0
 
     def fit(self, shape: tuple) -> None:
-        """Undo broadcasting of ``c``: in the probe, learn the shape; in the final code, only where needed."""
+        """Fit ``c`` to its input's shape: in the probe, learn the shape; in the final code, only where needed
+        (sum what broadcasting spread, spread what a lean reduction gradient left unexpanded)."""
         key, self.edges = self.edges, self.edges + 1
         if self.fits is None:
             self.src.emit(f"c = FIT(c, {self.src.const(shape)}, {key})", ("c",))
@@ -367,11 +406,13 @@ class _Grads:
         if got == "other":
             self.src.emit(f"c = UNB(XP, c, {self.src.const(shape)})", ("c",))
             return
-        lead = len(got) - len(shape)
-        axes = tuple(range(lead)) + tuple(k + lead for k, n in enumerate(shape) if n == 1 and got[k + lead] != 1)
-        text = f"c = c.sum(axis={self.src.const(axes)})" if axes else "c = c"
-        self.src.emit(text + (f".reshape({self.src.const(shape)})" if _reshape_needed(got, axes, shape) else ""),
-                      ("c",))
+        axes, after, expand = fit_plan(got, shape)
+        text = f"c.sum(axis={self.src.const(axes)}, keepdims=True)" if axes else "c"
+        if len(got) != len(shape):
+            text += f".reshape({self.src.const(after)})"
+        if expand:
+            text = f"BCAST({text}, {self.src.const(shape)})"
+        self.src.emit(f"c = {text}", ("c",))
 
     def add(self, p: int, index: Any = None, scatter: bool = False) -> None:
         src, shape = self.src, self.shapes[p]
@@ -398,9 +439,28 @@ class _Grads:
             src.emit(f"g{p} = g{p} + c", (f"g{p}", "c"))
 
 
-def _reshape_needed(got: tuple, axes: tuple, shape: tuple) -> bool:
-    kept = tuple(n for k, n in enumerate(got) if k not in axes)
-    return kept != shape
+def fit_plan(got: tuple, shape: tuple) -> tuple[tuple, tuple, bool]:
+    """How a contribution of shape ``got`` becomes the gradient of an input of ``shape``: ``(axes summed with
+    keepdims, the shape after that (ranks aligned), whether it is then broadcast up to shape)``.
+
+    >>> fit_plan((64, 10), (10,)), fit_plan((64, 1), (64, 10)), fit_plan((), (2, 3))
+    (((0,), (10,), False), ((), (64, 1), True), ((), (1, 1), True))
+    """
+    n, lead = len(shape), len(got) - len(shape)
+    aligned = got[lead:] if lead >= 0 else (1,) * -lead + tuple(got)
+    axes = tuple(range(max(lead, 0))) + tuple(k + lead for k in range(n)
+                                                if shape[k] == 1 and aligned[k] != 1 and k + lead >= 0)
+    after = tuple(1 if shape[k] == 1 else aligned[k] for k in range(n))
+    return axes, after, after != tuple(shape)
+
+
+def _fit_value(c: Any, got: tuple, shape: tuple) -> Any:
+    axes, after, expand = fit_plan(got, shape)
+    if axes:
+        c = c.sum(axis=axes, keepdims=True)
+    if len(got) != len(shape):
+        c = c.reshape(after)
+    return np.broadcast_to(c, shape) if expand else c
 
 
 def _basic(index: Any) -> bool:
@@ -414,6 +474,7 @@ def _backward_lines(src: _Source, entries: list, live: set, values: list, out: i
     shapes = {i: _shape(values[i]) for i in live}
     grads = _Grads(src, buffered, shapes, fits, fresh)
     grads.assigned = {p for p in buffered if _covering(entries, live, p, shapes[p])}
+    lean = _lean_reductions(entries, live)
     src.emit(f"g{out} = {src.const(np.ones(shapes[out]) if shapes[out] else np.float64(1.0))}")
     grads.started.add(out)
     for i in range(out, 0, -1):
@@ -440,10 +501,11 @@ def _backward_lines(src: _Source, entries: list, live: set, values: list, out: i
             p = parents[k]
             if p < 0 or rule is None:
                 continue
-            call = _fast_rule(src, prim, k, i, parents, vals, params)
+            call = _fast_rule(src, prim, k, i, parents, vals, params, i in lean)
             call, reads = call or _rule_call(src, prim, rule, names, i, parents, vals, params)
             src.emit(f"c = {call}", reads)
-            grads.fit(_shape(vals[k]))
+            if i not in lean:  # (a lean reduction's gradient stays in the reduced shape on purpose)
+                grads.fit(_shape(vals[k]))
             grads.add(p)
     if 0 not in grads.started:
         src.emit(f"return v{out}, ZEROS(theta.shape)")
@@ -465,7 +527,7 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = fro
     _check(entries)
     live, needed = _needed(entries, guards, out.index)
     env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD_AT": np.add.at,
-           "UNB": unbroadcast, "COPY": np.array,
+           "UNB": unbroadcast, "COPY": np.array, "BCAST": np.broadcast_to, "KEPT": _kept_grad,
            "EXPAND": _expand, "TANH_RULE": _tanh_rule}
     fwd = _Source(env)
     _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
@@ -480,12 +542,16 @@ def probe_fit(fits: dict, fresh: set) -> Callable:
     """The probe's ``FIT``: learns each edge's contribution shape, and whether the contribution is a new
     float64 array held by nothing else (then the parent's gradient may be summed into it in place)."""
     def fit(c, shape, key):
-        got = tuple(c.shape) if type(c) is np.ndarray else "other" if _shape(c) != shape else shape
+        numeric = type(c) in (np.ndarray, np.float64)
+        got = tuple(c.shape) if numeric else "other" if _shape(c) != shape else shape
         fits[key] = got
-        # references: the caller's `c`, this parameter and getrefcount's argument; a view or an alias has more
-        summed = got != shape and math.prod(got) != math.prod(shape)  # unbroadcast then makes a new array
-        if type(c) is np.ndarray and c.dtype == np.float64 and (summed or c.base is None and
-                                                                c.flags.writeable and getrefcount(c) == 3):
+        if got == "other":
+            return unbroadcast(NUMPY, c, shape)
+        axes, _, spread = fit_plan(got, shape) if got != shape else ((), (), False)
+        # references: the caller's `c`, this parameter and getrefcount's argument; a view or an alias has more.
+        # A summed contribution is a new array; a spread one a read-only view, never added into in place.
+        if type(c) is np.ndarray and c.dtype == np.float64 and not spread and (
+                axes or c.base is None and c.flags.writeable and getrefcount(c) == 3):
             fresh.add(key)
-        return c if got == shape else unbroadcast(NUMPY, c, shape)
+        return c if got == shape else _fit_value(c, got, shape)
     return fit
