@@ -168,6 +168,12 @@ def _covering(entries: list, live: set, p: int, shape: tuple) -> bool:
             index = e[1][1]
             if type(index) is tuple and len(index) == 1:
                 index = index[0]
+            if type(index) is int or isinstance(index, np.integer):  # one entry: the span [i, i + 1)
+                at = int(index) % shape[0] if -shape[0] <= int(index) < shape[0] else -1
+                if at < 0:
+                    return False
+                spans.append((at, at + 1))
+                continue
             if type(index) is not slice or index.step not in (None, 1):
                 return False
             start, stop, _ = index.indices(shape[0])
@@ -510,7 +516,8 @@ def _backward_lines(src: _Source, entries: list, live: set, values: list, out: i
     if 0 not in grads.started:
         src.emit(f"return v{out}, ZEROS(theta.shape)")
     else:  # a buffer of ours is returned as it is; anything else may be a view of a constant: copied
-        src.emit(f"return v{out}, " + ("g0" if 0 in buffered else "COPY(g0)"), (f"v{out}", "g0"))
+        own = 0 in buffered or 0 in grads.owned  # (a new array of ours, held by nobody else)
+        src.emit(f"return v{out}, " + ("g0" if own else "COPY(g0)"), (f"v{out}", "g0"))
 
 
 def _joint_args(prim) -> tuple:
