@@ -237,3 +237,33 @@ def test_a_reductions_gradient_is_spread_where_its_input_has_another_use_or_a_br
     g, source = _rewritten(broadcast_operand, theta)
     assert "EXPAND(" in source and "KEPT(" not in source
     assert g(theta)[1].tolist() == [1.0, 1.0, -2.0]
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+@pytest.mark.parametrize("axis, keepdims", [(None, False), (0, False), (1, True), ((0, 1), False)])
+def test_the_replays_extremum_rule_is_the_tables_rule_bit_for_bit_ties_and_nan_included(reduce, axis, keepdims):
+    from diffkit.backends import NUMPY
+    from diffkit.primitives import PRIMITIVES
+    from diffkit.primitives.reductions import _axes
+    from diffkit.tape.replay import _extremum_rule, _kept
+
+    rng = np.random.default_rng(0)
+    for x in (rng.standard_normal((4, 3)), np.array([[1.0, 2.0, 2.0], [3.0, 3.0, 3.0], [0.0, -1.0, 0.0],
+                                                     [np.nan, 1.0, 0.0]])):
+        ans = getattr(np, reduce)(x, axis=axis, keepdims=keepdims)
+        g = rng.standard_normal(np.shape(ans))
+        kept = _kept(x.shape, axis)
+        with np.errstate(all="ignore"):  # (a NaN slice has no hit: 0/0 there, in both)
+            table = PRIMITIVES[reduce].vjps[0](g, ans, x, NUMPY, axis, keepdims)
+            ours = _extremum_rule(g, ans, x, kept, _axes(axis, 2), int(np.prod(kept)))
+        assert np.array_equal(ours, table, equal_nan=True)
+
+
+def test_max_fires_the_inline_extremum_rule_and_a_scalar_max_does_not():
+    f = lambda t: dk.namespace(t).sum(dk.namespace(t).max(dk.namespace(t).reshape(t, (2, 2)), axis=0))  # noqa: E731
+    g, source = _rewritten(f, np.array([1.0, 4.0, 3.0, 2.0]))
+    assert "EXTREMUM_RULE(" in source
+    assert g(np.array([1.0, 4.0, 3.0, 2.0]))[1].tolist() == [0.0, 1.0, 1.0, 0.0]  # by hand: the column maxima
+    scalar = lambda t: dk.namespace(t).max(t[0] * t[1])  # noqa: E731  (a 0-d max: the table's rule)
+    g, source = _rewritten(scalar, np.array([2.0, 3.0]))
+    assert "EXTREMUM_RULE(" not in source and g(np.array([2.0, 3.0]))[1].tolist() == [3.0, 2.0]

@@ -24,6 +24,7 @@ import numpy as np
 from ..backends import NUMPY
 from .array import TArray
 from .core import Tape
+from ..primitives.reductions import _axes as reduced_axes
 from .plans import unbroadcast
 
 __all__ = ["NotCompilable", "Rerecord", "generate", "probe_fit", "fit_plan"]
@@ -266,6 +267,13 @@ def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, 
         return f"EXPAND({g}, {src.const(kept)}, {src.const(shape)}){scale}", (g,)
     if name == "reshape" and _is_array(vals[0]):
         return f"{g}.reshape({src.const(vals[0].shape)})", (g,)
+    if name in ("max", "min") and _is_array(vals[0]) and vals[0].ndim:
+        p = {"axis": None, "keepdims": False, **params}
+        kept = _kept(vals[0].shape, p["axis"])
+        axes = reduced_axes(p["axis"], vals[0].ndim)
+        x, reads = ref(0)
+        return (f"EXTREMUM_RULE({g}, v{i}, {x}, {src.const(kept)}, {src.const(axes)}, {math.prod(kept)})",
+                (g, f"v{i}", *reads))
     if name == "tanh" and _is_array(vals[0]):
         x, reads = ref(0)
         return f"TANH_RULE({g}, {x})", (g, *reads)
@@ -284,6 +292,17 @@ def _tanh_rule(g: Any, x: np.ndarray) -> np.ndarray:
     e /= d
     e *= g
     return e
+
+
+def _extremum_rule(g: Any, ans: Any, x: np.ndarray, kept: tuple, axes: Any, slices: int) -> np.ndarray:
+    """The table's max/min rule (:func:`diffkit.primitives.reductions._extremum_vjp`) with its shapes decided
+    at generation: ``g`` over the hit mask, ties sharing equally; the same operations, so the same numbers."""
+    top = ans.reshape(kept) if type(ans) in (np.ndarray, np.float64) else np.reshape(ans, kept)
+    hit = x == top
+    gk = g.reshape(kept) if type(g) in (np.ndarray, np.float64) else np.reshape(g, kept)
+    if np.count_nonzero(hit) == slices and not np.count_nonzero(top != top):  # one hit per slice: no ties
+        return gk * hit
+    return (gk / np.sum(hit, axis=axes, keepdims=True)) * hit
 
 
 def _kept_grad(g: Any, kept: tuple) -> Any:
@@ -535,7 +554,7 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = fro
     live, needed = _needed(entries, guards, out.index)
     env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD_AT": np.add.at,
            "UNB": unbroadcast, "COPY": np.array, "BCAST": np.broadcast_to, "KEPT": _kept_grad,
-           "EXPAND": _expand, "TANH_RULE": _tanh_rule}
+           "EXPAND": _expand, "TANH_RULE": _tanh_rule, "EXTREMUM_RULE": _extremum_rule}
     fwd = _Source(env)
     _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
     fwd.emit(f"return v{out.index}")
