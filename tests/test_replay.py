@@ -267,3 +267,18 @@ def test_max_fires_the_inline_extremum_rule_and_a_scalar_max_does_not():
     scalar = lambda t: dk.namespace(t).max(t[0] * t[1])  # noqa: E731  (a 0-d max: the table's rule)
     g, source = _rewritten(scalar, np.array([2.0, 3.0]))
     assert "EXTREMUM_RULE(" not in source and g(np.array([2.0, 3.0]))[1].tolist() == [3.0, 2.0]
+
+
+def test_a_negated_gradient_is_summed_before_it_is_negated_only_where_a_sum_undoes_broadcasting():
+    def f(t):  # the max's gradient is -sum(g, axis=1): summed first, negated on the (3, 1) result
+        xp = dk.namespace(t)
+        z = xp.reshape(t, (3, 2))
+        return xp.sum(xp.exp(z - xp.max(z, axis=1, keepdims=True)))
+    theta = np.array([0.5, -1.0, 2.0, 0.25, -0.5, -0.75])
+    g, source = _rewritten(f, theta)
+    assert "c = -c" in source
+    np.testing.assert_allclose(g(theta)[1], dk.reference(f, theta).grad, rtol=1e-14, atol=1e-16)
+    same_shape = lambda t: dk.namespace(t).sum(dk.namespace(t).exp(-t))  # noqa: E731  (nothing to sum)
+    g, source = _rewritten(same_shape, theta)
+    assert "c = -c" not in source
+    np.testing.assert_allclose(g(theta)[1], -np.exp(-theta), rtol=1e-15)

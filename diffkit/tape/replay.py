@@ -439,6 +439,14 @@ class _Grads:
             text = f"BCAST({text}, {self.src.const(shape)})"
         self.src.emit(f"c = {text}", ("c",))
 
+    def sums(self, shape: tuple) -> bool:
+        """Whether the next edge's fit (final code only) is a plain sum of an ndarray down to ``shape``."""
+        got = None if self.fits is None else self.fits.get(self.edges)
+        if type(got) is not tuple or got == shape:
+            return False
+        axes, _, spread = fit_plan(got, shape)
+        return bool(axes) and not spread
+
     def add(self, p: int, index: Any = None, scatter: bool = False) -> None:
         src, shape = self.src, self.shapes[p]
         if p in self.buffered:
@@ -525,6 +533,12 @@ def _backward_lines(src: _Source, entries: list, live: set, values: list, out: i
         for k, (rule, names) in enumerate(zip(prim.vjps[:len(vals)], prim.rule_args)):
             p = parents[k]
             if p < 0 or rule is None:
+                continue
+            if (prim.name == "negative" or prim.name == "subtract" and k == 1) and grads.sums(_shape(vals[k])):
+                src.emit(f"c = g{i}", (f"g{i}",))  # sum, then negate: the same numbers, a pass on fewer entries
+                grads.fit(_shape(vals[k]))
+                src.emit("c = -c", ("c",))
+                grads.add(p)
                 continue
             call = _fast_rule(src, prim, k, i, parents, vals, params, i in lean)
             call, reads = call or _rule_call(src, prim, rule, names, i, parents, vals, params)
