@@ -282,3 +282,17 @@ def test_a_negated_gradient_is_summed_before_it_is_negated_only_where_a_sum_undo
     g, source = _rewritten(same_shape, theta)
     assert "c = -c" not in source
     np.testing.assert_allclose(g(theta)[1], -np.exp(-theta), rtol=1e-15)
+
+
+def test_has_aux_returns_an_inner_gradient_replayed_with_the_outer_one():
+    def f(t):  # value <grad g, v> with g = sum(t^3): grad g = 3 t^2, and the gradient of the value 6 t v
+        xp = dk.namespace(t)
+        d = dk.vjp(lambda u: dk.namespace(u).sum(u * u * u), t)[1](1.0)
+        return xp.sum(d * np.array([1.0, 2.0])), d
+    g = dk.compile(f, np.array([1.0, 1.0]), has_aux=True)
+    value, grad, aux = g(np.array([2.0, -1.0]))
+    assert value == 12.0 + 6.0 and grad.tolist() == [12.0, -12.0] and aux.tolist() == [12.0, 3.0]
+    constant = dk.compile(lambda t: (dk.namespace(t).sum(t * t), 5.0), np.ones(2), has_aux=True)
+    assert constant(np.array([1.0, 3.0]))[2] == 5.0
+    with pytest.raises(ValueError, match="has_aux"):
+        dk.compile(lambda t: dk.namespace(t).sum(t), np.ones(2), has_aux=True)

@@ -18,8 +18,9 @@ prepared function, and evaluate the primal in the peer itself.
 ``compiled`` is the tape through ``dk.compile``: the first call records
 the function and generates its replay (:mod:`diffkit.tape.replay`), later
 calls replay it; the seconds spent compiling are kept on the prepared
-callable (``compile_ns``) so that the tool reports them apart from the
-steady-state calls.  Its HVP compiles the nested gradient too.
+engine (``compile_ns``) so that the tool reports them apart from the
+steady-state calls.  Its HVP compiles the nested gradient, whose replay
+also returns the inner gradient (``has_aux``): one program for both.
 
 A method this diffkit does not have (``forward_ad`` until forward mode lands)
 raises :class:`MethodUnavailable`, whose message says what is missing and
@@ -165,15 +166,16 @@ class _AutogradEngine(Engine):
 
 
 class CompiledGradient:
-    """``gradient(theta)`` of ``f`` replayed by ``dk.compile`` (compiled on the first call); ``value_and_grad``
-    returns both.  Seconds spent recording and generating (re-recordings included) add to ``engine.compile_ns``."""
+    """``gradient(theta)`` of ``f`` replayed by ``dk.compile`` (compiled on the first call); ``replay`` returns
+    what the compiled call returns.  Seconds spent recording and generating (re-recordings included) add to
+    ``engine.compile_ns``."""
 
-    def __init__(self, f: Callable, engine: "Engine"):
-        self.f, self.engine, self.compiled = f, engine, None
+    def __init__(self, f: Callable, engine: "Engine", has_aux: bool = False):
+        self.f, self.engine, self.has_aux, self.compiled = f, engine, has_aux, None
 
-    def value_and_grad(self, theta):
+    def replay(self, theta):
         if self.compiled is None:
-            self.compiled = dk.compile(self.f)
+            self.compiled = dk.compile(self.f, has_aux=self.has_aux)
         before = self.compiled.compile_s
         out = self.compiled(theta)
         if self.compiled.compile_s != before:
@@ -181,7 +183,7 @@ class CompiledGradient:
         return out
 
     def __call__(self, theta):
-        return self.value_and_grad(theta)[1]
+        return self.replay(theta)[1]
 
 
 class _CompiledEngine(Engine):
@@ -189,15 +191,17 @@ class _CompiledEngine(Engine):
         return CompiledGradient(f, self)
 
     def grad_hvp(self, f):
-        grad, hvps = CompiledGradient(f, self), {}
+        hvps: dict = {}
 
-        def run(theta, v):  # H v as the gradient of <grad f, v>, the inner gradient taken with dk.vjp
+        def run(theta, v):
             key = id(v)
             if key not in hvps:
-                def directional(t, v=v):
-                    return dk.namespace(t).sum(dk.vjp(f, t)[1](1.0) * v)
-                hvps[key] = (CompiledGradient(directional, self), v)  # (v kept: its id stays its own)
-            return grad(theta), hvps[key][0](theta)
+                def directional(t, v=v):  # <grad f, v>, whose gradient is H v; grad f itself comes out as aux
+                    d = dk.vjp(f, t)[1](1.0)
+                    return dk.namespace(t).sum(d * v), d
+                hvps[key] = (CompiledGradient(directional, self, has_aux=True), v)  # (v kept: its id stays its own)
+            _, hv, grad = hvps[key][0].replay(theta)
+            return grad, hv
         return run
 
 

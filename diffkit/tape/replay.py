@@ -502,7 +502,7 @@ def _basic(index: Any) -> bool:
 
 
 def _backward_lines(src: _Source, entries: list, live: set, values: list, out: int, fits: dict | None,
-                    fresh: set) -> None:
+                    fresh: set, aux: str = "") -> None:
     buffered = {e[1][0] for i, e in enumerate(entries) if i in live and e is not None and e[0] != "op"}
     shapes = {i: _shape(values[i]) for i in live}
     grads = _Grads(src, buffered, shapes, fits, fresh)
@@ -546,11 +546,13 @@ def _backward_lines(src: _Source, entries: list, live: set, values: list, out: i
             if i not in lean:  # (a lean reduction's gradient stays in the reduced shape on purpose)
                 grads.fit(_shape(vals[k]))
             grads.add(p)
+    tail = f", COPY({aux})" if aux else ""  # (an auxiliary value may be a view of theta or of a constant)
+    reads = (aux,) if aux.startswith("v") else ()
     if 0 not in grads.started:
-        src.emit(f"return v{out}, ZEROS(theta.shape)")
+        src.emit(f"return v{out}, ZEROS(theta.shape){tail}", reads)
     else:  # a buffer of ours is returned as it is; anything else may be a view of a constant: copied
         own = 0 in buffered or 0 in grads.owned  # (a new array of ours, held by nobody else)
-        src.emit(f"return v{out}, " + ("g0" if own else "COPY(g0)"), (f"v{out}", "g0"))
+        src.emit(f"return v{out}, " + ("g0" if own else "COPY(g0)") + tail, (f"v{out}", "g0", *reads))
 
 
 def _joint_args(prim) -> tuple:
@@ -558,14 +560,21 @@ def _joint_args(prim) -> tuple:
     return _rule_args(prim.joint)
 
 
-def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = frozenset()) -> tuple[str, str, dict]:
+def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = frozenset(),
+             aux: Any = None) -> tuple[str, str, dict]:
     """``(forward source, gradient source, their globals)`` of a recorded tape (``program`` and ``values`` set).
 
     With ``fits=None`` the gradient calls ``FIT(c, shape, edge)`` at every edge (the probe run fills ``fits``).
+    ``aux`` (a tape array of the recording, or a constant) is returned third by the gradient, copied.
     """
     entries, guards = _split(tape.program)
     _check(entries)
     live, needed = _needed(entries, guards, out.index)
+    if type(aux) is TArray:
+        needed.add(aux.index)
+        for i in range(aux.index, -1, -1):
+            if i in needed:
+                needed.update(_inputs(entries[i]))
     env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD_AT": np.add.at,
            "UNB": unbroadcast, "COPY": np.array, "BCAST": np.broadcast_to, "KEPT": _kept_grad,
            "EXPAND": _expand, "TANH_RULE": _tanh_rule, "EXTREMUM_RULE": _extremum_rule}
@@ -574,7 +583,8 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = fro
     fwd.emit(f"return v{out.index}")
     grad = _Source(env)
     _forward_lines(grad, entries, guards, needed, tape.values, out.index)
-    _backward_lines(grad, entries, live, tape.values, out.index, fits, fresh)
+    aux_name = "" if aux is None else f"v{aux.index}" if type(aux) is TArray else _Source(env).const(aux)
+    _backward_lines(grad, entries, live, tape.values, out.index, fits, fresh, aux_name)
     return fwd.function("def forward(theta):", ()), grad.function("def grad(theta):", ()), env
 
 
