@@ -72,10 +72,17 @@ class _Program:
         env["FIT"] = probe_fit(fits, fresh)
         probe = _define(probe_src, "grad", env)
         self.first = probe(theta)  # the probe run: the value and gradient (and aux) at the recording's theta
-        fwd_src, self.source, env = generate(tape, out, fits, fresh, aux=aux)
-        self.forward, self.grad = _define(fwd_src, "forward", env), _define(self.source, "grad", env)
-        self.forward_source = fwd_src
+        fwd_src, self.source, self.env = generate(tape, out, fits, fresh, aux=aux)
+        self.grad = _define(self.source, "grad", self.env)
+        self.forward_source, self._forward = fwd_src, None
         self.nodes = len(tape)
+
+    @property
+    def forward(self) -> Callable:
+        """The value alone (compiled on first use: Python's compiler takes seconds on a program of 1e4 nodes)."""
+        if self._forward is None:
+            self._forward = _define(self.forward_source, "forward", self.env)
+        return self._forward
 
 
 def _define(source: str, name: str, env: dict) -> Callable:
