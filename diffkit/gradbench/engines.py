@@ -20,7 +20,8 @@ the function and generates its replay (:mod:`diffkit.tape.replay`), later
 calls replay it; the seconds spent compiling are kept on the prepared
 engine (``compile_ns``) so that the tool reports them apart from the
 steady-state calls.  Its HVP compiles the nested gradient, whose replay
-also returns the inner gradient (``has_aux``): one program for both.
+also returns the inner gradient (``has_aux``): one program for both.  Its
+primal is the replayed forward where the function is scalar.
 
 A method this diffkit does not have (``forward_ad`` until forward mode lands)
 raises :class:`MethodUnavailable`, whose message says what is missing and
@@ -40,6 +41,7 @@ import numpy as np
 import diffkit as dk
 from diffkit.methods import METHODS
 from diffkit.api import _load_methods
+from diffkit.tape.replay import NotCompilable
 
 __all__ = ["Engine", "CompiledGradient", "MethodUnavailable", "engine_for", "forward_over_reverse", "METHOD_CHOICES", "PEER_METHODS"]
 
@@ -187,6 +189,23 @@ class CompiledGradient:
 
 
 class _CompiledEngine(Engine):
+    def primal(self, f):
+        """The replayed forward (``Compiled.value``) of a scalar ``f``, numpy's for any other: the replay folds
+        what depends on the data alone, so its gradient is divided by its own forward, not numpy's."""
+        numpy_primal, state = super().primal(f), {}
+
+        def run(theta):
+            compiled = state.get("compiled")
+            if compiled is None:
+                try:
+                    compiled = CompiledGradient(f, self)
+                    compiled.replay(theta)  # records (its seconds go to compile_ns)
+                except (ValueError, NotCompilable):  # a vector-valued primal (ode's y, ba's errors)
+                    compiled = False
+                state["compiled"] = compiled
+            return numpy_primal(theta) if compiled is False else _as_array(compiled.compiled.value(theta))
+        return run
+
     def gradient(self, f):
         return CompiledGradient(f, self)
 

@@ -249,7 +249,7 @@ def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, 
     def ref(j, transpose=False):  # input j (a constant is folded, transposed once here)
         if parents[j] >= 0:
             return f"v{parents[j]}" + (".T" if transpose else ""), (f"v{parents[j]}",)
-        return src.const(vals[j].T if transpose else vals[j]), ()
+        return src.const(np.ascontiguousarray(vals[j].T) if transpose else vals[j]), ()  # (BLAS: a copy once)
     if name in ("add", "positive") or (name == "subtract" and k == 0):
         return g, (g,)
     if name == "negative" or (name == "subtract" and k == 1):
