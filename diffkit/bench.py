@@ -235,12 +235,13 @@ def _case(name: str, prob, fwd_s: float, opts: dict) -> _Case | str:
     if name == "central":
         estimate = 2 * prob.size * fwd_s
         if estimate > opts["fd_budget_s"]:
-            return f"2P x forward = {estimate:.3g} s > fd_budget_s = {opts['fd_budget_s']:g} s"
+            return (f"2P forward passes would take {estimate:.3g} s, over the {opts['fd_budget_s']:g} s "
+                    "finite-difference budget")
         return _Case(numpy_forward, lambda: gradient(prob, method="central"), f"est. {estimate:.2g} s/gradient",
                      memory=False)
     if name == "symbolic":
         if prob.size > opts["symbolic_max_p"]:
-            return f"P > symbolic_max_p = {opts['symbolic_max_p']}"
+            return f"P above the symbolic limit of {opts['symbolic_max_p']} (its expressions swell)"
         from .symbolic import BudgetExceeded, compile_gradient  # noqa: PLC0415
         start = time.perf_counter()
         try:

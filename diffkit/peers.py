@@ -6,8 +6,9 @@
 method      what runs
 ==========  ====================================================================
 torch       ``torch`` autograd on CPU, float64: one forward, ``out.backward()``
-jax         ``jax.jit(jax.value_and_grad(f))`` with x64 enabled; the first call
-            (trace + compile) is timed apart from a second, steady-state call
+jax         ``jax.jit(jax.value_and_grad(f))`` with x64 enabled and synchronous CPU
+            dispatch; the first call (trace + compile) is timed apart from a
+            second, steady-state call
 autograd    HIPS ``autograd.value_and_grad(f)``
 ==========  ====================================================================
 
@@ -187,6 +188,11 @@ TORCH.transpose = _torch_transpose  # already adapted; not to be wrapped again
 def _load_jax_numpy():
     import jax  # noqa: PLC0415
     jax.config.update("jax_enable_x64", True)  # float64 everywhere, as diffkit's other methods
+    # Run each call on the calling thread, as numpy and torch do: with asynchronous dispatch a small jitted
+    # gradient waits for a hand-off to XLA's worker thread, which on a busy 2-core machine costs up to 10x the
+    # computation itself (0.1 ms -> 1 ms at P = 1e3) and would be timed as JAX's cost.
+    if "jax_cpu_enable_async_dispatch" in jax.config.values:
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
     import jax.numpy as jnp  # noqa: PLC0415
     return jnp
 

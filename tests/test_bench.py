@@ -58,7 +58,7 @@ def test_central_is_skipped_past_its_budget_and_says_why(monkeypatch):
     central = df[df["method"] == "central"].set_index("P")
     assert central.loc[90, "status"] not in ("skipped", "budget")
     assert central.loc[960, "status"] == "skipped"
-    assert central.loc[960, "note"] == "2P x forward = 0.192 s > fd_budget_s = 0.05 s"
+    assert central.loc[960, "note"] == "2P forward passes would take 0.192 s, over the 0.05 s finite-difference budget"
 
 
 def test_unavailable_peer_gets_a_skipped_row_with_the_install_hint(monkeypatch):

@@ -112,3 +112,15 @@ def test_bootstrap_interval_holds_the_median(values):
     assert mid == pytest.approx(float(np.median(values)))
     assert min(values) <= low <= high <= max(values)
     assert bootstrap_median(values) == (mid, low, high)  # seeded: the same interval every time
+
+
+def test_a_ratio_cut_short_by_its_budget_says_its_interval_is_not_established():
+    now = [0.0]
+
+    def forward():
+        now[0] += 1.0
+
+    def gradient():
+        now[0] += 3.0
+    r = paired_ratio(gradient, forward, clock=lambda: now[0], sample_s=0, budget_s=10, bursts=1)
+    assert r.pairs == 3 and r.ratio == 3.0 and "3 pairs only" in r.note and "not an established" in r.note

@@ -69,6 +69,7 @@ QUICK_SIZES = {
     "kmeans": [{"k": 10, "n": 1000, "d": 8}, {"k": 100, "n": 10000, "d": 16}],
     "lstm": [{"l": 2, "c": 1024}],
     "ba": [{"n": 49, "m": 7776, "p": 31843}],
+    "ht": [{"vertices": 544, "points": 100, "complicated": False}, {"vertices": 544, "points": 100, "complicated": True}],
 }
 
 COLUMNS = ["eval", "size", "method", "status", "primal_s", "gradient_s", "gradient_over_primal", "over_tape",

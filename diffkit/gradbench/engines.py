@@ -72,6 +72,15 @@ class Engine:
         method = self.method
         return lambda theta: dk.gradient(f, theta, method=method).grad
 
+    def jacobian(self, f: Callable) -> Callable:
+        """``jacobian(f)(theta)``: the (outputs, inputs) Jacobian of a vector-valued ``f`` (ht's residuals)."""
+        modes = {"reverse": "auto", "forward_ad": "forward", "symbolic": "symbolic"}
+        if self.method in modes:
+            mode = modes[self.method]
+            return lambda theta: dk.jacobian(f, theta, mode=mode).jacobian
+        method = self.method  # a difference method: one directional stencil per input
+        return lambda theta: np.stack([dk.fd_jvp(f, theta, e, method=method) for e in np.eye(theta.size)], axis=1)
+
     def grad_hvp(self, f: Callable) -> Callable:
         if self.method != "reverse":
             raise MethodUnavailable(
@@ -114,6 +123,12 @@ class _TorchEngine(Engine):
         grad = dk.peers.PEERS["torch"].prepare(f)
         return lambda theta: grad(theta)[1]
 
+    def jacobian(self, f):
+        import torch  # noqa: PLC0415
+        from diffkit.peers import TorchArray  # noqa: PLC0415
+        return lambda theta: torch.autograd.functional.jacobian(
+            lambda t: _tensor(f(TorchArray(t))), torch.from_numpy(np.asarray(theta, dtype=np.float64))).numpy()
+
     def grad_hvp(self, f):
         import torch  # noqa: PLC0415
         from diffkit.peers import TorchArray  # noqa: PLC0415
@@ -150,6 +165,10 @@ class _JaxEngine(Engine):
         grad = dk.peers.PEERS["jax"].prepare(f)
         return lambda theta: grad(theta)[1]
 
+    def jacobian(self, f):
+        compiled = _jax().jit(_jax().jacfwd(f))
+        return lambda theta: np.asarray(compiled(theta), dtype=np.float64)
+
     def grad_hvp(self, f):
         jax = _jax()
         compiled = jax.jit(lambda theta, v: jax.jvp(jax.grad(f), (theta,), (v,)))
@@ -160,6 +179,14 @@ class _AutogradEngine(Engine):
     def gradient(self, f):
         grad = dk.peers.PEERS["autograd"].prepare(f)
         return lambda theta: grad(theta)[1]
+
+    def jacobian(self, f):
+        import autograd  # noqa: PLC0415
+
+        def rows(theta):  # one reverse pass per output (autograd.jacobian's nested boxes fail on x[index])
+            n = np.size(f(theta))
+            return np.stack([autograd.grad(lambda t, i=i: f(t)[i])(theta) for i in range(n)])
+        return rows
 
     def grad_hvp(self, f):
         import autograd  # noqa: PLC0415

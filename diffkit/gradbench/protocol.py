@@ -48,7 +48,7 @@ from .engines import MethodUnavailable, engine_for
 
 __all__ = ["Tool", "EVALS", "load_eval", "serve", "timed_runs"]
 
-EVALS = ("hello", "lse", "llsq", "det", "ode", "gmm", "kmeans", "lstm", "ba")
+EVALS = ("hello", "lse", "llsq", "det", "ode", "gmm", "kmeans", "lstm", "ba", "ht")
 
 
 def load_eval(module: str):

@@ -72,6 +72,8 @@ HEADERS = {
     "key": "setting", "value": "value", "study": "study", "kind": "kind", "cells": "cells", "ok": "ok",
     "study_hash": "study-file hash", "seeds": "seeds", "diffkit_version": "diffkit", "git_commit": "commit",
     "first_created": "first cell (UTC)", "last_created": "last cell (UTC)",
+    "predicted_digits": "digits (error model)", "wall_median_s": "time (s, median)",
+    "gradient_median_s": "one gradient (s, median)", "hvp_over_gradient": "H v time / gradient time",
 }
 
 

@@ -301,6 +301,27 @@ def repro_studies(data):
     return pd.DataFrame(rows) if rows else None
 
 
+ENV_NAMES = {"blas": "BLAS", "blas_threads": "BLAS threads", "cpu": "CPU", "cpu_count": "CPU cores",
+             "git_commit": "commit", "packages": "packages", "platform": "platform", "python": "Python",
+             "thread_vars": "thread variables"}
+
+
+def _env_text(value) -> str:
+    """An environment entry in words: a dict of libraries as "name version", nested pools flattened."""
+    if isinstance(value, dict):
+        if "pools" in value:  # threadpoolctl's summary: the libraries and their thread pools
+            pools = [f"{p.get('internal_api', '?')} {p.get('version', '')}, {p.get('num_threads', '?')} thread(s)"
+                     + (f" ({p['threading_layer']})" if p.get("threading_layer") else "") for p in value["pools"]]
+            return "; ".join(pools) or "none"
+        parts = []
+        for k, v in value.items():
+            if isinstance(v, dict):
+                v = " ".join(str(x) for x in v.values())
+            parts.append(f"{k} {'unset' if v is None else v}")
+        return ", ".join(parts)
+    return str(value)
+
+
 def repro_env(data):
     """The environment the results were measured in (from the rows' env JSON), then this process's versions."""
     import platform
@@ -314,7 +335,8 @@ def repro_env(data):
     env = {}
     for frame in data.frames.values():
         if "env" in frame and len(frame):
-            env.update({f"measured {k}": str(v) for k, v in json_cell(frame["env"].iloc[0], {}).items()})
+            env.update({f"measured: {ENV_NAMES.get(k, k)}": _env_text(v)
+                        for k, v in json_cell(frame["env"].iloc[0], {}).items()})
             break
     env.update({"report python": platform.python_version(), "report platform": platform.platform(),
                 "report diffkit": diffkit.__version__, "report numpy": np.__version__,

@@ -207,6 +207,9 @@ def paired_ratio(numerator: Callable[[], Any], denominator: Callable[[], Any], *
     reliable = result["ratio"] >= floor
     note = "" if reliable else (f"measured {result['ratio']:.3g} < floor {floor:.3g} after {tries} "
                                 f"attempt{'s' if tries > 1 else ''}: a timing fault, not a finding")
-    if reliable and result["width"] > target:
+    if reliable and result["pairs"] < min_pairs:
+        note = (f"{result['pairs']} pairs only when the budget ended (a median needs {min_pairs}): the interval "
+                "is the spread of those pairs, not an established one")
+    elif reliable and result["width"] > target:
         note = f"interval +-{100 * result['width']:.0f} % (target +-{100 * target:.0f} %) when the budget ended"
     return PairedRatio(**result, floor=float(floor), reliable=reliable, attempts=tries, note=note)
