@@ -236,6 +236,10 @@ class _CompiledEngine(Engine):
     def gradient(self, f):
         return CompiledGradient(f, self)
 
+    def jacobian(self, f):
+        """dk.compile replays scalar functions: a vector function's Jacobian (ht) is the eager tape's."""
+        return Engine("reverse").jacobian(f)
+
     def grad_hvp(self, f):
         hvps: dict = {}
 
