@@ -157,6 +157,12 @@ class Compiled:
         return (_scalar(out[0]), out[1], out[2]) if self.has_aux else (_scalar(out[0]), out[1])
 
     def value(self, theta: Any) -> float:
+        last = self._last
+        if type(theta) is np.ndarray and theta.dtype is _F64 and last is not None and theta.shape == last[0]:
+            try:  # (the same fast path as a gradient call)
+                return _scalar(last[1].forward(theta))
+            except Rerecord as err:
+                return _scalar(self._record(last[2], theta, str(err))[0])
         program, arr, key, why = self._program(theta)
         if program is None:
             return self(theta)[0]
