@@ -199,3 +199,100 @@ def test_a_nested_gradient_is_replayed_too():
     g = dk.compile(f, theta + 0.5)
     d = np.sin(theta) + theta * np.cos(theta)  # by hand: d/du (u sin u) = sin u + u cos u
     np.testing.assert_allclose(g(theta)[1], 2 * d * (2 * np.cos(theta) - theta * np.sin(theta)), rtol=1e-13)
+
+
+# --- compile-time rewrites: each where it fires and where it must not --------------------------------------
+
+def _rewritten(f, theta):
+    g = dk.compile(f, theta)
+    return g, next(iter(g.programs.values())).source
+
+
+@pytest.mark.parametrize("reduce, scale", [("sum", 1.0), ("mean", 1 / 6)])
+def test_a_reductions_gradient_stays_unspread_into_an_elementwise_op_that_has_no_other_use(reduce, scale):
+    def f(t):
+        xp = dk.namespace(t)
+        w = xp.reshape(t, (2, 3))
+        return getattr(xp, reduce)(w * w) + xp.sum(2.0 * xp.sum(xp.exp(w), axis=1, keepdims=True))
+    theta = np.linspace(-1.0, 1.5, 6)
+    g, source = _rewritten(f, theta)
+    assert "KEPT(" in source and "EXPAND(" not in source  # both reductions: no spread gradient
+    for t in (theta, _moved(theta)):
+        np.testing.assert_allclose(g(t)[1], 2 * scale * t + 2 * np.exp(t), rtol=1e-15)  # by hand
+
+
+def test_a_reductions_gradient_is_spread_where_its_input_has_another_use_or_a_broadcast_operand():
+    def two_uses(t):  # exp(t) feeds the sum and a product: its gradient has two senders
+        xp = dk.namespace(t)
+        e = xp.exp(t)
+        return xp.sum(e) + xp.sum(e * t)
+
+    def broadcast_operand(t):  # t[2] (a scalar) is spread over the vector: its gradient sums what was spread
+        xp = dk.namespace(t)
+        return xp.sum(t[:2] - t[2])
+    theta = np.array([0.3, -0.7, 1.1])
+    g, source = _rewritten(two_uses, theta)
+    assert source.count("EXPAND(") == 1
+    np.testing.assert_allclose(g(theta)[1], np.exp(theta) * (2 + theta), rtol=1e-15)  # d/dt (e^t + t e^t)
+    g, source = _rewritten(broadcast_operand, theta)
+    assert "EXPAND(" in source and "KEPT(" not in source
+    assert g(theta)[1].tolist() == [1.0, 1.0, -2.0]
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+@pytest.mark.parametrize("axis, keepdims", [(None, False), (0, False), (1, True), ((0, 1), False)])
+def test_the_replays_extremum_rule_is_the_tables_rule_bit_for_bit_ties_and_nan_included(reduce, axis, keepdims):
+    from diffkit.backends import NUMPY
+    from diffkit.primitives import PRIMITIVES
+    from diffkit.primitives.reductions import _axes
+    from diffkit.tape.replay import _extremum_rule, _kept
+
+    rng = np.random.default_rng(0)
+    for x in (rng.standard_normal((4, 3)), np.array([[1.0, 2.0, 2.0], [3.0, 3.0, 3.0], [0.0, -1.0, 0.0],
+                                                     [np.nan, 1.0, 0.0]])):
+        ans = getattr(np, reduce)(x, axis=axis, keepdims=keepdims)
+        g = rng.standard_normal(np.shape(ans))
+        kept = _kept(x.shape, axis)
+        with np.errstate(all="ignore"):  # (a NaN slice has no hit: 0/0 there, in both)
+            table = PRIMITIVES[reduce].vjps[0](g, ans, x, NUMPY, axis, keepdims)
+            ours = _extremum_rule(g, ans, x, kept, _axes(axis, 2), int(np.prod(kept)))
+        assert np.array_equal(ours, table, equal_nan=True)
+
+
+def test_max_fires_the_inline_extremum_rule_and_a_scalar_max_does_not():
+    f = lambda t: dk.namespace(t).sum(dk.namespace(t).max(dk.namespace(t).reshape(t, (2, 2)), axis=0))  # noqa: E731
+    g, source = _rewritten(f, np.array([1.0, 4.0, 3.0, 2.0]))
+    assert "EXTREMUM_RULE(" in source
+    assert g(np.array([1.0, 4.0, 3.0, 2.0]))[1].tolist() == [0.0, 1.0, 1.0, 0.0]  # by hand: the column maxima
+    scalar = lambda t: dk.namespace(t).max(t[0] * t[1])  # noqa: E731  (a 0-d max: the table's rule)
+    g, source = _rewritten(scalar, np.array([2.0, 3.0]))
+    assert "EXTREMUM_RULE(" not in source and g(np.array([2.0, 3.0]))[1].tolist() == [3.0, 2.0]
+
+
+def test_a_negated_gradient_is_summed_before_it_is_negated_only_where_a_sum_undoes_broadcasting():
+    def f(t):  # the max's gradient is -sum(g, axis=1): summed first, negated on the (3, 1) result
+        xp = dk.namespace(t)
+        z = xp.reshape(t, (3, 2))
+        return xp.sum(xp.exp(z - xp.max(z, axis=1, keepdims=True)))
+    theta = np.array([0.5, -1.0, 2.0, 0.25, -0.5, -0.75])
+    g, source = _rewritten(f, theta)
+    assert "c = -c" in source
+    np.testing.assert_allclose(g(theta)[1], dk.reference(f, theta).grad, rtol=1e-14, atol=1e-16)
+    same_shape = lambda t: dk.namespace(t).sum(dk.namespace(t).exp(-t))  # noqa: E731  (nothing to sum)
+    g, source = _rewritten(same_shape, theta)
+    assert "c = -c" not in source
+    np.testing.assert_allclose(g(theta)[1], -np.exp(-theta), rtol=1e-15)
+
+
+def test_has_aux_returns_an_inner_gradient_replayed_with_the_outer_one():
+    def f(t):  # value <grad g, v> with g = sum(t^3): grad g = 3 t^2, and the gradient of the value 6 t v
+        xp = dk.namespace(t)
+        d = dk.vjp(lambda u: dk.namespace(u).sum(u * u * u), t)[1](1.0)
+        return xp.sum(d * np.array([1.0, 2.0])), d
+    g = dk.compile(f, np.array([1.0, 1.0]), has_aux=True)
+    value, grad, aux = g(np.array([2.0, -1.0]))
+    assert value == 12.0 + 6.0 and grad.tolist() == [12.0, -12.0] and aux.tolist() == [12.0, 3.0]
+    constant = dk.compile(lambda t: (dk.namespace(t).sum(t * t), 5.0), np.ones(2), has_aux=True)
+    assert constant(np.array([1.0, 3.0]))[2] == 5.0
+    with pytest.raises(ValueError, match="has_aux"):
+        dk.compile(lambda t: dk.namespace(t).sum(t), np.ones(2), has_aux=True)

@@ -5,9 +5,9 @@ with JSON lines: ``start``, ``define {module}``, ``evaluate {module,
 function, input}``, each answered with the same ``id``
 (:mod:`diffkit.gradbench.protocol`).  ``python -m diffkit.gradbench
 --method M`` is that tool; ``M`` is one of
-:data:`~diffkit.gradbench.engines.METHOD_CHOICES` (diffkit's tape, finite
-differences, complex step, symbolic, and the peers torch, jax, autograd on the
-same definitions).
+:data:`~diffkit.gradbench.engines.METHOD_CHOICES` (diffkit's tape, its compiled
+replay ``compiled`` (``dk.compile``), finite differences, complex step,
+symbolic, and the peers torch, jax, autograd on the same definitions).
 
 Evals (one module each under ``diffkit.gradbench.evals``): hello, lse, llsq,
 det, ode, gmm, kmeans, lstm, ba.  ht is not implemented: its inputs are the
@@ -15,7 +15,7 @@ suite's hand-model data files.  Each module's ``inputs`` makes inputs the
 way the eval makes them (same seeds, distributions and layouts).
 
 ``diffkit bench --gradbench`` (:mod:`diffkit.gradbench.bench`) times every
-eval through the tape and the installed peers, and
+eval through the tape, its compiled replay and the installed peers, and
 :func:`diffkit.gradbench.report.section` renders its CSV as Markdown.
 
 >>> from diffkit.gradbench import Tool

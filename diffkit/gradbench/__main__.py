@@ -12,7 +12,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m diffkit.gradbench",
         description="A GradBench tool: reads the eval's JSON-lines messages on stdin, answers on stdout.")
     parser.add_argument("--method", default="reverse", choices=METHOD_CHOICES,
-                        help="the differentiator for every gradient (default reverse, diffkit's tape)")
+                        help="the differentiator for every gradient (default reverse, diffkit's tape; compiled: the "
+                             "tape recorded once and replayed as generated code, dk.compile, its compile time "
+                             "reported apart)")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads (threadpoolctl; torch's pool too), default 1 as the suite's tools")
     args = parser.parse_args(argv)

@@ -15,6 +15,14 @@ and evaluate the primal on numpy arrays.  The peers (torch, jax, autograd)
 use the preparation of :mod:`diffkit.peers`, so that jax compiles once per
 prepared function, and evaluate the primal in the peer itself.
 
+``compiled`` is the tape through ``dk.compile``: the first call records
+the function and generates its replay (:mod:`diffkit.tape.replay`), later
+calls replay it; the seconds spent compiling are kept on the prepared
+engine (``compile_ns``) so that the tool reports them apart from the
+steady-state calls.  Its HVP compiles the nested gradient, whose replay
+also returns the inner gradient (``has_aux``): one program for both.  Its
+primal is the replayed forward where the function is scalar.
+
 A method this diffkit does not have (``forward_ad`` until forward mode lands)
 raises :class:`MethodUnavailable`, whose message says what is missing and
 which methods there are; the tool turns it into an error response.
@@ -33,11 +41,12 @@ import numpy as np
 import diffkit as dk
 from diffkit.methods import METHODS
 from diffkit.api import _load_methods
+from diffkit.tape.replay import NotCompilable
 
-__all__ = ["Engine", "MethodUnavailable", "engine_for", "forward_over_reverse", "METHOD_CHOICES", "PEER_METHODS"]
+__all__ = ["Engine", "CompiledGradient", "MethodUnavailable", "engine_for", "forward_over_reverse", "METHOD_CHOICES", "PEER_METHODS"]
 
 # The tool's --method choices: diffkit's own differentiators, then the peers on the same definitions.
-METHOD_CHOICES = ("reverse", "forward_ad", "central", "complex_step", "symbolic", "torch", "jax", "autograd")
+METHOD_CHOICES = ("reverse", "compiled", "forward_ad", "central", "complex_step", "symbolic", "torch", "jax", "autograd")
 PEER_METHODS = ("torch", "jax", "autograd")
 
 
@@ -54,6 +63,7 @@ class Engine:
 
     def __init__(self, method: str):
         self.method = method
+        self.compile_ns = 0  # nanoseconds spent compiling so far (dk.compile; 0 for the eager methods)
 
     def primal(self, f: Callable) -> Callable:
         return lambda theta: _as_array(f(theta))
@@ -184,6 +194,67 @@ class _AutogradEngine(Engine):
         return lambda theta, v: (np.asarray(grad(theta)), np.asarray(hvp(theta, v)))
 
 
+class CompiledGradient:
+    """``gradient(theta)`` of ``f`` replayed by ``dk.compile`` (compiled on the first call); ``replay`` returns
+    what the compiled call returns.  Seconds spent recording and generating (re-recordings included) add to
+    ``engine.compile_ns``."""
+
+    def __init__(self, f: Callable, engine: "Engine", has_aux: bool = False):
+        self.f, self.engine, self.has_aux, self.compiled = f, engine, has_aux, None
+
+    def replay(self, theta):
+        if self.compiled is None:
+            self.compiled = dk.compile(self.f, has_aux=self.has_aux)
+        before = self.compiled.compile_s
+        out = self.compiled(theta)
+        if self.compiled.compile_s != before:
+            self.engine.compile_ns += int((self.compiled.compile_s - before) * 1e9)
+        return out
+
+    def __call__(self, theta):
+        return self.replay(theta)[1]
+
+
+class _CompiledEngine(Engine):
+    def primal(self, f):
+        """The replayed forward (``Compiled.value``) of a scalar ``f``, numpy's for any other: the replay folds
+        what depends on the data alone, so its gradient is divided by its own forward, not numpy's."""
+        numpy_primal, state = super().primal(f), {}
+
+        def run(theta):
+            compiled = state.get("compiled")
+            if compiled is None:
+                try:
+                    compiled = CompiledGradient(f, self)
+                    compiled.replay(theta)  # records (its seconds go to compile_ns)
+                except (ValueError, NotCompilable):  # a vector-valued primal (ode's y, ba's errors)
+                    compiled = False
+                state["compiled"] = compiled
+            return numpy_primal(theta) if compiled is False else _as_array(compiled.compiled.value(theta))
+        return run
+
+    def gradient(self, f):
+        return CompiledGradient(f, self)
+
+    def jacobian(self, f):
+        """dk.compile replays scalar functions: a vector function's Jacobian (ht) is the eager tape's."""
+        return Engine("reverse").jacobian(f)
+
+    def grad_hvp(self, f):
+        hvps: dict = {}
+
+        def run(theta, v):
+            key = id(v)
+            if key not in hvps:
+                def directional(t, v=v):  # <grad f, v>, whose gradient is H v; grad f itself comes out as aux
+                    d = dk.vjp(f, t)[1](1.0)
+                    return dk.namespace(t).sum(d * v), d
+                hvps[key] = (CompiledGradient(directional, self, has_aux=True), v)  # (v kept: its id stays its own)
+            _, hv, grad = hvps[key][0].replay(theta)
+            return grad, hv
+        return run
+
+
 _PEER_ENGINES = {"torch": _TorchEngine, "jax": _JaxEngine, "autograd": _AutogradEngine}
 
 
@@ -191,6 +262,8 @@ def engine_for(method: str) -> Engine:
     """The engine of ``method``, or :class:`MethodUnavailable` saying why it cannot run here."""
     if method not in METHOD_CHOICES:
         raise MethodUnavailable(f"unknown method {method!r}; choose one of: {', '.join(METHOD_CHOICES)}")
+    if method == "compiled":
+        return _CompiledEngine(method)
     _load_methods()
     spec = METHODS.get(method)
     if spec is None:

@@ -7,7 +7,7 @@
 >>> path = os.path.join(tempfile.mkdtemp(), "gradbench.csv")
 >>> pd.DataFrame(rows).to_csv(path, index=False)
 >>> print(section(path).splitlines()[-1])
-| lse | n=2500 | 3 | 6 | — | — | 2 | — | — |
+| lse | n=2500 | 3 | — | 6 | — | — | 2 | — | — | — |
 """
 from __future__ import annotations
 
@@ -40,16 +40,19 @@ def section(csv_path) -> str:
     """
     path = Path(csv_path)
     df = pd.read_csv(path, keep_default_na=True)
-    methods = ("reverse",) + PEERS
-    header = ["eval", "size"] + [f"{_label(m)} grad / primal" for m in methods] + [f"{p} / tape" for p in PEERS]
+    methods = ("reverse", "compiled") + PEERS
+    header = ["eval", "size"] + [f"{_label(m)} grad / primal" for m in methods] + [f"{p} / tape" for p in PEERS] \
+        + ["jax / compiled"]
     lines = [
         "## GradBench evals: the tape beside the peers",
         "",
         "Each GradBench eval's functions are written once against `dk.namespace` (`diffkit.gradbench.evals`) and "
         "run, at the eval's sizes and inputs made as the eval makes them, through diffkit's tape "
-        "(`dk.gradient(..., method=\"reverse\")`) and the peers on the same definitions. Gradient / primal divides "
+        "(`dk.gradient(..., method=\"reverse\")`), its compiled replay (`dk.compile`, compile time kept apart) "
+        "and the peers on the same definitions. Gradient / primal divides "
         "by the numpy primal; *peer / tape* is the peer's gradient time over the tape's (above 1: the tape is "
-        "faster). One BLAS thread, one CPU, methods interleaved, medians; `diffkit bench --gradbench` "
+        "faster); *jax / compiled* is JAX-jit's over the compiled replay's. One BLAS thread, one CPU, methods "
+        "interleaved, medians; `diffkit bench --gradbench` "
         f"regenerates it (*data: [{path.name}](data/{path.name})*).",
         "",
         "| " + " | ".join(header) + " |",
@@ -63,7 +66,8 @@ def section(csv_path) -> str:
             row = by.get(method)
             return float(getattr(row, column)) if row is not None and row.status == "ok" else float("nan")
         cells = [name, size] + [_ratio(col(m, "gradient_over_primal")) for m in methods] \
-            + [_ratio(col(p, "over_tape")) for p in PEERS]
+            + [_ratio(col(p, "over_tape")) for p in PEERS] \
+            + [_ratio(col("jax", "gradient_s") / col("compiled", "gradient_s"))]
         lines.append("| " + " | ".join(cells) + " |")
         for row in group.itertuples():
             if row.status != "ok" and isinstance(row.note, str) and row.note:

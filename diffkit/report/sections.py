@@ -419,8 +419,11 @@ def _gradbench_table(frame: pd.DataFrame) -> pd.DataFrame:
         by = {r.method: r for r in group.itertuples() if r.status == "ok"}
         row = {"eval": name, "size": size,
                "tape gradient / primal": _number(getattr(by.get("reverse"), "gradient_over_primal", float("nan")))}
+        row["compiled gradient / primal"] = _number(getattr(by.get("compiled"), "gradient_over_primal", float("nan")))
         for peer in ("torch", "jax", "autograd"):
             row[f"{peer} time / tape time"] = _number(getattr(by.get(peer), "over_tape", float("nan")))
+        row["jax time / compiled time"] = _number(getattr(by.get("jax"), "gradient_s", float("nan"))
+                                                  / getattr(by.get("compiled"), "gradient_s", float("nan")))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -429,7 +432,8 @@ def gradbench(tables, missing) -> list:
     blocks = [Heading(2, "11. An outside benchmark: GradBench evals"),
               Para("The evals of GradBench (the successor of ADBench), each written once against `dk.namespace` "
                    "(`diffkit.gradbench.evals`; `python -m diffkit.gradbench` speaks its protocol) and timed "
-                   "through the tape and the installed peers on the same definitions, one BLAS thread, interleaved, "
+                   "through the tape, its compiled replay (`dk.compile`, compile time kept apart) and the "
+                   "installed peers on the same definitions, one BLAS thread, interleaved, "
                    "medians of the quick sizes. Gradient / primal divides by the numpy primal; a peer's time over "
                    "the tape's above 1 means the tape is faster. `diffkit bench --gradbench` measures it; the "
                    "report keeps the last measurement.")]

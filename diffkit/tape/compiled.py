@@ -42,25 +42,47 @@ from .replay import NotCompilable, Rerecord, generate, probe_fit
 __all__ = ["compile", "Compiled", "NotCompilable"]
 
 
+_F64 = np.dtype(np.float64)
+
+
+def _scalar(value: Any) -> float:
+    return value if type(value) is float else float(value) if type(value) is np.float64 \
+        else float(np.reshape(value, ()))
+
+
 class _Program:
     """One recorded path: its generated functions and what the recording returned."""
 
-    def __init__(self, f: Callable, theta: np.ndarray):
+    def __init__(self, f: Callable, theta: np.ndarray, has_aux: bool = False):
         tape = Tape(program=True, record_values=True)
-        out = f(tape.leaf(theta))
+        out, aux = f(tape.leaf(theta)), None
+        if has_aux:
+            if not (type(out) is tuple and len(out) == 2):
+                raise ValueError(f"with has_aux=True f must return (scalar, aux); it returned {type(out).__name__}")
+            out, aux = out
+            if type(aux) is TArray and aux.tape is not tape:
+                raise NotCompilable("f's auxiliary output is an array of another tape")
+            aux = aux if type(aux) is TArray else np.asarray(aux, dtype=np.float64)
         if type(out) is not TArray or out.tape is not tape:
             raise NotCompilable("f does not depend on theta (its output is not on the tape)")
         if out.shape not in ((), (1,)):
             raise ValueError(f"f must return a scalar; it returned shape {out.shape}")
         fits, fresh = {}, set()
-        _, probe_src, env = generate(tape, out)
+        _, probe_src, env = generate(tape, out, aux=aux)
         env["FIT"] = probe_fit(fits, fresh)
         probe = _define(probe_src, "grad", env)
-        self.first = probe(theta)  # the probe run: the value and gradient at the recording's theta
-        fwd_src, self.source, env = generate(tape, out, fits, fresh)
-        self.forward, self.grad = _define(fwd_src, "forward", env), _define(self.source, "grad", env)
-        self.forward_source = fwd_src
+        self.first = probe(theta)  # the probe run: the value and gradient (and aux) at the recording's theta
+        fwd_src, self.source, self.env = generate(tape, out, fits, fresh, aux=aux)
+        self.grad = _define(self.source, "grad", self.env)
+        self.forward_source, self._forward = fwd_src, None
         self.nodes = len(tape)
+
+    @property
+    def forward(self) -> Callable:
+        """The value alone (compiled on first use: Python's compiler takes seconds on a program of 1e4 nodes)."""
+        if self._forward is None:
+            self._forward = _define(self.forward_source, "forward", self.env)
+        return self._forward
 
 
 def _define(source: str, name: str, env: dict) -> Callable:
@@ -77,9 +99,10 @@ class Compiled:
     """
 
     def __init__(self, f: Callable, theta: Any = None, *, verbose: bool = False,
-                 on_rerecord: Callable[[str], None] | None = None):
-        self.f, self.verbose, self.on_rerecord = f, verbose, on_rerecord
+                 on_rerecord: Callable[[str], None] | None = None, has_aux: bool = False):
+        self.f, self.verbose, self.on_rerecord, self.has_aux = f, verbose, on_rerecord, has_aux
         self.programs: dict = {}
+        self._last = None  # (shape, program, key) of the last float64 call: its fast path
         self.records, self.compile_s, self.reasons = 0, 0.0, []
         if theta is not None:
             self._record(*self._key(theta), None)
@@ -100,7 +123,7 @@ class Compiled:
             if self.verbose:
                 print(f"dk.compile: re-recording ({reason})")
         start = time.perf_counter()
-        program = self.programs[key] = _Program(self.f, arr)
+        program = self.programs[key] = _Program(self.f, arr, self.has_aux)
         self.compile_s += time.perf_counter() - start
         self.records += 1
         return program.first
@@ -113,25 +136,40 @@ class Compiled:
             return None, arr, key, why
         return program, arr, key, None
 
-    def __call__(self, theta: Any) -> tuple[float, np.ndarray]:
+    def __call__(self, theta: Any) -> tuple:
+        last = self._last
+        if type(theta) is np.ndarray and theta.dtype is _F64 and last is not None and theta.shape == last[0]:
+            try:  # the steady state: the same shape as the call before, nothing to look up
+                out = last[1].grad(theta)
+            except Rerecord as err:
+                out = self._record(last[2], theta, str(err))
+            return (_scalar(out[0]), out[1], out[2]) if self.has_aux else (_scalar(out[0]), out[1])
         program, arr, key, why = self._program(theta)
         if program is not None:
             try:
-                value, grad = program.grad(arr)
+                out = program.grad(arr)
             except Rerecord as err:
-                value, grad = self._record(key, arr, str(err))
+                out = self._record(key, arr, str(err))
         else:
-            value, grad = self._record(key, arr, why)
-        return float(np.reshape(value, ())), grad
+            out = self._record(key, arr, why)
+        if type(theta) is np.ndarray and theta.dtype is _F64:
+            self._last = (theta.shape, self.programs[key], key)
+        return (_scalar(out[0]), out[1], out[2]) if self.has_aux else (_scalar(out[0]), out[1])
 
     def value(self, theta: Any) -> float:
+        last = self._last
+        if type(theta) is np.ndarray and theta.dtype is _F64 and last is not None and theta.shape == last[0]:
+            try:  # (the same fast path as a gradient call)
+                return _scalar(last[1].forward(theta))
+            except Rerecord as err:
+                return _scalar(self._record(last[2], theta, str(err))[0])
         program, arr, key, why = self._program(theta)
         if program is None:
             return self(theta)[0]
         try:
-            return float(np.reshape(program.forward(arr), ()))
+            return _scalar(program.forward(arr))
         except Rerecord as err:
-            return float(np.reshape(self._record(key, arr, str(err))[0], ()))
+            return _scalar(self._record(key, arr, str(err))[0])
 
     @property
     def source(self) -> str:
@@ -143,6 +181,11 @@ class Compiled:
 
 
 def compile(f: Callable, theta: Any = None, *, verbose: bool = False,
-            on_rerecord: Callable[[str], None] | None = None) -> Compiled:  # noqa: A001 (dk.compile, like jax.jit)
-    """Record ``f`` at ``theta`` once; the result replays value and gradient at any theta (see the module doc)."""
-    return Compiled(f, theta, verbose=verbose, on_rerecord=on_rerecord)
+            on_rerecord: Callable[[str], None] | None = None,
+            has_aux: bool = False) -> Compiled:  # noqa: A001 (dk.compile, like jax.jit)
+    """Record ``f`` at ``theta`` once; the result replays value and gradient at any theta (see the module doc).
+
+    With ``has_aux=True``, ``f`` returns ``(scalar, aux)`` and a call returns ``(value, gradient, aux)``,
+    ``aux`` replayed too (an array computed on the way, e.g. an inner gradient; as ``jax``'s ``has_aux``).
+    """
+    return Compiled(f, theta, verbose=verbose, on_rerecord=on_rerecord, has_aux=has_aux)

@@ -24,9 +24,10 @@ import numpy as np
 from ..backends import NUMPY
 from .array import TArray
 from .core import Tape
+from ..primitives.reductions import _axes as reduced_axes
 from .plans import unbroadcast
 
-__all__ = ["NotCompilable", "Rerecord", "generate", "probe_fit"]
+__all__ = ["NotCompilable", "Rerecord", "generate", "probe_fit", "fit_plan"]
 
 
 class NotCompilable(ValueError):
@@ -168,6 +169,12 @@ def _covering(entries: list, live: set, p: int, shape: tuple) -> bool:
             index = e[1][1]
             if type(index) is tuple and len(index) == 1:
                 index = index[0]
+            if type(index) is int or isinstance(index, np.integer):  # one entry: the span [i, i + 1)
+                at = int(index) % shape[0] if -shape[0] <= int(index) < shape[0] else -1
+                if at < 0:
+                    return False
+                spans.append((at, at + 1))
+                continue
             if type(index) is not slice or index.step not in (None, 1):
                 return False
             start, stop, _ = index.indices(shape[0])
@@ -231,14 +238,18 @@ def _fast_forward(src: _Source, prim, args: list, vals: tuple, params: dict) -> 
     return None
 
 
-def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, params: dict) -> tuple | None:
-    """``(expression, reads)`` of a rule written inline, for the common 2-D and elementwise cases."""
+def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, params: dict,
+               lean: bool = False) -> tuple | None:
+    """``(expression, reads)`` of a rule written inline, for the common 2-D and elementwise cases.
+
+    ``lean``: a sum's gradient may stay in the reduced shape (its input's rules broadcast it; see
+    :func:`_lean_reductions`)."""
     name, g = prim.name, f"g{i}"
 
     def ref(j, transpose=False):  # input j (a constant is folded, transposed once here)
         if parents[j] >= 0:
             return f"v{parents[j]}" + (".T" if transpose else ""), (f"v{parents[j]}",)
-        return src.const(vals[j].T if transpose else vals[j]), ()
+        return src.const(np.ascontiguousarray(vals[j].T) if transpose else vals[j]), ()  # (BLAS: a copy once)
     if name in ("add", "positive") or (name == "subtract" and k == 0):
         return g, (g,)
     if name == "negative" or (name == "subtract" and k == 1):
@@ -251,9 +262,18 @@ def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, 
         shape = vals[0].shape
         kept = _kept(shape, p["axis"])
         scale = "" if name == "sum" else f" / {src.const(float(math.prod(shape) // max(1, math.prod(kept))))}"
+        if lean:
+            return f"KEPT({g}, {src.const(kept)}){scale}", (g,)
         return f"EXPAND({g}, {src.const(kept)}, {src.const(shape)}){scale}", (g,)
     if name == "reshape" and _is_array(vals[0]):
         return f"{g}.reshape({src.const(vals[0].shape)})", (g,)
+    if name in ("max", "min") and _is_array(vals[0]) and vals[0].ndim:
+        p = {"axis": None, "keepdims": False, **params}
+        kept = _kept(vals[0].shape, p["axis"])
+        axes = reduced_axes(p["axis"], vals[0].ndim)
+        x, reads = ref(0)
+        return (f"EXTREMUM_RULE({g}, v{i}, {x}, {src.const(kept)}, {src.const(axes)}, {math.prod(kept)})",
+                (g, f"v{i}", *reads))
     if name == "tanh" and _is_array(vals[0]):
         x, reads = ref(0)
         return f"TANH_RULE({g}, {x})", (g, *reads)
@@ -272,6 +292,49 @@ def _tanh_rule(g: Any, x: np.ndarray) -> np.ndarray:
     e /= d
     e *= g
     return e
+
+
+def _extremum_rule(g: Any, ans: Any, x: np.ndarray, kept: tuple, axes: Any, slices: int) -> np.ndarray:
+    """The table's max/min rule (:func:`diffkit.primitives.reductions._extremum_vjp`) with its shapes decided
+    at generation: ``g`` over the hit mask, ties sharing equally; the same operations, so the same numbers."""
+    top = ans.reshape(kept) if type(ans) in (np.ndarray, np.float64) else np.reshape(ans, kept)
+    hit = x == top
+    gk = g.reshape(kept) if type(g) in (np.ndarray, np.float64) else np.reshape(g, kept)
+    if np.count_nonzero(hit) == slices and not np.count_nonzero(top != top):  # one hit per slice: no ties
+        return gk * hit
+    return (gk / np.sum(hit, axis=axes, keepdims=True)) * hit
+
+
+def _kept_grad(g: Any, kept: tuple) -> Any:
+    """A reduction's gradient in the reduced shape with the reduced axes kept (a number stays a number)."""
+    if not any(n != 1 for n in kept) and type(g) is np.float64:
+        return g
+    return g.reshape(kept) if type(g) in (np.ndarray, np.float64) else np.reshape(g, kept)
+
+
+def _lean_reductions(entries: list, live: set) -> set:
+    """Sums and means whose gradient need not be spread to the input's shape: the input is an elementwise op
+    (its rules broadcast ``g`` against its operands) whose gradient comes from that reduction alone, and whose
+    traced operands all have its shape.  Each contribution then comes out full-size, or is spread by the fit,
+    with the same numbers (an exact rewrite: a rule of a broadcast ``g`` is the rule of ``g`` spread).  An
+    operand broadcast up in the forward would need its contribution summed over what the small ``g`` never
+    spread: that case keeps the spread ``g``."""
+    senders: dict = {}
+    for i in live:
+        for p in _graded(entries[i]):
+            senders.setdefault(p, []).append(i)
+    lean = set()
+    for i in live:
+        e = entries[i]
+        if e is None or e[0] != "op" or e[1].name not in ("sum", "mean") or e[2][0] < 0:
+            continue
+        p = e[2][0]
+        source = entries[p]
+        if (source is not None and source[0] == "op" and source[1].kind == "elementwise" and source[1].joint is None
+                and senders.get(p) == [i] and _is_array(e[3][0])
+                and all(_shape(v) == e[3][0].shape for q, v in zip(source[2], source[3]) if q >= 0)):
+            lean.add(i)
+    return lean
 
 
 def _kept(shape: tuple, axis: Any) -> tuple:
@@ -356,7 +419,8 @@ class _Grads:
         self.edges = 0
 
     def fit(self, shape: tuple) -> None:
-        """Undo broadcasting of ``c``: in the probe, learn the shape; in the final code, only where needed."""
+        """Fit ``c`` to its input's shape: in the probe, learn the shape; in the final code, only where needed
+        (sum what broadcasting spread, spread what a lean reduction gradient left unexpanded)."""
         key, self.edges = self.edges, self.edges + 1
         if self.fits is None:
             self.src.emit(f"c = FIT(c, {self.src.const(shape)}, {key})", ("c",))
@@ -367,11 +431,21 @@ class _Grads:
         if got == "other":
             self.src.emit(f"c = UNB(XP, c, {self.src.const(shape)})", ("c",))
             return
-        lead = len(got) - len(shape)
-        axes = tuple(range(lead)) + tuple(k + lead for k, n in enumerate(shape) if n == 1 and got[k + lead] != 1)
-        text = f"c = c.sum(axis={self.src.const(axes)})" if axes else "c = c"
-        self.src.emit(text + (f".reshape({self.src.const(shape)})" if _reshape_needed(got, axes, shape) else ""),
-                      ("c",))
+        axes, after, expand = fit_plan(got, shape)
+        text = f"c.sum(axis={self.src.const(axes)}, keepdims=True)" if axes else "c"
+        if len(got) != len(shape):
+            text += f".reshape({self.src.const(after)})"
+        if expand:
+            text = f"BCAST({text}, {self.src.const(shape)})"
+        self.src.emit(f"c = {text}", ("c",))
+
+    def sums(self, shape: tuple) -> bool:
+        """Whether the next edge's fit (final code only) is a plain sum of an ndarray down to ``shape``."""
+        got = None if self.fits is None else self.fits.get(self.edges)
+        if type(got) is not tuple or got == shape:
+            return False
+        axes, _, spread = fit_plan(got, shape)
+        return bool(axes) and not spread
 
     def add(self, p: int, index: Any = None, scatter: bool = False) -> None:
         src, shape = self.src, self.shapes[p]
@@ -398,9 +472,28 @@ class _Grads:
             src.emit(f"g{p} = g{p} + c", (f"g{p}", "c"))
 
 
-def _reshape_needed(got: tuple, axes: tuple, shape: tuple) -> bool:
-    kept = tuple(n for k, n in enumerate(got) if k not in axes)
-    return kept != shape
+def fit_plan(got: tuple, shape: tuple) -> tuple[tuple, tuple, bool]:
+    """How a contribution of shape ``got`` becomes the gradient of an input of ``shape``: ``(axes summed with
+    keepdims, the shape after that (ranks aligned), whether it is then broadcast up to shape)``.
+
+    >>> fit_plan((64, 10), (10,)), fit_plan((64, 1), (64, 10)), fit_plan((), (2, 3))
+    (((0,), (10,), False), ((), (64, 1), True), ((), (1, 1), True))
+    """
+    n, lead = len(shape), len(got) - len(shape)
+    aligned = got[lead:] if lead >= 0 else (1,) * -lead + tuple(got)
+    axes = tuple(range(max(lead, 0))) + tuple(k + lead for k in range(n)
+                                                if shape[k] == 1 and aligned[k] != 1 and k + lead >= 0)
+    after = tuple(1 if shape[k] == 1 else aligned[k] for k in range(n))
+    return axes, after, after != tuple(shape)
+
+
+def _fit_value(c: Any, got: tuple, shape: tuple) -> Any:
+    axes, after, expand = fit_plan(got, shape)
+    if axes:
+        c = c.sum(axis=axes, keepdims=True)
+    if len(got) != len(shape):
+        c = c.reshape(after)
+    return np.broadcast_to(c, shape) if expand else c
 
 
 def _basic(index: Any) -> bool:
@@ -409,11 +502,12 @@ def _basic(index: Any) -> bool:
 
 
 def _backward_lines(src: _Source, entries: list, live: set, values: list, out: int, fits: dict | None,
-                    fresh: set) -> None:
+                    fresh: set, aux: str = "") -> None:
     buffered = {e[1][0] for i, e in enumerate(entries) if i in live and e is not None and e[0] != "op"}
     shapes = {i: _shape(values[i]) for i in live}
     grads = _Grads(src, buffered, shapes, fits, fresh)
     grads.assigned = {p for p in buffered if _covering(entries, live, p, shapes[p])}
+    lean = _lean_reductions(entries, live)
     src.emit(f"g{out} = {src.const(np.ones(shapes[out]) if shapes[out] else np.float64(1.0))}")
     grads.started.add(out)
     for i in range(out, 0, -1):
@@ -440,15 +534,25 @@ def _backward_lines(src: _Source, entries: list, live: set, values: list, out: i
             p = parents[k]
             if p < 0 or rule is None:
                 continue
-            call = _fast_rule(src, prim, k, i, parents, vals, params)
+            if (prim.name == "negative" or prim.name == "subtract" and k == 1) and grads.sums(_shape(vals[k])):
+                src.emit(f"c = g{i}", (f"g{i}",))  # sum, then negate: the same numbers, a pass on fewer entries
+                grads.fit(_shape(vals[k]))
+                src.emit("c = -c", ("c",))
+                grads.add(p)
+                continue
+            call = _fast_rule(src, prim, k, i, parents, vals, params, i in lean)
             call, reads = call or _rule_call(src, prim, rule, names, i, parents, vals, params)
             src.emit(f"c = {call}", reads)
-            grads.fit(_shape(vals[k]))
+            if i not in lean:  # (a lean reduction's gradient stays in the reduced shape on purpose)
+                grads.fit(_shape(vals[k]))
             grads.add(p)
+    tail = f", COPY({aux})" if aux else ""  # (an auxiliary value may be a view of theta or of a constant)
+    reads = (aux,) if aux.startswith("v") else ()
     if 0 not in grads.started:
-        src.emit(f"return v{out}, ZEROS(theta.shape)")
+        src.emit(f"return v{out}, ZEROS(theta.shape){tail}", reads)
     else:  # a buffer of ours is returned as it is; anything else may be a view of a constant: copied
-        src.emit(f"return v{out}, " + ("g0" if 0 in buffered else "COPY(g0)"), (f"v{out}", "g0"))
+        own = 0 in buffered or 0 in grads.owned  # (a new array of ours, held by nobody else)
+        src.emit(f"return v{out}, " + ("g0" if own else "COPY(g0)") + tail, (f"v{out}", "g0", *reads))
 
 
 def _joint_args(prim) -> tuple:
@@ -456,23 +560,31 @@ def _joint_args(prim) -> tuple:
     return _rule_args(prim.joint)
 
 
-def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = frozenset()) -> tuple[str, str, dict]:
+def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = frozenset(),
+             aux: Any = None) -> tuple[str, str, dict]:
     """``(forward source, gradient source, their globals)`` of a recorded tape (``program`` and ``values`` set).
 
     With ``fits=None`` the gradient calls ``FIT(c, shape, edge)`` at every edge (the probe run fills ``fits``).
+    ``aux`` (a tape array of the recording, or a constant) is returned third by the gradient, copied.
     """
     entries, guards = _split(tape.program)
     _check(entries)
     live, needed = _needed(entries, guards, out.index)
+    if type(aux) is TArray:
+        needed.add(aux.index)
+        for i in range(aux.index, -1, -1):
+            if i in needed:
+                needed.update(_inputs(entries[i]))
     env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD_AT": np.add.at,
-           "UNB": unbroadcast, "COPY": np.array,
-           "EXPAND": _expand, "TANH_RULE": _tanh_rule}
+           "UNB": unbroadcast, "COPY": np.array, "BCAST": np.broadcast_to, "KEPT": _kept_grad,
+           "EXPAND": _expand, "TANH_RULE": _tanh_rule, "EXTREMUM_RULE": _extremum_rule}
     fwd = _Source(env)
     _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
     fwd.emit(f"return v{out.index}")
     grad = _Source(env)
     _forward_lines(grad, entries, guards, needed, tape.values, out.index)
-    _backward_lines(grad, entries, live, tape.values, out.index, fits, fresh)
+    aux_name = "" if aux is None else f"v{aux.index}" if type(aux) is TArray else _Source(env).const(aux)
+    _backward_lines(grad, entries, live, tape.values, out.index, fits, fresh, aux_name)
     return fwd.function("def forward(theta):", ()), grad.function("def grad(theta):", ()), env
 
 
@@ -480,12 +592,16 @@ def probe_fit(fits: dict, fresh: set) -> Callable:
     """The probe's ``FIT``: learns each edge's contribution shape, and whether the contribution is a new
     float64 array held by nothing else (then the parent's gradient may be summed into it in place)."""
     def fit(c, shape, key):
-        got = tuple(c.shape) if type(c) is np.ndarray else "other" if _shape(c) != shape else shape
+        numeric = type(c) in (np.ndarray, np.float64)
+        got = tuple(c.shape) if numeric else "other" if _shape(c) != shape else shape
         fits[key] = got
-        # references: the caller's `c`, this parameter and getrefcount's argument; a view or an alias has more
-        summed = got != shape and math.prod(got) != math.prod(shape)  # unbroadcast then makes a new array
-        if type(c) is np.ndarray and c.dtype == np.float64 and (summed or c.base is None and
-                                                                c.flags.writeable and getrefcount(c) == 3):
+        if got == "other":
+            return unbroadcast(NUMPY, c, shape)
+        axes, _, spread = fit_plan(got, shape) if got != shape else ((), (), False)
+        # references: the caller's `c`, this parameter and getrefcount's argument; a view or an alias has more.
+        # A summed contribution is a new array; a spread one a read-only view, never added into in place.
+        if type(c) is np.ndarray and c.dtype == np.float64 and not spread and (
+                axes or c.base is None and c.flags.writeable and getrefcount(c) == 3):
             fresh.add(key)
-        return c if got == shape else unbroadcast(NUMPY, c, shape)
+        return c if got == shape else _fit_value(c, got, shape)
     return fit
