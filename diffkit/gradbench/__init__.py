@@ -10,13 +10,13 @@ replay ``compiled`` (``dk.compile``), finite differences, complex step,
 symbolic, and the peers torch, jax, autograd on the same definitions).
 
 Evals (one module each under ``diffkit.gradbench.evals``): hello, lse, llsq,
-det, ode, gmm, kmeans, lstm, ba.  ht is not implemented: its inputs are the
-suite's hand-model data files.  Each module's ``inputs`` makes inputs the
-way the eval makes them (same seeds, distributions and layouts).
+det, ode, gmm, kmeans, lstm, ba, ht.  Each module's ``inputs`` makes inputs
+the way the eval makes them (same seeds, distributions and layouts; ht and ba,
+whose evals read ADBench's data files, get seeded data of the files' shapes).
 
 ``diffkit bench --gradbench`` (:mod:`diffkit.gradbench.bench`) times every
-eval through the tape, its compiled replay and the installed peers, and
-:func:`diffkit.gradbench.report.section` renders its CSV as Markdown.
+eval through the tape, its compiled replay and the installed peers; the
+default report's GradBench section shows its CSV.
 
 >>> from diffkit.gradbench import Tool
 >>> Tool("reverse").handle({"id": 7, "kind": "evaluate", "module": "hello", "function": "square",

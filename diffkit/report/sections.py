@@ -412,20 +412,35 @@ def reproducibility(tables, missing, data: ReportData) -> list:
     return blocks + [Para("Regenerate this report with:"), Code(f"pip install -e .\n{data.command}")]
 
 
-def _gradbench_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per eval and size: the tape's gradient / primal and each peer's time over the tape's."""
-    rows = []
+def _gradbench_table(frame: pd.DataFrame) -> Table:
+    """One row per eval and size: the tape's and the replay's gradient / primal, each peer's time over the
+    tape's, JAX's over the replay's; a cell that did not run carries its reason in a footnote."""
+    notes, rows = Footnotes(), []
     for (name, size), group in frame.groupby(["eval", "size"], sort=False):
-        by = {r.method: r for r in group.itertuples() if r.status == "ok"}
+        by = {r.method: r for r in group.itertuples()}
+
+        def cell(method, value):
+            r = by.get(method)
+            if r is None:
+                return "–"
+            if r.status != "ok":
+                return r.status + notes.mark(f"{GRADBENCH_NAMES.get(method, method)}: {r.note}")
+            return _number(value(r))
         row = {"eval": name, "size": size,
-               "tape gradient / primal": _number(getattr(by.get("reverse"), "gradient_over_primal", float("nan")))}
-        row["compiled gradient / primal"] = _number(getattr(by.get("compiled"), "gradient_over_primal", float("nan")))
+               "tape gradient / primal": cell("reverse", lambda r: r.gradient_over_primal),
+               "compiled gradient / primal": cell("compiled", lambda r: r.gradient_over_primal)}
         for peer in ("torch", "jax", "autograd"):
-            row[f"{peer} time / tape time"] = _number(getattr(by.get(peer), "over_tape", float("nan")))
-        row["jax time / compiled time"] = _number(getattr(by.get("jax"), "gradient_s", float("nan"))
-                                                  / getattr(by.get("compiled"), "gradient_s", float("nan")))
+            row[f"{PEER_NAMES[peer]} time / tape time"] = cell(peer, lambda r: r.over_tape)
+        compiled = by.get("compiled")
+        row["JAX time / compiled time"] = cell("jax", lambda r: r.gradient_s / compiled.gradient_s) \
+            if compiled is not None and compiled.status == "ok" else "–"
         rows.append(row)
-    return pd.DataFrame(rows)
+    return Table(pd.DataFrame(rows), "gradbench.csv", notes.notes() + (
+        "A gradient / primal below 1 (a gradient cheaper than its own forward) is a timing fault and is shown as "
+        "unreliable, never as a number.",))
+
+
+GRADBENCH_NAMES = {**PEER_NAMES, "compiled": "compiled replay"}
 
 
 def gradbench(tables, missing) -> list:
@@ -437,7 +452,9 @@ def gradbench(tables, missing) -> list:
                    "medians of the quick sizes. Gradient / primal divides by the numpy primal; a peer's time over "
                    "the tape's above 1 means the tape is faster. `diffkit bench --gradbench` measures it; the "
                    "report keeps the last measurement.")]
-    return blocks + _shown(tables, "gradbench", missing, "The GradBench table", _gradbench_table)
+    if "gradbench" not in tables:
+        return blocks + [Missing("The GradBench table", missing.get("gradbench", "no data"))]
+    return blocks + [_gradbench_table(tables["gradbench"])]
 
 
 def _shown(tables, name: str, missing, what: str, display) -> list:
