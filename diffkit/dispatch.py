@@ -49,6 +49,9 @@ def strip(x: Any) -> Any:
     return x
 
 
+GENERIC = "array_api"  # the backend of any other array-API library: it is asked last
+
+
 def register_backend(name: str, detect: Callable[[Any], bool], ns: Any = None, *, priority: int | None = None,
                      loader: Callable[[], Any] | None = None, array_type: type | None = None) -> None:
     """Add a backend: ``detect(x)`` says whether ``x`` belongs to it, ``ns`` is its namespace.
@@ -58,7 +61,10 @@ def register_backend(name: str, detect: Callable[[Any], bool], ns: Any = None, *
     """
     get = loader if loader is not None else (lambda array: ns)
     _BACKENDS[:] = [b for b in _BACKENDS if b[0] != name]
-    _BACKENDS.insert(len(_BACKENDS) if priority is None else priority, (name, detect, get))
+    if priority is None:  # before the generic array-API backend, which claims any array with __array_namespace__
+        generic = [i for i, b in enumerate(_BACKENDS) if b[0] == GENERIC]  # (jax and autograd arrays have one)
+        priority = generic[0] if generic and name != GENERIC else len(_BACKENDS)
+    _BACKENDS.insert(priority, (name, detect, get))
 
 
 def set_default(ns: Any) -> None:

@@ -117,3 +117,22 @@ def test_missing_peer_is_listed_as_unavailable_with_the_install_hint(monkeypatch
     missing = ", ".join(m for m in peers.PEERS["torch"].modules if m in hidden or real(m) is None)
     with pytest.raises(ValueError, match=rf"method 'torch' is not available here: not installed \({missing}\)"):
         dk.gradient(lambda t: t[0] * t[0], np.ones(2), method="torch")
+
+
+@pytest.mark.parametrize("name", ["jax", "autograd"])
+def test_a_peer_traced_array_gets_its_peer_namespace_not_the_generic_array_api_one(name):
+    # jax tracers and autograd boxes also carry __array_namespace__: the generic array-API backend must come last,
+    # or numpy runs on object arrays of boxes (RK4 through concatenate: a gradient of the wrong kind, or 8 GB)
+    need(name)
+    seen = []
+
+    def f(t):
+        xp = dk.namespace(t)
+        seen.append(xp.name)
+        y = xp.concatenate([t[:1], t[1:] * t[:-1]])  # y = (t0, t1 t0, t2 t1)
+        return xp.sum(y * y)
+    t = np.array([1.0, 2.0, 3.0])
+    grad = dk.gradient(f, t, method=name).grad
+    # d/dt of t0^2 + t1^2 t0^2 + t2^2 t1^2, by hand
+    expected = [2 * t[0] + 2 * t[1] ** 2 * t[0], 2 * t[1] * t[0] ** 2 + 2 * t[1] * t[2] ** 2, 2 * t[2] * t[1] ** 2]
+    assert set(seen) == {name} and np.allclose(grad, expected, rtol=1e-15, atol=0)
