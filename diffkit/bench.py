@@ -253,9 +253,10 @@ def _case(name: str, prob, fwd_s: float, opts: dict) -> _Case | str:
     return f"unknown bench method {name!r}; valid: {', '.join(METHOD_ORDER)}"
 
 
-def _median_s(fn: Callable[[], Any], samples: int = 7) -> float:
-    """Median seconds of one call over a few calls (after one warm-up): an estimate, never a reported ratio."""
-    fn()
+def _median_s(fn: Callable[[], Any], samples: int = 7, warmup: bool = True) -> float:
+    """Median seconds of one call over a few calls (after one warm-up unless ``warmup=False``)."""
+    if warmup:
+        fn()
     times = []
     for _ in range(samples):
         start = time.perf_counter()
