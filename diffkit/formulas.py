@@ -31,6 +31,7 @@ def rows(shape: tuple) -> int:
 # --- stable forms ------------------------------------------------------------------------
 
 TANH_SATURATED = 1 - 2.0 ** -9  # past |tanh| = this (|x| > 3.47), (1 - a)(1 + a) keeps fewer than 13 digits
+TANH_SCREEN = 3.465  # |x| <= this gives |tanh x| < TANH_SATURATED for sure (atanh(TANH_SATURATED) = 3.46525)
 
 
 def tanh_parts(x):
@@ -46,11 +47,10 @@ def tanh_parts(x):
     """
     if type(x) is np.ndarray and x.dtype == np.float64 and x.ndim:
         a = np.tanh(x)
-        size = np.abs(a)
-        if not np.fmax.reduce(size, None) > TANH_SATURATED:  # (fmax skips NaNs: a NaN's rule gives NaN anyway)
-            return a, None
-        flat = np.flatnonzero(size > TANH_SATURATED)
-        return a, (flat, x.take(flat))
+        if not x.size or (np.maximum.reduce(x, None) <= TANH_SCREEN and np.minimum.reduce(x, None) >= -TANH_SCREEN):
+            return a, None  # (two reductions, no temporary; a NaN fails both tests and takes the scan below)
+        flat = np.flatnonzero(np.abs(a) > TANH_SATURATED)  # (a NaN is not saturated: its rule gives NaN anyway)
+        return a, ((flat, x.take(flat)) if flat.size else None)
     if type(x).__module__.startswith("diffkit"):  # a trace: its own tanh, recorded
         return namespace(x).tanh(x), x
     if hasattr(x, "__array_namespace__") and not isinstance(x, (np.ndarray, np.generic)):  # CuPy, array API
@@ -61,6 +61,10 @@ def tanh_parts(x):
 def tanh_slope(ans, res, xp):
     """``tanh'`` from :func:`tanh_parts`' output and residual, exact to ~1e-13 relative at every x."""
     if res is None:
+        if type(ans) is np.ndarray:  # the same product, one temporary fewer
+            slope = 1.0 - ans
+            slope *= 1.0 + ans
+            return slope
         return (1 - ans) * (1 + ans)
     if type(res) is not tuple:  # all of x kept
         return sech2(res, xp)
@@ -73,6 +77,16 @@ def tanh_slope(ans, res, xp):
     else:  # numpy's residual on another library's arrays: the same entries, found again (C order, as flat)
         slope[xp.abs(ans) > TANH_SATURATED] = sech2(x, xp)
     return slope
+
+
+def tanh_vjp(g, ans, res, xp):
+    """``g * tanh'``: the rule of the table's tanh (:func:`tanh_slope`), the product taken in the slope's own
+    buffer when both are float64 arrays of one shape."""
+    slope = tanh_slope(ans, res, xp)
+    if type(g) is np.ndarray and type(slope) is np.ndarray and g.shape == slope.shape and g.dtype == slope.dtype:
+        slope *= g  # (slope is a new array of ours; g * slope and slope * g are the same product)
+        return slope
+    return g * slope
 
 
 def sech2(x, xp):

@@ -17,11 +17,17 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def user_site() -> str:
     """``file:line in function`` of the innermost caller outside diffkit."""
     frame = sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+    while frame is not None and _ours(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
         return "<unknown>"
     return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+
+
+def _ours(filename: str) -> bool:
+    """A file of the package, or code the tape generated (``<recorder of log>``, ``<plan of sum>``)."""
+    return filename.startswith(("<recorder of ", "<plan of ")) or os.path.abspath(filename).startswith(
+        _PACKAGE_DIR + os.sep)
 
 
 def check_finite(value: Any, what: str, site: str) -> None:

@@ -38,7 +38,7 @@ def new_level() -> int:
 class Tape:
     """A Wengert list over values of namespace ``vxp`` (numpy floats, mpmath, another tape's arrays...)."""
 
-    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns", "program", "plain", "convert")
+    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns", "program", "plain", "convert", "fast")
 
     def __init__(self, vxp: Any = None, anomaly: bool = False, record_values: bool = False, program: bool = False):
         self.vxp = NUMPY if vxp is None or vxp is np else vxp
@@ -51,6 +51,7 @@ class Tape:
         self.values: list | None = [] if record_values else None  # node i's forward value, for dk.graph
         self.program: list | None = [] if program else None  # what dk.compile replays (see .replay)
         self.plain = not (anomaly or record_values or program)  # nothing beside the nodes to record
+        self.fast = self.plain and self.vxp is NUMPY  # what a generated recorder (.plans) records in one call
 
     def leaf(self, value: Any) -> TArray:
         """Start recording: a tape array for an input whose gradient we want."""
@@ -194,3 +195,4 @@ def record_op(prim, tape, vals, parents, mask, params):
         return record(tape, (prim, (parents[0], params["index"], None, getattr(vals[0], "shape", ())), site), ans)
     links = build(vals, ans, tape.vxp, parents, params, res)
     return record(tape, (prim, links, site), ans, None if tape.program is None else ("op", prim, parents, vals, params))
+

@@ -9,7 +9,9 @@ from ..dispatch import TRACERS, namespace
 from ..primitives import PRIMITIVES
 from .array import TArray
 from . import core
+from ..backends import NUMPY
 from .core import record, record_op
+from .plans import fast_recorder
 from .namespace import TracerNamespace
 
 __all__ = ["levels", "apply_on", "reshape_view", "index_view", "tape_namespace"]
@@ -74,6 +76,12 @@ def index_view(x: Any, index: Any) -> TArray | None:
     return TArray(part, tape, len(nodes) - 1)
 
 
+def _recorder(prim: Any) -> Any:
+    """``apply``, ``record_op`` and the plan's builder in one generated call for a plain numpy tape
+    (:func:`.plans.fast_recorder`); None for the ops it does not cover."""
+    return fast_recorder(prim, core.apply, NUMPY, TArray, TRACERS, PRIMITIVES["multiply"])
+
+
 _GETITEM = PRIMITIVES["getitem"]
 _NAMESPACES: dict = {}
 
@@ -82,7 +90,7 @@ def tape_namespace(vxp: Any) -> TracerNamespace:
     """The namespace of tape arrays over values of ``vxp`` (one per value namespace)."""
     ns = _NAMESPACES.get(id(vxp))
     if ns is None:
-        ns = _NAMESPACES[id(vxp)] = TracerNamespace("tape", vxp, core.apply, reshape_view, index_view)
+        ns = _NAMESPACES[id(vxp)] = TracerNamespace("tape", vxp, core.apply, reshape_view, index_view, _recorder)
     return ns
 
 

@@ -59,12 +59,13 @@ class TracerNamespace:
     convert = None
 
     def __init__(self, kind: str, vxp: Any, apply: Callable, reshape_view: Callable | None = None,
-                 index_view: Callable | None = None):
+                 index_view: Callable | None = None, recorder: Callable = lambda prim: None):
         self.name = kind
         self.vxp = vxp
         self.impls: list = [None] * len(PRIMITIVES)
         for prim in PRIMITIVES.values():
-            fn = _constant_op(prim) if prim.kind == "constant" else functools.partial(apply, prim)
+            fn = _constant_op(prim) if prim.kind == "constant" else (
+                recorder(prim) or functools.partial(apply, prim))  # (recorder: the tape's one-call path)
             # impls are in primitive form, like a value namespace's: a residual primitive returns (ans, res), so
             # a tape over traced values (nested differentiation) runs its numpy forward, composed of primitives
             self.impls[prim.index] = prim.impls["numpy"] if prim.residual else fn

@@ -16,14 +16,15 @@ __all__ = ["plan", "unbroadcast", "given", "node_parents", "scatter"]
 _F64 = np.dtype(np.float64)
 
 
-def _source(prim, name: str, n_args: int) -> str:
-    """The expression, in a builder's arguments, of what a rule's parameter ``name`` reads."""
+def _source(prim, name: str, n_args: int, value: str = "v[{k}]", prm: str = "prm", xp: str = "xp") -> str:
+    """The expression of what a rule's parameter ``name`` reads: input k's value is ``value.format(k=k)``, its
+    shape ``s{k}``, the params dict ``prm``, the value namespace ``xp``."""
     positional = prim.inputs[:n_args] if not prim.variadic else ()
     if name in positional:
-        return f"v[{positional.index(name)}]"
+        return value.format(k=positional.index(name))
     if name.endswith("_shape") and name[:-6] in positional:
         return f"s{positional.index(name[:-6])}"
-    special = {"ans": "ans", "xp": "xp", "res": "res"}
+    special = {"ans": "ans", "xp": xp, "res": "res"}
     if prim.variadic:
         special.update({prim.inputs[0]: "v", prim.inputs[0] + "_shape": "shapes"})
     if name in special:
@@ -31,7 +32,26 @@ def _source(prim, name: str, n_args: int) -> str:
     if name not in prim.params:
         raise TypeError(f"rule of {prim.name} reads {name!r}, which is neither an input, a shape, ans, xp, res "
                         f"nor one of its params {sorted(prim.params)}")
-    return f"prm.get({name!r}, DEFAULTS[{name!r}])"
+    return f"{prm}.get({name!r}, DEFAULTS[{name!r}])"
+
+
+def _links(prim, mask: int, n_args: int, parent: str, **names) -> str:
+    """The tuple of a node's links (``(parent, rule, rule's arguments, input's shape)`` per input on the tape)
+    as an expression; ``parent.format(k=k)`` is input k's node, ``names`` go to :func:`_source`."""
+    links = [f"({parent.format(k=k)}, R{k}, ({''.join(_source(prim, n, n_args, **names) + ', ' for n in args)}), "
+             f"s{k})" for k, (rule, args) in enumerate(zip(prim.vjps[:n_args], prim.rule_args))
+             if mask >> k & 1 and rule is not None]
+    return f"({''.join(link + ', ' for link in links)})"
+
+
+def _shapes_read(code: str, n_args: int, value: str) -> list[str]:
+    """The ``s{k} = ...shape`` lines for the shapes that ``code`` reads (a numpy value's .shape is a lookup, a
+    constant's may be a Python number)."""
+    return [f"s{k} = getattr({value.format(k=k)}, 'shape', ())" for k in range(n_args) if f"s{k}" in code]
+
+
+def _scope(prim) -> dict:
+    return {"DEFAULTS": prim.params, **{f"R{k}": rule for k, rule in enumerate(prim.vjps)}}
 
 
 def plan(prim, mask: int, n_args: int) -> tuple:
@@ -43,23 +63,79 @@ def plan(prim, mask: int, n_args: int) -> tuple:
     node holds exactly what its rules read and recording runs no loop.  ``fast``: no view or joint rule.
     """
     from ..primitives.table import _rule_args
-    shapes = [f"s{k} = getattr(v[{k}], 'shape', ())" for k in range(n_args)]
     if prim.joint is not None:
         args = ", ".join(_source(prim, n, n_args) for n in _rule_args(prim.joint))
-        body = f"return (p, ({args}{',' if args else ''}), shapes)"
+        shapes = [f"s{k} = getattr(v[{k}], 'shape', ())" for k in range(n_args)]
+        body = [*shapes, f"shapes = ({''.join(f's{k}, ' for k in range(n_args))})",
+                f"return (p, ({args}{',' if args else ''}), shapes)"]
     elif prim.scatter:
-        body = "return ()"
+        body = ["return ()"]
     else:
-        links = [f"(p[{k}], R{k}, ({''.join(_source(prim, n, n_args) + ', ' for n in names)}), s{k})"
-                 for k, (rule, names) in enumerate(zip(prim.vjps[:n_args], prim.rule_args))
-                 if mask >> k & 1 and rule is not None]
-        body = f"return ({''.join(link + ', ' for link in links)})"
-    lines = ["def build(v, ans, xp, p, prm, res):", *shapes,
-             f"shapes = ({''.join(f's{k}, ' for k in range(n_args))})", body]
-    scope = {"DEFAULTS": prim.params, **{f"R{k}": rule for k, rule in enumerate(prim.vjps)}}
-    exec(compile("\n    ".join(lines), f"<plan of {prim.name}>", "exec"), scope)  # our own table's names only
+        links = _links(prim, mask, n_args, "p[{k}]")
+        body = [*_shapes_read(links, n_args, "v[{k}]"), f"return {links}"]
+    scope = _scope(prim)
+    exec(compile("\n    ".join(["def build(v, ans, xp, p, prm, res):", *body]), f"<plan of {prim.name}>", "exec"),
+         scope)  # our own table's names only
     result = prim.plans[mask << 8 | n_args] = (prim.joint is None and not prim.scatter, scope["build"])
     return result
+
+
+def fast_recorder(prim, apply, numpy_ns, tarray, tracers, multiply) -> Any:
+    """One generated function that records ``prim`` on a fast tape (numpy values, nothing beside the nodes):
+    the forward, then the node with its links written inline (what :func:`plan`'s builder would return), for
+    each pattern of inputs on the tape; any other call goes to ``apply``.  None for the ops it does not cover
+    (variadic, indexing, joint rules, constants, more than two inputs)."""
+    n = len(prim.inputs)
+    if prim.variadic or prim.scatter or prim.joint is not None or prim.kind == "constant" or n not in (1, 2):
+        return None
+    names = dict(value="v{k}", prm="params", xp="XP")
+
+    def record(mask: int, values: str, indices: str, depth: int) -> list[str]:
+        links = _links(prim, mask, n, "i{k}", **names)
+        pad = "    " * depth
+        call = ", ".join(f"v{k}" for k in range(n))
+        lines = [f"{values}", f"{indices}",
+                 "try:",
+                 f"    ans = IMPL({call}, **params) if params else IMPL({call})",
+                 "except (ValueError, TypeError, IndexError) as err:",
+                 f"    raise SHAPE_ERROR(PRIM, ({call},), err) from err",
+                 "ans, res = ans" if prim.residual else "res = None",
+                 *_shapes_read(links, n, "v{k}"),
+                 "nodes = tape.nodes",
+                 f"nodes.append((PRIM, {links}, None))",
+                 "return TArray(ans, tape, len(nodes) - 1)"]
+        return [pad + line for line in lines]
+
+    if n == 1:
+        lines = ["def record(x, **params):",
+                 "    if type(x) is TArray:",
+                 "        tape = x.tape",
+                 "        if tape.fast:",
+                 *record(1, "v0 = x.value", "i0 = x.index", 3),
+                 "    return APPLY(PRIM, x, **params)"]
+    else:
+        lines = ["def record(a, b, **params):",
+                 "    if type(a) is TArray:",
+                 "        tape = a.tape",
+                 "        if tape.fast:",
+                 "            tb = type(b)",
+                 "            if tb is TArray:",
+                 f"                if b.tape is tape{' and a is not b' if prim is multiply else ''}:",
+                 *record(3, "v0, v1 = a.value, b.value", "i0, i1 = a.index, b.index", 5),
+                 "            elif tb not in TRACERS:",
+                 *record(1, "v0, v1 = a.value, b", "i0 = a.index", 4),
+                 "    elif type(b) is TArray and type(a) not in TRACERS:",
+                 "        tape = b.tape",
+                 "        if tape.fast:",
+                 *record(2, "v0, v1 = a, b.value", "i1 = b.index", 3),
+                 "    return APPLY(PRIM, a, b, **params)"]
+    from .anomaly import shape_error
+    scope = {**_scope(prim), "PRIM": prim, "IMPL": numpy_ns.impls[prim.index], "XP": numpy_ns, "TArray": tarray,
+             "TRACERS": tracers, "APPLY": apply, "SHAPE_ERROR": shape_error}
+    exec(compile("\n".join(lines), f"<recorder of {prim.name}>", "exec"), scope)  # our own table's names only
+    fn = scope["record"]
+    fn.__name__ = fn.__qualname__ = prim.name
+    return fn
 
 
 def given(g: Any, c: Any) -> Any:

@@ -192,8 +192,10 @@ def _shape(v: Any) -> tuple:
     return tuple(getattr(v, "shape", ()))
 
 
-def _forward_lines(src: _Source, entries: list, guards: list, needed: set, values: list, upto: int) -> None:
-    """One line per needed op up to node ``upto``, guards where their inputs exist."""
+def _forward_lines(src: _Source, entries: list, guards: list, needed: set, values: list, upto: int,
+                   value_only: bool = False) -> None:
+    """One line per needed op up to node ``upto``, guards where their inputs exist.  ``value_only``: no sweep
+    follows, so a primitive with a residual runs its value-only forward (tanh: no saturation scan)."""
     pending = list(guards)
     for i in range(upto + 1):
         while pending and pending[0][0] <= i:
@@ -207,9 +209,11 @@ def _forward_lines(src: _Source, entries: list, guards: list, needed: set, value
             _, prim, parents, vals, params = e
             args, reads = _args(src, parents, vals)
             call = _fast_forward(src, prim, args, vals, params)
+            plain = value_only and prim.residual
             if call is None:
-                call = f"{src.const(NUMPY.impls[prim.index])}({', '.join(args)}{_kwargs(src, params)})"
-            src.emit(f"v{i}, r{i} = {call}" if prim.residual else f"v{i} = {call}", reads)
+                fn = prim.value if plain else NUMPY.impls[prim.index]
+                call = f"{src.const(fn)}({', '.join(args)}{_kwargs(src, params)})"
+            src.emit(f"v{i}, r{i} = {call}" if prim.residual and not plain else f"v{i} = {call}", reads)
         else:
             p, index, view_shape, _ = e[1]
             text = f"v{i} = v{p}[{src.const(index)}]"
@@ -227,7 +231,11 @@ def _is_array(v: Any) -> bool:
 def _fast_forward(src: _Source, prim, args: list, vals: tuple, params: dict) -> str | None:
     """A forward as an ndarray method or operator where numpy's module function is a Python wrapper."""
     name = prim.name
-    if name in ("sum", "max", "min", "mean") and _is_array(vals[0]):
+    if name in ("sum", "max", "min") and _is_array(vals[0]):  # the ufunc's reduce: ndarray.sum is a Python wrapper
+        p = {"axis": None, "keepdims": False, **params}
+        reduce = {"sum": "ADD_REDUCE", "max": "MAXIMUM_REDUCE", "min": "MINIMUM_REDUCE"}[name]
+        return f"{reduce}({args[0]}, {src.const(p['axis'])}, keepdims={src.const(p['keepdims'])})"
+    if name == "mean" and _is_array(vals[0]):
         p = {"axis": None, "keepdims": False, **params}
         return f"{args[0]}.{name}(axis={src.const(p['axis'])}, keepdims={src.const(p['keepdims'])})"
     if name == "reshape" and _is_array(vals[0]):
@@ -262,6 +270,8 @@ def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, 
         shape = vals[0].shape
         kept = _kept(shape, p["axis"])
         scale = "" if name == "sum" else f" / {src.const(float(math.prod(shape) // max(1, math.prod(kept))))}"
+        if lean and not any(n != 1 for n in kept):  # a full reduction: a float64 number stays as it is
+            return f"({g} if type({g}) is F64 else KEPT({g}, {src.const(kept)})){scale}", (g,)
         if lean:
             return f"KEPT({g}, {src.const(kept)}){scale}", (g,)
         return f"EXPAND({g}, {src.const(kept)}, {src.const(shape)}){scale}", (g,)
@@ -274,24 +284,7 @@ def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, 
         x, reads = ref(0)
         return (f"EXTREMUM_RULE({g}, v{i}, {x}, {src.const(kept)}, {src.const(axes)}, {math.prod(kept)})",
                 (g, f"v{i}", *reads))
-    if name == "tanh" and _is_array(vals[0]):
-        x, reads = ref(0)
-        return f"TANH_RULE({g}, {x})", (g, *reads)
     return None
-
-
-def _tanh_rule(g: Any, x: np.ndarray) -> np.ndarray:
-    """The table's tanh rule ``g * 4e/((1+e)(1+e))``, ``e = exp(-2|x|)``, in place: the same roundings, fewer
-    temporaries (tests/test_replay.py checks it bit for bit)."""
-    e = np.abs(x)
-    e *= -2.0
-    np.exp(e, out=e)
-    d = e + 1.0
-    d *= d
-    e *= 4.0
-    e /= d
-    e *= g
-    return e
 
 
 def _extremum_rule(g: Any, ans: Any, x: np.ndarray, kept: tuple, axes: Any, slices: int) -> np.ndarray:
@@ -432,8 +425,14 @@ class _Grads:
             self.src.emit(f"c = UNB(XP, c, {self.src.const(shape)})", ("c",))
             return
         axes, after, expand = fit_plan(got, shape)
-        text = f"c.sum(axis={self.src.const(axes)}, keepdims=True)" if axes else "c"
-        if len(got) != len(shape):
+        text = "c"
+        if axes:  # the ufunc's reduce (ndarray.sum is a Python wrapper), keeping the summed axes only if needed
+            dropped = tuple(n for k, n in enumerate(got) if k not in axes)
+            keep = dropped != after
+            text = f"ADD_REDUCE(c, {self.src.const(axes)}{', keepdims=True' if keep else ''})"
+            if keep and len(got) != len(shape):
+                text += f".reshape({self.src.const(after)})"
+        elif len(got) != len(shape):
             text += f".reshape({self.src.const(after)})"
         if expand:
             text = f"BCAST({text}, {self.src.const(shape)})"
@@ -577,9 +576,10 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = fro
                 needed.update(_inputs(entries[i]))
     env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD_AT": np.add.at,
            "UNB": unbroadcast, "COPY": np.array, "BCAST": np.broadcast_to, "KEPT": _kept_grad,
-           "EXPAND": _expand, "TANH_RULE": _tanh_rule, "EXTREMUM_RULE": _extremum_rule}
+           "EXPAND": _expand, "EXTREMUM_RULE": _extremum_rule,
+           "ADD_REDUCE": np.add.reduce, "F64": np.float64, "MAXIMUM_REDUCE": np.maximum.reduce, "MINIMUM_REDUCE": np.minimum.reduce}
     fwd = _Source(env)
-    _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
+    _forward_lines(fwd, entries, guards, needed, tape.values, out.index, value_only=True)
     fwd.emit(f"return v{out.index}")
     grad = _Source(env)
     _forward_lines(grad, entries, guards, needed, tape.values, out.index)
