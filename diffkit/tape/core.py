@@ -25,6 +25,7 @@ from .plans import given, node_parents, plan, scatter, unbroadcast
 __all__ = ["Tape", "apply", "record", "record_op", "unbroadcast", "new_level"]
 
 _F64 = np.dtype(np.float64)
+_NUMBERS = (float, int, np.float64)  # contributions a float64 buffer of ours takes in place (not a trace)
 _MULTIPLY, _SQUARE = PRIMITIVES["multiply"], PRIMITIVES["square"]
 _LEVELS = itertools.count(1)
 HOOKS: dict = {}  # filled by .levels, which builds on this module: "levels" (mixed traces), "namespace"
@@ -108,7 +109,7 @@ class Tape:
                     if on_edge is not None:
                         on_edge(i, p, c)
                     acc = grads[p]
-                    if owned[p]:
+                    if owned[p] and (type(c) is np.ndarray and c.dtype == _F64 or type(c) in _NUMBERS):  # (not a trace)
                         acc += c
                         continue
                     # An array the rule has just made, held only here (getrefcount sees `c` and its own
