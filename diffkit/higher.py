@@ -1,10 +1,10 @@
 """Jacobians of vector functions and second derivatives: ``dk.jacobian``, ``dk.hvp``, ``dk.hessian``.
 
-Jacobian modes: ``"forward"`` (one JVP per input: P passes), ``"reverse"``
-(one VJP per output: M sweeps of one tape), ``"auto"`` (forward when outputs
-> inputs, reverse otherwise; the choice is recorded on the result),
-``"finite_difference"`` (central differences along each input, ``dk.fd_jvp``)
-and ``"symbolic"`` (SymPy).
+Jacobian modes: ``"forward"`` (P JVPs, carried together: one pass of a batch
+of tangents when P is small), ``"reverse"`` (one VJP per output: M sweeps of
+one tape), ``"auto"`` (forward when outputs > inputs, reverse otherwise; the
+choice is recorded on the result), ``"finite_difference"`` (central
+differences along each input, ``dk.fd_jvp``) and ``"symbolic"`` (SymPy).
 
 Hessian-vector products, four routes:
 
@@ -97,8 +97,42 @@ def _direction(v: Any, arr: np.ndarray) -> np.ndarray:
     return v
 
 
-def jacobian(f: Any, theta: Any = None, mode: str = "auto") -> JacobianResult:
-    """The Jacobian of a scalar- or vector-valued f; ``mode`` in :data:`JACOBIAN_MODES` (see the module doc)."""
+BATCH_ENTRIES = 1 << 22  # forward mode: tangents per pass up to this many entries of the output (32 MB)
+MAX_BATCH = 64
+
+
+def _batch_size(P: int, M: int, batch: int | None) -> int:
+    """Tangents per forward pass: all P when small, else chunks whose output tangents stay within
+    :data:`BATCH_ENTRIES` (an intermediate larger than the output grows with it too: pass ``batch``)."""
+    if batch is not None:
+        if not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValueError(f"batch must be a positive integer (tangents per forward pass); got {batch!r}")
+        return int(min(batch, P))
+    return max(1, min(P, MAX_BATCH, BATCH_ENTRIES // max(M, 1)))
+
+
+def _forward_columns(fn: Callable, arr: np.ndarray, M: int, batch: int) -> np.ndarray:
+    """J (M, P) by forward mode: ``batch`` coordinate directions per pass (``dk.jvp(..., batch=True)``)."""
+    P, cols = arr.size, []
+    for start in range(0, P, batch):
+        k = min(batch, P - start)
+        directions = np.zeros((k, P))
+        directions[np.arange(k), np.arange(start, start + k)] = 1.0
+        if batch == 1:
+            cols.append(np.asarray(jvp(fn, arr, directions[0].reshape(arr.shape))[1], dtype=float).reshape(1, M))
+        else:
+            _, tangents = jvp(fn, arr, directions.reshape((k,) + arr.shape), batch=True)
+            cols.append(np.asarray(tangents, dtype=float).reshape(k, M))
+    return np.concatenate(cols).T
+
+
+def jacobian(f: Any, theta: Any = None, mode: str = "auto", batch: int | None = None) -> JacobianResult:
+    """The Jacobian of a scalar- or vector-valued f; ``mode`` in :data:`JACOBIAN_MODES` (see the module doc).
+
+    Forward mode carries ``batch`` tangents per pass (:mod:`diffkit.tape.batched`): by default all P inputs
+    when P <= 64 (one pass, as ``jax.jacfwd``), else chunks of 64 or fewer; ``batch=1`` is one plain JVP per
+    input.  ``passes`` counts the passes.
+    """
     _choose(mode, JACOBIAN_MODES)
     fn, arr, _ = resolve(f, theta)
     start = time.perf_counter()
@@ -106,8 +140,8 @@ def jacobian(f: Any, theta: Any = None, mode: str = "auto") -> JacobianResult:
     P, M = arr.size, value.size
     chosen = ("forward" if M > P else "reverse") if mode == "auto" else mode
     if chosen == "forward":
-        cols = [np.asarray(jvp(fn, arr, _basis(arr.shape, j))[1], dtype=float).reshape(M) for j in range(P)]
-        J, passes = np.stack(cols, axis=1), P
+        size = _batch_size(P, M, batch)
+        J, passes = _forward_columns(fn, arr, M, size), -(-P // size)
     elif chosen == "reverse":
         _, back = vjp(fn, arr)
         J, passes = np.stack([np.asarray(back(_basis(value.shape, i)), dtype=float).reshape(P)
