@@ -180,3 +180,27 @@ def test_extremum_jvp_shares_the_tangent_among_ties():
     # max of (2, 2, 1) along the axis: the two tied entries share equally, (t0 + t1) / 2
     _, got = dk.jvp(lambda v: dk.namespace(v).max(v, axis=0), np.array([2.0, 2.0, 1.0]), np.array([1.0, 3.0, 5.0]))
     assert float(got) == 2.0
+
+
+def test_a_lazy_pass_computes_a_long_chain_of_deferred_tangents_without_recursion():
+    # f = (a^3000 t0)^2 through 3000 multiplications, second derivative 2 a^6000 by forward over reverse:
+    # the deferred tangents form a chain longer than Python's recursion limit
+    a = 1.0001
+
+    def f(t):
+        y = t[0]
+        for _ in range(3000):
+            y = y * a
+        return y * y
+    got = dk.hvp(f, np.array([0.7]), np.array([1.0])).hvp
+    np.testing.assert_allclose(got, [2 * a ** 6000], rtol=1e-12)
+
+
+def test_lazy_forward_mode_gives_the_tangent_and_the_batch():
+    # f = (t0 t1, sin t0): J = [[t1, t0], [cos t0, 0]]
+    t = np.array([0.3, -2.0])
+    f = lambda s: dk.namespace(s).stack([s[0] * s[1], dk.namespace(s).sin(s[0])])  # noqa: E731
+    _, tangent = dk.jvp(f, t, np.array([1.0, 0.0]), lazy=True)
+    np.testing.assert_array_equal(tangent, [t[1], np.cos(t[0])])
+    _, tangents = dk.jvp(f, t, np.eye(2), batch=True, lazy=True)
+    np.testing.assert_array_equal(tangents, [[t[1], np.cos(t[0])], [t[0], 0.0]])

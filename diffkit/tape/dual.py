@@ -89,7 +89,7 @@ def _push(prim, top: Dual, args: tuple, params: dict) -> Dual:
     level, ns = top.level, top.ns
     xp = ns.vxp  # the primals' namespace, unless an argument belongs to another
     if len(args) == 1:
-        primals, tangents, mask = (top.primal,), (top.tangent,), 1
+        primals, tangents, mask = (top.primal,), (top.tangent,), 1  # (a deferred tangent stays deferred)
     else:
         mask, primals, tangents = 0, [], []
         for k, a in enumerate(args):
@@ -110,6 +110,13 @@ def _push(prim, top: Dual, args: tuple, params: dict) -> Dual:
     res = None
     if prim.residual:
         ans, res = ans
+    key = (prim.index, mask, len(args))
+    job = (_JVPS.get(key) or _jvp_rule(prim, mask, len(args)), xp, ans, res, primals, tangents, params)
+    return Dual(ans, _Deferred(job) if level in _DEFERRING else _tangent(*job), level, ns)
+
+
+def _tangent(rule, xp, ans, res, primals, tangents, params):
+    """The JVP of one push: ``rule`` on the tangents, broadcast to the output's shape."""
     txp = xp  # the tangents' namespace: a batch of tangents, or tangents on a tape, have their own
     for t in tangents:
         if type(t) is Batched:
@@ -118,13 +125,46 @@ def _push(prim, top: Dual, args: tuple, params: dict) -> Dual:
         if type(t) in TRACERS:
             txp = namespace(*primals, *[u for u in tangents if u is not None])
             break
-    key = (prim.index, mask, len(args))
-    rule = _JVPS.get(key) or _jvp_rule(prim, mask, len(args))
     t = rule(txp, ans, res, primals, tangents, params)
     shape = getattr(ans, "shape", ())
     if getattr(t, "shape", ()) != shape:
         t = txp.broadcast_to(t, shape)
-    return Dual(ans, t, level, ns)
+    return t
+
+
+_DEFERRING: set = set()  # the levels of jvp(..., lazy=True) calls under way
+
+
+class _Deferred:
+    """A tangent not computed yet: the arguments of its :func:`_tangent` (``job``), or its ``value`` once
+    something has read it (:func:`_forced`)."""
+
+    __slots__ = ("job", "value")
+
+    def __init__(self, job: tuple):
+        self.job, self.value = job, None
+
+
+def _forced(t: Any) -> Any:
+    """The value of a tangent, computing the deferred ones it depends on first (an explicit stack: a chain of
+    thousands of pushes would exceed Python's recursion limit)."""
+    if type(t) is not _Deferred:
+        return t
+    stack = [t]
+    while stack:
+        d = stack[-1]
+        if d.job is None:
+            stack.pop()
+            continue
+        waiting = [u for u in d.job[5] if type(u) is _Deferred and u.job is not None]
+        if waiting:
+            stack.extend(waiting)
+            continue
+        stack.pop()
+        rule, xp, ans, res, primals, tangents, params = d.job
+        tangents = tuple(u.value if type(u) is _Deferred else u for u in tangents)
+        d.value, d.job = _tangent(rule, xp, ans, res, primals, tangents, params), None
+    return t.value
 
 
 _JVPS: dict = {}  # (primitive index, which inputs are duals, number of inputs) -> its generated JVP
@@ -194,12 +234,14 @@ def dual_namespace(vxp: Any) -> TracerNamespace:
     return ns
 
 
-def jvp(f: Callable, theta: Any, v: Any, batch: bool = False) -> tuple[Any, Any]:
+def jvp(f: Callable, theta: Any, v: Any, batch: bool = False, lazy: bool = False) -> tuple[Any, Any]:
     """``(f(theta), J v)`` by forward mode: one pass, exact like reverse mode.
 
     With ``batch=True``, ``v`` holds k tangents along a leading axis (shape ``(k, *theta.shape)``) and the
     one pass carries all of them (:mod:`.batched`): the tangent that comes back has the same leading axis,
-    ``(k, *f(theta).shape)``.
+    ``(k, *f(theta).shape)``.  With ``lazy=True`` each tangent is computed only when the output's tangent
+    needs it: forward over reverse (``dk.hvp``) skips the tangents of forward values that the gradient's
+    rules read only through comparisons, or not at all; every intermediate is kept until the end.
 
     >>> import numpy as np, diffkit as dk
     >>> value, tangent = dk.jvp(lambda t: t[0] * dk.namespace(t).sin(t[1]), np.array([2.0, 0.0]), np.array([0.0, 1.0]))
@@ -219,10 +261,14 @@ def jvp(f: Callable, theta: Any, v: Any, batch: bool = False) -> tuple[Any, Any]
                                 if batch else ""))
     level = new_level()
     tangent = Batched(v, level) if batch else v
-    out = f(Dual(theta, tangent, level, dual_namespace(vxp)))
+    if lazy:
+        _DEFERRING.add(level)
+    try:
+        out = f(Dual(theta, tangent, level, dual_namespace(vxp)))
+        mine = type(out) is Dual and out.level == level
+        primal, t = (out.primal, _forced(out.tangent)) if mine else (out, None)
+    finally:
+        _DEFERRING.discard(level)
     if not batch:
-        if type(out) is not Dual:
-            return out, _zeros_like(vxp, out)
-        return out.primal, out.tangent
-    primal, t = (out.primal, out.tangent) if type(out) is Dual and out.level == level else (out, 0.0)
-    return primal, unbatched(t, len(v), getattr(primal, "shape", ()))
+        return primal, _zeros_like(vxp, out) if t is None else t
+    return primal, unbatched(0.0 if t is None else t, len(v), getattr(primal, "shape", ()))
