@@ -81,6 +81,14 @@ def _loop(prim, vals, which, params, k, xp):
 def _elementwise(prim, vals, which, params, k, xp):
     if len(vals) == 1:
         return _call(prim, vals, params, xp)
+    if len(vals) == 2:  # (most ops: no loops)
+        (x, y), (bx, by) = vals, which
+        nx, ny = _ndim(x) - bx, _ndim(y) - by
+        if bx and nx < ny:
+            x = _lift(x, ny)
+        elif by and ny < nx:
+            y = _lift(y, nx)
+        return _call(prim, [x, y], params, xp)
     rank = max(_ndim(v) - w for v, w in zip(vals, which))
     return _call(prim, [_lift(v, rank) if w else v for v, w in zip(vals, which)], params, xp)
 
