@@ -5,10 +5,10 @@ gradient of P parameters costs P passes (one JVP along each coordinate), like
 finite differences: the other half of why backprop wins.  The cost record counts
 the passes.
 
-A tangent with a leading batch axis (all P basis vectors in one pass) is not
-offered: the table's linear JVP rules apply the forward itself to the tangent
-(``reshape``, ``sum(axis=None)``, ``matmul``), so an extra axis would change
-what they compute.  Each pass is therefore one plain JVP.
+This method runs one plain JVP per coordinate, so that its cost record counts
+what forward mode costs pass by pass; ``dk.jvp(..., batch=True)`` carries
+several tangents in one pass (:mod:`diffkit.tape.batched`), and
+``dk.jacobian`` in forward mode uses it.
 
 >>> import numpy as np, diffkit as dk
 >>> r = dk.gradient(lambda t: t[0] * dk.namespace(t).sin(t[1]), np.array([2.0, 0.0]), method="forward_ad")

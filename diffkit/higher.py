@@ -1,10 +1,10 @@
 """Jacobians of vector functions and second derivatives: ``dk.jacobian``, ``dk.hvp``, ``dk.hessian``.
 
-Jacobian modes: ``"forward"`` (one JVP per input: P passes), ``"reverse"``
-(one VJP per output: M sweeps of one tape), ``"auto"`` (forward when outputs
-> inputs, reverse otherwise; the choice is recorded on the result),
-``"finite_difference"`` (central differences along each input, ``dk.fd_jvp``)
-and ``"symbolic"`` (SymPy).
+Jacobian modes: ``"forward"`` (P JVPs, carried together: one pass of a batch
+of tangents when P is small), ``"reverse"`` (one VJP per output: M sweeps of
+one tape), ``"auto"`` (forward when outputs > inputs, reverse otherwise; the
+choice is recorded on the result), ``"finite_difference"`` (central
+differences along each input, ``dk.fd_jvp``) and ``"symbolic"`` (SymPy).
 
 Hessian-vector products, four routes:
 
@@ -97,8 +97,43 @@ def _direction(v: Any, arr: np.ndarray) -> np.ndarray:
     return v
 
 
-def jacobian(f: Any, theta: Any = None, mode: str = "auto") -> JacobianResult:
-    """The Jacobian of a scalar- or vector-valued f; ``mode`` in :data:`JACOBIAN_MODES` (see the module doc)."""
+BATCH_ENTRIES = 1 << 22  # forward mode: tangents per pass up to this many entries of the output (32 MB)
+MAX_BATCH = 64
+
+
+def _batch_size(P: int, M: int, batch: int | None) -> int:
+    """Tangents per forward pass: all P when small, else chunks whose output tangents stay within
+    :data:`BATCH_ENTRIES` (an intermediate larger than the output grows with it too: pass ``batch``)."""
+    if batch is not None:
+        if not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValueError(f"batch must be a positive integer (tangents per forward pass); got {batch!r}")
+        return int(min(batch, P))
+    return max(1, min(P, MAX_BATCH, BATCH_ENTRIES // max(M, 1)))
+
+
+def _forward_columns(fn: Callable, arr: np.ndarray, M: int, batch: int, lazy: bool = False) -> np.ndarray:
+    """J (M, P) by forward mode: ``batch`` coordinate directions per pass (``dk.jvp(..., batch=True)``)."""
+    P, cols = arr.size, []
+    for start in range(0, P, batch):
+        k = min(batch, P - start)
+        directions = np.zeros((k, P))
+        directions[np.arange(k), np.arange(start, start + k)] = 1.0
+        if batch == 1:
+            tangent = jvp(fn, arr, directions[0].reshape(arr.shape), lazy=lazy)[1]
+            cols.append(np.asarray(tangent, dtype=float).reshape(1, M))
+        else:
+            _, tangents = jvp(fn, arr, directions.reshape((k,) + arr.shape), batch=True, lazy=lazy)
+            cols.append(np.asarray(tangents, dtype=float).reshape(k, M))
+    return np.concatenate(cols).T
+
+
+def jacobian(f: Any, theta: Any = None, mode: str = "auto", batch: int | None = None) -> JacobianResult:
+    """The Jacobian of a scalar- or vector-valued f; ``mode`` in :data:`JACOBIAN_MODES` (see the module doc).
+
+    Forward mode carries ``batch`` tangents per pass (:mod:`diffkit.tape.batched`): by default all P inputs
+    when P <= 64 (one pass, as ``jax.jacfwd``), else chunks of 64 or fewer; ``batch=1`` is one plain JVP per
+    input.  ``passes`` counts the passes.
+    """
     _choose(mode, JACOBIAN_MODES)
     fn, arr, _ = resolve(f, theta)
     start = time.perf_counter()
@@ -106,8 +141,8 @@ def jacobian(f: Any, theta: Any = None, mode: str = "auto") -> JacobianResult:
     P, M = arr.size, value.size
     chosen = ("forward" if M > P else "reverse") if mode == "auto" else mode
     if chosen == "forward":
-        cols = [np.asarray(jvp(fn, arr, _basis(arr.shape, j))[1], dtype=float).reshape(M) for j in range(P)]
-        J, passes = np.stack(cols, axis=1), P
+        size = _batch_size(P, M, batch)
+        J, passes = _forward_columns(fn, arr, M, size), -(-P // size)
     elif chosen == "reverse":
         _, back = vjp(fn, arr)
         J, passes = np.stack([np.asarray(back(_basis(value.shape, i)), dtype=float).reshape(P)
@@ -147,8 +182,8 @@ def _fd_hvp(fn: Callable, arr: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, n
 
 def _hvp_route(fn: Callable, arr: np.ndarray, v: np.ndarray, mode: str) -> tuple[np.ndarray, Any, int, dict]:
     """(H v, the gradient or None, passes, counters)."""
-    if mode == "forward_over_reverse":  # the JVP's primal is the gradient itself
-        g, Hv = jvp(lambda t: gradient_of(fn, t), arr, v)
+    if mode == "forward_over_reverse":  # the JVP's primal is the gradient itself; only the tangents it reads
+        g, Hv = jvp(lambda t: gradient_of(fn, t), arr, v, lazy=True)
         return np.asarray(Hv, dtype=float), np.asarray(g, dtype=float), 1, {}
     if mode == "reverse_over_reverse":  # v^T H = (H v)^T: the Hessian of a scalar f is symmetric
         g, back = vjp(lambda t: gradient_of(fn, t), arr)
@@ -176,6 +211,9 @@ def hvp(f: Any, theta: Any = None, v: Any = None, mode: str = "forward_over_reve
 def hessian(f: Any, theta: Any = None, mode: str = "forward_over_reverse") -> HessianResult:
     """The full Hessian: P Hessian-vector products along the coordinates (symbolic: SymPy's Hessian).
 
+    Forward over reverse carries the coordinate directions together, as forward-mode Jacobians do (all P <= 64
+    in one pass; ``passes`` counts the passes).
+
     >>> import numpy as np, diffkit as dk
     >>> dk.hessian(lambda t: t[0] ** 3 + t[0] * t[1], np.array([2.0, 1.0])).hessian.tolist()
     [[12.0, 1.0], [1.0, 0.0]]
@@ -186,6 +224,11 @@ def hessian(f: Any, theta: Any = None, mode: str = "forward_over_reverse") -> He
     if mode == "symbolic":
         from .symbolic_higher import symbolic_hessian
         return HessianResult(symbolic_hessian(fn, arr), mode, 1, time.perf_counter() - start)
+    if mode == "forward_over_reverse":
+        grad = lambda t: gradient_of(fn, t)  # noqa: E731
+        batch = _batch_size(arr.size, arr.size, None)
+        H = _forward_columns(grad, arr, arr.size, batch, lazy=True)
+        return HessianResult(H.reshape(arr.shape * 2), mode, -(-arr.size // batch), time.perf_counter() - start)
     cols, passes, counters = [], 0, {}
     for j in range(arr.size):
         Hv, _, n, counters = _hvp_route(fn, arr, _basis(arr.shape, j), mode)

@@ -202,8 +202,31 @@ def _load_autograd_numpy():
     return anp
 
 
+def _slices(ndim: int, axis: Any, part: slice) -> tuple:
+    axes = range(ndim) if axis is None else [a % ndim for a in (axis if isinstance(axis, tuple) else (axis,))]
+    return tuple(part if i in axes else slice(None) for i in range(ndim))
+
+
+def _autograd_take(x, indices, axis=None):
+    if axis is None:
+        return x.reshape(-1)[indices] if hasattr(x, "reshape") else np.ravel(x)[indices]
+    return x[(slice(None),) * (axis % np.ndim(x)) + (indices,)]
+
+
+# autograd.numpy wraps numpy 2's array-API names (concat, matrix_transpose, flip, take, cumulative_sum...) as
+# primitives without a derivative: concat of a list of boxes even returns an object array of boxes, which fails
+# far from its cause.  These are the same ops spelled with the functions autograd differentiates.
+_AUTOGRAD_SPELLINGS = {
+    "concat": lambda arrays, axis=0: _module_of("autograd.numpy").concatenate(arrays, axis=axis),
+    "matrix_transpose": lambda x: _module_of("autograd.numpy").swapaxes(x, -1, -2),
+    "flip": lambda x, axis=None: x[_slices(np.ndim(x), axis, slice(None, None, -1))],
+    "take": _autograd_take,
+    "cumulative_sum": lambda x, axis=None: _module_of("autograd.numpy").cumsum(x, axis=axis),
+    "positive": lambda x: x,
+}
+
 JAX = PeerNamespace("jax", _load_jax_numpy)
-AUTOGRAD = PeerNamespace("autograd", _load_autograd_numpy)
+AUTOGRAD = PeerNamespace("autograd", _load_autograd_numpy, aliases=_AUTOGRAD_SPELLINGS)
 
 
 def _is_jax(x: Any) -> bool:

@@ -10,6 +10,7 @@ tool's own reverse mode.
 from __future__ import annotations
 
 import functools
+import io
 import importlib.util
 import json
 import math
@@ -26,6 +27,7 @@ from hypothesis import given, settings, strategies as st
 import diffkit as dk
 from diffkit.gradbench import EVALS, Tool, load_eval
 from diffkit.gradbench.evals import ba, det, gmm, kmeans, lse
+from diffkit.gradbench.protocol import serve
 from diffkit.methods import METHODS
 from diffkit.api import _load_methods
 
@@ -111,6 +113,7 @@ def test_messages_are_answered_with_their_id_and_timings_follow_the_protocol(too
 def test_bad_messages_get_errors_naming_what_is_wrong_and_the_tool_keeps_serving(tool):
     unknown = tool.send({"kind": "define", "module": "saddle"})
     assert not unknown["success"] and "lse" in unknown["error"] and "saddle" in unknown["error"]
+    assert "ht" in unknown["error"].split(";")[1] and "not implemented" not in unknown["error"]  # (ht is)
     no_function = tool.evaluate("lse", "hessian", {"x": [1.0]})
     assert not no_function["success"] and "primal, gradient" in no_function["error"]
     no_field = tool.evaluate("llsq", "gradient", {"x": [1.0, 2.0]})
@@ -133,6 +136,14 @@ def test_a_method_diffkit_lacks_is_a_clear_error_response_not_a_crash():
     assert not evaluate["success"] and "forward_ad" in evaluate["error"]
     code, _ = driver.close()
     assert code == 0
+
+
+def test_the_tool_stops_quietly_when_the_eval_has_gone():
+    class Closed(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+    lines = ['{"id": 0, "kind": "start"}', '{"id": 1, "kind": "define", "module": "lse"}']
+    assert serve(lines, Closed(), "reverse") == 0
 
 
 def test_a_line_that_is_no_message_is_reported_on_stderr_and_skipped():

@@ -91,7 +91,7 @@ def test_hessian_of_an_mlp_matches_the_referee_and_is_symmetric():
     for mode in AD_ROUTES:
         H = dk.hessian(prob, mode=mode)
         assert digits(H.hessian, ref.hessian) >= 13, mode
-        assert H.passes == prob.size
+        assert H.passes == (1 if mode == "forward_over_reverse" else prob.size)  # the directions batched: 1 pass
     assert digits(ref.hessian, ref.hessian.T) >= 16
 
 

@@ -446,3 +446,18 @@ def test_forward_mode_matches_the_mpmath_oracle(case, oracles):
         expected, scale = sum(terms), sum(abs(t) for t in terms)
         assert abs(mpmath.mpf(float(tangent)) - expected) <= REVERSE_RTOL * scale + TINY, \
             f"{case.name}: dk.jvp gives {float(tangent)!r}, the oracle {mpmath.nstr(expected, 20)}"
+
+
+@pytest.mark.parametrize("case", cases("forward"))
+def test_batched_forward_mode_matches_the_mpmath_oracle(case, oracles):
+    # dk.jvp(batch=True) with three directions in one pass: each tangent against oracle . v_i, summed in mpmath
+    theta, w, oracle = oracles(case)
+    V = np.random.default_rng(5).uniform(-1.0, 1.0, (3, theta.size))
+    _, tangents = _run_or_skip(lambda: dk.jvp(_dk_objective(case, w), theta, V, batch=True))
+    assert np.shape(tangents) == (3,)
+    for v, tangent in zip(V, tangents):
+        with mpmath.workdps(ORACLE_DPS):
+            terms = [o * mpmath.mpf(float(c)) for o, c in zip(oracle, v)]
+            expected, scale = sum(terms), sum(abs(t) for t in terms)
+            assert abs(mpmath.mpf(float(tangent)) - expected) <= REVERSE_RTOL * scale + TINY, \
+                f"{case.name}: the batched dk.jvp gives {float(tangent)!r}, the oracle {mpmath.nstr(expected, 20)}"

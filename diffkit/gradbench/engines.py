@@ -182,11 +182,8 @@ class _AutogradEngine(Engine):
 
     def jacobian(self, f):
         import autograd  # noqa: PLC0415
-
-        def rows(theta):  # one reverse pass per output (autograd.jacobian's nested boxes fail on x[index])
-            n = np.size(f(theta))
-            return np.stack([autograd.grad(lambda t, i=i: f(t)[i])(theta) for i in range(n)])
-        return rows
+        jac = autograd.jacobian(f)  # one forward, one reverse sweep per output
+        return lambda theta: np.asarray(jac(theta), dtype=np.float64)
 
     def grad_hvp(self, f):
         import autograd  # noqa: PLC0415

@@ -55,7 +55,7 @@ def load_eval(module: str):
     """The eval module ``diffkit.gradbench.evals.<module>``; ValueError naming the evals for another name."""
     if module not in EVALS:
         raise ValueError(f"no eval {module!r} in diffkit's GradBench tool; it implements: {', '.join(EVALS)} "
-                         f"(ht is not implemented: it needs the hand model's data files)")
+                         f"(not GradBench's particle and saddle, whose nested derivatives it does not define)")
     return importlib.import_module(f"diffkit.gradbench.evals.{module}")
 
 
@@ -156,7 +156,8 @@ class Tool:
 
 
 def serve(lines: Iterable[str], out: TextIO, method: str, err: TextIO | None = None) -> int:
-    """Answer each JSON line of ``lines`` on ``out``; a line that is no message is reported on ``err``.
+    """Answer each JSON line of ``lines`` on ``out``; a line that is no message is reported on ``err``; a closed
+    ``out`` (the eval has exited) ends the session.
 
     Returns the number of lines that could not be answered (0 in a clean session).
     """
@@ -171,6 +172,9 @@ def serve(lines: Iterable[str], out: TextIO, method: str, err: TextIO | None = N
             if err is not None:
                 print(f"diffkit gradbench: cannot answer {line.strip()[:80]!r}: {exc}", file=err, flush=True)
             continue
-        out.write(json.dumps(response) + "\n")
-        out.flush()
+        try:
+            out.write(json.dumps(response) + "\n")
+            out.flush()
+        except BrokenPipeError:  # the eval has gone (it stops after a failed define): nobody is listening
+            break
     return bad

@@ -88,10 +88,25 @@ def _extremum_vjp(g, ans, x, xp, axis, keepdims):
 
 def _extremum_jvp(xp, ans, inputs, tangents, axis=None, keepdims=False):
     x, = inputs
-    top = xp.reshape(ans, _kept_shape(x.shape, axis))
-    hit = xp.to_float(x == top)
+    kept = _kept_shape(x.shape, axis)
+    top = ans.reshape(kept) if type(ans) in _PLAIN else xp.reshape(ans, kept)
+    hit = x == top  # plain booleans
+    if type(hit) is np.ndarray and np.count_nonzero(hit) == math.prod(kept) and not np.count_nonzero(top != top):
+        return _at_hits(tangents[0], hit, xp, _axes(axis, len(x.shape)), np.shape(ans))  # no ties: one per slice
+    hit = xp.to_float(hit)
     share = hit / xp.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)
     return xp.sum(tangents[0] * share, axis=axis, keepdims=keepdims)
+
+
+def _at_hits(t, hit, xp, axes, shape):
+    """The entries of ``t`` where ``hit`` (one per slice along ``axes``), in the reduced ``shape``: one gather
+    instead of the weighted sum's five passes.  The reduced axes go last, so that the gather's C order is the
+    order of the kept ones."""
+    ndim = hit.ndim
+    last = tuple(range(ndim - len(axes), ndim))
+    if axes != last:
+        t, hit = xp.moveaxis(t, axes, last), np.moveaxis(hit, axes, last)
+    return xp.reshape(t[hit], shape)
 
 
 def _moved_flat(x, xp, axis):

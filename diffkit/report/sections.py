@@ -450,7 +450,7 @@ def gradbench(tables, missing) -> list:
                    "through the tape, its compiled replay (`dk.compile`, compile time kept apart) and the "
                    "installed peers on the same definitions, one BLAS thread, interleaved, "
                    "medians of the quick sizes. Gradient / primal divides by the numpy primal (for ht the derivative is "
-                   "a 3c x 28 Jacobian, 28 forward-mode passes, not one gradient); a peer's time over "
+                   "a 3c x 28 Jacobian, one forward-mode pass carrying 28 tangents, not one gradient); a peer's time over "
                    "the tape's above 1 means the tape is faster. `diffkit bench --gradbench` measures it; the "
                    "report keeps the last measurement.")]
     if "gradbench" not in tables:

@@ -10,20 +10,22 @@ multilinear products, or the entry's own ``jvp``.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import numpy as np
 
-from ..dispatch import namespace, register_tracer
+from ..dispatch import TRACERS, namespace, register_tracer
 from .core import new_level
 from .levels import levels
 from .namespace import TracerNamespace
+from .operators import NamespaceOperators
+from .plans import _source
+from .batched import Batched, unbatched
 
 __all__ = ["Dual", "jvp", "dual_namespace"]
 
 
-class Dual:
+class Dual(NamespaceOperators):
     """A value and its tangent, at one level of forward-mode differentiation."""
 
     __slots__ = ("primal", "tangent", "level", "ns")
@@ -45,14 +47,6 @@ class Dual:
         return getattr(self.primal, "shape", ())
 
     @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def T(self):
-        return self.ns.permute_dims(self, tuple(range(self.ndim))[::-1])
-
-    @property
     def dtype(self):
         return getattr(self.primal, "dtype", np.dtype(object))
 
@@ -64,28 +58,8 @@ class Dual:
 
     @classmethod
     def bind(cls, prim: Any, top: "Dual", args: tuple, params: dict) -> "Dual":
-        return _push(prim, top.level, args, params)
+        return _push(prim, top, args, params)
 
-    __array_priority__ = 1000  # CuPy (and numpy's legacy rule) hand a mixed operator to our reflected one
-    __array_ufunc__ = None  # numpy defers to the reflected operators below
-    def __add__(self, o): return self.ns.add(self, o)
-    def __radd__(self, o): return self.ns.add(o, self)
-    def __sub__(self, o): return self.ns.subtract(self, o)
-    def __rsub__(self, o): return self.ns.subtract(o, self)
-    def __mul__(self, o): return self.ns.multiply(self, o)
-    def __rmul__(self, o): return self.ns.multiply(o, self)
-    def __truediv__(self, o): return self.ns.divide(self, o)
-    def __rtruediv__(self, o): return self.ns.divide(o, self)
-    def __matmul__(self, o): return self.ns.matmul(self, o)
-    def __rmatmul__(self, o): return self.ns.matmul(o, self)
-    def __pow__(self, o): return self.ns.pow(self, o)
-    def __rpow__(self, o): return self.ns.pow(o, self)
-    def __neg__(self): return self.ns.negative(self)
-    def __pos__(self): return self
-    def __abs__(self): return self.ns.abs(self)
-    def __getitem__(self, index): return self.ns.getitem(self, index)
-    def reshape(self, *shape): return self.ns.reshape(self, shape[0] if len(shape) == 1 else shape)
-    def sum(self, axis=None, keepdims=False): return self.ns.sum(self, axis=axis, keepdims=keepdims)
     def __lt__(self, o): return self.primal < _plain(o)
     def __le__(self, o): return self.primal <= _plain(o)
     def __gt__(self, o): return self.primal > _plain(o)
@@ -107,49 +81,146 @@ def _zeros_like(xp, p):
     return xp.zeros(getattr(p, "shape", ())) if getattr(p, "shape", ()) else 0.0
 
 
-def _push(prim, level: int, args: tuple, params: dict) -> Dual:
-    """One primitive on duals of ``level``: the forward on the primals, the JVP on the tangents."""
-    primals = tuple(a.primal if type(a) is Dual and a.level == level else a for a in args)
-    tangents = tuple(a.tangent if type(a) is Dual and a.level == level else None for a in args)
-    xp = namespace(*primals)
-    ans = xp.impls[prim.index](*primals, **params)
+_PLAIN = (float, int, np.float64)
+
+
+def _push(prim, top: Dual, args: tuple, params: dict) -> Dual:
+    """One primitive on duals of ``top``'s level: the forward on the primals, the JVP on the tangents."""
+    level, ns = top.level, top.ns
+    xp = ns.vxp  # the primals' namespace, unless an argument belongs to another
+    if len(args) == 1:
+        primals, tangents, mask = (top.primal,), (top.tangent,), 1  # (a deferred tangent stays deferred)
+    else:
+        mask, primals, tangents = 0, [], []
+        for k, a in enumerate(args):
+            t = type(a)
+            if t is Dual and a.level == level:
+                primals.append(a.primal)
+                tangents.append(a.tangent)
+                mask |= 1 << k
+                xp = xp if a.ns is ns else None
+            else:
+                primals.append(a)
+                tangents.append(None)
+                xp = xp if t in _PLAIN or t is np.ndarray and a.dtype.kind in "fiub" else None
+        if xp is None:
+            xp = namespace(*primals)
+            ns = dual_namespace(xp)
+    ans = xp.impls[prim.index](*primals, **params) if params else xp.impls[prim.index](*primals)
     res = None
     if prim.residual:
         ans, res = ans
-    mode = prim.jvp
-    if mode == "linear":
-        tan = [t if t is not None else (p if k in prim.nondiff else _zeros_like(xp, p))
-               for k, (p, t) in enumerate(zip(primals, tangents))]
-        t = xp.impls[prim.index](*tan, **params)
-        t = t[0] if prim.residual else t
-    elif mode == "multilinear":
-        t = None
-        for k, tk in enumerate(tangents):
-            if tk is not None:
-                part = xp.impls[prim.index](*primals[:k], tk, *primals[k + 1:], **params)
-                t = part if t is None else t + part
-    elif mode == "elementwise":
-        t = _elementwise(prim, xp, ans, res, primals, tangents, params)
-    else:
-        t = mode(xp, ans, primals, tangents, **params)
-    if getattr(t, "shape", ()) != getattr(ans, "shape", ()):
-        t = xp.broadcast_to(t, getattr(ans, "shape", ()))
-    return Dual(ans, t, level, dual_namespace(xp))
+    key = (prim.index, mask, len(args))
+    job = (_JVPS.get(key) or _jvp_rule(prim, mask, len(args)), xp, ans, res, primals, tangents, params)
+    return Dual(ans, _Deferred(job) if level in _DEFERRING else _tangent(*job), level, ns)
 
 
-def _elementwise(prim, xp, ans, res, primals, tangents, params):
-    pool = {"ans": ans, "xp": xp, "res": res, **{**prim.params, **params}}
-    for name, p in zip(prim.inputs, primals):
-        pool[name], pool[name + "_shape"] = p, getattr(p, "shape", ())
-    t = None
-    for rule, names, tk in zip(prim.vjps, prim.rule_args, tangents):
-        if tk is not None and rule is not None:
-            part = rule(tk, *[pool[n] for n in names])
-            t = part if t is None else t + part
+def _tangent(rule, xp, ans, res, primals, tangents, params):
+    """The JVP of one push: ``rule`` on the tangents, broadcast to the output's shape."""
+    txp = xp  # the tangents' namespace: a batch of tangents, or tangents on a tape, have their own
+    for t in tangents:
+        if type(t) is Batched:
+            txp = t.ns
+            break
+        if type(t) in TRACERS:
+            txp = namespace(*primals, *[u for u in tangents if u is not None])
+            break
+    t = rule(txp, ans, res, primals, tangents, params)
+    shape = getattr(ans, "shape", ())
+    if getattr(t, "shape", ()) != shape:
+        t = txp.broadcast_to(t, shape)
     return t
 
 
+_DEFERRING: set = set()  # the levels of jvp(..., lazy=True) calls under way
+
+
+class _Deferred:
+    """A tangent not computed yet: the arguments of its :func:`_tangent` (``job``), or its ``value`` once
+    something has read it (:func:`_forced`)."""
+
+    __slots__ = ("job", "value")
+
+    def __init__(self, job: tuple):
+        self.job, self.value = job, None
+
+
+def _forced(t: Any) -> Any:
+    """The value of a tangent, computing the deferred ones it depends on first (an explicit stack: a chain of
+    thousands of pushes would exceed Python's recursion limit)."""
+    if type(t) is not _Deferred:
+        return t
+    stack = [t]
+    while stack:
+        d = stack[-1]
+        if d.job is None:
+            stack.pop()
+            continue
+        waiting = [u for u in d.job[5] if type(u) is _Deferred and u.job is not None]
+        if waiting:
+            stack.extend(waiting)
+            continue
+        stack.pop()
+        rule, xp, ans, res, primals, tangents, params = d.job
+        tangents = tuple(u.value if type(u) is _Deferred else u for u in tangents)
+        d.value, d.job = _tangent(rule, xp, ans, res, primals, tangents, params), None
+    return t.value
+
+
+_JVPS: dict = {}  # (primitive index, which inputs are duals, number of inputs) -> its generated JVP
+
+
+def _jvp_rule(prim, mask: int, n: int) -> Callable:
+    """``jvp(xp, ans, res, v, t, prm)``: the tangent of ``prim``'s output, generated once per call pattern from
+    the entry's JVP mode (see :mod:`diffkit.primitives.table`), so that a push runs no loop and builds no dict.
+
+    * ``linear``: the forward on the tangents; a constant input's tangent is 0 (a number where the op
+      broadcasts elementwise, zeros of its shape otherwise), a non-differentiable one passes its value;
+    * ``multilinear``: the forward with one input replaced by its tangent, summed over the inputs;
+    * ``elementwise``: the VJP rules applied to the tangents (the local Jacobian is diagonal);
+    * a function: the entry's own ``jvp(xp, ans, inputs, tangents, **params)``.
+    """
+    mode, on = prim.jvp, [k for k in range(n) if mask >> k & 1]
+    scope = {"I": prim.index, "MODE": mode, "ZEROS": _zeros_like, "DEFAULTS": prim.params}
+    out = "out[0] if RES else out"
+    if mode == "linear":
+        args = [f"t[{k}]" if k in on else f"v[{k}]" if k in prim.nondiff else
+                "0.0" if prim.kind == "elementwise" else f"ZEROS(xp, v[{k}])" for k in range(n)]
+        body = f"out = xp.impls[I]({''.join(a + ', ' for a in args)}**prm)\n    return {out}"
+    elif mode == "multilinear":
+        parts = [f"xp.impls[I]({''.join((f't[{k}]' if j == k else f'v[{j}]') + ', ' for j in range(n))}**prm)"
+                 for k in on]
+        body = f"return {' + '.join(parts)}"
+    elif mode == "elementwise":
+        parts = []
+        for k in on:
+            if prim.vjps[k] is not None:
+                scope[f"R{k}"] = prim.vjps[k]
+                parts.append(f"R{k}(t[{k}]{''.join(', ' + _source(prim, name, n) for name in prim.rule_args[k])})")
+        total = ' + '.join(parts) or '0.0'
+        shapes = [f"s{k} = getattr(v[{k}], 'shape', ())\n    " for k in range(n) if f"s{k}" in total]
+        body = f"{''.join(shapes)}return {total}"
+    else:
+        body = "return MODE(xp, ans, v, t, **prm)"
+    scope["RES"] = prim.residual
+    source = f"def jvp(xp, ans, res, v, t, prm):\n    {body}\n"
+    exec(compile(source, f"<jvp of {prim.name}>", "exec"), scope)  # our own table's names only
+    _JVPS[prim.index, mask, n] = scope["jvp"]
+    return scope["jvp"]
+
+
 def _apply(prim, *args, **params):
+    """A dual namespace's op: straight to the push when the duals are the only traces (the common case)."""
+    if len(args) == 1:
+        if type(args[0]) is Dual:
+            return _push(prim, args[0], args, params)
+    elif len(args) == 2:
+        a, b = args
+        ta, tb = type(a), type(b)
+        if ta is Dual and (tb is Dual and b.level == a.level or tb not in TRACERS):
+            return _push(prim, a, args, params)
+        if tb is Dual and ta not in TRACERS:
+            return _push(prim, b, args, params)
     return levels(prim, args, params)
 
 
@@ -163,20 +234,41 @@ def dual_namespace(vxp: Any) -> TracerNamespace:
     return ns
 
 
-def jvp(f: Callable, theta: Any, v: Any) -> tuple[Any, Any]:
+def jvp(f: Callable, theta: Any, v: Any, batch: bool = False, lazy: bool = False) -> tuple[Any, Any]:
     """``(f(theta), J v)`` by forward mode: one pass, exact like reverse mode.
+
+    With ``batch=True``, ``v`` holds k tangents along a leading axis (shape ``(k, *theta.shape)``) and the
+    one pass carries all of them (:mod:`.batched`): the tangent that comes back has the same leading axis,
+    ``(k, *f(theta).shape)``.  With ``lazy=True`` each tangent is computed only when the output's tangent
+    needs it: forward over reverse (``dk.hvp``) skips the tangents of forward values that the gradient's
+    rules read only through comparisons, or not at all; every intermediate is kept until the end.
 
     >>> import numpy as np, diffkit as dk
     >>> value, tangent = dk.jvp(lambda t: t[0] * dk.namespace(t).sin(t[1]), np.array([2.0, 0.0]), np.array([0.0, 1.0]))
     >>> float(value), float(tangent)                # 2 sin(0), 2 cos(0)
     (0.0, 2.0)
+    >>> _, tangents = dk.jvp(lambda t: t[0] * dk.namespace(t).sin(t[1]), np.array([2.0, 0.0]), np.eye(2), batch=True)
+    >>> tangents.tolist()                           # the gradient (sin t1, t0 cos t1), one direction per row
+    [0.0, 2.0]
     """
     vxp = namespace(theta)
     if vxp.name == "numpy":
         theta, v = np.array(theta, dtype=float), np.array(v, dtype=float)
-        if v.shape != theta.shape:
-            raise ValueError(f"the tangent v has shape {v.shape}; theta has shape {theta.shape}")
-    out = f(Dual(theta, v, new_level(), dual_namespace(vxp)))
-    if type(out) is not Dual:
-        return out, _zeros_like(vxp, out)
-    return out.primal, out.tangent
+        want = v.shape[1:] if batch else v.shape
+        if want != theta.shape or batch and v.ndim == 0:
+            raise ValueError(f"the tangent v has shape {v.shape}; theta has shape {theta.shape}"
+                             + (" (with batch=True, v is (k, *theta.shape): k tangents along its first axis)"
+                                if batch else ""))
+    level = new_level()
+    tangent = Batched(v, level) if batch else v
+    if lazy:
+        _DEFERRING.add(level)
+    try:
+        out = f(Dual(theta, tangent, level, dual_namespace(vxp)))
+        mine = type(out) is Dual and out.level == level
+        primal, t = (out.primal, _forced(out.tangent)) if mine else (out, None)
+    finally:
+        _DEFERRING.discard(level)
+    if not batch:
+        return primal, _zeros_like(vxp, out) if t is None else t
+    return primal, unbatched(0.0 if t is None else t, len(v), getattr(primal, "shape", ()))

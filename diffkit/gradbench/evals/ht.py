@@ -10,7 +10,9 @@ vertex), ``weights`` (one per vertex and bone), ``triangles`` (3 vertices each) 
 The pose (ADBench's parameter order): theta[0:3] a global rotation (angle-axis, the identity below a norm of
 1e-4), theta[3:6] a translation, then per finger (5) four angles: two for its first joint and one for each of
 the next two; every other joint angle is zero.  A bone's rotation is R_z R_y R_x of its angles
-``(x, z, y)``; bones chain by ``parents``; a vertex is the weight-blended transform of its base position.
+``(x, z, y)``; bones chain by ``parents``; a vertex is its base position moved by the weighted blend of the
+bones' transforms (linear blend skinning, linear in the transforms: its coefficients, weight times base
+position, are the model's data, formed once per input).
 ``objective`` returns the 3 c residuals ``point - vertex`` (the simple case, ``us`` empty) or ``point -
 (u v_0 + v v_1 + (1 - u - v) v_2)`` over the corresponding triangle (the complicated case).  ``jacobian``
 returns 3 c rows: in the complicated case first the two derivatives by that row's own ``(u, v)`` (a
@@ -87,36 +89,53 @@ def _angle_axis(w, xp):
 
 
 def _vertices(theta, model: dict, xp):
-    """The posed mesh, (3, vertices): skinning by the bone chain, mirroring, then the global transform."""
+    """The posed mesh, (3, vertices): the bone chain, linear blend skinning, mirroring, the global transform."""
     x, z, y = (xp.matmul(np.asarray(s), theta) for s in _ANGLES)
     rot = _rotations(x, z, y, xp)                                   # (22, 3, 3)
-    lower = np.zeros((BONES, 1, 4))
-    lower[:, 0, 3] = 1.0
-    posed = xp.concat([xp.concat([rot, np.zeros((BONES, 3, 1))], axis=2), lower], axis=1)
-    relatives = xp.matmul(model["base_relatives"], posed)           # (22, 4, 4)
-    absolutes: list = []
-    for bone, parent in enumerate(model["parents"]):
-        absolutes.append(relatives[bone] if parent < 0 else absolutes[parent] @ relatives[bone])
-    transforms = xp.matmul(xp.stack(absolutes), model["inverse_base_absolutes"])
-    moved = xp.matmul(transforms[:, 0:3, :], model["base_positions"])  # (22, 3, vertices)
-    positions = xp.sum(moved * model["weights"][:, None, :], axis=0)
+    base = model["base_relatives"]  # a posed relative is base @ [[rot, 0], [0, 1]]: its last column is base's
+    relatives = xp.concat([xp.matmul(base[:, :, 0:3], rot), base[:, :, 3:4]], axis=2)  # (22, 4, 4)
+    generation: list = []
+    for bones, parent_at in model["generations"]:  # the chain, one generation of bones at a time
+        mine = relatives[bones]
+        generation.append(mine if parent_at is None else generation[-1][parent_at] @ mine)
+    absolutes = xp.concat(generation, axis=0)[model["bone_order"]]
+    transforms = xp.matmul(absolutes[:, 0:3, :], model["inverse_base_absolutes"])  # (22, 3, 4)
+    # linear blend skinning, sum_b w_vb T_b p_v, is linear in the transforms (the data's coefficients w_vb p_v),
+    # and so are the mirroring and the global rotation after it: they act on the 3 x 88 transforms, then the
+    # mesh is formed once
+    moved = xp.reshape(xp.permute_dims(transforms, (1, 0, 2)), (3, 4 * BONES))
     if model["is_mirrored"]:
-        positions = positions * np.array([[-1.0], [1.0], [1.0]])
-    return xp.matmul(_angle_axis(theta[0:3], xp), positions) + xp.reshape(theta[3:6], (3, 1))
+        moved = moved * np.array([[-1.0], [1.0], [1.0]])
+    moved = xp.matmul(_angle_axis(theta[0:3], xp), moved)
+    return xp.matmul(moved, model["skinning"]) + xp.reshape(theta[3:6], (3, 1))
 
 
 def residuals(theta, us, data: dict):
     """The 3 c residuals (point - hand point), flat in ADBench's order (point by point, x y z)."""
     xp = dk.namespace(theta) if us is None else dk.namespace(theta, us)
-    hand = xp.permute_dims(_vertices(theta, data["model"], xp), (1, 0))  # (vertices, 3)
+    hand = _vertices(theta, data["model"], xp)  # (3, vertices)
     corr = data["correspondences"]
     if us is None:
-        at = hand[corr]
+        at = hand[:, corr]
     else:
         tri = data["model"]["triangles"][corr]
-        u, v = us[:, 0:1], us[:, 1:2]
-        at = u * hand[tri[:, 0]] + v * hand[tri[:, 1]] + (1 - u - v) * hand[tri[:, 2]]
-    return xp.reshape(data["points"] - at, (-1,))
+        u, v = us[:, 0], us[:, 1]
+        at = u * hand[:, tri[:, 0]] + v * hand[:, tri[:, 1]] + (1 - u - v) * hand[:, tri[:, 2]]
+    return xp.reshape(data["points"] - xp.permute_dims(at, (1, 0)), (-1,))
+
+
+def _generations(parents: list) -> tuple[list, np.ndarray]:
+    """The bones by depth in the chain, each generation with its parents' places in the one before, and the
+    order that puts the generations' bones back in bone order."""
+    depth: list = []
+    for p in parents:
+        depth.append(0 if p < 0 else depth[p] + 1)
+    generations: list = []
+    for d in range(max(depth) + 1):
+        bones = [b for b, bd in enumerate(depth) if bd == d]
+        before = list(generations[-1][0]) if generations else []
+        generations.append((np.array(bones), np.array([before.index(parents[b]) for b in bones]) if d else None))
+    return generations, np.argsort(np.concatenate([g[0] for g in generations]))
 
 
 def _data(input) -> tuple:
@@ -149,7 +168,9 @@ def _data(input) -> tuple:
                          f"{'triangles' if us is not None else 'vertices'} (0..{limit - 1})")
     if us is not None and us.shape[0] != points.shape[0]:
         raise ValueError(f"input.us must hold one [u, v] per point ({points.shape[0]}); got {us.shape[0]}")
-    model = {"parents": parents, **per_bone, "base_positions": positions.T, "weights": weights.T,
+    generations, order = _generations(parents)
+    skinning = (weights[:, :, None] * positions[:, None, :]).reshape(positions.shape[0], 4 * BONES).T
+    model = {"generations": generations, "bone_order": order, **per_bone, "skinning": skinning,
              "triangles": triangles, "is_mirrored": bool(field(model, "is_mirrored"))}
     return theta, us, {"model": model, "correspondences": corr, "points": points}
 

@@ -26,11 +26,11 @@ __all__ = ["cost", "problem", "FUNCTIONS", "inputs", "SIZES", "TEST_SIZES"]
 
 
 def cost(centroids, points, k: int):
-    """sum_i min_j |C_j - P_i|^2, the distances expanded as |P|^2 + |C|^2 - 2 P C^T (no n x k x d array)."""
+    """sum_i min_j |C_j - P_i|^2, the distances expanded as |P|^2 + |C|^2 - 2 P C^T (no n x k x d array; the
+    factor -2 goes on the points, n x d, not on the n x k product)."""
     xp = dk.namespace(centroids)
     c = xp.reshape(centroids, (k, points.shape[1]))
-    distances = (np.sum(points * points, axis=1)[:, None] + xp.sum(c * c, axis=1)
-                 - 2 * (points @ xp.transpose(c)))
+    distances = np.sum(points * points, axis=1)[:, None] + xp.sum(c * c, axis=1) + (-2 * points) @ xp.transpose(c)
     return xp.sum(xp.min(distances, axis=1))
 
 
