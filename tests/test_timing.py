@@ -271,3 +271,23 @@ def test_the_collector_stays_as_the_user_has_it():
         assert not gc.isenabled() and not any(seen)
     finally:
         gc.enable()
+
+
+def test_a_long_call_measured_before_is_not_called_again_to_calibrate():
+    m = FakeMachine()
+    count = {"n": 0}
+
+    def gradient():
+        count["n"] += 1
+        m.now += 200 * MS
+    long = Timed.calibrated(gradient, clock=m.clock, known_s=0.2)
+    assert count["n"] == 0 and (long.calls, long.bursts) == (1, 1)
+    Timed.calibrated(gradient, clock=m.clock, known_s=0.01)  # short, or unknown: warm-up and timed call as ever
+    assert count["n"] == 1  # the first call took 0.2 s: it was its own warm-up and decided alone
+
+
+def test_a_block_measured_apart_may_end_its_budget_with_one_pair():
+    m = FakeMachine()
+    one = paired_ratio(m.call(300 * MS), m.call(100 * MS), clock=m.clock, sample_s=0, budget_s=0.1, least_pairs=1)
+    two = paired_ratio(m.call(300 * MS), m.call(100 * MS), clock=m.clock, sample_s=0, budget_s=0.1)
+    assert (one.pairs, two.pairs) == (1, 2) and one.ratio == two.ratio == 3.0

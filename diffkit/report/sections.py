@@ -470,7 +470,7 @@ def hessian_blocks(tables, missing, figures) -> list:
               Para("`dk.hvp` computes Hessian-vector products forward-over-reverse (a dual pass over the tape), "
                    "reverse-over-reverse (the tape records its own sweep), by central differences of the gradient "
                    "and symbolically; each is judged against the certified 50-digit mpmath Hessian-vector product "
-                   "and timed against one reverse gradient in the same repeats (the `hessian` study).")]
+                   "and timed against one reverse gradient in pairs, HVP and gradient in turn (the `hessian` study).")]
     blocks += _table(tables, "hvp", missing, {"digits": ".1f", "predicted_digits": ".1f",
                                               "hvp_over_gradient": ".2f"}, "The HVP table")
     return blocks + _figure(figures, "hvp", "Correct digits of H v against the referee, and H v time over one "

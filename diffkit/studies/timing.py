@@ -122,18 +122,21 @@ class Timed:
 
     @classmethod
     def calibrated(cls, fn: Callable[[], Any], *, clock: Callable[[], float] = time.perf_counter,
-                   sample_s: float = SAMPLE_S, bursts: int = BURSTS, own_time: bool = False) -> "Timed":
+                   sample_s: float = SAMPLE_S, bursts: int = BURSTS, own_time: bool = False,
+                   known_s: float = 0.0) -> "Timed":
         """Calls and bursts that fill a sample, decided by one timed call after a warm-up call.
 
         The first call is timed too: one that takes ``MAX_SAMPLE_S`` or more was
         its own warm-up (what a collection evicted is back within its first
-        milliseconds) and decides alone; a shorter one is timed again.
+        milliseconds) and decides alone; a shorter one is timed again.  A call
+        already known to take that long (``known_s``, measured before) is not
+        called at all.
         """
         def timed_call() -> float:
             start = clock()
             t = fn()
             return max(float(t) if own_time else clock() - start, 1e-9)
-        first = timed_call()
+        first = known_s if known_s >= MAX_SAMPLE_S else timed_call()
         once = first if first >= MAX_SAMPLE_S else timed_call()
         calls = max(1, min(1000, int(sample_s / once)))
         fit = int(MAX_SAMPLE_S / (calls * once))  # bursts that fit in MAX_SAMPLE_S; 1 at least
@@ -300,6 +303,8 @@ class Ratio:
     attempts: int = 3
     numerator_times_itself: bool = False
     blocks: int = 1
+    least_pairs: int = 2         # pairs even when the budget ends first (a block of a ratio measured apart: 1)
+    numerator_known_s: float = 0.0  # the numerator's seconds a call, when measured before (see Timed.calibrated)
 
 
 @dataclass
@@ -325,7 +330,7 @@ class _Running:
         """Enough pairs and a narrow enough interval, or the budget spent (or the pair limit reached)."""
         s, n = self.spec, len(self.nums)
         out_of_time = self.spent >= s.budget_s
-        if n >= s.max_pairs or (n < s.min_pairs and out_of_time and n >= 2):
+        if n >= s.max_pairs or (n < s.min_pairs and out_of_time and n >= s.least_pairs):
             return True
         if n < s.min_pairs:
             return False
@@ -380,7 +385,7 @@ def paired_ratios(ratios: Mapping[Hashable, Ratio], *, sample_s: float = SAMPLE_
     """
     _collect_all()
     running = {k: _Running(r, Timed.calibrated(r.numerator, clock=clock, sample_s=sample_s, bursts=bursts,
-                                               own_time=r.numerator_times_itself),
+                                               own_time=r.numerator_times_itself, known_s=r.numerator_known_s),
                            Timed.calibrated(r.denominator, clock=clock, sample_s=sample_s, bursts=bursts))
                for k, r in ratios.items()}
     active, rng = list(running), random.Random(seed)
@@ -401,8 +406,8 @@ def paired_ratio(numerator: Callable[[], Any], denominator: Callable[[], Any], *
     One ratio of :func:`paired_ratios`; ``rules`` are the fields of
     :class:`Ratio` (``floor``, ``budget_s``, ``target``, ``min_pairs``,
     ``max_pairs``, ``min_time_s``, ``attempts``, ``numerator_times_itself``,
-    ``blocks``).  ``clock`` is injectable so the protocol can be tested
-    without wall time:
+    ``blocks``, ``least_pairs``, ``numerator_known_s``).  ``clock`` is
+    injectable so the protocol can be tested without wall time:
 
     >>> now = [0.0]
     >>> def forward(): now[0] += 1.0
