@@ -335,7 +335,7 @@ def run_bench(quick: bool = True, threads: Iterable[int] = (1, 2), *, sizes: Ite
     return df
 
 
-EXTRA = ["numpy_forward_ms", "blas_share"]
+EXTRA = ["numpy_forward_ms", "blas_share", "batch"]
 BLOCKS = 3  # every ratio's interval: its pairs cut into the run's start, middle and end, resampled as blocks
 
 
@@ -354,7 +354,7 @@ def _bench_threads(probs: list, n: int, methods: tuple, cases: dict, opts: dict,
                 say(f"P={prob.size} {name}: preparing")
                 cases[(prob.size, name)] = _case(name, prob, fwd_s[prob.size], opts)
             case = cases[(prob.size, name)]
-            row = dict(P=prob.size, layers=str(prob.meta["layers"]), threads=n, method=name)
+            row = dict(P=prob.size, layers=str(prob.meta["layers"]), threads=n, method=name, batch=prob.meta["batch"])
             if isinstance(case, str):
                 rows[(prob.size, name)] = {**row, "status": "budget" if case.startswith("budget") else "skipped",
                                            "note": case}
