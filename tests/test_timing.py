@@ -282,8 +282,20 @@ def test_a_long_call_measured_before_is_not_called_again_to_calibrate():
         m.now += 200 * MS
     long = Timed.calibrated(gradient, clock=m.clock, known_s=0.2)
     assert count["n"] == 0 and (long.calls, long.bursts) == (1, 1)
-    Timed.calibrated(gradient, clock=m.clock, known_s=0.01)  # short, or unknown: warm-up and timed call as ever
-    assert count["n"] == 1  # the first call took 0.2 s: it was its own warm-up and decided alone
+    Timed.calibrated(gradient, clock=m.clock)  # unknown: the first call took 0.2 s, its own warm-up, and decided
+    assert count["n"] == 1
+
+
+def test_a_slow_first_call_of_a_call_known_to_be_short_is_timed_again():
+    # a cache filled on the first call (a symbolic gradient compiles): 0.5 s, then 0.1 ms warm
+    m = FakeMachine()
+    count = {"n": 0}
+
+    def gradient():
+        count["n"] += 1
+        m.now += 0.5 if count["n"] == 1 else MS / 8
+    timed = Timed.calibrated(gradient, clock=m.clock, known_s=MS / 8)
+    assert count["n"] == 2 and timed.calls == int(timing.SAMPLE_S / (MS / 8)) and timed.bursts == 3
 
 
 def test_a_block_measured_apart_may_end_its_budget_with_one_pair():

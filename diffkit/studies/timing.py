@@ -130,14 +130,19 @@ class Timed:
         its own warm-up (what a collection evicted is back within its first
         milliseconds) and decides alone; a shorter one is timed again.  A call
         already known to take that long (``known_s``, measured before) is not
-        called at all.
+        called at all; a long first call of one known to be short (a cache
+        filled on the first call, as a symbolic gradient compiles) is timed
+        again.
         """
         def timed_call() -> float:
             start = clock()
             t = fn()
             return max(float(t) if own_time else clock() - start, 1e-9)
-        first = known_s if known_s >= MAX_SAMPLE_S else timed_call()
-        once = first if first >= MAX_SAMPLE_S else timed_call()
+        if known_s >= MAX_SAMPLE_S:
+            once = known_s
+        else:
+            first = timed_call()
+            once = first if first >= MAX_SAMPLE_S and not known_s else timed_call()
         calls = max(1, min(1000, int(sample_s / once)))
         fit = int(MAX_SAMPLE_S / (calls * once))  # bursts that fit in MAX_SAMPLE_S; 1 at least
         return cls(fn, calls, max(1, min(bursts, fit)), own_time)
