@@ -12,13 +12,13 @@ median of the samples is reported.
 
 Columns: ``primal_s`` (each method's own primal: numpy's for the tape and
 autograd, torch's under ``no_grad``, jax's jit), ``gradient_s``,
-``gradient_over_primal`` (the gradient over the *numpy* primal, one
+``gradient_over_primal`` (the median over rounds of the gradient over the *numpy* primal, one
 denominator for every method: a compiled primal can be slower than its own
 compiled gradient, and a ratio below 1 of a function and its own gradient
 would be one physics forbids; except for ``compiled``, divided by its own
 replayed forward: the replay folds what depends on the data alone, which
 numpy's primal recomputes every call), ``over_tape`` (the method's gradient time over
-the tape's: above 1, the tape is faster), ``max_difference`` (GradBench's
+the tape's, paired by round likewise: above 1, the tape is faster), ``max_difference`` (GradBench's
 ``|a - b| / max(1, |a| + |b|)`` between the method's gradient and the
 tape's: the suite accepts 1e-4), the warm-ups, and ``status``/``note`` for
 a method that could not run (kmeans' Newton direction on a diffkit without
@@ -221,26 +221,33 @@ def _measure(name, module, description, input, names, methods, repeats, slow: se
     for (i, kind), times in samples.items():
         cells[i].samples[kind] = times
     tape = next((c for c in cells if c.method == "reverse"), None)
-    tape_grad = tape.median("gradient") if tape else float("nan")
-    numpy_primal = tape.median("primal") if tape else float("nan")
+    none: list = []
+    tape_grad, numpy_primal = (tape.samples["gradient"], tape.samples["primal"]) if tape else (none, none)
     rows = []
     for cell in cells:
         primal, grad = cell.median("primal"), cell.median("gradient")
         own = cell.method == "compiled" and np.isfinite(primal)  # (the replay divides by its own forward)
-        ratio = grad / (primal if own else numpy_primal)
+        ratio = _paired(cell.samples["gradient"], cell.samples["primal"] if own else numpy_primal)
         status, note = cell.status, cell.note
         if status == "ok" and cell.method not in PEER_METHODS and ratio < 1:  # its own function's forward: a floor
             status, note = "unreliable", (f"gradient / primal measured {ratio:.2f} < 1, below the floor of a "
                                           "gradient that runs its own forward: a timing fault, not a result")
         rows.append({"eval": name, "size": description, "method": cell.method, "status": status,
                      "note": note, "primal_s": primal, "gradient_s": grad,
-                     "gradient_over_primal": ratio, "over_tape": grad / tape_grad,
+                     "gradient_over_primal": ratio, "over_tape": _paired(cell.samples["gradient"], tape_grad),
                      "warmup_primal_s": cell.warmup.get("primal", float("nan")),
                      "warmup_gradient_s": cell.warmup.get("gradient", float("nan")), "compile_s": cell.compile_s,
                      "samples": repeats if cell.jobs else 0, "tape_nodes": nodes,
                      "max_difference": _difference(cell.output, tape.output)
                      if tape is not None and tape.output is not None and cell.output is not None else float("nan")})
     return rows
+
+
+def _paired(numerator: list, denominator: list) -> float:
+    """The median over rounds of numerator / denominator, each pair taken in the same round (NaN without both)."""
+    if not numerator or len(numerator) != len(denominator):
+        return float("nan")
+    return float(np.median(np.asarray(numerator) / np.asarray(denominator)))
 
 
 def format_gradbench(df: pd.DataFrame) -> str:
