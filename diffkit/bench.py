@@ -156,13 +156,13 @@ def measured_floor(prob, forward: Callable[[], Any], *, budget_s: float = 1.0,
 def _held_by_tape(prob) -> int:
     """Bytes the tape holds once the forward is recorded (tracemalloc: what it allocated and still keeps)."""
     tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    tape = Tape()
-    out = prob.fn(tape.leaf(prob.theta0))
-    held = tracemalloc.get_traced_memory()[0] - base
-    tracemalloc.stop()
-    del out, tape
-    return held
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tape = Tape()
+        out = prob.fn(tape.leaf(prob.theta0))
+        return tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
 
 
 def _activation_bytes(prob) -> int:
@@ -194,13 +194,14 @@ def _peak(fn: Callable[[], Any]) -> int:
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
         tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] - base
-    if not was_tracing:
-        tracemalloc.stop()
-    return peak
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
 
 
 def _method_available(name: str) -> str:

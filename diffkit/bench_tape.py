@@ -78,11 +78,12 @@ def _ratio(samples: dict, a: str, b: str) -> tuple | None:
 def _peak(fn: Callable) -> int:
     gc.collect()
     tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] - base
-    tracemalloc.stop()
-    return peak
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
 
 
 def _held_after_forward(f: Callable, theta: np.ndarray) -> int:
@@ -91,13 +92,13 @@ def _held_after_forward(f: Callable, theta: np.ndarray) -> int:
 
     gc.collect()
     tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    tape = Tape()
-    out = f(tape.leaf(theta))
-    held = tracemalloc.get_traced_memory()[0] - base
-    tracemalloc.stop()
-    del out, tape
-    return held
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tape = Tape()
+        out = f(tape.leaf(theta))
+        return tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
 
 
 def _peer_cases(names: tuple, f: Callable, th: np.ndarray, notes: dict) -> dict:
