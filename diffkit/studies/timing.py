@@ -31,17 +31,21 @@ timed calls: a method whose garbage triggers collections pays for them, as it
 does for a user, and ``dk.gradient`` pausing the collector while it records
 and sweeps (a feature of the library) shows in its times; a benchmark that
 paused the collector would hide exactly that difference between the tape and
-its peers.  Collections are forced only outside timed calls: a full one when
-a measurement starts, followed by one untimed call of every callable (a full
-collection walks every object, ~250 ms with torch and jax loaded, and evicts
-the caches: the next call runs 2-3x slower, 412 against 222 us for
-``dk.gradient`` at P = 960), and between rounds one of the young generations
-(~10 us, it walks only what the round allocated), so what one callable left
-behind is not collected in the next one's time and every sample starts from
-the same collector state.  Measured at P = 960 with torch and jax loaded
-(eager tape / hand-written backprop, 15 rounds): 2.8 with the collector on or
-paused alike once samples are fastest-of-3 bursts, and 4.0 when each sample
-was one burst right after a full collection.
+its peers.  Collections are forced only outside timed calls, and only of the
+young generations (~10 us: they walk what the last round allocated): one
+when a measurement starts, followed by one untimed call of every callable,
+and one between rounds, so that what one callable left behind is not
+collected in the next one's time and every sample starts from the same
+collector state.  A full collection is never forced: it walks every object
+(~250 ms with torch and jax loaded, once per measurement that is seconds per
+study) and evicts the caches, so the next call runs 2-3x slower (412 against
+222 us for ``dk.gradient`` at P = 960); the collector's own full collections
+are rare (CPython runs one when the long-lived objects have grown by a
+quarter) and land in a burst that the fastest-of-bursts rule discards.
+Measured at P = 960 with torch and jax loaded (eager tape / hand-written
+backprop, 15 rounds): 2.8 with the collector on or paused alike once samples
+are fastest-of-3 bursts, and 4.0 when each sample was one burst right after
+a full collection.
 
 Wall time is ``perf_counter``.  A cell's deadline is a ``SIGALRM`` timer:
 Python raises :class:`CellBudget` at the next bytecode after it fires, so even
@@ -161,13 +165,8 @@ class Timed:
         return min(self.burst(clock) for _ in range(self.bursts))
 
 
-def _collect_all() -> None:
-    """Before a measurement: a full collection (each callable's warm-up call follows it, in calibration)."""
-    gc.collect()
-
-
 def _collect_young() -> None:
-    """Between rounds: the young generations only (microseconds; a full collection evicts every cache)."""
+    """Before a measurement and between rounds: the young generations only (see the module docstring)."""
     gc.collect(1)
 
 
@@ -185,7 +184,7 @@ def interleaved(cases: Mapping[Hashable, Callable[[], Any]], rounds: int, *, sam
     >>> interleaved({"f": tick(1.0), "g": tick(3.0)}, 2, clock=lambda: now[0], sample_s=0)
     {'f': [1.0, 1.0], 'g': [3.0, 3.0]}
     """
-    _collect_all()
+    _collect_young()  # (each callable's warm-up call follows, in calibration)
     timed = {k: Timed.calibrated(fn, clock=clock, sample_s=sample_s, bursts=bursts, own_time=k in own_time)
              for k, fn in cases.items()}
     samples: dict = {k: [] for k in cases}
@@ -388,7 +387,7 @@ def paired_ratios(ratios: Mapping[Hashable, Ratio], *, sample_s: float = SAMPLE_
     pairs are discarded and it is measured again, with the budget again, up to
     ``attempts`` times; if it stays below, the result says ``reliable=False``.
     """
-    _collect_all()
+    _collect_young()  # (each callable's warm-up call follows, in calibration)
     running = {k: _Running(r, Timed.calibrated(r.numerator, clock=clock, sample_s=sample_s, bursts=bursts,
                                                own_time=r.numerator_times_itself, known_s=r.numerator_known_s),
                            Timed.calibrated(r.denominator, clock=clock, sample_s=sample_s, bursts=bursts))
