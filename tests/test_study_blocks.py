@@ -110,3 +110,12 @@ def test_blocks_must_be_a_positive_integer():
     bad = {**BLOCKED, "timing": {**BLOCKED["timing"], "blocks": 0}}
     with pytest.raises(StudyError, match="timing.blocks must be >= 1"):
         study_from_dict(bad)
+
+
+def test_a_caller_spreads_the_later_blocks_over_its_own_run(tmp_path, monkeypatch):
+    # the report: block 1 when the cells run, block 2 once every study has run, block 3 after its other sources
+    monkeypatch.setattr(runner, "ratio_block", lambda study, cell, ctx, known_s: planted(3.0))
+    store = tmp_path / "r.sqlite"
+    counts = [run_study(study_from_dict(BLOCKED), store=store, quiet=True, blocks_upto=upto)["ratio_blocks"].tolist()
+              for upto in (1, 2, None)]
+    assert counts == [[1, 1], [2, 2], [3, 3]]

@@ -87,12 +87,12 @@ def blocks_in(row: dict) -> int:
 
 
 def later_passes(study: Study, cells: list[Cell], db: Store,
-                 measure: Callable[[list[tuple[Cell, float]]], dict[str, PairedRatio]]) -> None:
-    """Passes 2..k over the cells whose rows hold fewer blocks than ``timing.blocks``: ``measure([(cell, seconds
-    of one gradient so far), ...])`` takes one block of each (in order, or on a cluster), and each row is
-    recorded again with the block pooled in."""
+                 measure: Callable[[list[tuple[Cell, float]]], dict[str, PairedRatio]], upto: int | None = None) -> None:
+    """Passes 2..k (``upto``, at most) over the cells whose rows hold fewer blocks than ``timing.blocks``:
+    ``measure([(cell, seconds of one gradient so far), ...])`` takes one block of each (in order, or on a
+    cluster), and each row is recorded again with the block pooled in."""
     k = study.timing["blocks"] if study.kind == "gradient" else 1
-    for block in range(2, k + 1):
+    for block in range(2, min(k, upto or k) + 1):
         rows = {r["cell_id"]: r for r in db.rows(study.store_key)}
         due = {c.cell_id: c for c in cells if c.cell_id in rows and 0 < blocks_in(rows[c.cell_id]) < block}
         work = [(c, float(rows[c.cell_id]["wall_median_s"] or 0.0)) for c in due.values()]

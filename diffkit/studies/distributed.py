@@ -354,7 +354,7 @@ class _Coordinator:
 
 
 def run_distributed(study: Study, open_store, max_p: int | None = None, *, workers: int | None = None,
-                    scheduler: str | None = None, progress: bool = True) -> Store:
+                    scheduler: str | None = None, progress: bool = True, blocks_upto: int | None = None) -> Store:
     """Run the study's missing cells on a Dask cluster; returns the store.
 
     ``open_store()`` opens the store (and checks the study's hash) once the cluster is up, so a cluster that
@@ -373,7 +373,7 @@ def run_distributed(study: Study, open_store, max_p: int | None = None, *, worke
             _Coordinator(study, db, client, distributed, bar).run(cells, done)
         finally:
             bar.close()
-        later_passes(study, cells, db, lambda due: _blocks_on(client, study, due))
+        later_passes(study, cells, db, lambda due: _blocks_on(client, study, due), upto=blocks_upto)
     return db
 
 

@@ -333,7 +333,7 @@ HOOKS: dict = {}  # "distributed": the Dask runner, installed by diffkit.studies
 
 def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, max_p: int | None = None,
               progress: bool = True, quiet: bool = False, workers: int | None = None,
-              scheduler: str | None = None) -> pd.DataFrame:
+              scheduler: str | None = None, blocks_upto: int | None = None) -> pd.DataFrame:
     """Run a study's missing cells into the store and return all its results as a tidy DataFrame.
 
     ``study``: a built-in name ("scaling"), a TOML path, a dict or a :class:`Study`.  ``store``: a path or
@@ -342,6 +342,8 @@ def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, ma
     A tqdm bar (after 2 s) shows the current cell and the ETA, unless ``progress=False`` or ``quiet``.
     ``workers=N`` runs the cells on a Dask ``LocalCluster`` of N processes, ``scheduler="tcp://host:port"``
     on an existing Dask cluster (:mod:`diffkit.studies.distributed`); without either the run is serial.
+    ``blocks_upto=b`` stops the ratios' later passes after block b (:mod:`diffkit.studies.blocks`): a caller
+    that spreads them over a longer run (the report) runs the study again later for the rest.
 
     >>> import tempfile, os, diffkit as dk
     >>> s = dk.studies.study_from_dict({"study": {"name": "doc"}, "problems": [{"family": "seed_circuit"}],
@@ -360,7 +362,7 @@ def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, ma
     if workers is not None or scheduler is not None:
         run_distributed = HOOKS["distributed"]  # diffkit.studies.distributed, which builds on this module
         db = run_distributed(study, lambda: _begin(study, store, fresh), max_p, workers=workers,
-                             scheduler=scheduler, progress=progress and not quiet)
+                             scheduler=scheduler, progress=progress and not quiet, blocks_upto=blocks_upto)
         return results(study, store=db)
     db = _begin(study, store, fresh)
     done = db.statuses(study.store_key)
@@ -399,7 +401,8 @@ def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, ma
             pending = waiting
         bar.close()
         later_passes(study, cells, db, lambda due: {c.cell_id: r for c, known_s in due
-                                                    if (r := ratio_block(study, c, ctx, known_s)) is not None})
+                                                    if (r := ratio_block(study, c, ctx, known_s)) is not None},
+                     upto=blocks_upto)
     return results(study, store=db)
 
 
