@@ -307,12 +307,11 @@ def _floor_rows(bench: pd.DataFrame, sizes: list, columns: list) -> pd.DataFrame
 
 def _blocks_words(scaling) -> str:
     """How many blocks the scaling study's ratios were measured in, when more than one."""
-    if scaling is None or "ratio_blocks" not in scaling or not (scaling["ratio_blocks"] > 1).any():
-        return ""
-    k = int(scaling["ratio_blocks"].max())
-    return (f" Each ratio was measured in up to {k} blocks, one when its cell ran and the others in later passes "
-            "over all the cells; its interval is a bootstrap over the blocks (blocks drawn again, then pairs "
-            "within them), so a drift of the machine during the run widens it.")
+    k = int(scaling["ratio_blocks"].fillna(1).max()) if scaling is not None and "ratio_blocks" in scaling else 1
+    return "" if k < 2 else (f" Each ratio was measured in up to {k} blocks spread over the run, one when its cell ran "
+                             "and the others in later passes over all the cells; its interval is a bootstrap over the "
+                             "blocks (blocks drawn again, then pairs within them), so a drift of the machine during "
+                             "the run widens it.")
 
 
 def cost(tables, missing, figures) -> list:
@@ -414,9 +413,8 @@ def reproducibility(tables, missing, data: ReportData) -> list:
     blocks = [Heading(2, "10. Reproducibility"),
               Para("The studies, their study-file hashes and seeds, the code version that measured them, and the "
                    "environment. What changes when this report is regenerated on the same machine: every time and "
-                   "every ratio of times (within their stated intervals, which are bootstraps over blocks spread "
-                   "across each run, so that they hold the machine's drift during a run; a machine busier or "
-                   "quieter from one run to the next can still move them further), the dates and the commit. "
+                   "every ratio of times (within their intervals, bootstraps over blocks spread across the run; a "
+                   "machine busier or quieter than in this run can move them further), the dates and the commit. "
                    "What does not: "
                    "every accuracy column (digits, errors, values, gradients) is bitwise identical, because the "
                    "data are seeded, BLAS runs on one thread (so sums are taken in one order), and no accuracy "
