@@ -88,12 +88,14 @@ def gather(studies=None, *, full: bool = False, store=None, progress: bool = Tru
         raise EmptyStoreError(f"the store {data.store} holds no results for the studies {', '.join(names)}; run "
                               f"`diffkit study run {names[0]}` first, or let `diffkit report` run them (drop --no-run)")
     if run:
-        _studies(st, names, data, start, progress, run=run, full=full, store=store, upto=2, note="second blocks")
+        _studies(st, names, data, start, progress, run=run, full=full, store=store, upto=2,
+                 note="second blocks of the ratios")
     for name, fn in _extra_sources(full).items():
         _log(progress, f"source {name}", start)
         _source(data, name, fn)
     if run:
-        frames = _studies(st, names, data, start, progress, run=run, full=full, store=store, note="last blocks")
+        frames = _studies(st, names, data, start, progress, run=run, full=full, store=store,
+                          note="last blocks of the ratios")
     by_kind: dict[str, list[pd.DataFrame]] = {}
     for frame in frames.values():
         for kind, part in frame.groupby("kind", sort=False):
@@ -112,11 +114,13 @@ def _studies(st, names, data: ReportData, start: float, progress: bool, *, run: 
              fresh: bool = False, upto: int | None = None, note: str = "") -> dict[str, pd.DataFrame]:
     """Each study's result frame (run, reusing stored cells, with its ratios' blocks up to ``upto``; or read)."""
     frames = {}
+    if note:
+        _log(progress, f"the studies' {note}", start)
     for name in names:
         study = st.load_study(name)
         if run:
-            _log(progress, f"study {name} ({'full' if full else 'quick'}): {note or 'running, reusing stored cells'}",
-                 start)
+            if not note:
+                _log(progress, f"study {name} ({'full' if full else 'quick'}): running, reusing stored cells", start)
             frame = st.run_study(study, store=store, quick=not full, fresh=fresh, progress=progress,
                                  quiet=not progress, blocks_upto=upto)
         else:
@@ -127,7 +131,8 @@ def _studies(st, names, data: ReportData, start: float, progress: bool, *, run: 
             continue
         data.missing.pop(f"study {name}", None)
         frames[name] = frame
-        _log(progress, f"study {name}: {len(frame)} cells", start)
+        if not note:
+            _log(progress, f"study {name}: {len(frame)} cells", start)
     return frames
 
 
