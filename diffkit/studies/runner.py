@@ -9,7 +9,8 @@ A gradient cell (problem instance x method x seed):
    pairs (:func:`~diffkit.studies.timing.paired_ratio`: gradient/forward per pair, median and interval,
    until within ``timing.ratio_target`` or ``timing.ratio_budget_s``), then one call under tracemalloc for
    the peak memory;
-3. writes its row in one transaction.
+3. writes its row in one transaction; with ``timing.blocks`` > 1 the ratio gets its later blocks in later
+   passes over the cells (:mod:`diffkit.studies.blocks`).
 
 Statuses: ``ok``; ``failed`` (an exception, a NaN; the reason says which); ``budget`` (past the deadline or
 ``BudgetExceeded``); ``skipped`` (the method gave out at a smaller size, or is not in this tree).  ``ok``,
