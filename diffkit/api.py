@@ -152,10 +152,11 @@ def _peak_bytes(spec: Method, fn: Callable, arr: np.ndarray, options: dict) -> i
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
         tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    spec.run(CountedFunction(fn), arr.copy(), **options)
-    peak = tracemalloc.get_traced_memory()[1] - base
-    if not was_tracing:
-        tracemalloc.stop()
-    return peak
+    try:  # stopped whatever happens: left tracing (a budget hit mid-call), every later allocation costs ~10x
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        spec.run(CountedFunction(fn), arr.copy(), **options)
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()

@@ -3,11 +3,15 @@
 The problems are MLPs ``[h, h, h, 10]`` (tanh, softmax cross-entropy, L2 =
 1e-3, batch 64) at P ~ 1e2 .. 1e6 (:func:`diffkit.problems.mlp_for_size`).
 For each size, each BLAS thread count and each method the benchmark records
-gradient / forward as one paired measurement (:func:`diffkit.studies.timing.paired_ratio`:
+gradient / forward as one paired measurement (:func:`diffkit.studies.timing.paired_ratios`:
 the gradient and the method's own forward timed in turn, the ratio per pair,
 its median and bootstrap interval), the two times, the ratio's floor, the
 ratio to the hand-written backprop, and the peak memory of one gradient call
-under tracemalloc.
+under tracemalloc.  All the ratios of one thread count are measured in one
+round-robin (each round takes a pair of every ratio still measuring), so
+every ratio's pairs spread over the whole run, and its interval is a block
+bootstrap over the run's start, middle and end: a drift of the machine
+during the run is in the stated interval.
 
 Methods: ``handwritten`` (seed 001's matrix-form delta rule,
 :func:`diffkit.handwritten.mlp_backprop`, the floor a numpy tape can approach),
@@ -55,7 +59,7 @@ from .handwritten import mlp_backprop, mlp_forward
 from .methods import METHODS
 from .api import gradient, get_method, _load_methods
 from .tape.gradient import tape_gradient
-from .studies.timing import PairedRatio, paired_ratio
+from .studies.timing import PairedRatio, Ratio, interleaved, paired_ratios
 from .tape import Tape
 
 __all__ = ["run_bench", "format_bench", "print_bench", "METHOD_ORDER", "SIZES"]
@@ -124,6 +128,17 @@ def _products_after_forward(layers: list[int], batch: int, seed: int = 0) -> Cal
     return products
 
 
+def floor_ratio(prob, forward: Callable[[], Any], budget_s: float = 1.0) -> Ratio:
+    """The ratio t(backward products) / t(forward) of :func:`measured_floor`, for a round-robin."""
+    products = _products_after_forward(prob.meta["layers"], prob.meta["batch"])
+    return Ratio(products, forward, floor=0.0, budget_s=budget_s, blocks=BLOCKS)
+
+
+def floor_from(r: PairedRatio, layers: list[int]) -> tuple[float, float]:
+    """(floor, BLAS share) from the measured :func:`floor_ratio` (see :func:`measured_floor`)."""
+    return 1.0 + r.low, min(1.0, r.low / max(matmul_flop_floor(layers) - 1.0, 1e-12))
+
+
 def measured_floor(prob, forward: Callable[[], Any], *, budget_s: float = 1.0,
                    clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
     """(floor, BLAS share) of gradient/forward for a backprop on this MLP, measured on this machine.
@@ -134,22 +149,20 @@ def measured_floor(prob, forward: Callable[[], Any], *, budget_s: float = 1.0,
     :func:`matmul_flop_floor`; where Python overhead dominates, 1.  The share is t(products)/t(forward)
     over (F - 1), the forward's time that is matrix products (about; capped at 1).
     """
-    layers, batch = prob.meta["layers"], prob.meta["batch"]
-    r = paired_ratio(_products_after_forward(layers, batch), forward, floor=0.0, budget_s=budget_s, clock=clock)
-    nominal = matmul_flop_floor(layers)
-    return 1.0 + r.low, min(1.0, r.low / max(nominal - 1.0, 1e-12))
+    r = paired_ratios({0: floor_ratio(prob, forward, budget_s)}, clock=clock)[0]
+    return floor_from(r, prob.meta["layers"])
 
 
 def _held_by_tape(prob) -> int:
     """Bytes the tape holds once the forward is recorded (tracemalloc: what it allocated and still keeps)."""
     tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    tape = Tape()
-    out = prob.fn(tape.leaf(prob.theta0))
-    held = tracemalloc.get_traced_memory()[0] - base
-    tracemalloc.stop()
-    del out, tape
-    return held
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tape = Tape()
+        out = prob.fn(tape.leaf(prob.theta0))
+        return tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
 
 
 def _activation_bytes(prob) -> int:
@@ -181,13 +194,14 @@ def _peak(fn: Callable[[], Any]) -> int:
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
         tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] - base
-    if not was_tracing:
-        tracemalloc.stop()
-    return peak
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
 
 
 def _method_available(name: str) -> str:
@@ -253,16 +267,10 @@ def _case(name: str, prob, fwd_s: float, opts: dict) -> _Case | str:
     return f"unknown bench method {name!r}; valid: {', '.join(METHOD_ORDER)}"
 
 
-def _median_s(fn: Callable[[], Any], samples: int = 7, warmup: bool = True) -> float:
-    """Median seconds of one call over a few calls (after one warm-up unless ``warmup=False``)."""
-    if warmup:
-        fn()
-    times = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+def _forward_times(probs: list) -> dict[int, float]:
+    """Median seconds of each problem's numpy forward (7 interleaved samples), by P."""
+    samples = interleaved({p.size: (lambda p=p: p.fn(p.theta0)) for p in probs}, 7)
+    return {P: float(np.median(v)) for P, v in samples.items()}
 
 
 def _floor_for(name: str, measured: float) -> float:
@@ -277,13 +285,15 @@ def run_bench(quick: bool = True, threads: Iterable[int] = (1, 2), *, sizes: Ite
               progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Time every method on the MLP family; one row per (P, threads, method).
 
-    Each gradient/forward is one :func:`~diffkit.studies.timing.paired_ratio`:
-    the method's gradient and its own forward (numpy's for the tape, central
-    and symbolic; mlp_forward for the hand-written backprop; the peer's own),
-    interleaved, at least ``repeats`` pairs, until the bootstrap interval is
-    within +-10 % or ``ratio_budget_s`` ends.  A ratio below its floor (1, and
-    for numpy backprops the measured product floor, :func:`measured_floor`)
-    is measured again and, if it stays below, marked unreliable.
+    Each gradient/forward is one ratio of a :func:`~diffkit.studies.timing.paired_ratios`
+    round-robin over every size and method: the method's gradient and its own
+    forward (numpy's for the tape, central and symbolic; mlp_forward for the
+    hand-written backprop; the peer's own), interleaved, at least ``repeats``
+    pairs, until the bootstrap interval is within +-10 % or ``ratio_budget_s``
+    of its own sampling is spent.  A ratio below its floor (1, and for numpy
+    backprops the measured product floor, :func:`measured_floor`, measured
+    first in a round-robin of its own) is measured again and, if it stays
+    below, marked unreliable.
 
     ``quick`` (the default) keeps ``diffkit bench --quick`` to a few minutes on
     2 cores: 7 pairs at least, 1 s per ratio, central FD only where 2P forwards
@@ -309,36 +319,14 @@ def run_bench(quick: bool = True, threads: Iterable[int] = (1, 2), *, sizes: Ite
     if "torch" in methods and not _method_available("torch"):
         import torch  # noqa: F401, PLC0415  (now, so that blas_threads sets torch's pool from the first cell)
     say = progress or (lambda msg: None)
+    probs = [problems.mlp_for_size(int(target), **FAMILY) for target in sizes or SIZES]
+    cases: dict = {}  # (P, method) -> _Case or the reason it does not run: prepared once (jax compiles here)
     rows = []
-    for target in sizes or SIZES:
-        prob = problems.mlp_for_size(int(target), **FAMILY)
-        numpy_forward = lambda: prob.fn(prob.theta0)  # noqa: E731
-        cases: dict = {}
-        for n in threads:
-            with blas_threads(n):
-                fwd_s = _median_s(numpy_forward)
-                floor, share = measured_floor(prob, numpy_forward, budget_s=opts["ratio_budget_s"] / 2)
-                hw_s = None
-                for name in methods:
-                    say(f"P={prob.size} threads={n} {name}")
-                    if name not in cases:  # prepared once per size (jax compiles here)
-                        cases[name] = _case(name, prob, fwd_s, opts)
-                    case = cases[name]
-                    row = dict(P=prob.size, layers=str(prob.meta["layers"]), threads=n, method=name)
-                    if isinstance(case, str):
-                        rows.append({**row, "status": "budget" if case.startswith("budget") else "skipped",
-                                     "note": case})
-                        continue
-                    budget = opts["fd_budget_s"] if name == "central" else opts["ratio_budget_s"]
-                    r = paired_ratio(case.grad, case.forward, floor=_floor_for(name, floor), budget_s=budget,
-                                     min_pairs=repeats if name != "central" else 2)
-                    if name == "handwritten":
-                        hw_s = r.numerator_s
-                    rows.append({**row, **_ratio_row(r), "vs_handwritten": r.numerator_s / hw_s if hw_s else math.nan,
-                                 "peak_bytes": _peak(case.grad) if memory and case.memory else None,
-                                 "held_bytes": _HELD[name](prob) if memory and name in _HELD else None,
-                                 "note": "; ".join(filter(None, [case.note, r.note])),
-                                 "numpy_forward_ms": 1e3 * fwd_s, "blas_share": share})
+    for n in threads:
+        with blas_threads(n):
+            rows += _bench_threads(probs, n, methods, cases, opts, repeats, memory, say)
+    order = {P: i for i, P in enumerate(p.size for p in probs)}
+    rows.sort(key=lambda r: (order[r["P"]], threads.index(r["threads"]), methods.index(r["method"])))
     df = pd.DataFrame(rows)
     for col in COLUMNS + EXTRA:
         if col not in df:
@@ -348,7 +336,47 @@ def run_bench(quick: bool = True, threads: Iterable[int] = (1, 2), *, sizes: Ite
     return df
 
 
-EXTRA = ["numpy_forward_ms", "blas_share"]
+EXTRA = ["numpy_forward_ms", "blas_share", "batch"]
+BLOCKS = 3  # every ratio's interval: its pairs cut into the run's start, middle and end, resampled as blocks
+
+
+def _bench_threads(probs: list, n: int, methods: tuple, cases: dict, opts: dict, repeats: int, memory: bool,
+                   say: Callable[[str], None]) -> list[dict]:
+    """The rows of one BLAS thread count: every (P, method) ratio measured in one round-robin, floors first."""
+    fwd_s = _forward_times(probs)
+    say(f"threads={n}: floors of P = {', '.join(str(p.size) for p in probs)}")
+    floors = paired_ratios({p.size: floor_ratio(p, lambda p=p: p.fn(p.theta0), opts["ratio_budget_s"] / 2)
+                            for p in probs})
+    floors = {p.size: floor_from(floors[p.size], p.meta["layers"]) for p in probs}
+    rows, specs = {}, {}
+    for prob in probs:
+        for name in methods:
+            if (prob.size, name) not in cases:
+                say(f"P={prob.size} {name}: preparing")
+                cases[(prob.size, name)] = _case(name, prob, fwd_s[prob.size], opts)
+            case = cases[(prob.size, name)]
+            row = dict(P=prob.size, layers=str(prob.meta["layers"]), threads=n, method=name, batch=prob.meta["batch"])
+            if isinstance(case, str):
+                rows[(prob.size, name)] = {**row, "status": "budget" if case.startswith("budget") else "skipped",
+                                           "note": case}
+                continue
+            rows[(prob.size, name)] = row
+            specs[(prob.size, name)] = Ratio(
+                case.grad, case.forward, floor=_floor_for(name, floors[prob.size][0]), blocks=BLOCKS,
+                budget_s=opts["fd_budget_s"] if name == "central" else opts["ratio_budget_s"],
+                min_pairs=repeats if name != "central" else 2)
+    say(f"threads={n}: {len(specs)} ratios, round-robin")
+    measured = paired_ratios(specs)
+    by_p = {p.size: p for p in probs}
+    for (P, name), r in measured.items():
+        case, hw = cases[(P, name)], measured.get((P, "handwritten"))
+        rows[(P, name)].update(
+            _ratio_row(r), vs_handwritten=r.numerator_s / hw.numerator_s if hw else math.nan,
+            peak_bytes=_peak(case.grad) if memory and case.memory else None,
+            held_bytes=_HELD[name](by_p[P]) if memory and name in _HELD else None,
+            note="; ".join(filter(None, [case.note, r.note])), numpy_forward_ms=1e3 * fwd_s[P],
+            blas_share=floors[P][1])
+    return list(rows.values())
 
 
 def _ratio_row(r: PairedRatio) -> dict:

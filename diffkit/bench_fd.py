@@ -11,12 +11,12 @@ It prints ratios only; it asserts nothing about time.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import diffkit as dk
 from diffkit import nn
+from diffkit.studies.timing import Timed
 
 __all__ = ["batched_mlp", "forward_seconds", "main"]
 
@@ -24,18 +24,9 @@ REPEATS = 5  # best of 5: the minimum is the least noisy estimate of a determini
 
 
 def forward_seconds(f, theta, repeats: int = REPEATS) -> float:
-    """Best-of-``repeats`` wall time of one evaluation f(theta), each measured over enough calls to last ~20 ms."""
-    start, calls = time.perf_counter(), 0
-    while time.perf_counter() - start < 0.02:  # calibrate: timer resolution is ~1e-7 s, calls may be ~1e-5 s
-        f(theta)
-        calls += 1
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            f(theta)
-        best = min(best, (time.perf_counter() - t0) / calls)
-    return best
+    """Seconds of one evaluation f(theta): one sample of diffkit's timing protocol, the fastest of ``repeats``
+    bursts of back-to-back calls lasting ~20 ms each (:class:`diffkit.studies.timing.Timed`)."""
+    return Timed.calibrated(lambda: f(theta), sample_s=0.02, bursts=repeats).sample()
 
 
 def _per_example_cost(loss: str):

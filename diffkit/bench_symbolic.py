@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 
 from . import gradient, reference
 from .accuracy import error
-from .bench import _median_s
+from .studies.timing import interleaved
 from .problems import mlp_for_size
 from .symbolic import BudgetExceeded, _symengine, clear_cache
 
@@ -28,7 +29,7 @@ REPEATS = 7  # median of 7 warm calls: enough to steady sub-millisecond timings
 
 
 def _median_wall(fn, repeats: int = REPEATS) -> float:
-    return _median_s(fn, samples=repeats, warmup=False)  # (the caller has made the first, cold call)
+    return float(np.median(interleaved({0: fn}, repeats)[0]))  # (the caller has made the first, cold call)
 
 
 def bench_one(prob, strategy: str, simplify: str, engine: str, max_seconds: float, accuracy: bool = True,

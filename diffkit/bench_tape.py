@@ -8,13 +8,15 @@ the fused problem (:func:`diffkit.problems.mlp`) through ``dk.gradient``, and
 the same user function under JAX-jit, PyTorch and HIPS autograd, beside
 :func:`diffkit.handwritten.mlp_backprop`, with one BLAS thread.
 
-Protocol: every method's sample (the mean of as many back-to-back calls as
-fill ~2 ms) is taken in one *round*, the methods in a fresh random order each
-round, forward and gradient alike; ratios are formed inside a round (paired,
-so a slow spell of the shared machine hits both sides) and summarised as the
-median over rounds with a bootstrap 95% interval.  This is a small local
-paired timer: LEAD, swap it for the issue-13 protocol (diffkit/studies/timing.py)
-once that lands.
+Protocol (:mod:`diffkit.studies.timing`, as every diffkit timing): one
+*round* takes a sample of every method at every P (the fastest of a few
+bursts of back-to-back calls), in a fresh random order each round, forward
+and gradient alike, so every size's samples spread over the whole run;
+ratios are formed inside a round (paired, so a slow spell of the shared
+machine hits both sides) and summarised as the median over rounds with a
+95 % bootstrap interval over the run's start, middle and end (what drifted
+during the run is in the interval).  The garbage collector stays on, as a
+user has it.
 
 >>> rows = run(sizes=(100,), rounds=3, peers=(), memory=False)
 >>> rows[0]["P"], {"compiled", "eager", "handwritten"} <= set(rows[0]["ms"])
@@ -23,7 +25,6 @@ once that lands.
 from __future__ import annotations
 
 import gc
-import random
 import time
 import tracemalloc
 from typing import Callable
@@ -34,12 +35,13 @@ from . import problems
 from .handwritten import mlp_backprop, mlp_forward
 from .api import gradient
 from .tape.compiled import compile as dk_compile
+from .studies.timing import block_bootstrap, blocks_of, interleaved
 
 __all__ = ["user_mlp", "run", "format_rows"]
 
 FAMILY = dict(depth=3, n_out=10, activation="tanh", loss="softmax_cross_entropy", l2=1e-3, batch=64, seed=0)
 SIZES = (100, 1_000, 10_000, 100_000, 1_000_000)
-SAMPLE_S = 2e-3
+BLOCKS = 3  # a ratio's interval: the rounds cut into start, middle and end, resampled as blocks
 
 
 def user_mlp(prob: problems.Problem) -> Callable:
@@ -65,54 +67,23 @@ def user_mlp(prob: problems.Problem) -> Callable:
     return f
 
 
-def _calls_for(fn: Callable) -> int:
-    start = time.perf_counter()
-    fn()
-    once = time.perf_counter() - start
-    return max(1, min(500, int(SAMPLE_S / max(once, 1e-7))))
-
-
-def _interleaved(cases: dict, rounds: int, seed: int = 0) -> dict:
-    """Per method, one sample (seconds per call) per round; methods shuffled within each round, GC paused."""
-    counts = {name: _calls_for(fn) for name, fn in cases.items()}
-    samples: dict = {name: [] for name in cases}
-    order = list(cases)
-    rng = random.Random(seed)
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            rng.shuffle(order)
-            for name in order:
-                fn, n = cases[name], counts[name]
-                start = time.perf_counter()
-                for _ in range(n):
-                    fn()
-                samples[name].append((time.perf_counter() - start) / n)
-            gc.collect()
-    finally:
-        if enabled:
-            gc.enable()
-    return samples
-
-
-def _ratio(samples: dict, a: str, b: str, rng: np.random.Generator) -> tuple | None:
-    """Median over rounds of a/b (paired), and a bootstrap 95% interval of that median."""
+def _ratio(samples: dict, a: str, b: str) -> tuple | None:
+    """Median over rounds of a/b (paired), and its 95 % bootstrap interval over the run's start, middle and end."""
     if a not in samples or b not in samples:
         return None
     r = np.array(samples[a]) / np.array(samples[b])
-    boot = np.median(rng.choice(r, size=(1000, len(r))), axis=1)
-    return float(np.median(r)), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
+    return block_bootstrap(r, blocks_of(r.size, BLOCKS))
 
 
 def _peak(fn: Callable) -> int:
     gc.collect()
     tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] - base
-    tracemalloc.stop()
-    return peak
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
 
 
 def _held_after_forward(f: Callable, theta: np.ndarray) -> int:
@@ -121,13 +92,13 @@ def _held_after_forward(f: Callable, theta: np.ndarray) -> int:
 
     gc.collect()
     tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    tape = Tape()
-    out = f(tape.leaf(theta))
-    held = tracemalloc.get_traced_memory()[0] - base
-    tracemalloc.stop()
-    del out, tape
-    return held
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tape = Tape()
+        out = f(tape.leaf(theta))
+        return tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
 
 
 def _peer_cases(names: tuple, f: Callable, th: np.ndarray, notes: dict) -> dict:
@@ -148,42 +119,60 @@ def _peer_cases(names: tuple, f: Callable, th: np.ndarray, notes: dict) -> dict:
 
 def run(sizes: tuple = (1_000, 10_000, 100_000), rounds: int = 15, peers: tuple = ("jax", "torch", "autograd"),
         memory: bool = True, progress: Callable[[str], None] | None = None) -> list[dict]:
-    """One row per P: per-method median ms, paired ratios with intervals, memory, compile seconds."""
+    """One row per P: per-method median ms, paired ratios with intervals, memory, compile seconds.
+
+    Every (P, method) is one case of one :func:`~diffkit.studies.timing.interleaved` run of ``rounds`` rounds.
+    """
     from .bench import blas_threads, keep_freed_memory
 
     keep_freed_memory()
-    rows, rng = [], np.random.default_rng(0)
-    for target in sizes:
-        prob = problems.mlp_for_size(target, **FAMILY)
-        f, th = user_mlp(prob), prob.theta0
-        start = time.perf_counter()
-        compiled = dk_compile(f, th)
-        compile_s = time.perf_counter() - start
-        with blas_threads(1):
-            notes: dict = {}
-            cases = {"forward": lambda: f(th), "hand_forward": lambda: mlp_forward(prob, th),
-                     "handwritten": lambda: mlp_backprop(prob, th), "eager": lambda: gradient(f, th),
-                     "fused": lambda: gradient(prob, th), "compiled": lambda: compiled(th)}
-            cases.update(_peer_cases(peers, f, th, notes))
-            if progress:
-                progress(f"P={prob.size}: {', '.join(cases)} x {rounds} rounds")
-            samples = _interleaved(cases, rounds)
-        row: dict = {"P": prob.size, "layers": prob.meta["layers"], "compile_s": compile_s, "notes": notes,
-                     "rerecords": len(compiled.reasons),
-                     "ms": {k: float(np.median(v)) * 1e3 for k, v in samples.items()}}
-        pairs = {"eager/hand": ("eager", "handwritten"), "fused/hand": ("fused", "handwritten"),
-                 "compiled/hand": ("compiled", "handwritten"), "compiled/jax": ("compiled", "jax"),
-                 "eager/torch": ("eager", "torch"), "autograd/eager": ("autograd", "eager"),
-                 "hand/forward": ("handwritten", "forward")}
-        row["ratios"] = {k: _ratio(samples, a, b, rng) for k, (a, b) in pairs.items()}
+    rows, cases = [], {}
+    with blas_threads(1):
+        for target in sizes:
+            prob = problems.mlp_for_size(target, **FAMILY)
+            rows.append(_prepare(prob, peers, cases))
+        if progress:
+            progress(f"P = {', '.join(str(r['P']) for r in rows)}: {len(cases)} cases x {rounds} rounds")
+        samples = interleaved(cases, rounds)
+    for row in rows:
+        mine = {name: samples[(row["P"], name)] for (P, name) in cases if P == row["P"]}
+        row["ms"] = {k: float(np.median(v)) * 1e3 for k, v in mine.items()}
+        row["ratios"] = {k: _ratio(mine, a, b) for k, (a, b) in PAIRS.items()}
         if memory:
-            hand = _peak(lambda: mlp_backprop(prob, th))
-            row["memory"] = {"hand_peak": hand, "eager_peak": _peak(lambda: gradient(f, th)),
-                             "compiled_peak": _peak(lambda: compiled(th)),
-                             "tape_held": _held_after_forward(f, th)}
-            row["memory"]["hand_keeps"] = prob.meta["batch"] * sum(prob.meta["layers"][1:]) * 8
-        rows.append(row)
+            row["memory"] = _memory(row.pop("_memory"))
+        else:
+            row.pop("_memory")
     return rows
+
+
+PAIRS = {"eager/hand": ("eager", "handwritten"), "fused/hand": ("fused", "handwritten"),
+         "compiled/hand": ("compiled", "handwritten"), "compiled/jax": ("compiled", "jax"),
+         "eager/torch": ("eager", "torch"), "autograd/eager": ("autograd", "eager"),
+         "hand/forward": ("handwritten", "forward")}
+
+
+def _prepare(prob, peers: tuple, cases: dict) -> dict:
+    """Add the cases of one problem to ``cases`` ((P, method) -> callable); its row so far."""
+    f, th = user_mlp(prob), prob.theta0
+    start = time.perf_counter()
+    compiled = dk_compile(f, th)
+    compile_s = time.perf_counter() - start
+    notes: dict = {}
+    mine = {"forward": lambda: f(th), "hand_forward": lambda: mlp_forward(prob, th),
+            "handwritten": lambda: mlp_backprop(prob, th), "eager": lambda: gradient(f, th),
+            "fused": lambda: gradient(prob, th), "compiled": lambda: compiled(th)}
+    mine.update(_peer_cases(peers, f, th, notes))
+    cases.update({(prob.size, name): fn for name, fn in mine.items()})
+    return {"P": prob.size, "layers": prob.meta["layers"], "compile_s": compile_s, "notes": notes,
+            "rerecords": len(compiled.reasons), "_memory": (prob, f, th, compiled)}
+
+
+def _memory(prepared) -> dict:
+    prob, f, th, compiled = prepared
+    out = {"hand_peak": _peak(lambda: mlp_backprop(prob, th)), "eager_peak": _peak(lambda: gradient(f, th)),
+           "compiled_peak": _peak(lambda: compiled(th)), "tape_held": _held_after_forward(f, th)}
+    out["hand_keeps"] = prob.meta["batch"] * sum(prob.meta["layers"][1:]) * 8
+    return out
 
 
 def _fmt_ratio(r: tuple | None) -> str:
@@ -194,7 +183,7 @@ def format_rows(rows: list[dict]) -> str:
     """The table: median ms per method, then paired ratios (median over rounds, bootstrap 95% interval)."""
     methods = ["forward", "handwritten", "eager", "fused", "compiled", "jax", "torch", "autograd"]
     lines = ["user-written MLP [h,h,h,10] (tanh, max/exp/sum/log cross-entropy, sum(W*W) L2, batch 64), "
-             "1 BLAS thread; medians of interleaved rounds",
+             "1 BLAS thread; medians of interleaved rounds (every P and method in each round)",
              "| P | " + " | ".join(f"{m} ms" for m in methods) + " |", "|" + " --- |" * (len(methods) + 1)]
     for row in rows:
         lines.append(f"| {row['P']:,} | " + " | ".join(f"{row['ms'][m]:.3f}" if m in row["ms"] else "-"

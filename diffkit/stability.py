@@ -248,12 +248,23 @@ def _why_nonfinite(case: Case, variant: str, method: str) -> str:
             f"underflows past {EDGES['exp_underflow']:.2f})")
 
 
+def _first_sentence(text: str, limit: int = 200) -> str:
+    """The error's first sentence (what went wrong; the advice after it is the same at every x), whole words.
+
+    >>> _first_sentence("FloatingPointError: f is nan at x, so the quotient is not a number. Pass a smaller h.")
+    'FloatingPointError: f is nan at x, so the quotient is not a number.'
+    """
+    head = text.split(". ", 1)[0]
+    head = head if head.endswith(".") or head == text else head + "."
+    return head if len(head) <= limit else head[:limit].rsplit(" ", 1)[0] + " …"
+
+
 def _rows(case: Case, variant: str, method: str, x: float, exact_v, exact_d) -> list[dict]:
     try:
         value, grad = _run(case, variant == "stable", method, x)
         status = "ok"
     except Exception as err:  # noqa: BLE001  (a method that fails at an input is a result of the study)
-        value, grad, status = math.nan, math.nan, f"{type(err).__name__}: {err}"[:200]
+        value, grad, status = math.nan, math.nan, _first_sentence(f"{type(err).__name__}: {err}")
     out = []
     for quantity, computed, exact in (("value", value, exact_v), ("grad", grad, exact_d)):
         rel = _rel_error(computed, exact)

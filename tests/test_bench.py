@@ -52,7 +52,7 @@ def test_ok_rows_have_times_ratios_with_intervals_and_tape_memory(tiny):
 def test_central_is_skipped_past_its_budget_and_says_why(monkeypatch):
     # the forward's time injected (0.1 ms), so the decision is the budget's arithmetic, not the machine's speed:
     # 2 * 90 * 0.1 ms = 0.018 s fits in 0.05 s, 2 * 960 * 0.1 ms = 0.192 s does not
-    monkeypatch.setattr(bench, "_median_s", lambda fn: 1e-4)
+    monkeypatch.setattr(bench, "_forward_times", lambda probs: {p.size: 1e-4 for p in probs})
     df = bench.run_bench(sizes=(100, 1000), threads=(1,), methods=("handwritten", "central"), repeats=7,
                          fd_budget_s=0.05, memory=False)
     central = df[df["method"] == "central"].set_index("P")

@@ -334,3 +334,21 @@ def test_the_tape_keeps_tanhs_input_only_at_its_saturated_entries():
     y = healthy.ns.tanh(healthy.leaf(np.linspace(-3.0, 3.0, 1000)))
     assert healthy.nodes[y.index][1][0][2][1] is None
     assert bytes_held(healthy) == 8000  # the output alone, which the next layer's rule keeps anyway
+
+
+def test_a_memory_measurement_cut_short_stops_tracing_allocations():
+    # a study's cell budget can fire during dk.gradient(memory=True)'s second, traced call; tracemalloc left on
+    # would make every later allocation of the process ~10x dearer (what slowed a report's last sections)
+    import tracemalloc
+
+    calls = {"n": 0}
+
+    def f(theta):
+        calls["n"] += 1
+        if calls["n"] > 1:  # the traced repeat
+            raise KeyboardInterrupt("the budget")
+        return dk.namespace(theta).sum(theta * theta)
+    assert not tracemalloc.is_tracing()
+    with pytest.raises(KeyboardInterrupt):
+        dk.gradient(f, np.ones(3), memory=True)
+    assert calls["n"] == 2 and not tracemalloc.is_tracing()

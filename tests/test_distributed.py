@@ -75,6 +75,15 @@ def test_distributed_run_gives_the_serial_runs_cells_bit_for_bit(cluster, tmp_pa
     assert _stored_once(tmp_path / "d.sqlite")
 
 
+def test_later_blocks_of_each_ratio_run_on_the_workers(cluster, tmp_path):
+    address, _ = cluster
+    study = {**SMALL, "study": {"name": "dblocks"}, "timing": {**SMALL["timing"], "blocks": 2, "min_repeats": 2}}
+    df = run_study(study_from_dict(study), store=tmp_path / "k.sqlite", quiet=True, scheduler=address)
+    assert set(df["status"]) == {"ok"} and (df["ratio_blocks"] == 2).all()
+    assert all(set(json.loads(text)["block"]) == {0, 1} for text in df["ratio_pairs"])
+    assert _stored_once(tmp_path / "k.sqlite")
+
+
 def test_a_series_that_gives_out_skips_its_larger_sizes_on_workers_too(cluster, tmp_path):
     # central at P = 200000 needs 400000 forwards (a minute or more): past a 3 s budget, while P = 24 takes
     # milliseconds (3 s leaves room for a loaded machine). Workers run cells off their main thread, where SIGALRM

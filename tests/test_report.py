@@ -141,7 +141,7 @@ def fixture_data() -> ReportData:
                           "grad_over_forward": [3.3, 2.47, 7.25, 13.2, 4.56, np.nan, np.nan],
                           "ratio_low": [3.1, 2.3, 7.0, 12.0, 4.4, np.nan, np.nan],
                           "ratio_high": [3.5, 2.6, 7.5, 14.0, 4.7, np.nan, np.nan],
-                          "status": ["ok", "ok", "ok", "ok", "ok", "skipped", "skipped"],
+                          "status": ["ok", "ok", "ok", "ok", "ok", "skipped", "skipped"], "batch": [64] * 7,
                           "note": ["", "", "", "", "", "2P x forward > fd_budget_s", "pip install 'diffkit[peers]'"]})
     frames = {"gradient": pd.DataFrame(grad), "step_size": pd.DataFrame(_step_rows()),
               "stability": pd.DataFrame(_stability_rows()), "cost_models": fits, "baydin_figure3": FIGURE3,
@@ -234,8 +234,9 @@ def assert_summary_cites_its_cells(report: Path) -> None:
 
 def test_summary_states_the_measured_numbers(report):
     text = section((report / "index.md").read_text(), "## 8. Why backprop wins")
-    assert "At P = 100000 the tape (reverse mode) took 3.1× the time of one forward pass (bootstrap interval " \
-           "2.9–3.3)." in text
+    # each figure names the problem it was measured on: the scaling study's batch, and the peer benchmark's
+    assert "In the scaling study, at P = 100000 (the MLP with a batch of 128) the tape (reverse mode) took 3.1× the " \
+           "time of one forward pass (bootstrap interval 2.9–3.3, over blocks spread across the run)." in text
     # central: 2.04 P + 0.5 at P = 1e5 is 204000.5; two significant digits
     assert "Central differences at P = 100000 took 2.0 × 10⁵× one forward pass (bootstrap interval 1.9 × 10⁵–2.1 × " \
            "10⁵), with 200000 evaluations" in text
@@ -248,8 +249,9 @@ def test_summary_states_the_measured_numbers(report):
            "(slope 1.0" in text
     assert "their wall time: quadratic in P (slope 2" in text
     assert "worst problem kept 14.8 correct digits against 8.70 for central differences and 5.90" in text
-    assert "on one thread at P = 1000, the tape took 3.3× its forward pass (bootstrap interval 3.1–3.5) and the " \
-           "hand-written delta rule 2.5× its own (2.3–2.6)" in text
+    assert "The peer benchmark times another problem, the same MLP with a batch of 64: " in text
+    assert "There, on one thread at P = 1000, the tape took 3.3× its forward pass (bootstrap interval 3.1–3.5) and " \
+           "the hand-written delta rule 2.5× its own (2.3–2.6)" in text
     assert "At P = 1000 on one thread PyTorch took 7.2× one forward pass." in text  # 7.25 rounds to even
     # x = 750, 800, ..., 1000 overflow: 6 points, value and gradient each
     assert "the tape on the naive formulas gave 12 non-finite results, and on the stable ones 0, keeping at " \
@@ -268,7 +270,7 @@ def test_a_sentence_without_data_is_left_out_with_its_reason():
     data = fixture_data()
     data.frames["gradient"] = data.frames["gradient"].query("method != 'central'")
     texts, sources = render_sentences("summary.", derive(data)[0])
-    assert not any("Central differences at P" in t for t in texts) and any(t.startswith("At P = 100000") for t in texts)
+    assert not any("Central differences at P" in t for t in texts) and any(t.startswith("In the scaling study, at P = 100000") for t in texts)
     omitted = sources[sources["sentence"] == "summary.central"]["omitted"].iloc[0]
     assert "cost_scaling.P: 0 rows match (method = central, status = ok; max:P)" in omitted
 

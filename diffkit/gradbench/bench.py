@@ -4,20 +4,21 @@ For each eval and size (the eval's default sizes, or ``quick`` ones), each
 method builds the eval's primal and gradient jobs from the *same*
 definitions (:mod:`diffkit.gradbench.evals`), runs each once as warm-up (jax
 compiles then: recorded apart as ``warmup_*_s``), then takes ``repeats``
-samples of both, the methods interleaved round by round (the order rotating)
-so that a slow spell of a shared machine touches them all alike.  A sample
-is the mean of as many back-to-back calls as fill :data:`SAMPLE_S`; the
+samples of both, the methods interleaved round by round in a fresh random
+order (:func:`diffkit.studies.timing.interleaved`, the protocol every diffkit
+timing follows) so that a slow spell of a shared machine touches them all
+alike.  A sample is the fastest of a few bursts of back-to-back calls; the
 median of the samples is reported.
 
 Columns: ``primal_s`` (each method's own primal: numpy's for the tape and
 autograd, torch's under ``no_grad``, jax's jit), ``gradient_s``,
-``gradient_over_primal`` (the gradient over the *numpy* primal, one
+``gradient_over_primal`` (the median over rounds of the gradient over the *numpy* primal, one
 denominator for every method: a compiled primal can be slower than its own
 compiled gradient, and a ratio below 1 of a function and its own gradient
 would be one physics forbids; except for ``compiled``, divided by its own
 replayed forward: the replay folds what depends on the data alone, which
 numpy's primal recomputes every call), ``over_tape`` (the method's gradient time over
-the tape's: above 1, the tape is faster), ``max_difference`` (GradBench's
+the tape's, paired by round likewise: above 1, the tape is faster), ``max_difference`` (GradBench's
 ``|a - b| / max(1, |a| + |b|)`` between the method's gradient and the
 tape's: the suite accepts 1e-4), the warm-ups, and ``status``/``note`` for
 a method that could not run (kmeans' Newton direction on a diffkit without
@@ -26,7 +27,7 @@ a method that could not run (kmeans' Newton direction on a diffkit without
 Conventions: one BLAS thread (threadpoolctl, and torch's pool); the process
 is pinned to one CPU while it runs (as GradBench's jax tool pins itself), so
 that XLA's own thread pool, which cannot be limited in-process, shares that
-one CPU; Python's garbage collector is left as a user has it (on).
+one CPU; Python's garbage collector is left as a user has it (on), collections forced only between rounds.
 
 >>> df = run_gradbench(evals=("lse",), sizes=[{"n": 100}], methods=("reverse",), repeats=3)
 >>> df[["eval", "size", "method", "status"]].values.tolist()
@@ -45,13 +46,13 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from ..studies.timing import interleaved
 from .engines import MethodUnavailable, PEER_METHODS, engine_for
 from .protocol import EVALS, load_eval
 
-__all__ = ["run_gradbench", "format_gradbench", "write_csv", "profile", "BENCH_METHODS", "QUICK_SIZES", "SAMPLE_S"]
+__all__ = ["run_gradbench", "format_gradbench", "write_csv", "profile", "BENCH_METHODS", "QUICK_SIZES"]
 
 BENCH_METHODS = ("reverse", "compiled") + PEER_METHODS
-SAMPLE_S = 5e-3  # a sample repeats a call back to back until it lasts this long (a 0.1 ms call alone is noise)
 BUDGET_S = 20.0  # a method whose warm-up gradient takes longer is not sampled at the larger sizes of that eval
 # jax.jit traces a Python loop into one unrolled program: XLA's compile time grows fast with its length (ode at
 # n = 1000, s = 100, 2,505 tape nodes, had not compiled after 4 minutes; s = 10, 255 nodes, takes seconds).
@@ -83,17 +84,6 @@ def _function_names(module) -> tuple[str, str]:
     return next(n for n in names if n != derivative), derivative
 
 
-def _sample(run: Callable[[], Any], calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        run()
-    return (time.perf_counter() - start) / calls
-
-
-def _calls(once_s: float) -> int:
-    return max(1, min(1000, int(SAMPLE_S / max(once_s, 1e-9))))
-
-
 def _difference(a: Any, b: Any) -> float:
     """GradBench's comparison metric, the worst entry: |a - b| / max(1, |a| + |b|)."""
     a, b = _numbers(a), _numbers(b)
@@ -122,7 +112,6 @@ class _Cell:
         self.jobs: dict[str, Any] = {}
         self.samples: dict[str, list[float]] = {"primal": [], "gradient": []}
         self.warmup: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
         self.output = None
         if module is None:
             return
@@ -141,14 +130,10 @@ class _Cell:
                 self.status = "unavailable" if isinstance(err, MethodUnavailable) else "error"
                 self.note = f"{name}: {err}" if self.status == "unavailable" else f"{name}: {type(err).__name__}: {err}"
                 continue
-            self.jobs[kind], self.calls[kind] = job, _calls(self.warmup[kind])
+            self.jobs[kind] = job
             self.compile_s = engine.compile_ns / 1e9
             if kind == "gradient":
                 self.output = job.encode(out)
-
-    def sample(self) -> None:
-        for kind, job in self.jobs.items():
-            self.samples[kind].append(_sample(job.run, self.calls[kind]))
 
     def median(self, kind: str) -> float:
         return float(np.median(self.samples[kind])) if self.samples.get(kind) else float("nan")
@@ -232,31 +217,37 @@ def _measure(name, module, description, input, names, methods, repeats, slow: se
             if cell.warmup.get("gradient", 0.0) > BUDGET_S:
                 slow.add(method)
         cells.append(cell)
-    running = [c for c in cells if c.jobs]
-    for r in range(repeats):
-        for cell in running[r % len(running):] + running[:r % len(running)]:
-            cell.sample()
+    samples = interleaved({(i, kind): job.run for i, c in enumerate(cells) for kind, job in c.jobs.items()}, repeats)
+    for (i, kind), times in samples.items():
+        cells[i].samples[kind] = times
     tape = next((c for c in cells if c.method == "reverse"), None)
-    tape_grad = tape.median("gradient") if tape else float("nan")
-    numpy_primal = tape.median("primal") if tape else float("nan")
+    none: list = []
+    tape_grad, numpy_primal = (tape.samples["gradient"], tape.samples["primal"]) if tape else (none, none)
     rows = []
     for cell in cells:
         primal, grad = cell.median("primal"), cell.median("gradient")
         own = cell.method == "compiled" and np.isfinite(primal)  # (the replay divides by its own forward)
-        ratio = grad / (primal if own else numpy_primal)
+        ratio = _paired(cell.samples["gradient"], cell.samples["primal"] if own else numpy_primal)
         status, note = cell.status, cell.note
         if status == "ok" and cell.method not in PEER_METHODS and ratio < 1:  # its own function's forward: a floor
             status, note = "unreliable", (f"gradient / primal measured {ratio:.2f} < 1, below the floor of a "
                                           "gradient that runs its own forward: a timing fault, not a result")
         rows.append({"eval": name, "size": description, "method": cell.method, "status": status,
                      "note": note, "primal_s": primal, "gradient_s": grad,
-                     "gradient_over_primal": ratio, "over_tape": grad / tape_grad,
+                     "gradient_over_primal": ratio, "over_tape": _paired(cell.samples["gradient"], tape_grad),
                      "warmup_primal_s": cell.warmup.get("primal", float("nan")),
                      "warmup_gradient_s": cell.warmup.get("gradient", float("nan")), "compile_s": cell.compile_s,
                      "samples": repeats if cell.jobs else 0, "tape_nodes": nodes,
                      "max_difference": _difference(cell.output, tape.output)
                      if tape is not None and tape.output is not None and cell.output is not None else float("nan")})
     return rows
+
+
+def _paired(numerator: list, denominator: list) -> float:
+    """The median over rounds of numerator / denominator, each pair taken in the same round (NaN without both)."""
+    if not numerator or len(numerator) != len(denominator):
+        return float("nan")
+    return float(np.median(np.asarray(numerator) / np.asarray(denominator)))
 
 
 def format_gradbench(df: pd.DataFrame) -> str:

@@ -80,36 +80,60 @@ def gather(studies=None, *, full: bool = False, store=None, progress: bool = Tru
     names = check_studies(studies)
     start = time.perf_counter()
     data = ReportData(studies=names, full=full, command=command, store=str(store or st.default_store_path()))
+    # A study measured in blocks (timing.blocks) gets its first block when its cells run, its second once every
+    # study has run and its last after the other sources: each ratio's blocks span the whole report, so its
+    # interval holds what drifted during it.
+    frames = _studies(st, names, data, start, progress, run=run, full=full, store=store, fresh=fresh, upto=1)
+    if not frames:
+        raise EmptyStoreError(f"the store {data.store} holds no results for the studies {', '.join(names)}; run "
+                              f"`diffkit study run {names[0]}` first, or let `diffkit report` run them (drop --no-run)")
+    if run:
+        _studies(st, names, data, start, progress, run=run, full=full, store=store, upto=2,
+                 note="second blocks of the ratios")
+    for name, fn in _extra_sources(full).items():
+        _log(progress, f"source {name}", start)
+        _source(data, name, fn)
+    if run:
+        frames = _studies(st, names, data, start, progress, run=run, full=full, store=store,
+                          note="last blocks of the ratios")
     by_kind: dict[str, list[pd.DataFrame]] = {}
+    for frame in frames.values():
+        for kind, part in frame.groupby("kind", sort=False):
+            by_kind.setdefault(str(kind), []).append(part)
+    data.frames.update({kind: pd.concat(parts, ignore_index=True) for kind, parts in by_kind.items()})
+    gradient = data.frames.get("gradient")
+    if gradient is not None and "scaling" in set(gradient["study"]):
+        _source(data, "cost_models", lambda: st.fit_cost_models(gradient[gradient["study"] == "scaling"]))
+    if gradient is not None and "seeds" in set(gradient["study"]):
+        _source(data, "seed_reference", seed_references)
+    _log(progress, "data gathered", start)
+    return data
+
+
+def _studies(st, names, data: ReportData, start: float, progress: bool, *, run: bool, full: bool, store,
+             fresh: bool = False, upto: int | None = None, note: str = "") -> dict[str, pd.DataFrame]:
+    """Each study's result frame (run, reusing stored cells, with its ratios' blocks up to ``upto``; or read)."""
+    frames = {}
+    if note:
+        _log(progress, f"the studies' {note}", start)
     for name in names:
         study = st.load_study(name)
         if run:
-            _log(progress, f"study {name} ({'full' if full else 'quick'}): running, reusing stored cells", start)
+            if not note:
+                _log(progress, f"study {name} ({'full' if full else 'quick'}): running, reusing stored cells", start)
             frame = st.run_study(study, store=store, quick=not full, fresh=fresh, progress=progress,
-                                 quiet=not progress)
+                                 quiet=not progress, blocks_upto=upto)
         else:
             frame = st.results(study, store=store)
         if frame is None or len(frame) == 0:
             data.missing[f"study {name}"] = f"the store holds no results for study {name!r}"
             _log(progress, f"study {name}: no results in the store; its sections will say so", start)
             continue
-        _log(progress, f"study {name}: {len(frame)} cells", start)
-        for kind, part in frame.groupby("kind", sort=False):
-            by_kind.setdefault(str(kind), []).append(part)
-    if not by_kind:
-        raise EmptyStoreError(f"the store {data.store} holds no results for the studies {', '.join(names)}; run "
-                              f"`diffkit study run {names[0]}` first, or let `diffkit report` run them (drop --no-run)")
-    data.frames = {kind: pd.concat(parts, ignore_index=True) for kind, parts in by_kind.items()}
-    gradient = data.frames.get("gradient")
-    if gradient is not None and "scaling" in set(gradient["study"]):
-        _source(data, "cost_models", lambda: st.fit_cost_models(gradient[gradient["study"] == "scaling"]))
-    for name, fn in _extra_sources(full).items():
-        _log(progress, f"source {name}", start)
-        _source(data, name, fn)
-    if gradient is not None and "seeds" in set(gradient["study"]):
-        _source(data, "seed_reference", seed_references)
-    _log(progress, "data gathered", start)
-    return data
+        data.missing.pop(f"study {name}", None)
+        frames[name] = frame
+        if not note:
+            _log(progress, f"study {name}: {len(frame)} cells", start)
+    return frames
 
 
 def _extra_sources(full: bool) -> dict[str, Callable[[], pd.DataFrame]]:

@@ -305,6 +305,15 @@ def _floor_rows(bench: pd.DataFrame, sizes: list, columns: list) -> pd.DataFrame
     return pd.DataFrame([[name, *values] for name, values in rows.items()], columns=["method", *columns])
 
 
+def _blocks_words(scaling) -> str:
+    """How many blocks the scaling study's ratios were measured in, when more than one."""
+    k = int(scaling["ratio_blocks"].fillna(1).max()) if scaling is not None and "ratio_blocks" in scaling else 1
+    return "" if k < 2 else (f" Each ratio was measured in up to {k} blocks spread over the run, one when its cell ran "
+                             "and the others in later passes over all the cells; its interval is a bootstrap over the "
+                             "blocks (blocks drawn again, then pairs within them), so a drift of the machine during "
+                             "the run widens it.")
+
+
 def cost(tables, missing, figures) -> list:
     blocks = [Heading(2, "5. Cost against P"),
               Para("Median wall time of one gradient against the parameter count P on log-log axes, and the "
@@ -313,7 +322,7 @@ def cost(tables, missing, figures) -> list:
                    "taken per pair, until the 95 % bootstrap interval of its median is within ±10 % or the "
                    "cell's time runs out. A ratio below what physics allows (a gradient cheaper than its "
                    "forward, or below the backward matrix products' floor) is measured again and, if it stays "
-                   "there, shown as unreliable, never as a result.")]
+                   "there, shown as unreliable, never as a result." + _blocks_words(tables.get("cost_scaling")))]
     blocks += _figure(figures, "cost", "Gradient time and gradient/forward ratio against P.",
                       ("cost_scaling", "cost_fits"), missing)
     blocks += [Para("The largest P each method reached within its budget, and where it gave out:")]
@@ -325,7 +334,9 @@ def cost(tables, missing, figures) -> list:
                else [Missing("The cost models", missing.get("cost_fits", "no data"))])
     blocks += [Heading(3, "Peers side by side"),
                Para("Each implementation's gradient time over its own forward pass (median of interleaved pairs, "
-                    "95 % interval), one BLAS thread; every row, with times, floors and memory, is in the CSV.")]
+                    "95 % interval), one BLAS thread; every row, with times, floors and memory, is in the CSV. All "
+                    "the ratios are measured in one round-robin, a pair of each in turn, so each one's pairs span "
+                    "the whole benchmark, and its interval is a bootstrap over the run's start, middle and end.")]
     if "bench" not in tables:
         return blocks + [Missing("The peer benchmark", missing.get("bench", "no data"))]
     bench = tables["bench"]
@@ -402,7 +413,9 @@ def reproducibility(tables, missing, data: ReportData) -> list:
     blocks = [Heading(2, "10. Reproducibility"),
               Para("The studies, their study-file hashes and seeds, the code version that measured them, and the "
                    "environment. What changes when this report is regenerated on the same machine: every time and "
-                   "every ratio of times (within their stated intervals), the dates and the commit. What does not: "
+                   "every ratio of times (within their intervals, bootstraps over blocks spread across the run; a "
+                   "machine busier or quieter than in this run can move them further), the dates and the commit. "
+                   "What does not: "
                    "every accuracy column (digits, errors, values, gradients) is bitwise identical, because the "
                    "data are seeded, BLAS runs on one thread (so sums are taken in one order), and no accuracy "
                    "cell comes near its time budget. A cell recorded as 'budget' (the scaling study's largest "
@@ -470,7 +483,7 @@ def hessian_blocks(tables, missing, figures) -> list:
               Para("`dk.hvp` computes Hessian-vector products forward-over-reverse (a dual pass over the tape), "
                    "reverse-over-reverse (the tape records its own sweep), by central differences of the gradient "
                    "and symbolically; each is judged against the certified 50-digit mpmath Hessian-vector product "
-                   "and timed against one reverse gradient in the same repeats (the `hessian` study).")]
+                   "and timed against one reverse gradient in pairs, HVP and gradient in turn (the `hessian` study).")]
     blocks += _table(tables, "hvp", missing, {"digits": ".1f", "predicted_digits": ".1f",
                                               "hvp_over_gradient": ".2f"}, "The HVP table")
     return blocks + _figure(figures, "hvp", "Correct digits of H v against the referee, and H v time over one "

@@ -75,7 +75,8 @@ def _largest(frame: pd.DataFrame | None, method: str, **where):
 def _ratio(r) -> str:
     interval = (f" ({r['ratio_low']:.1f}-{r['ratio_high']:.1f})" if "ratio_low" in r and np.isfinite(r["ratio_low"])
                 else "")
-    return f"{r['grad_over_forward']:.1f}{interval} at P = {int(r['P']):,}"
+    batch = f", batch {int(r['batch'])}" if "batch" in r and np.isfinite(r["batch"]) else ""
+    return f"{r['grad_over_forward']:.1f}{interval} at P = {int(r['P']):,}{batch}"
 
 
 def figure3_slopes(curves: pd.DataFrame, minima: pd.DataFrame) -> pd.DataFrame:

@@ -76,12 +76,31 @@ def accuracy(data):
                                                   "reason"])
 
 
+def _group_option(group, key: str):
+    """An option of a problem group, as a number: 'mlp(activation=tanh,batch=128)', 'batch' -> 128.0 (NaN if none).
+
+    >>> _group_option("mlp(activation=tanh,batch=128,depth=3)", "batch"), _group_option("seed_circuit", "batch")
+    (128.0, nan)
+    """
+    for part in str(group).partition("(")[2].rpartition(")")[0].split(","):
+        name, _, value = part.partition("=")
+        if name == key:
+            try:
+                return float(value)
+            except ValueError:
+                return np.nan
+    return np.nan
+
+
 def cost_scaling(data):
     rows = _study_rows(data, "scaling", by_group=True)
-    return None if rows is None else _pick(rows.sort_values(["label", "P"]), [
-        "problem_name", "group", "P", "method", "label", "status", "wall_median_s", "wall_iqr_s", "wall_first_s",
-        "forward_median_s", "grad_over_forward", "ratio_low", "ratio_high", "ratio_width", "ratio_floor",
-        "ratio_reliable", "evaluations", "peak_bytes", "digits", "reason"])
+    if rows is None:
+        return None
+    rows = rows.assign(batch=[_group_option(g, "batch") for g in rows.get("group", [""] * len(rows))])
+    return _pick(rows.sort_values(["label", "P"]), [
+        "problem_name", "group", "P", "batch", "method", "label", "status", "wall_median_s", "wall_iqr_s",
+        "wall_first_s", "forward_median_s", "grad_over_forward", "ratio_low", "ratio_high", "ratio_width",
+        "ratio_floor", "ratio_reliable", "ratio_blocks", "evaluations", "peak_bytes", "digits", "reason"])
 
 
 def cost_max_p(tables):

@@ -11,6 +11,8 @@ run is serial (:func:`~diffkit.studies.runner.run_study`).
 - **Timing.**  A gradient cell times its method, so it runs alone on its worker (an exclusive per-process
   lock) with BLAS threads pinned (threadpoolctl), and its row records the ``worker`` (Dask address) and the
   ``host``.  References and sweep cells (accuracy work) share a worker's threads.
+- **Blocks.**  With ``timing.blocks`` > 1, the later blocks of each ratio (:mod:`~diffkit.studies.blocks`) run as
+  tasks too, one pass over the cells at a time, each alone on its worker.
 - **Budgets.**  A size of a series is submitted once the smaller one is stored, so "gave out at size N,
   larger sizes skipped" holds as in a serial run.  A worker runs tasks off its main thread, where SIGALRM
   cannot reach, so its deadline raises the budget exception in the task's thread instead
@@ -32,8 +34,9 @@ from collections import deque
 from tqdm.auto import tqdm
 
 from . import env as _env
+from .blocks import later_passes
 from .runner import (CELL_RUNNERS, FINAL, HOOKS, _Context, base_row, compute_reference, decode_reference,
-                     gave_out_row, unavailable)
+                     gave_out_row, ratio_block, unavailable)
 from .spec import Cell, Study
 from .store import Store
 from .timing import CellBudget, deadline
@@ -219,6 +222,26 @@ def reference_task(study: Study, cell: Cell):
         return stored, reason
 
 
+def block_task(study: Study, cell: Cell, known_s: float):
+    """On a worker: a later block of a cell's gradient/forward (:mod:`diffkit.studies.blocks`), run alone."""
+    with _LOCK.hold(alone=True), _env.blas_threads(study.blas_threads):
+        return ratio_block(study, cell, _worker_context(study), known_s)
+
+
+def _blocks_on(client, study: Study, due: list) -> dict:
+    """One later block of each (cell, seconds a gradient) in ``due``, on the cluster: {cell_id: PairedRatio}."""
+    futures = {c.cell_id: client.submit(block_task, study, c, known_s, pure=False) for c, known_s in due}
+    out = {}
+    for cell_id, future in futures.items():
+        try:
+            part = future.result()
+        except Exception:  # noqa: BLE001  (a worker lost mid-block: the row keeps its earlier blocks)
+            continue
+        if part is not None:
+            out[cell_id] = part
+    return out
+
+
 def cell_task(study: Study, cell: Cell, given) -> tuple[str, list[dict]]:
     """On a worker: one cell's (status, rows); a gradient cell runs alone on the worker."""
     with _LOCK.hold(alone=study.kind == "gradient"), _env.blas_threads(study.blas_threads) as threads:
@@ -331,7 +354,7 @@ class _Coordinator:
 
 
 def run_distributed(study: Study, open_store, max_p: int | None = None, *, workers: int | None = None,
-                    scheduler: str | None = None, progress: bool = True) -> Store:
+                    scheduler: str | None = None, progress: bool = True, blocks_upto: int | None = None) -> Store:
     """Run the study's missing cells on a Dask cluster; returns the store.
 
     ``open_store()`` opens the store (and checks the study's hash) once the cluster is up, so a cluster that
@@ -350,6 +373,7 @@ def run_distributed(study: Study, open_store, max_p: int | None = None, *, worke
             _Coordinator(study, db, client, distributed, bar).run(cells, done)
         finally:
             bar.close()
+        later_passes(study, cells, db, lambda due: _blocks_on(client, study, due), upto=blocks_upto)
     return db
 
 

@@ -5,12 +5,12 @@ mpmath reference H v (:func:`diffkit.reference_hvp`, up to ``reference.max_p``),
 ``sweep.routes`` together with the reverse-mode gradient of the same problem, interleaved in each repeat so
 that drift hits all alike.  Each route gives one row: ``method`` (the route), ``digits`` (against the
 referee), ``predicted_digits`` (finite differences' error model), ``wall_median_s``, ``gradient_median_s``
-and ``hvp_over_gradient``, ``passes``.  The symbolic route runs only up to ``sweep.symbolic_max_p``
+and ``hvp_over_gradient`` (paired, :func:`~diffkit.studies.timing.paired_ratios`: every route's HVP and a
+gradient timed in turn, all routes round-robin; ``ratio_low``/``ratio_high`` its interval), ``passes``.  The symbolic route runs only up to ``sweep.symbolic_max_p``
 (its expressions swell with every derivative).
 """
 from __future__ import annotations
 
-import gc
 import math
 import time
 import traceback
@@ -20,7 +20,7 @@ import numpy as np
 from ..higher import HVP_MODES, hvp
 from ..api import gradient
 from .store import dumps
-from .timing import CellBudget, deadline
+from .timing import CellBudget, Ratio, deadline, paired_ratios
 
 __all__ = ["hessian_cell", "ROUTES"]
 
@@ -31,10 +31,6 @@ def _digits(a: np.ndarray, ref: np.ndarray) -> float:
     err = float(np.max(np.abs(a - ref)))
     scale = max(float(np.max(np.abs(ref))), np.finfo(float).tiny)
     return 16.0 if err == 0 else min(16.0, -math.log10(err / scale))
-
-
-def _median(xs: list) -> float:
-    return float(np.median(xs)) if xs else float("nan")
 
 
 def hessian_cell(study, cell, ctx, row: dict) -> tuple[str, list[dict]]:
@@ -61,38 +57,33 @@ def hessian_cell(study, cell, ctx, row: dict) -> tuple[str, list[dict]]:
             else:
                 reason = f"no reference: P={problem.size} > reference.max_p={study.reference['max_p']}"
             first = {r: hvp(problem, theta, v, mode=r) for r in live}
-            gradient(problem, method="reverse")  # warm, like the routes' first calls
-            walls = {r: [] for r in live}
-            grads: list = []
-            stop_at = start + study.budget_s
-            for k in range(timing["max_repeats"]):  # interleaved: every route and the gradient in each repeat
-                gc.collect()  # the symbolic route leaves garbage whose collection would land in the next call
-                t0 = time.perf_counter()
-                gradient(problem, method="reverse")
-                grads.append(time.perf_counter() - t0)
-                for r in live:
-                    gc.collect()
-                    walls[r].append(hvp(problem, theta, v, mode=r).wall_s)
-                spent = sum(grads) + sum(sum(w) for w in walls.values())
-                if k + 1 >= timing["min_repeats"] and (spent >= timing["min_time_s"] or time.perf_counter() > stop_at):
-                    break
+            left = study.budget_s - (time.perf_counter() - start)
+            ratios = paired_ratios({r: Ratio(
+                lambda r=r: hvp(problem, theta, v, mode=r).wall_s, lambda: gradient(problem, method="reverse"),
+                floor=0.0 if r == "symbolic" else 1.0,  # the other routes run the gradient's work and more
+                numerator_times_itself=True, min_pairs=timing["min_repeats"], max_pairs=timing["max_repeats"],
+                min_time_s=timing["min_time_s"], target=timing["ratio_target"], blocks=timing["blocks"],
+                budget_s=min(timing["ratio_budget_s"], left / max(len(live), 1))) for r in live})
     except CellBudget as err:
         return "budget", [{**row, "status": "budget", "reason": f"CellBudget: {err}",
                            "wall_median_s": time.perf_counter() - start}]
     except Exception as err:  # noqa: BLE001  (a failing cell is a result; the study goes on)
         where = traceback.extract_tb(err.__traceback__)[-1]
         return "failed", [{**row, "status": "failed", "reason": f"{type(err).__name__}: {err} (line {where.lineno})"}]
-    g = _median(grads)
     rows = []
     for r in routes:
-        out = {**row, "method": r, "status": "ok", "reason": reason, "gradient_median_s": g}
+        out = {**row, "method": r, "status": "ok", "reason": reason}
         if r not in live:
             out.update(status="skipped", reason=f"symbolic HVP only up to sweep.symbolic_max_p="
                                                 f"{sweep['symbolic_max_p']} (expressions swell with each derivative)")
         else:
-            w = _median(walls[r])
-            out.update(wall_median_s=w, wall_min_s=float(np.min(walls[r])), repeats=len(walls[r]),
-                       hvp_over_gradient=w / g, passes=first[r].passes, wall_first_s=first[r].wall_s,
+            m = ratios[r]
+            out.update(wall_median_s=m.numerator_s, wall_min_s=float(np.min(m.numerator_samples)),
+                       gradient_median_s=m.denominator_s, repeats=m.pairs, ratio_blocks=m.blocks,
+                       hvp_over_gradient=m.ratio if m.reliable else np.nan, ratio_low=m.low if m.reliable else np.nan,
+                       ratio_high=m.high if m.reliable else np.nan, ratio_reliable=m.reliable,
+                       reason="; ".join(filter(None, [m.note if not m.reliable else "", reason])),
+                       passes=first[r].passes, wall_first_s=first[r].wall_s,
                        predicted_digits=first[r].counters.get("predicted_digits"),
                        counters=dumps(first[r].counters))
             if ref is not None:

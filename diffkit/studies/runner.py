@@ -9,7 +9,8 @@ A gradient cell (problem instance x method x seed):
    pairs (:func:`~diffkit.studies.timing.paired_ratio`: gradient/forward per pair, median and interval,
    until within ``timing.ratio_target`` or ``timing.ratio_budget_s``), then one call under tracemalloc for
    the peak memory;
-3. writes its row in one transaction.
+3. writes its row in one transaction; with ``timing.blocks`` > 1 the ratio gets its later blocks in later
+   passes over the cells (:mod:`diffkit.studies.blocks`).
 
 Statuses: ``ok``; ``failed`` (an exception, a NaN; the reason says which); ``budget`` (past the deadline or
 ``BudgetExceeded``); ``skipped`` (the method gave out at a smaller size, or is not in this tree).  ``ok``,
@@ -35,6 +36,7 @@ from ..reference import Certification, Reference, reference
 from . import env as _env
 from .spec import Cell, Study, load_study, registered_methods
 from .store import Store, dumps
+from .blocks import block_rules, later_passes, ratio_columns
 from .timing import CellBudget, deadline, paired_ratio, summary
 
 __all__ = ["run_study", "results", "GRADIENT_COLUMNS", "FINAL"]
@@ -46,7 +48,7 @@ GRADIENT_COLUMNS = [
     "wall_iqr_s", "cpu_median_s", "forward_median_s", "grad_over_forward", "evaluations", "peak_bytes",
     "counters", "repeats", "blas_threads", "env", "diffkit_version", "git_commit", "study_hash", "created_at",
     "expected", "grad", "mode", "size", "wall_first_s", "group", "worker", "host", "ratio_low", "ratio_high",
-    "ratio_width", "ratio_floor", "ratio_reliable"]
+    "ratio_width", "ratio_floor", "ratio_reliable", "ratio_blocks", "ratio_note", "ratio_pairs"]
 SERIAL = "serial"  # the ``worker`` of cells computed by a serial run (a distributed run records the Dask worker)
 GRAD_KEPT_UP_TO = 64  # the row keeps the whole gradient (JSON) for problems this small: the seeds' examples
 
@@ -67,7 +69,8 @@ def _budget_exceeded_types() -> tuple:
 
 
 class _Context:
-    """Per-run caches: the current problem, its reference and its gradient/forward floor.
+    """Per-run caches: the current problem, its reference, and each problem's gradient/forward floor (a later
+    block of a ratio keeps the floor of its first).
 
     ``deadline`` is the cell deadline (a Dask worker runs cells off the main thread, so it passes its own).
     """
@@ -124,7 +127,7 @@ class _Context:
         key = cell.problem_key
         if key not in self.floors:
             from ..bench import measured_floor
-            self.floors = {key: measured_floor(problem, lambda: problem.fn(problem.theta0), budget_s=0.5)[0]}
+            self.floors[key] = measured_floor(problem, lambda: problem.fn(problem.theta0), budget_s=0.5)[0]
         return self.floors[key]
 
 
@@ -204,11 +207,8 @@ def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[
                                              f"gradient) are NaN or inf"}]
             stop_at = start + study.budget_s
             once = time.perf_counter() + first.cost.wall_s > stop_at
-            ratio = None if once else paired_ratio(
-                lambda: call().cost.wall_s, lambda: problem.fn(problem.theta0), floor=ctx.floor(cell, problem),
-                budget_s=min(timing["ratio_budget_s"], max(stop_at - time.perf_counter(), 0.0)),
-                target=timing["ratio_target"], min_pairs=timing["min_repeats"],
-                max_pairs=timing["max_repeats"], min_time_s=timing["min_time_s"], numerator_times_itself=True)
+            ratio = None if once else _ratio(study, cell, ctx, problem, stop_at - time.perf_counter(),
+                                             numerator_known_s=first.cost.wall_s)
             walls = cold[0] if once else list(ratio.numerator_samples)
             peak = _peak(call, problem, cell, options, timing, np.median(walls), stop_at)
     except _budget_exceeded_types() as err:
@@ -218,21 +218,14 @@ def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[
         where = traceback.extract_tb(err.__traceback__)[-1]
         return "failed", [{**row, "status": "failed",
                            "reason": f"{type(err).__name__}: {err} (at {_short_path(where.filename)}:{where.lineno})"}]
-    row.update(summary(walls, cold[1] if once else [np.nan]), value=first.value, evaluations=first.cost.evaluations,
-               peak_bytes=peak, counters=dumps(first.cost.counters), status="ok", reason=ref_reason,
-               wall_first_s=cold[0][0])
+    row.update(value=first.value, evaluations=first.cost.evaluations, peak_bytes=peak, status="ok",
+               counters=dumps(first.cost.counters), wall_first_s=cold[0][0])
     if once:  # a second call would not fit in the budget: the one (cold) call is the measurement, no ratio
-        row.update(repeats=0, reason="; ".join(filter(None, ["timed once: the first call (a second would pass "
-                                                             "the budget), so no gradient/forward ratio",
-                                                             ref_reason])))
+        row.update(summary(walls, cold[1]), repeats=0, reason="; ".join(filter(None, [
+            "timed once: the first call (a second would pass the budget), so no gradient/forward ratio",
+            ref_reason])))
     else:
-        row.update(_ratio_columns(ratio))
-        if not ratio.reliable:
-            why = ratio.note if cell.method_name != "symbolic" else (
-                f"measured {ratio.ratio:.2g} < 1 after {ratio.attempts} attempts: the warm symbolic gradient is one "
-                f"compiled straight-line program, the forward it is divided by runs f through the array namespace, "
-                f"so the two are not the same implementation of f and no floor of 1 holds between them")
-            row.update(reason="; ".join(filter(None, [f"gradient/forward not shown: {why}", ref_reason])))
+        row.update(ratio_columns(ratio, cell.method_name, ref_reason))
     if ref is not None:
         e = error(first, ref)
         row.update(digits=e.digits, median_digits=e.median_digits, max_abs=e.max_abs, max_rel=e.max_rel,
@@ -242,11 +235,28 @@ def _gradient_cell(study: Study, cell: Cell, ctx: _Context, row: dict) -> tuple[
     return "ok", [row]
 
 
-def _ratio_columns(r) -> dict:
-    """The row's paired gradient/forward measurement; an unreliable ratio is left empty, its note in reason."""
-    return {"forward_median_s": r.denominator_s, "grad_over_forward": r.ratio if r.reliable else np.nan,
-            "ratio_low": r.low if r.reliable else np.nan, "ratio_high": r.high if r.reliable else np.nan,
-            "ratio_width": r.width, "ratio_floor": r.floor, "ratio_reliable": r.reliable}
+def _ratio(study: Study, cell: Cell, ctx: _Context, problem, seconds_left: float, **more):
+    """One block of the cell's gradient/forward (:func:`~diffkit.studies.timing.paired_ratio`, the gradient's own
+    time ``cost.wall_s`` over one forward evaluation): all of it with ``timing.blocks = 1``."""
+    rules, budget_s = block_rules(study.timing)
+
+    def numerator():
+        return gradient(problem, method=cell.method_name, **dict(cell.options)).cost.wall_s
+    return paired_ratio(numerator, lambda: problem.fn(problem.theta0), floor=ctx.floor(cell, problem),
+                        budget_s=min(budget_s, max(seconds_left, 0.0)), **rules, **more)
+
+
+def ratio_block(study: Study, cell: Cell, ctx: _Context, known_s: float = 0.0):
+    """A later block of the cell's ratio (see :mod:`diffkit.studies.blocks`; ``known_s``: a gradient's time
+    from the earlier blocks), or None when it failed or ran past the cell's budget (the row keeps what it has)."""
+    start = time.perf_counter()
+    try:
+        with ctx.deadline(study.budget_s):
+            problem = ctx.problem(cell)
+            return _ratio(study, cell, ctx, problem, study.budget_s - (time.perf_counter() - start),
+                          least_pairs=1, numerator_known_s=known_s)
+    except Exception:  # noqa: BLE001  (CellBudget and BudgetExceeded included: the earlier blocks stand)
+        return None
 
 
 def _peak(call, problem, cell, options, timing, wall, stop_at):
@@ -324,7 +334,7 @@ HOOKS: dict = {}  # "distributed": the Dask runner, installed by diffkit.studies
 
 def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, max_p: int | None = None,
               progress: bool = True, quiet: bool = False, workers: int | None = None,
-              scheduler: str | None = None) -> pd.DataFrame:
+              scheduler: str | None = None, blocks_upto: int | None = None) -> pd.DataFrame:
     """Run a study's missing cells into the store and return all its results as a tidy DataFrame.
 
     ``study``: a built-in name ("scaling"), a TOML path, a dict or a :class:`Study`.  ``store``: a path or
@@ -333,6 +343,8 @@ def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, ma
     A tqdm bar (after 2 s) shows the current cell and the ETA, unless ``progress=False`` or ``quiet``.
     ``workers=N`` runs the cells on a Dask ``LocalCluster`` of N processes, ``scheduler="tcp://host:port"``
     on an existing Dask cluster (:mod:`diffkit.studies.distributed`); without either the run is serial.
+    ``blocks_upto=b`` stops the ratios' later passes after block b (:mod:`diffkit.studies.blocks`): a caller
+    that spreads them over a longer run (the report) runs the study again later for the rest.
 
     >>> import tempfile, os, diffkit as dk
     >>> s = dk.studies.study_from_dict({"study": {"name": "doc"}, "problems": [{"family": "seed_circuit"}],
@@ -351,7 +363,7 @@ def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, ma
     if workers is not None or scheduler is not None:
         run_distributed = HOOKS["distributed"]  # diffkit.studies.distributed, which builds on this module
         db = run_distributed(study, lambda: _begin(study, store, fresh), max_p, workers=workers,
-                             scheduler=scheduler, progress=progress and not quiet)
+                             scheduler=scheduler, progress=progress and not quiet, blocks_upto=blocks_upto)
         return results(study, store=db)
     db = _begin(study, store, fresh)
     done = db.statuses(study.store_key)
@@ -389,6 +401,9 @@ def run_study(study, *, store=None, fresh: bool = False, quick: bool = False, ma
                 done = db.statuses(study.store_key)
             pending = waiting
         bar.close()
+        later_passes(study, cells, db, lambda due: {c.cell_id: r for c, known_s in due
+                                                    if (r := ratio_block(study, c, ctx, known_s)) is not None},
+                     upto=blocks_upto)
     return results(study, store=db)
 
 

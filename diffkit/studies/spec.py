@@ -83,6 +83,10 @@ SECTIONS: dict[str, dict[str, tuple[str, Any, str]]] = {
         "ratio_target": ("number", 0.10, "pair gradient and forward until the interval of gradient/forward is "
                                          "within this relative half-width ..."),
         "ratio_budget_s": ("number", 5.0, "... or this many seconds have gone (the width reached is recorded)"),
+        "blocks": ("integer", 1, "measure gradient/forward in this many blocks spread over the run: the first when "
+                                 "the cell runs, the others in later passes over the study's cells, each with a "
+                                 "share of the pairs and the budget; the interval is a bootstrap over blocks, so "
+                                 "it holds what drifted between them"),
         "memory": ("boolean", True, "measure peak bytes with tracemalloc, in one extra call"),
         "memory_max_s": ("number", 5.0, "skip the memory call when one gradient takes longer than this"),
     },
@@ -366,6 +370,7 @@ def _validate(content: dict, where: str, quick_mode: bool = False) -> Study:
     _positive(where, "timing.warmup", timing["warmup"])
     _positive(where, "timing.min_repeats", timing["min_repeats"])
     _positive(where, "timing.max_repeats", timing["max_repeats"], timing["min_repeats"])
+    _positive(where, "timing.blocks", timing["blocks"])
     reference = _section(where, "reference", content.get("reference", {}))
     _positive(where, "reference.digits", reference["digits"], 15)
     from ..reference import MAX_DIGITS
