@@ -73,6 +73,16 @@ def _power_dy(g, ans, x, xp):
     return g * xp.where(zero, 0.0, ans * xp.log(xp.where(zero, 1.0, x)))
 
 
+def _square_vjp(g, x):
+    # 2 g x.  A full reduction's g (sum(W * W), an L2 term) is one number, often as a broadcast view: then
+    # x (2 g) is one pass over x instead of two; doubling is exact, so it is the same number as 2 (g x).
+    if type(g) is np.ndarray and g.ndim and not any(g.strides) and type(x) is np.ndarray and x.shape == g.shape:
+        g = g.reshape(-1)[0]
+    if type(g) in (float, np.float64) and type(x) is np.ndarray:
+        return x * (2 * g)
+    return 2 * (g * x)  # (g first: a reduction's g is often a broadcast view, slow to scale)
+
+
 def _hypot_part(g, ans, x, xp):
     return g * (x / xp.where(ans == 0, np.inf, ans))  # at the origin x = 0 and x / inf = 0: gradient 0
 
@@ -190,7 +200,7 @@ defprim("sqrt", "x", numpy=np.sqrt, complex=SAME, mpmath=mpmath.sqrt, sympy=held
 defprim("cbrt", "x", numpy=np.cbrt, complex=_complex_cbrt, mpmath=mpmath.cbrt, sympy=held("cbrt"),
         vjp=lambda g, ans: g / (3 * ans * ans), domain=POSITIVE)
 defprim("square", "x", numpy=np.square, complex=SAME, mpmath=lambda x: x * x, sympy=lambda x: x ** 2,
-        vjp=lambda g, x: 2 * (g * x))  # (g first: a reduction's g is often a broadcast view, slow to scale)
+        vjp=_square_vjp)
 defprim("reciprocal", "x", numpy=np.reciprocal, complex=SAME, mpmath=lambda x: 1 / x, sympy=lambda x: 1 / x,
         vjp=lambda g, ans: -g * ans * ans, domain=Domain(0.2, 4.0))
 defprim("abs", "x", numpy=np.abs, complex=_complex_abs, mpmath=abs, sympy=held("Abs"),
