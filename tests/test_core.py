@@ -352,3 +352,24 @@ def test_a_memory_measurement_cut_short_stops_tracing_allocations():
     with pytest.raises(KeyboardInterrupt):
         dk.gradient(f, np.ones(3), memory=True)
     assert calls["n"] == 2 and not tracemalloc.is_tracing()
+
+
+# --- square's rule: 2 g x, in one pass when g is one number -------------------------------------------------
+
+def test_square_gradient_is_exactly_2x_when_its_g_is_a_broadcast_number():
+    # sum(W * W) over 90,000 entries: the sum's g reaches the square as a broadcast view of 1.0
+    W = np.random.default_rng(4).standard_normal(90_000)
+    grad = dk.gradient(lambda t: dk.namespace(t).sum(t * t), W).grad
+    assert np.array_equal(grad, 2.0 * W)  # doubling is exact: no rounding at all
+    half = dk.gradient(lambda t: 0.5 * dk.namespace(t).sum(t * t), W).grad
+    assert np.array_equal(half, W)
+
+
+def test_square_of_an_empty_slice_on_every_backend():
+    def f(t):
+        xp = dk.namespace(t)
+        r = xp.reshape(t[:0], (1, 0))
+        return xp.sum(t * t) + xp.sum(r * r)  # (r * r is a square node: gmm's empty-cluster case)
+    theta = np.array([0.5, -2.0])
+    assert dk.gradient(f, theta).grad.tolist() == [1.0, -4.0]
+    assert [float(v) for v in dk.reference(f, theta).grad] == [1.0, -4.0]

@@ -76,10 +76,11 @@ def _power_dy(g, ans, x, xp):
 def _square_vjp(g, x):
     # 2 g x.  A full reduction's g (sum(W * W), an L2 term) is one number, often as a broadcast view: then
     # x (2 g) is one pass over x instead of two; doubling is exact, so it is the same number as 2 (g x).
-    if type(g) is np.ndarray and g.ndim and not any(g.strides) and type(x) is np.ndarray and x.shape == g.shape:
-        g = g.reshape(-1)[0]
-    if type(g) in (float, np.float64) and type(x) is np.ndarray:
-        return x * (2 * g)
+    if type(x) is np.ndarray and x.dtype == np.float64 and x.size:
+        if type(g) is np.ndarray and g.dtype == np.float64 and g.shape == x.shape and not any(g.strides):
+            g = g.reshape(-1)[0]
+        if type(g) in (float, np.float64):
+            return x * (2 * g)
     return 2 * (g * x)  # (g first: a reduction's g is often a broadcast view, slow to scale)
 
 
