@@ -205,8 +205,8 @@ def _library_forward(prim, lib) -> tuple[Callable, Any]:
             reason = Unsupported(f"{lib.__name__} lacks a function this op needs ({_NOT_STANDARD})")
             return _refusal(prim, lib.__name__, reason), reason
     numpy_impl = prim.impls["numpy"]
-    if getattr(numpy_impl, "__module__", "") == "diffkit.formulas":  # fused forms: written against xp already
-        return numpy_impl, None
+    if getattr(numpy_impl, "__module__", "") == "diffkit.formulas" or prim.residual:
+        return numpy_impl, None  # fused forms and forwards with a residual: written against xp already
     fn = getattr(lib, prim.name, None)
     if fn is None:
         reason = Unsupported(f"{prim.name}: {_NOT_STANDARD}; compute it on NumPy arrays (diffkit.array_api.to_host, "

@@ -67,23 +67,47 @@ def count(x_shape, axis) -> int:
     return int(np.prod([x_shape[a] for a in _axes(axis, len(x_shape))], dtype=np.int64))
 
 
-def _extremum_vjp(g, ans, x, xp, axis, keepdims):
+def _extremum_parts(reduce, name):
+    """max/min as the tape records them: ``(ans, res)``.  On numpy's real arrays ``res`` is where the
+    extremum sits, found once in the forward: the hit mask (booleans, an eighth of x's bytes), or, where
+    a slice holds tied extrema (or a NaN), ``(mask, ties per slice)``; the tape then need not keep x.
+    Other values (object arrays of mpmath numbers, traces, other array libraries) keep x itself."""
+    def parts(x, axis=None, keepdims=False):
+        if type(x) is np.ndarray and x.dtype.kind in "fiub" and x.ndim:
+            ans = reduce(x, axis, keepdims=keepdims)
+            kept = ans.shape if keepdims else _kept_shape(x.shape, axis)
+            top = ans if keepdims or type(ans) is not np.ndarray else ans.reshape(kept)
+            hit = x == top  # plain booleans: ties share g equally
+            if np.count_nonzero(hit) == math.prod(kept) and not np.count_nonzero(top != top):
+                return ans, hit  # one hit per slice: no ties
+            return ans, (hit, np.add.reduce(hit, _axes(axis, x.ndim), dtype=np.intp, keepdims=True))
+        if type(x).__module__.startswith("diffkit"):  # a trace: its own max, recorded
+            from ..dispatch import namespace
+            return getattr(namespace(x), name)(x, axis=axis, keepdims=keepdims), x
+        if hasattr(x, "__array_namespace__") and not isinstance(x, (np.ndarray, np.generic)):  # CuPy, array API
+            return getattr(x.__array_namespace__(), name)(x, axis=axis, keepdims=keepdims), x
+        return reduce(x, axis, keepdims=keepdims), x
+    return parts
+
+
+def _extremum_vjp(g, ans, res, xp, axis, keepdims):
     # One full-size product: g (in the reduced shape) over the number of ties, times the hit mask.
+    hit, ties = res if type(res) is tuple else (res, None)  # the forward's mask (and ties per slice), or x
+    shape = hit.shape
     if keepdims:  # (the kept shape is the output's: no reshapes)
-        top, gk, slices = ans, g, getattr(ans, "size", 1)
+        top, gk = ans, g
     else:
-        kept = _kept_shape(x.shape, axis)
+        kept = _kept_shape(shape, axis)
         top = ans.reshape(kept) if type(ans) in _PLAIN else xp.reshape(ans, kept)
         gk = g.reshape(kept) if type(g) in _PLAIN else g if type(g) is float else xp.reshape(g, kept)
-        slices = math.prod(kept)
-    hit = x == top  # plain booleans: ties share g equally
+    if not str(getattr(hit, "dtype", "")).endswith("bool"):  # x itself (bool: numpy's, torch's, the standard's)
+        hit = hit == top  # ties share g equally
+        ties = np.sum(hit, axis=_axes(axis, len(shape)), keepdims=True) if type(hit) is np.ndarray else True
     if type(hit) is not np.ndarray:  # other libraries multiply no booleans: 0/1 floats, and the shared sum
-        share = xp.to_float(hit)
-        return (gk / xp.sum(share, axis=_axes(axis, len(x.shape)), keepdims=True)) * share
-    # One hit per slice (the total count, and no NaN maximum leaving a slice without one): no ties.
-    if np.count_nonzero(hit) == slices and not np.count_nonzero(top != top):
-        return gk * hit
-    return (gk / np.sum(hit, axis=_axes(axis, len(x.shape)), keepdims=True)) * hit
+        hit = xp.to_float(hit)
+        if ties is True:
+            ties = xp.sum(hit, axis=_axes(axis, len(shape)), keepdims=True)
+    return gk * hit if ties is None else (gk / ties) * hit
 
 
 def _extremum_jvp(xp, ans, inputs, tangents, axis=None, keepdims=False):
@@ -199,13 +223,17 @@ defprim("prod", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, kee
         jvp=lambda xp, ans, inputs, tangents, axis=None, keepdims=False:
             xp.sum(tangents[0] * prod_of_others(inputs[0], xp, axis), axis=axis, keepdims=keepdims),
         convention="the product of the other entries: exact where an entry is 0", domain=AXES)
-defprim("max", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.maximum.reduce(x, axis, keepdims=keepdims),
-        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmax, "max"),
-        mpmath=OBJECT, sympy=_sympy_extremum("Max"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amax",),
+defprim("max", "x", kind="array", params=REDUCE, residual=True, numpy=_extremum_parts(np.maximum.reduce, "max"),
+        value=lambda x, axis=None, keepdims=False: np.maximum.reduce(x, axis, keepdims=keepdims),
+        complex=lambda x, axis=None, keepdims=False: (_complex_extremum(x, axis, keepdims, np.argmax, "max"), x),
+        mpmath=OBJECT, sympy=lambda x, axis=None, keepdims=False: (_sympy_extremum("Max")(x, axis, keepdims), x),
+        vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amax",),
         convention="tied maxima share g equally", domain=AXES)
-defprim("min", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.minimum.reduce(x, axis, keepdims=keepdims),
-        complex=lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmin, "min"),
-        mpmath=OBJECT, sympy=_sympy_extremum("Min"), vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amin",),
+defprim("min", "x", kind="array", params=REDUCE, residual=True, numpy=_extremum_parts(np.minimum.reduce, "min"),
+        value=lambda x, axis=None, keepdims=False: np.minimum.reduce(x, axis, keepdims=keepdims),
+        complex=lambda x, axis=None, keepdims=False: (_complex_extremum(x, axis, keepdims, np.argmin, "min"), x),
+        mpmath=OBJECT, sympy=lambda x, axis=None, keepdims=False: (_sympy_extremum("Min")(x, axis, keepdims), x),
+        vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amin",),
         convention="tied minima share g equally", domain=AXES)
 defprim("var", "x", kind="array", params={"axis": None, "correction": 0.0, "keepdims": False}, api=_variance_api,
         numpy=lambda x, axis=None, correction=0.0, keepdims=False: np.var(x, axis, ddof=correction, keepdims=keepdims),

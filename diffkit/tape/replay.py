@@ -24,7 +24,6 @@ import numpy as np
 from ..backends import NUMPY
 from .array import TArray
 from .core import Tape
-from ..primitives.reductions import _axes as reduced_axes
 from .plans import unbroadcast
 
 __all__ = ["NotCompilable", "Rerecord", "generate", "probe_fit", "fit_plan"]
@@ -231,10 +230,9 @@ def _is_array(v: Any) -> bool:
 def _fast_forward(src: _Source, prim, args: list, vals: tuple, params: dict) -> str | None:
     """A forward as an ndarray method or operator where numpy's module function is a Python wrapper."""
     name = prim.name
-    if name in ("sum", "max", "min") and _is_array(vals[0]):  # the ufunc's reduce: ndarray.sum is a Python wrapper
+    if name == "sum" and _is_array(vals[0]):  # the ufunc's reduce: ndarray.sum is a Python wrapper
         p = {"axis": None, "keepdims": False, **params}
-        reduce = {"sum": "ADD_REDUCE", "max": "MAXIMUM_REDUCE", "min": "MINIMUM_REDUCE"}[name]
-        return f"{reduce}({args[0]}, {src.const(p['axis'])}, keepdims={src.const(p['keepdims'])})"
+        return f"ADD_REDUCE({args[0]}, {src.const(p['axis'])}, keepdims={src.const(p['keepdims'])})"
     if name == "mean" and _is_array(vals[0]):
         p = {"axis": None, "keepdims": False, **params}
         return f"{args[0]}.{name}(axis={src.const(p['axis'])}, keepdims={src.const(p['keepdims'])})"
@@ -277,25 +275,7 @@ def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, 
         return f"EXPAND({g}, {src.const(kept)}, {src.const(shape)}){scale}", (g,)
     if name == "reshape" and _is_array(vals[0]):
         return f"{g}.reshape({src.const(vals[0].shape)})", (g,)
-    if name in ("max", "min") and _is_array(vals[0]) and vals[0].ndim:
-        p = {"axis": None, "keepdims": False, **params}
-        kept = _kept(vals[0].shape, p["axis"])
-        axes = reduced_axes(p["axis"], vals[0].ndim)
-        x, reads = ref(0)
-        return (f"EXTREMUM_RULE({g}, v{i}, {x}, {src.const(kept)}, {src.const(axes)}, {math.prod(kept)})",
-                (g, f"v{i}", *reads))
     return None
-
-
-def _extremum_rule(g: Any, ans: Any, x: np.ndarray, kept: tuple, axes: Any, slices: int) -> np.ndarray:
-    """The table's max/min rule (:func:`diffkit.primitives.reductions._extremum_vjp`) with its shapes decided
-    at generation: ``g`` over the hit mask, ties sharing equally; the same operations, so the same numbers."""
-    top = ans.reshape(kept) if type(ans) in (np.ndarray, np.float64) else np.reshape(ans, kept)
-    hit = x == top
-    gk = g.reshape(kept) if type(g) in (np.ndarray, np.float64) else np.reshape(g, kept)
-    if np.count_nonzero(hit) == slices and not np.count_nonzero(top != top):  # one hit per slice: no ties
-        return gk * hit
-    return (gk / np.sum(hit, axis=axes, keepdims=True)) * hit
 
 
 def _kept_grad(g: Any, kept: tuple) -> Any:
@@ -576,8 +556,7 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = fro
                 needed.update(_inputs(entries[i]))
     env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD_AT": np.add.at,
            "UNB": unbroadcast, "COPY": np.array, "BCAST": np.broadcast_to, "KEPT": _kept_grad,
-           "EXPAND": _expand, "EXTREMUM_RULE": _extremum_rule,
-           "ADD_REDUCE": np.add.reduce, "F64": np.float64, "MAXIMUM_REDUCE": np.maximum.reduce, "MINIMUM_REDUCE": np.minimum.reduce}
+           "EXPAND": _expand, "ADD_REDUCE": np.add.reduce, "F64": np.float64}
     fwd = _Source(env)
     _forward_lines(fwd, entries, guards, needed, tape.values, out.index, value_only=True)
     fwd.emit(f"return v{out.index}")
