@@ -96,7 +96,7 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     """
     if type(theta) is not np.ndarray and _is_array_api(theta):
         return _array_api_gradient(f, theta, method, options)
-    fn, arr, names = resolve(f, theta)
+    fn, arr, names = resolve(f, theta, copy=method != "reverse")  # (the tape never writes to theta: no copy)
     if _nested(arr):  # traced or mpmath: dk.gradient inside a function being differentiated
         from .forward import traced_gradient
         return traced_gradient(fn, arr, method, names)
@@ -111,7 +111,7 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
         options = {**options, "memory": True}
     counted = CountedFunction(fn)
     start = time.perf_counter()
-    out = spec.run(counted, arr.copy() if memory else arr, **options)  # resolve() made arr: the method's own
+    out = spec.run(counted, arr.copy() if memory else arr, **options)  # resolve() made arr the method's own
     wall = time.perf_counter() - start
     peak = _peak_bytes(spec, fn, arr, options) if memory else None
     grad = np.asarray(out.grad, dtype=np.float64)

@@ -119,11 +119,13 @@ def default_name(i: int, shape: tuple) -> str:
     return "theta[" + ",".join(str(int(k)) for k in np.unravel_index(i, shape)) + "]"
 
 
-def resolve(f: Any, theta: Any) -> tuple[Callable, np.ndarray, Callable[[int], str]]:
+def resolve(f: Any, theta: Any, copy: bool = True) -> tuple[Callable, np.ndarray, Callable[[int], str]]:
     """Turn ``f_or_problem, theta`` into (guarded function, validated float64 theta, component namer).
 
     The function is wrapped in :class:`GuardedFunction`: each call gets its own copy of a numpy theta, so an
     ``f`` that writes to its argument (``t *= 2``) cannot corrupt the point being differentiated.
+    ``copy=False``: a float64 theta is used as it is, for a caller that never writes to it and never hands it
+    to f (the tape hands f its own immutable arrays).
     """
     if isinstance(f, Problem):
         fn, names = f.fn, f.component_name
@@ -141,7 +143,8 @@ def resolve(f: Any, theta: Any) -> tuple[Callable, np.ndarray, Callable[[int], s
         raise TypeError(f"f must be a function of theta or a dk.problems.Problem; got {type(f).__name__} {f!r:.60}")
     if _nested(theta):  # a traced or mpmath theta keeps its type (nested differentiation, diffkit.forward)
         return fn, theta, names or (lambda i: default_name(i, tuple(theta.shape)))
-    arr = as_theta(theta)
+    arr = theta if not copy and type(theta) is np.ndarray and theta.dtype == np.float64 and theta.size \
+        else as_theta(theta)
     total = float(np.add.reduce(arr, axis=None))  # one pass, no temporaries: finite unless an entry is not
     bad = np.flatnonzero(~np.isfinite(arr)) if not math.isfinite(total) else ()
     if len(bad):

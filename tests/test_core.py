@@ -328,12 +328,24 @@ def test_the_tape_keeps_tanhs_input_only_at_its_saturated_entries():
     tape = Tape()
     x = np.array([[0.1, -2.0, 5.0], [20.0, 0.3, -0.7]])
     node = tape.nodes[tape.ns.tanh(tape.leaf(x)).index]
-    ans, (flat, kept) = node[1][0][2][:2]
+    ans, (flat, kept) = node[3][:2]  # (prim, parent, rule, the rule's arguments, shape)
     assert flat.tolist() == [2, 3] and kept.tolist() == [5.0, 20.0]  # |x| > 3.47: entries 2 and 3, flat
     healthy = Tape()
     y = healthy.ns.tanh(healthy.leaf(np.linspace(-3.0, 3.0, 1000)))
-    assert healthy.nodes[y.index][1][0][2][1] is None
+    assert healthy.nodes[y.index][3][1] is None
     assert bytes_held(healthy) == 8000  # the output alone, which the next layer's rule keeps anyway
+
+
+def test_the_tape_keeps_where_max_sits_not_its_input():
+    from diffkit.tape import Tape
+    from diffkit.tape.memory import bytes_held
+    z = np.random.default_rng(0).standard_normal((64, 10))
+    tape = Tape()
+    tape.ns.max(tape.leaf(z), axis=1, keepdims=True)
+    assert bytes_held(tape) == 64 * 10  # one boolean per entry (the hit mask), not the 8-byte logits
+    tied = Tape()
+    tied.ns.max(tied.leaf(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]])), axis=1)
+    assert bytes_held(tied) == 6 + 2 * np.dtype(np.intp).itemsize  # the mask and the ties per row
 
 
 def test_a_memory_measurement_cut_short_stops_tracing_allocations():

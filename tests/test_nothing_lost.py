@@ -64,6 +64,17 @@ def test_f_that_assigns_into_a_tape_theta_gets_a_clear_error():
             call()
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_the_tape_uses_the_callers_theta_without_a_copy_and_never_changes_it(compiled):
+    # the tape hands f its own immutable arrays, so dk.gradient(method="reverse") reads theta where it is
+    theta = np.array([0.5, -1.5, 2.0])
+    for f, want in ((doubles_in_place, 8 * theta), (lambda t: dk.namespace(t).sum(t), np.ones(3))):
+        r = dk.gradient(f, theta, compile=compiled)
+        np.testing.assert_array_equal(r.grad, want)  # d/dt sum((2t)^2) = 8t; d/dt sum(t) = 1
+        assert not np.shares_memory(r.grad, theta)
+        np.testing.assert_array_equal(theta, [0.5, -1.5, 2.0])
+
+
 def test_check_gradient_on_a_mutating_f_passes_with_the_right_gradient():
     check = dk.testing.check_gradient(doubles_in_place, THETA, grad=lambda t: 8 * t)
     assert check.verdict == "pass"

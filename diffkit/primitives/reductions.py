@@ -17,6 +17,7 @@ from .lazy import sympy_backend
 from .table import OBJECT, SAME, Domain, defprim
 
 _PLAIN = (np.ndarray, np.float64)
+_BOOL = np.dtype(bool)
 AXES = Domain(shapes=(((4,),), ((2, 3),)), params=({}, {"axis": 0}, {"axis": -1, "keepdims": True}))
 SCAN = Domain(0.3, 2.0, shapes=(((4,),), ((2, 3),)), params=({}, {"axis": 0}, {"axis": 1}))
 
@@ -90,24 +91,25 @@ def _extremum_parts(reduce, name):
     return parts
 
 
-def _extremum_vjp(g, ans, res, xp, axis, keepdims):
-    # One full-size product: g (in the reduced shape) over the number of ties, times the hit mask.
-    hit, ties = res if type(res) is tuple else (res, None)  # the forward's mask (and ties per slice), or x
-    shape = hit.shape
-    if keepdims:  # (the kept shape is the output's: no reshapes)
-        top, gk = ans, g
-    else:
-        kept = _kept_shape(shape, axis)
-        top = ans.reshape(kept) if type(ans) in _PLAIN else xp.reshape(ans, kept)
-        gk = g.reshape(kept) if type(g) in _PLAIN else g if type(g) is float else xp.reshape(g, kept)
-    if not str(getattr(hit, "dtype", "")).endswith("bool"):  # x itself (bool: numpy's, torch's, the standard's)
-        hit = hit == top  # ties share g equally
-        ties = np.sum(hit, axis=_axes(axis, len(shape)), keepdims=True) if type(hit) is np.ndarray else True
-    if type(hit) is not np.ndarray:  # other libraries multiply no booleans: 0/1 floats, and the shared sum
-        hit = xp.to_float(hit)
-        if ties is True:
-            ties = xp.sum(hit, axis=_axes(axis, len(shape)), keepdims=True)
-    return gk * hit if ties is None else (gk / ties) * hit
+def _extremum_vjp(name):
+    """max's (min's) rule from the forward's hit mask, or from x (then the extremum is found again: the rule
+    keeps no copy of the output)."""
+    def rule(g, res, xp, axis, keepdims):
+        # One full-size product: g (in the reduced shape) over the number of ties, times the hit mask.
+        hit, ties = res if type(res) is tuple else (res, None)  # the forward's mask (and ties per slice), or x
+        shape = hit.shape
+        gk = g if keepdims or type(g) is float else (
+            g.reshape(_kept_shape(shape, axis)) if type(g) in _PLAIN else xp.reshape(g, _kept_shape(shape, axis)))
+        if not (type(hit) is np.ndarray and hit.dtype is _BOOL or str(getattr(hit, "dtype", "")).endswith("bool")):
+            # x itself (a mask: numpy's, or another library's bool, named so by torch, JAX, CuPy and the standard)
+            hit = hit == getattr(xp, name)(hit, axis=axis, keepdims=True)  # ties share g equally
+            ties = np.sum(hit, axis=_axes(axis, len(shape)), keepdims=True) if type(hit) is np.ndarray else True
+        if type(hit) is not np.ndarray:  # other libraries multiply no booleans: 0/1 floats, and the shared sum
+            hit = xp.to_float(hit)
+            if ties is True:
+                ties = xp.sum(hit, axis=_axes(axis, len(shape)), keepdims=True)
+        return gk * hit if ties is None else (gk / ties) * hit
+    return rule
 
 
 def _extremum_jvp(xp, ans, inputs, tangents, axis=None, keepdims=False):
@@ -227,13 +229,13 @@ defprim("max", "x", kind="array", params=REDUCE, residual=True, numpy=_extremum_
         value=lambda x, axis=None, keepdims=False: np.maximum.reduce(x, axis, keepdims=keepdims),
         complex=lambda x, axis=None, keepdims=False: (_complex_extremum(x, axis, keepdims, np.argmax, "max"), x),
         mpmath=OBJECT, sympy=lambda x, axis=None, keepdims=False: (_sympy_extremum("Max")(x, axis, keepdims), x),
-        vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amax",),
+        vjp=_extremum_vjp("max"), jvp=_extremum_jvp, aliases=("amax",),
         convention="tied maxima share g equally", domain=AXES)
 defprim("min", "x", kind="array", params=REDUCE, residual=True, numpy=_extremum_parts(np.minimum.reduce, "min"),
         value=lambda x, axis=None, keepdims=False: np.minimum.reduce(x, axis, keepdims=keepdims),
         complex=lambda x, axis=None, keepdims=False: (_complex_extremum(x, axis, keepdims, np.argmin, "min"), x),
         mpmath=OBJECT, sympy=lambda x, axis=None, keepdims=False: (_sympy_extremum("Min")(x, axis, keepdims), x),
-        vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amin",),
+        vjp=_extremum_vjp("min"), jvp=_extremum_jvp, aliases=("amin",),
         convention="tied minima share g equally", domain=AXES)
 defprim("var", "x", kind="array", params={"axis": None, "correction": 0.0, "keepdims": False}, api=_variance_api,
         numpy=lambda x, axis=None, correction=0.0, keepdims=False: np.var(x, axis, ddof=correction, keepdims=keepdims),

@@ -1,9 +1,9 @@
 """The reverse-mode tape: record each primitive as one node, then sweep back once.
 
-A node is ``(primitive, links, site)``; ``links`` holds, per input on the tape,
-``(parent, rule, kept values, shape)``: only what that input's rule names
-(:mod:`.plans`).  The sweep calls each rule with the incoming gradient ``g``
-and adds the results into the parents, so fan-out adds (seed 002's copy gate).
+A node is one flat tuple (a small tape stays small), ``(primitive, parent, rule, kept values, shape, ...)``,
+four items per input on the tape: only what its rule names (:mod:`.plans`), and the input's shape where it
+is not the output's (else None).  The sweep calls each
+rule with the incoming gradient ``g`` and adds the results into the parents, so fan-out adds (seed 002).
 Tapes nest by ``level``: an op mixing two tapes is recorded by the newer one, for which the older one's
 arrays are values, and a nested sweep is itself recorded: second derivatives, no perturbation confusion.
 """
@@ -19,8 +19,9 @@ import numpy as np
 from ..backends import NUMPY
 from ..dispatch import TRACERS
 from ..primitives import PRIMITIVES
+from .anomaly import check_finite, shape_error, user_site
 from .array import TArray
-from .plans import given, node_parents, plan, scatter, unbroadcast
+from .plans import LINKS, given, node_parents, plan, scatter, shared_shape, unbroadcast
 
 __all__ = ["Tape", "apply", "record", "record_op", "unbroadcast", "new_level"]
 
@@ -39,7 +40,7 @@ def new_level() -> int:
 class Tape:
     """A Wengert list over values of namespace ``vxp`` (numpy floats, mpmath, another tape's arrays...)."""
 
-    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "values", "ns", "program", "plain", "convert", "fast")
+    __slots__ = ("nodes", "vxp", "impls", "level", "anomaly", "sites", "values", "ns", "program", "plain", "convert", "fast")
 
     def __init__(self, vxp: Any = None, anomaly: bool = False, record_values: bool = False, program: bool = False):
         self.vxp = NUMPY if vxp is None or vxp is np else vxp
@@ -49,6 +50,7 @@ class Tape:
         self.nodes: list = []
         self.level = new_level()
         self.anomaly = anomaly
+        self.sites: dict | None = {} if anomaly else None  # node -> the user's line that made it (anomaly mode)
         self.values: list | None = [] if record_values else None  # node i's forward value, for dk.graph
         self.program: list | None = [] if program else None  # what dk.compile replays (see .replay)
         self.plain = not (anomaly or record_values or program)  # nothing beside the nodes to record
@@ -73,10 +75,10 @@ class Tape:
     def backward(self, out: TArray, cotangent: Any = 1.0, *, retain: bool = False, on_edge: Any = None) -> list:
         """Sweep back from ``out``; return the gradient of every node (``None`` where none arrived).
 
-        Each node is freed as the sweep passes it unless ``retain``; ``on_edge(child,
-        parent, contribution)`` sees every gradient sent along an edge (dk.graph).
+        Each node is freed as the sweep passes it unless ``retain``; ``on_edge(child, parent, contribution)``
+        sees every gradient sent along an edge (dk.graph).
         """
-        nodes, xp = self.nodes, self.vxp
+        nodes, xp, sites = self.nodes, self.vxp, self.sites
         grads: list = [None] * len(nodes)
         owned = [False] * len(nodes)  # grads[i] is a float64 buffer of ours that may be added into in place
         grads[out.index] = cotangent
@@ -87,37 +89,40 @@ class Tape:
                 g, node = grads[i], nodes[i]
                 if g is None or node is None:
                     continue
-                prim, links, site = node
+                prim, site = node[0], None if sites is None else sites.get(i)
                 grads[i] = None
                 if not retain:
                     nodes[i] = None
                 if prim.scatter:  # x[index]: add g into that part of x's gradient
-                    scatter(xp, grads, owned, i, links, g, on_edge)
+                    scatter(xp, grads, owned, i, node, g, on_edge)
                     continue
                 if prim.joint is not None:  # one rule for every input: its results become links of their own
-                    parents, args, shapes = links
-                    links = [(p, given, (c,), s) for p, c, s in zip(parents, prim.joint(g, *args), shapes) if p >= 0]
-                for p, rule, args, shape in links:
+                    _, parents, args, shapes = node
+                    node = (prim, *(x for p, c, s in zip(parents, prim.joint(g, *args), shapes) if p >= 0
+                                    for x in (p, given, (c,), s)))
+                for k in LINKS[len(node)]:
+                    p, rule, args, shape = node[k], node[k + 1], node[k + 2], node[k + 3]
                     c = rule(g, *args)
                     if c is None:
                         continue
                     if site is not None:
-                        from .anomaly import check_finite
                         check_finite(c, f"the derivative rule of {prim.name}", site)
-                    if getattr(c, "shape", ()) != shape:
-                        c = unbroadcast(xp, c, shape)
+                    if shape is not None and getattr(c, "shape", ()) != shape:  # (None: the output's shape,
+                        c = unbroadcast(xp, c, shape)  # which a contribution computed from g has already)
                     if on_edge is not None:
                         on_edge(i, p, c)
                     acc = grads[p]
+                    if acc is None:  # (most inputs get one contribution: whose array it is, is asked at a second)
+                        grads[p] = c
+                        continue
+                    if not owned[p] and type(acc) is np.ndarray and acc.dtype == _F64 and acc.base is None:
+                        owned[p] = getrefcount(acc) == 3  # held by grads[p] alone (and `acc`, and the argument)
                     if owned[p] and (type(c) is np.ndarray and c.dtype == _F64 or type(c) in _NUMBERS):  # (not a trace)
                         acc += c
                         continue
-                    # An array the rule has just made, held only here (getrefcount sees `c` and its own
-                    # argument), becomes the accumulator that later contributions add into in place.
-                    fresh = type(c) is np.ndarray and c.dtype == _F64 and c.base is None and getrefcount(c) == 2
-                    if acc is None:
-                        grads[p], owned[p] = c, fresh
-                    elif fresh and type(acc) is np.ndarray and acc.dtype == _F64:
+                    # an array the rule has just made, held only here (`c`, the argument): it becomes the accumulator
+                    if type(c) is np.ndarray and c.dtype == _F64 and c.base is None and getrefcount(c) == 2 and \
+                            type(acc) is np.ndarray and acc.dtype == _F64:
                         c += acc  # (both have p's shape) the fresh one is the accumulator: no new array
                         grads[p], owned[p] = c, True
                     else:
@@ -177,23 +182,19 @@ def record_op(prim, tape, vals, parents, mask, params):
     try:
         ans = tape.impls[prim.index](*vals, **params) if params else tape.impls[prim.index](*vals)
     except (ValueError, TypeError, IndexError) as err:
-        from .anomaly import shape_error
         raise shape_error(prim, vals, err) from err
     fast, build = prim.plans.get(mask << 8 | len(vals)) or plan(prim, mask, len(vals))
-    res = None
-    if prim.residual:  # a residual: a value the rule reuses, not the output
-        ans, res = ans
+    ans, res = ans if prim.residual else (ans, None)  # a residual: a value the rule reuses, not the output
     if fast and tape.plain:  # no view, joint rule, anomaly check or extra recording: every op's path
         nodes = tape.nodes
-        nodes.append((prim, build(vals, ans, tape.vxp, parents, params, res), None))
+        nodes.append(build(vals, ans, tape.vxp, parents, params, res))
         return TArray(ans, tape, len(nodes) - 1)
-    site = None
     if tape.anomaly:
-        from .anomaly import check_finite, user_site
-        site = user_site()
+        tape.sites[len(tape.nodes)] = site = user_site()
         check_finite(ans, prim.name, site)
     if prim.scatter:
-        return record(tape, (prim, (parents[0], params["index"], None, getattr(vals[0], "shape", ())), site), ans)
-    links = build(vals, ans, tape.vxp, parents, params, res)
-    return record(tape, (prim, links, site), ans, None if tape.program is None else ("op", prim, parents, vals, params))
+        view = (parents[0], params["index"], None, shared_shape(getattr(vals[0], "shape", ())))
+        return record(tape, (prim, *view), ans, ("view", view))
+    node = build(vals, ans, tape.vxp, parents, params, res)
+    return record(tape, node, ans, None if tape.program is None else ("op", prim, parents, vals, params))
 

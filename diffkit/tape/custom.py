@@ -77,8 +77,7 @@ class Function:
         prim = _CUSTOM.get(cls) or _CUSTOM.setdefault(cls, _Custom(cls))
         parents = tuple(a.index if type(a) is TArray and a.tape is tape else -1 for a in args)
         shapes = tuple(getattr(v, "shape", ()) for v in vals)
-        site = None
         if tape.anomaly:
             from .anomaly import user_site
-            site = user_site()
-        return record(tape, (prim, (parents, (ctx,), shapes), site), ans)
+            tape.sites[len(tape.nodes)] = user_site()
+        return record(tape, (prim, parents, (ctx,), shapes), ans)

@@ -11,7 +11,7 @@ from .array import TArray
 from . import core
 from ..backends import NUMPY
 from .core import record, record_op
-from .plans import fast_recorder
+from .plans import fast_recorder, shared_shape
 from .namespace import TracerNamespace
 
 __all__ = ["levels", "apply_on", "reshape_view", "index_view", "tape_namespace"]
@@ -52,14 +52,15 @@ def reshape_view(x: Any, shape: Any) -> TArray | None:
         return None
     tape = x.tape
     node = tape.nodes[x.index]
-    if node is None or not node[0].scatter or node[1][2] is not None or type(node[1][1]) is not slice:
+    if node is None or not node[0].scatter or node[3] is not None or type(node[2]) is not slice:
         return None
-    prim, (parent, index, _, parent_shape), site = node
+    prim, parent, index, _, parent_shape = node
     try:
         value = x.value.reshape(shape)
     except (ValueError, TypeError):
         return None  # the reshape primitive reports it, naming the op and the shapes
-    return record(tape, (prim, (parent, index, x.value.shape, parent_shape), site), value)
+    view = (parent, index, shared_shape(x.value.shape), parent_shape)
+    return record(tape, (prim, *view), value, ("view", view))
 
 
 def index_view(x: Any, index: Any) -> TArray | None:
@@ -72,7 +73,7 @@ def index_view(x: Any, index: Any) -> TArray | None:
     except IndexError:
         return None  # the getitem primitive reports it, naming the op and the shapes
     nodes = tape.nodes
-    nodes.append((_GETITEM, (x.index, index, None, value.shape), None))
+    nodes.append((_GETITEM, x.index, index, None, shared_shape(value.shape)))
     return TArray(part, tape, len(nodes) - 1)
 
 

@@ -12,8 +12,7 @@ def bytes_held(tape) -> int:
     for node in tape.nodes:
         if node is None or node[0].scatter:
             continue
-        prim, links, _ = node
-        for args in ((links[1],) if prim.joint is not None else (link[2] for link in links)):
+        for args in ((node[2],) if node[0].joint is not None else node[3::4]):
             for v in _flat(args):
                 if type(v) is np.ndarray and v.base is None and id(v) not in seen:
                     seen.add(id(v))

@@ -8,11 +8,12 @@ read, and nothing for inputs that are constants.
 """
 from __future__ import annotations
 
+from sys import getrefcount
 from typing import Any
 
 import numpy as np
 
-__all__ = ["plan", "unbroadcast", "given", "node_parents", "scatter"]
+__all__ = ["plan", "unbroadcast", "given", "node_parents", "scatter", "shared_shape", "LINKS"]
 _F64 = np.dtype(np.float64)
 
 
@@ -36,30 +37,59 @@ def _source(prim, name: str, n_args: int, value: str = "v[{k}]", prm: str = "prm
 
 
 def _links(prim, mask: int, n_args: int, parent: str, **names) -> str:
-    """The tuple of a node's links (``(parent, rule, rule's arguments, input's shape)`` per input on the tape)
-    as an expression; ``parent.format(k=k)`` is input k's node, ``names`` go to :func:`_source`."""
-    links = [f"({parent.format(k=k)}, R{k}, ({''.join(_source(prim, n, n_args, **names) + ', ' for n in args)}), "
-             f"s{k})" for k, (rule, args) in enumerate(zip(prim.vjps[:n_args], prim.rule_args))
+    """A node's links, flat (``parent, rule, rule's arguments, input's shape`` per input on the tape), as the
+    items of a tuple display; ``parent.format(k=k)`` is input k's node, ``names`` go to :func:`_source`."""
+    links = [f"{parent.format(k=k)}, R{k}, ({''.join(_source(prim, n, n_args, **names) + ', ' for n in args)}), "
+             f"{_shape_slot(k)}, " for k, (rule, args) in enumerate(zip(prim.vjps[:n_args], prim.rule_args))
              if mask >> k & 1 and rule is not None]
-    return f"({''.join(link + ', ' for link in links)})"
+    return "".join(links)
+
+
+def _shape_slot(k: int) -> str:
+    """A link's shape: None where it is the output's (the sweep then fits nothing), else the shared tuple."""
+    return f"None if s{k} == sa else SHAPES.get(s{k}) or SHAPE(s{k})"
 
 
 def _shapes_read(code: str, n_args: int, value: str) -> list[str]:
     """The ``s{k} = ...shape`` lines for the shapes that ``code`` reads (a numpy value's .shape is a lookup, a
-    constant's may be a Python number)."""
-    return [f"s{k} = getattr({value.format(k=k)}, 'shape', ())" for k in range(n_args) if f"s{k}" in code]
+    constant's may be a Python number), shared at once where a rule reads it too (``x_shape``), and the
+    output's, ``sa``, where a link's shape is compared with it."""
+    lines = []
+    for k in range(n_args):
+        if f"s{k}" in code:
+            lines.append(f"s{k} = getattr({value.format(k=k)}, 'shape', ())")
+            if f"s{k}" in code.replace(_shape_slot(k), ""):
+                lines.append(f"s{k} = SHAPES.get(s{k}) or SHAPE(s{k})")
+    return lines + (["sa = getattr(ans, 'shape', ())"] if "sa" in code else [])
+
+
+def _shared_shape(shape: tuple) -> tuple:
+    """``shape``, kept as the one tuple that every node holding this shape shares (numpy makes a new tuple on
+    each ``.shape``; a tape of a thousand nodes holds a few shapes)."""
+    if len(_SHAPES) < 4096:
+        _SHAPES[shape] = shape
+    return shape
+
+
+_SHAPES: dict = {}
+
+
+def shared_shape(shape: tuple) -> tuple:
+    """The shared tuple of ``shape`` (see :func:`_shared_shape`)."""
+    return _SHAPES.get(shape) or _shared_shape(shape)
 
 
 def _scope(prim) -> dict:
-    return {"DEFAULTS": prim.params, **{f"R{k}": rule for k, rule in enumerate(prim.vjps)}}
+    return {"DEFAULTS": prim.params, "SHAPES": _SHAPES, "SHAPE": _shared_shape,
+            **{f"R{k}": rule for k, rule in enumerate(prim.vjps)}}
 
 
 def plan(prim, mask: int, n_args: int) -> tuple:
     """``(fast, build)``, cached in ``prim.plans`` under ``mask << 8 | n_args``.
 
-    ``build(v, ans, xp, p, prm, res)`` (values, output, value namespace, parents, params, residual) makes a
-    node's links: ``(parent, rule, rule's arguments, input's shape)`` per input on the tape, or
-    ``(parents, arguments, shapes)`` for a joint rule.  It is generated from the rules' parameter names, so a
+    ``build(v, ans, xp, p, prm, res)`` (values, output, value namespace, parents, params, residual) makes the
+    node (see :mod:`.core`): ``(prim, parent, rule, rule's arguments, input's shape or None, ...)``, four items
+    per input on the tape, or ``(prim, parents, arguments, shapes)`` for a joint rule.  It is generated from the rules' parameter names, so a
     node holds exactly what its rules read and recording runs no loop.  ``fast``: no view or joint rule.
     """
     from ..primitives.table import _rule_args
@@ -67,14 +97,15 @@ def plan(prim, mask: int, n_args: int) -> tuple:
         args = ", ".join(_source(prim, n, n_args) for n in _rule_args(prim.joint))
         shapes = [f"s{k} = getattr(v[{k}], 'shape', ())" for k in range(n_args)]
         body = [*shapes, f"shapes = ({''.join(f's{k}, ' for k in range(n_args))})",
-                f"return (p, ({args}{',' if args else ''}), shapes)"]
+                f"return (PRIM, p, ({args}{',' if args else ''}), shapes)"]
     elif prim.scatter:
-        body = ["return ()"]
+        body = ["return (PRIM,)"]
     else:
         links = _links(prim, mask, n_args, "p[{k}]")
-        body = [*_shapes_read(links, n_args, "v[{k}]"), f"return {links}"]
-    scope = _scope(prim)
-    exec(compile("\n    ".join(["def build(v, ans, xp, p, prm, res):", *body]), f"<plan of {prim.name}>", "exec"),
+        body = [*_shapes_read(links, n_args, "v[{k}]"), f"return (PRIM, {links})"]
+    scope = {**_scope(prim), "PRIM": prim}
+    exec(compile("\n    ".join(["def build(v, ans, xp, p, prm, res):", *body]), f"<plan of {prim.name}>",
+                 "exec"),
          scope)  # our own table's names only
     result = prim.plans[mask << 8 | n_args] = (prim.joint is None and not prim.scatter, scope["build"])
     return result
@@ -102,7 +133,7 @@ def fast_recorder(prim, apply, numpy_ns, tarray, tracers, multiply) -> Any:
                  "ans, res = ans" if prim.residual else "res = None",
                  *_shapes_read(links, n, "v{k}"),
                  "nodes = tape.nodes",
-                 f"nodes.append((PRIM, {links}, None))",
+                 f"nodes.append((PRIM, {links}))",
                  "return TArray(ans, tape, len(nodes) - 1)"]
         return [pad + line for line in lines]
 
@@ -138,6 +169,18 @@ def fast_recorder(prim, apply, numpy_ns, tarray, tracers, multiply) -> Any:
     return fn
 
 
+class _LinkOffsets(dict):
+    """Where a node's links start (every fourth item from the second), by the node's length: a tuple made once
+    per length, so that the sweep makes no range per node."""
+
+    def __missing__(self, n: int) -> tuple:
+        self[n] = offsets = tuple(range(1, n, 4))
+        return offsets
+
+
+LINKS = _LinkOffsets()
+
+
 def given(g: Any, c: Any) -> Any:
     return c  # the 'rule' of a contribution that a joint rule has already computed
 
@@ -163,18 +206,21 @@ def node_parents(node: Any) -> list:
     """The nodes a tape node was computed from, in argument order (tape inputs only)."""
     if node is None:
         return []
-    prim, links, _ = node
+    prim = node[0]
     if prim.scatter:
-        return [links[0]]
-    return [p for p in links[0] if p >= 0] if prim.joint is not None else [link[0] for link in links]
+        return [node[1]]
+    return [p for p in node[1] if p >= 0] if prim.joint is not None else list(node[1::4])
 
 
-def scatter(xp: Any, grads: list, owned: list, i: int, links: tuple, g: Any, on_edge: Any) -> None:
+def scatter(xp: Any, grads: list, owned: list, i: int, node: tuple, g: Any, on_edge: Any) -> None:
     """The sweep at view node ``i`` (``x[index]``, maybe reshaped): add ``g`` into that part of x's gradient."""
-    p, index, view_shape, shape = links
+    _, p, index, view_shape, shape = node
     c = g if view_shape is None else g.reshape(view_shape) if type(g) is np.ndarray else xp.reshape(g, view_shape)
     if on_edge is not None:
         on_edge(i, p, c)
+    acc = grads[p]
+    if not owned[p] and type(acc) is np.ndarray and acc.dtype == _F64 and acc.base is None:
+        owned[p] = getrefcount(acc) == 3  # held by grads[p] alone (and `acc`, and the argument): add into it
     if owned[p] and type(index) is slice and type(c) is np.ndarray:
         view = grads[p][index]
         view += c

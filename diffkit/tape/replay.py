@@ -115,7 +115,7 @@ def _inputs(entry: Any) -> list:
         return [ref for is_slot, ref in entry[2] if is_slot]
     if entry[0] == "bool":
         return [entry[1]]
-    return [entry[1][0]]  # a view node (prim, (parent, index, view shape, parent shape), site)
+    return [entry[1][0]]  # a view: ("view", (parent, index, view shape, parent shape))
 
 
 def _check(entries: list) -> None:
@@ -123,7 +123,7 @@ def _check(entries: list) -> None:
         if e is None:
             if i:
                 raise NotCompilable("the recording has a second leaf; dk.compile replays functions of one theta")
-        elif e[0] != "op" and not getattr(e[0], "scatter", False):
+        elif e[0] not in ("op", "view"):
             raise NotCompilable(f"op {getattr(e[0], 'name', e[0])!r} (a custom dk.Function) cannot be replayed")
 
 
