@@ -227,9 +227,23 @@ def _is_array(v: Any) -> bool:
     return type(v) is np.ndarray and v.dtype == np.float64
 
 
+_OPERATORS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}
+
+
+def _numeric(v: Any) -> bool:
+    """A float or complex numpy value, or a Python number: what numpy's operators treat as the ufuncs do."""
+    return type(v) in (float, int) or isinstance(v, (np.ndarray, np.inexact)) and v.dtype.kind in "fc"
+
+
 def _fast_forward(src: _Source, prim, args: list, vals: tuple, params: dict) -> str | None:
-    """A forward as an ndarray method or operator where numpy's module function is a Python wrapper."""
+    """A forward as an ndarray method or operator where numpy's module function is a Python wrapper (or, for
+    arithmetic on numpy's scalars, ten times slower than the operator: the same ufunc, the same number)."""
     name = prim.name
+    if name in _OPERATORS and len(vals) == 2 and all(_numeric(v) for v in vals) and \
+            any(isinstance(v, (np.ndarray, np.generic)) for v in vals):
+        return f"({args[0]} {_OPERATORS[name]} {args[1]})"
+    if name == "negative" and isinstance(vals[0], (np.ndarray, np.inexact)) and _numeric(vals[0]):
+        return f"(-{args[0]})"
     if name == "sum" and _is_array(vals[0]):  # the ufunc's reduce: ndarray.sum is a Python wrapper
         p = {"axis": None, "keepdims": False, **params}
         return f"ADD_REDUCE({args[0]}, {src.const(p['axis'])}, keepdims={src.const(p['keepdims'])})"
