@@ -318,3 +318,31 @@ def test_has_aux_returns_an_inner_gradient_replayed_with_the_outer_one():
     assert constant(np.array([1.0, 3.0]))[2] == 5.0
     with pytest.raises(ValueError, match="has_aux"):
         dk.compile(lambda t: dk.namespace(t).sum(t), np.ones(2), has_aux=True)
+
+
+@pytest.mark.parametrize("n", [50, 20_000])
+def test_a_view_parents_buffer_starts_from_its_first_contribution(n):
+    # y = 2t; f = y_0 + sum(y[:-1] y[1:]) + sum(y y): df/dy_i = y_{i+1} + y_{i-1} + 2 y_i (+ 1 at i = 0),
+    # df/dt = 2 df/dy.  The sweep runs backwards: y's buffer starts with the whole 2 y g (whole_first) or
+    # with the slice y[1:] (slice_first); past 8192 entries an empty buffer takes the slice, zeroing the rest
+    def whole_first(t):
+        xp = dk.namespace(t)
+        y = t * 2.0
+        return y[0] + xp.sum(y[:-1] * y[1:]) + xp.sum(y * y)
+
+    def slice_first(t):
+        xp = dk.namespace(t)
+        y = t * 2.0
+        return y[0] + xp.sum(y * y) + xp.sum(y[:-1] * y[1:])
+
+    t = np.random.default_rng(3).standard_normal(n)
+    for sign in (1.0, -1.0):
+        y = 2 * sign * t
+        dy = 2 * y
+        dy[:-1] += y[1:]
+        dy[1:] += y[:-1]
+        dy[0] += 1.0
+        for fn in (whole_first, slice_first):
+            compiled, source = _rewritten(fn, t)
+            np.testing.assert_allclose(compiled(sign * t)[1], 2 * dy, rtol=1e-14, atol=1e-14)
+            assert ("ZEROS(" in source) == (fn is slice_first and n <= 8192), source

@@ -394,6 +394,9 @@ def _rule_call(src: _Source, prim, rule, names: tuple, i: int, parents: tuple, v
     return f"{src.const(rule)}({', '.join(args)})", tuple(reads)
 
 
+_ZEROED_PASS = 1 << 13  # from here a pass over a buffer costs more than the two calls that skip it (~0.2 us)
+
+
 class _Grads:
     """Emits the accumulation of contributions into ``g{p}``: first assignment, then sums (or a zero buffer
     that scatters add into)."""
@@ -444,8 +447,10 @@ class _Grads:
         src, shape = self.src, self.shapes[p]
         if p in self.buffered:
             if p not in self.started:
-                src.emit(f"g{p} = {'EMPTY' if p in self.assigned else 'ZEROS'}({src.const(shape)})")
                 self.started.add(p)
+                if p not in self.assigned and self._started_by(p, index, scatter, shape):
+                    return
+                src.emit(f"g{p} = {'EMPTY' if p in self.assigned else 'ZEROS'}({src.const(shape)})")
             if p in self.assigned:  # (disjoint views covering p: each part written once)
                 src.emit(f"g{p}[{src.const(index)}] = c", (f"g{p}", "c"))
             elif not scatter:
@@ -463,6 +468,29 @@ class _Grads:
             src.emit(f"g{p} += c", (f"g{p}", "c"))
         else:
             src.emit(f"g{p} = g{p} + c", (f"g{p}", "c"))
+
+
+    def _started_by(self, p: int, index: Any, scatter: bool, shape: tuple) -> bool:
+        """Start view-parent ``p``'s buffer with its first contribution where that saves a pass over it: a whole
+        contribution becomes the buffer (itself when it is a new array of ours, else a copy); a step-1 slice
+        of a large 1-D buffer is ``0 + c`` in an empty buffer whose rest is zeroed (as the eager sweep's first
+        block).  False: a zero buffer, then the contribution added (any other index)."""
+        src = self.src
+        if not scatter:
+            src.emit(f"g{p} = c" if self.edges - 1 in self.fresh else f"g{p} = COPY(c)", ("c",))
+            return True
+        if len(shape) != 1 or shape[0] < _ZEROED_PASS or type(index) is not slice or index.step not in (None, 1):
+            return False
+        start, stop, _ = index.indices(shape[0])
+        if stop <= start:
+            return False
+        src.emit(f"g{p} = EMPTY({src.const(shape)})")
+        if start:
+            src.emit(f"g{p}[:{start}] = 0.0", (f"g{p}",))
+        if stop < shape[0]:
+            src.emit(f"g{p}[{stop}:] = 0.0", (f"g{p}",))
+        src.emit(f"ADD(c, 0.0, out=g{p}[{start}:{stop}])", (f"g{p}", "c"))
+        return True
 
 
 def fit_plan(got: tuple, shape: tuple) -> tuple[tuple, tuple, bool]:
@@ -568,7 +596,7 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = fro
         for i in range(aux.index, -1, -1):
             if i in needed:
                 needed.update(_inputs(entries[i]))
-    env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD_AT": np.add.at,
+    env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD": np.add, "ADD_AT": np.add.at,
            "UNB": unbroadcast, "COPY": np.array, "BCAST": np.broadcast_to, "KEPT": _kept_grad,
            "EXPAND": _expand, "ADD_REDUCE": np.add.reduce, "F64": np.float64}
     fwd = _Source(env)
