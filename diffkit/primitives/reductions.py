@@ -72,7 +72,7 @@ def _extremum_parts(reduce, name):
     """max/min as the tape records them: ``(ans, res)``.  On numpy's real arrays ``res`` is where the
     extremum sits, found once in the forward: the hit mask (booleans, an eighth of x's bytes), or, where
     a slice holds tied extrema (or a NaN), ``(mask, ties per slice)``; the tape then need not keep x.
-    Other values (object arrays of mpmath numbers, traces, other array libraries) keep x itself."""
+    Other values (object arrays of mpmath numbers, traces, other array libraries) keep ``(x, ans)``."""
     def parts(x, axis=None, keepdims=False):
         if type(x) is np.ndarray and x.dtype.kind in "fiub" and x.ndim:
             ans = reduce(x, axis, keepdims=keepdims)
@@ -84,32 +84,52 @@ def _extremum_parts(reduce, name):
             return ans, (hit, np.add.reduce(hit, _axes(axis, x.ndim), dtype=np.intp, keepdims=True))
         if type(x).__module__.startswith("diffkit"):  # a trace: its own max, recorded
             from ..dispatch import namespace
-            return getattr(namespace(x), name)(x, axis=axis, keepdims=keepdims), x
-        if hasattr(x, "__array_namespace__") and not isinstance(x, (np.ndarray, np.generic)):  # CuPy, array API
-            return getattr(x.__array_namespace__(), name)(x, axis=axis, keepdims=keepdims), x
-        return reduce(x, axis, keepdims=keepdims), x
+            ans = getattr(namespace(x), name)(x, axis=axis, keepdims=keepdims)
+        elif hasattr(x, "__array_namespace__") and not isinstance(x, (np.ndarray, np.generic)):  # CuPy, array API
+            ans = getattr(x.__array_namespace__(), name)(x, axis=axis, keepdims=keepdims)
+        else:
+            ans = reduce(x, axis, keepdims=keepdims)
+        return ans, (x, ans)
     return parts
 
 
-def _extremum_vjp(name):
-    """max's (min's) rule from the forward's hit mask, or from x (then the extremum is found again: the rule
-    keeps no copy of the output)."""
-    def rule(g, res, xp, axis, keepdims):
-        # One full-size product: g (in the reduced shape) over the number of ties, times the hit mask.
-        hit, ties = res if type(res) is tuple else (res, None)  # the forward's mask (and ties per slice), or x
-        shape = hit.shape
-        gk = g if keepdims or type(g) is float else (
-            g.reshape(_kept_shape(shape, axis)) if type(g) in _PLAIN else xp.reshape(g, _kept_shape(shape, axis)))
-        if not (type(hit) is np.ndarray and hit.dtype is _BOOL or str(getattr(hit, "dtype", "")).endswith("bool")):
-            # x itself (a mask: numpy's, or another library's bool, named so by torch, JAX, CuPy and the standard)
-            hit = hit == getattr(xp, name)(hit, axis=axis, keepdims=True)  # ties share g equally
-            ties = np.sum(hit, axis=_axes(axis, len(shape)), keepdims=True) if type(hit) is np.ndarray else True
-        if type(hit) is not np.ndarray:  # other libraries multiply no booleans: 0/1 floats, and the shared sum
-            hit = xp.to_float(hit)
-            if ties is True:
-                ties = xp.sum(hit, axis=_axes(axis, len(shape)), keepdims=True)
-        return gk * hit if ties is None else (gk / ties) * hit
-    return rule
+def _with_input(forward):
+    """A max/min forward of another backend as the tape records it: ``(ans, (x, ans))``."""
+    def parts(x, axis=None, keepdims=False):
+        ans = forward(x, axis, keepdims)
+        return ans, (x, ans)
+    return parts
+
+
+def _is_mask(v) -> bool:
+    """A boolean array: numpy's, or another library's (torch, JAX, CuPy and the standard name it bool)."""
+    if type(v) is np.ndarray:
+        return v.dtype is _BOOL
+    return str(getattr(v, "dtype", "")).endswith("bool")
+
+
+def _extremum_vjp(g, res, xp, axis, keepdims):
+    """max's (min's) rule from the forward's hit mask (and ties per slice), or from ``(x, ans)``."""
+    # One full-size product: g (in the reduced shape) over the number of ties, times the hit mask.
+    hit, ties = res if type(res) is tuple else (res, None)
+    shape = getattr(hit, "shape", None)
+    shape = np.shape(hit) if shape is None else shape
+    kept = None if keepdims else _kept_shape(shape, axis)
+    gk = g if kept is None or type(g) is float else g.reshape(kept) if type(g) in _PLAIN else xp.reshape(g, kept)
+    if not _is_mask(hit):  # (x, ans): the hits found here, ties sharing g equally
+        top = ties if kept is None else ties.reshape(kept) if type(ties) in _PLAIN else xp.reshape(ties, kept)
+        hit = hit == top
+        if type(hit) is not np.ndarray:
+            ties = True  # (counted below, as floats)
+        elif np.count_nonzero(hit) == math.prod(getattr(top, "shape", ())) and not np.count_nonzero(top != top):
+            ties = None  # one hit per slice
+        else:
+            ties = np.sum(hit, axis=_axes(axis, len(shape)), keepdims=True)
+    if type(hit) is not np.ndarray:  # other libraries multiply no booleans: 0/1 floats, and the shared sum
+        hit = xp.to_float(hit)
+        if ties is True:
+            ties = xp.sum(hit, axis=_axes(axis, len(shape)), keepdims=True)
+    return gk * hit if ties is None else (gk / ties) * hit
 
 
 def _extremum_jvp(xp, ans, inputs, tangents, axis=None, keepdims=False):
@@ -227,15 +247,15 @@ defprim("prod", "x", kind="array", params=REDUCE, numpy=lambda x, axis=None, kee
         convention="the product of the other entries: exact where an entry is 0", domain=AXES)
 defprim("max", "x", kind="array", params=REDUCE, residual=True, numpy=_extremum_parts(np.maximum.reduce, "max"),
         value=lambda x, axis=None, keepdims=False: np.maximum.reduce(x, axis, keepdims=keepdims),
-        complex=lambda x, axis=None, keepdims=False: (_complex_extremum(x, axis, keepdims, np.argmax, "max"), x),
-        mpmath=OBJECT, sympy=lambda x, axis=None, keepdims=False: (_sympy_extremum("Max")(x, axis, keepdims), x),
-        vjp=_extremum_vjp("max"), jvp=_extremum_jvp, aliases=("amax",),
+        complex=_with_input(lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmax, "max")),
+        mpmath=OBJECT, sympy=_with_input(_sympy_extremum("Max")),
+        vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amax",),
         convention="tied maxima share g equally", domain=AXES)
 defprim("min", "x", kind="array", params=REDUCE, residual=True, numpy=_extremum_parts(np.minimum.reduce, "min"),
         value=lambda x, axis=None, keepdims=False: np.minimum.reduce(x, axis, keepdims=keepdims),
-        complex=lambda x, axis=None, keepdims=False: (_complex_extremum(x, axis, keepdims, np.argmin, "min"), x),
-        mpmath=OBJECT, sympy=lambda x, axis=None, keepdims=False: (_sympy_extremum("Min")(x, axis, keepdims), x),
-        vjp=_extremum_vjp("min"), jvp=_extremum_jvp, aliases=("amin",),
+        complex=_with_input(lambda x, axis=None, keepdims=False: _complex_extremum(x, axis, keepdims, np.argmin, "min")),
+        mpmath=OBJECT, sympy=_with_input(_sympy_extremum("Min")),
+        vjp=_extremum_vjp, jvp=_extremum_jvp, aliases=("amin",),
         convention="tied minima share g equally", domain=AXES)
 defprim("var", "x", kind="array", params={"axis": None, "correction": 0.0, "keepdims": False}, api=_variance_api,
         numpy=lambda x, axis=None, correction=0.0, keepdims=False: np.var(x, axis, ddof=correction, keepdims=keepdims),

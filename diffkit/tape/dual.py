@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..backends import NUMPY
 from ..dispatch import TRACERS, namespace, register_tracer
 from .core import new_level
 from .levels import levels
@@ -106,12 +107,15 @@ def _push(prim, top: Dual, args: tuple, params: dict) -> Dual:
         if xp is None:
             xp = namespace(*primals)
             ns = dual_namespace(xp)
-    ans = xp.impls[prim.index](*primals, **params) if params else xp.impls[prim.index](*primals)
+    rule = _JVPS.get((prim.index, mask, len(args))) or _jvp_rule(prim, mask, len(args))
     res = None
-    if prim.residual:
-        ans, res = ans
-    key = (prim.index, mask, len(args))
-    job = (_JVPS.get(key) or _jvp_rule(prim, mask, len(args)), xp, ans, res, primals, tangents, params)
+    if prim.residual and xp is NUMPY and not rule.reads_res:  # numpy's value alone: no residual nobody reads
+        ans = prim.value(*primals, **params)
+    else:
+        ans = xp.impls[prim.index](*primals, **params) if params else xp.impls[prim.index](*primals)
+        if prim.residual:
+            ans, res = ans
+    job = (rule, xp, ans, res, primals, tangents, params)
     return Dual(ans, _Deferred(job) if level in _DEFERRING else _tangent(*job), level, ns)
 
 
@@ -205,6 +209,7 @@ def _jvp_rule(prim, mask: int, n: int) -> Callable:
     scope["RES"] = prim.residual
     source = f"def jvp(xp, ans, res, v, t, prm):\n    {body}\n"
     exec(compile(source, f"<jvp of {prim.name}>", "exec"), scope)  # our own table's names only
+    scope["jvp"].reads_res = "res" in body  # (else a push on numpy runs the value-only forward)
     _JVPS[prim.index, mask, n] = scope["jvp"]
     return scope["jvp"]
 
