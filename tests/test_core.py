@@ -1,9 +1,11 @@
 """Core: the tape against the seeds' printed numbers, closed forms, hand-written backprop and mpmath."""
 from __future__ import annotations
 
+import warnings
 from decimal import Decimal
 
 import mpmath
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -313,13 +315,27 @@ def test_methods_lists_reverse():
 # --- tanh: the rule reads the output, the tape keeps x only where tanh saturates -----------------------
 
 def test_tanh_gradient_is_exact_to_13_digits_on_both_sides_of_the_saturation_threshold():
-    # (1 - a)(1 + a) below |tanh| = 1 - 2**-9 (|x| ~ 3.47), 4e/(1+e)^2 from the kept x above it: every
+    # (1 - a)(1 + a) below |tanh| = 1 - 2**-9 (|x| ~ 3.47), 1/cosh^2 x from the kept x above it: every
     # entry against mpmath's sech^2 at 40 digits, the threshold's neighbourhood sampled densely
     x = np.concatenate([np.linspace(-25, 25, 501), np.linspace(3.4, 3.55, 151), -np.linspace(3.4, 3.55, 151)])
     grad = dk.gradient(lambda t: dk.namespace(t).sum(dk.namespace(t).tanh(t)), x).grad
     with mpmath.workdps(40):
         want = np.array([float(mpmath.sech(mpmath.mpf(v)) ** 2) for v in x])
     assert np.max(np.abs(grad - want) / want) < 1e-13
+
+
+def test_tanh_gradient_far_into_saturation_keeps_its_digits_and_warns_of_nothing():
+    # 1/cosh^2 x at the saturated entries, |x| clipped at 710 where cosh would overflow: against mpmath's sech^2,
+    # relative where it is a normal float, and 0 (or a subnormal within 1e-315) past |x| ~ 354
+    x = np.array([0.5, 20.0, -40.0, 300.0, -350.0, 354.0, 360.0, 709.0, 710.0, -711.0, 1e5, -1e300])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grad = dk.gradient(lambda t: dk.namespace(t).sum(dk.namespace(t).tanh(t)), x).grad
+    with mpmath.workdps(40):
+        want = np.array([float(mpmath.sech(mpmath.mpf(v)) ** 2) for v in x])
+    normal = want > 1e-300
+    assert np.max(np.abs(grad[normal] - want[normal]) / want[normal]) < 1e-15
+    assert np.all(np.abs(grad[~normal] - want[~normal]) < 1e-315) and np.all(grad >= 0)
 
 
 def test_the_tape_keeps_tanhs_input_only_at_its_saturated_entries():
