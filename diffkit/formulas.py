@@ -70,12 +70,12 @@ def tanh_slope(ans, res, xp):
         return sech2(res, xp)
     flat, x = res
     if flat is None:  # another array library: the same values as numpy's, entry by entry
-        return xp.where(xp.abs(ans) > TANH_SATURATED, _saturated_sech2(x, xp), (1 - ans) * (1 + ans))
+        return xp.where(xp.abs(ans) > TANH_SATURATED, sech2(x, xp), (1 - ans) * (1 + ans))
     slope = (1 - ans) * (1 + ans)
     if type(slope) is np.ndarray:
-        slope.put(flat, _saturated_sech2(x))
+        slope.put(flat, sech2(x, np))
     else:  # numpy's residual on another library's arrays: the same entries, found again (C order, as flat)
-        slope[xp.abs(ans) > TANH_SATURATED] = _saturated_sech2(x, xp)
+        slope[xp.abs(ans) > TANH_SATURATED] = sech2(x, xp)
     return slope
 
 
@@ -87,20 +87,6 @@ def tanh_vjp(g, ans, res, xp):
         slope *= g  # (slope is a new array of ours; g * slope and slope * g are the same product)
         return slope
     return g * slope
-
-
-def _saturated_sech2(x, xp=None):
-    """``sech^2 x = 1 / cosh^2 x`` at tanh's saturated entries (numpy's, or another array library's with
-    ``xp``: the same numbers): five calls where :func:`sech2` makes eight (the few entries of a mostly healthy
-    layer cost calls, not passes), as exact (2 ulp against mpmath).  |x| is clipped at 710, where cosh would
-    overflow and sech^2 has long underflowed to 0."""
-    if xp is None:
-        c = np.cosh(np.minimum(np.abs(x), 710.0))
-        np.reciprocal(c, out=c)
-        c *= c
-        return c
-    c = 1 / xp.cosh(xp.clip(xp.abs(x), max=710.0))
-    return c * c
 
 
 def sech2(x, xp):

@@ -315,7 +315,7 @@ def test_methods_lists_reverse():
 # --- tanh: the rule reads the output, the tape keeps x only where tanh saturates -----------------------
 
 def test_tanh_gradient_is_exact_to_13_digits_on_both_sides_of_the_saturation_threshold():
-    # (1 - a)(1 + a) below |tanh| = 1 - 2**-9 (|x| ~ 3.47), 1/cosh^2 x from the kept x above it: every
+    # (1 - a)(1 + a) below |tanh| = 1 - 2**-9 (|x| ~ 3.47), 4e/(1+e)^2 from the kept x above it: every
     # entry against mpmath's sech^2 at 40 digits, the threshold's neighbourhood sampled densely
     x = np.concatenate([np.linspace(-25, 25, 501), np.linspace(3.4, 3.55, 151), -np.linspace(3.4, 3.55, 151)])
     grad = dk.gradient(lambda t: dk.namespace(t).sum(dk.namespace(t).tanh(t)), x).grad
@@ -325,8 +325,8 @@ def test_tanh_gradient_is_exact_to_13_digits_on_both_sides_of_the_saturation_thr
 
 
 def test_tanh_gradient_far_into_saturation_keeps_its_digits_and_warns_of_nothing():
-    # 1/cosh^2 x at the saturated entries, |x| clipped at 710 where cosh would overflow: against mpmath's sech^2,
-    # relative where it is a normal float, and 0 (or a subnormal within 1e-315) past |x| ~ 354
+    # 4e/(1+e)^2, e = exp(-2|x|), at the saturated entries: against mpmath's sech^2, relative where it is a
+    # normal float, and 0 (or a subnormal within 1e-315) past |x| ~ 354; exp(-2|x|) underflows without a warning
     x = np.array([0.5, 20.0, -40.0, 300.0, -350.0, 354.0, 360.0, 709.0, 710.0, -711.0, 1e5, -1e300])
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -2,7 +2,7 @@
 
 One ``defprim`` per primitive (vocabulary in :mod:`diffkit.primitives.table`).
 Rules are exact to rounding over the whole domain where a cheap exact form
-exists: ``tanh' = 1/cosh^2 x`` (or ``4e/(1+e)^2``, ``e = exp(-2|x|)``) where the textbook
+exists: ``tanh' = 4e/(1+e)^2`` with ``e = exp(-2|x|)`` where the textbook
 ``1 - tanh^2`` would lose digits (every digit once tanh rounds to 1, past
 |x| ~ 19, and half of them by |x| ~ 3.4; the tape keeps x only there), ``expm1' = exp(x)`` (``ans + 1`` cancels for
 x < -1), ``asin' = 1/sqrt((1-x)(1+x))``.
@@ -234,8 +234,8 @@ defprim("cosh", "x", numpy=np.cosh, complex=SAME, mpmath=mpmath.cosh, sympy=held
 defprim("tanh", "x", kind="array", residual=True, numpy=F.tanh_parts, value=np.tanh, complex=lambda x: (np.tanh(x), x),
         mpmath=lambda x: (_MP_TANH(x), x), sympy=lambda x: (np.frompyfunc(held("tanh"), 1, 1)(x), x),
         vjp=F.tanh_vjp, jvp="elementwise", domain=WIDE,
-        doc="tanh' = (1 - a)(1 + a) from the output a where that keeps 13 digits, and 1/cosh^2 x at the "
-            "saturated entries, whose x alone the tape keeps (diffkit.formulas.tanh_parts)")
+        doc="tanh' = (1 - a)(1 + a) from the output a where that keeps 13 digits, and 4e/(1+e)^2 with "
+            "e = exp(-2|x|) at the saturated entries, whose x alone the tape keeps (diffkit.formulas.tanh_parts)")
 defprim("asinh", "x", numpy=np.arcsinh, complex=SAME, mpmath=mpmath.asinh, sympy=held("asinh"),
         vjp=lambda g, x, xp: g / xp.hypot(1.0, x), aliases=("arcsinh",), domain=WIDE)
 defprim("acosh", "x", numpy=np.arccosh, complex=SAME, mpmath=mpmath.acosh, sympy=held("acosh"),
