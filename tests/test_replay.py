@@ -346,3 +346,17 @@ def test_a_view_parents_buffer_starts_from_its_first_contribution(n):
             compiled, source = _rewritten(fn, t)
             np.testing.assert_allclose(compiled(sign * t)[1], 2 * dy, rtol=1e-14, atol=1e-14)
             assert ("ZEROS(" in source) == (fn is slice_first and n <= 8192), source
+
+
+def test_a_primitive_off_the_gradient_path_runs_its_value_only_forward():
+    # max only picks where's branch (t == max t is a guarded constant): no gradient passes through it, so the
+    # replay runs np.maximum.reduce alone, not the hit mask its rule would read.  By hand: 2t at the maximum, 1
+    # elsewhere
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.sum(xp.where(t == xp.max(t), t * t, t))
+    theta = np.array([0.5, 3.0, -1.0, 2.0])
+    g, source = _rewritten(f, theta)
+    assert ", r" not in source  # no (value, residual) pair unpacked anywhere
+    np.testing.assert_array_equal(g(theta)[1], [1.0, 6.0, 1.0, 1.0])
+    np.testing.assert_array_equal(g(theta[::-1].copy())[1], [1.0, 1.0, 6.0, 1.0])

@@ -192,9 +192,10 @@ def _shape(v: Any) -> tuple:
 
 
 def _forward_lines(src: _Source, entries: list, guards: list, needed: set, values: list, upto: int,
-                   value_only: bool = False) -> None:
-    """One line per needed op up to node ``upto``, guards where their inputs exist.  ``value_only``: no sweep
-    follows, so a primitive with a residual runs its value-only forward (tanh: no saturation scan)."""
+                   live: set = frozenset()) -> None:
+    """One line per needed op up to node ``upto``, guards where their inputs exist.  A primitive with a
+    residual runs its value-only forward (tanh: no saturation scan; max: no hit mask) unless it is ``live``:
+    only a node that a gradient passes through runs its rule."""
     pending = list(guards)
     for i in range(upto + 1):
         while pending and pending[0][0] <= i:
@@ -208,7 +209,7 @@ def _forward_lines(src: _Source, entries: list, guards: list, needed: set, value
             _, prim, parents, vals, params = e
             args, reads = _args(src, parents, vals)
             call = _fast_forward(src, prim, args, vals, params)
-            plain = value_only and prim.residual
+            plain = prim.residual and i not in live
             if call is None:
                 fn = prim.value if plain else NUMPY.impls[prim.index]
                 call = f"{src.const(fn)}({', '.join(args)}{_kwargs(src, params)})"
@@ -596,14 +597,14 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = fro
         for i in range(aux.index, -1, -1):
             if i in needed:
                 needed.update(_inputs(entries[i]))
-    env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD": np.add, "ADD_AT": np.add.at,
-           "UNB": unbroadcast, "COPY": np.array, "BCAST": np.broadcast_to, "KEPT": _kept_grad,
+    env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD": np.add,
+           "ADD_AT": np.add.at, "UNB": unbroadcast, "COPY": np.array, "BCAST": np.broadcast_to, "KEPT": _kept_grad,
            "EXPAND": _expand, "ADD_REDUCE": np.add.reduce, "F64": np.float64}
     fwd = _Source(env)
-    _forward_lines(fwd, entries, guards, needed, tape.values, out.index, value_only=True)
+    _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
     fwd.emit(f"return v{out.index}")
     grad = _Source(env)
-    _forward_lines(grad, entries, guards, needed, tape.values, out.index)
+    _forward_lines(grad, entries, guards, needed, tape.values, out.index, live)
     aux_name = "" if aux is None else f"v{aux.index}" if type(aux) is TArray else _Source(env).const(aux)
     _backward_lines(grad, entries, live, tape.values, out.index, fits, fresh, aux_name)
     return fwd.function("def forward(theta):", ()), grad.function("def grad(theta):", ()), env
