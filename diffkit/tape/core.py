@@ -2,8 +2,8 @@
 
 A node is one flat tuple (a small tape stays small), ``(primitive, parent, rule, kept values, shape, ...)``,
 four items per input on the tape: only what its rule names (:mod:`.plans`), and the input's shape where it
-is not the output's (else None).  The sweep calls each
-rule with the incoming gradient ``g`` and adds the results into the parents, so fan-out adds (seed 002).
+is not the output's (else None).  The sweep calls each rule with the incoming gradient ``g`` and adds the
+results into the parents, so fan-out adds (seed 002's copy gate).
 Tapes nest by ``level``: an op mixing two tapes is recorded by the newer one, for which the older one's
 arrays are values, and a nested sweep is itself recorded: second derivatives, no perturbation confusion.
 """
