@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .dispatch import TRACERS
 from .methods import (METHODS, Cost, CountedFunction, GradientResult, Method, _nested, as_theta,
                       resolve)
 
@@ -114,6 +115,8 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     out = spec.run(counted, arr.copy() if memory else arr, **options)  # resolve() made arr the method's own
     wall = time.perf_counter() - start
     peak = _peak_bytes(spec, fn, arr, options) if memory else None
+    if type(out.grad) in TRACERS or type(out.value) in TRACERS:  # f closed over an enclosing derivative's
+        return GradientResult(out.value, out.grad, method, Cost(wall, 1, peak, dict(out.counters)), names)  # trace
     grad = np.asarray(out.grad, dtype=np.float64)
     if grad.shape != arr.shape:
         grad = np.broadcast_to(grad, arr.shape).copy()

@@ -46,7 +46,8 @@ def forward_gradient(f, theta) -> MethodOutput:
     t0 = time.perf_counter()
     for i in range(size):
         value, grad[i] = jvp(f, theta, basis(shape, i))
-    if type(theta) in TRACERS:  # nested: keep the trace (an outer tape or dual differentiates this gradient)
+    nested = type(theta) in TRACERS or any(type(v) in TRACERS for v in (value, *grad))  # (or f closed over a trace)
+    if nested:  # keep the trace: an outer tape or dual differentiates this gradient
         return MethodOutput(value, _stack(grad, shape, theta), {"passes": size}, evaluations=size)
     counters = {"passes": size, "forward_s": time.perf_counter() - t0}
     return MethodOutput(np.reshape(value, ()), np.reshape(np.array(grad, dtype=float), shape), counters)

@@ -11,10 +11,10 @@ from .array import TArray
 from . import core
 from ..backends import NUMPY
 from .core import record, record_op
-from .plans import fast_recorder, shared_shape
+from .plans import LINKS, fast_recorder, shared_shape
 from .namespace import TracerNamespace
 
-__all__ = ["levels", "apply_on", "reshape_view", "index_view", "tape_namespace"]
+__all__ = ["levels", "apply_on", "lift", "reshape_view", "index_view", "tape_namespace"]
 
 
 def apply_on(prim: Any, tape: Tape, args: tuple, params: dict) -> TArray:
@@ -22,10 +22,34 @@ def apply_on(prim: Any, tape: Tape, args: tuple, params: dict) -> TArray:
     vals, parents, mask = [], [], 0
     for k, a in enumerate(args):
         mine = type(a) is TArray and a.tape is tape
+        if not mine and type(a) in TRACERS and type(tape.vxp) is not TracerNamespace:
+            lift(tape, a)
         vals.append(a.value if mine else a)
         parents.append(a.index if mine else -1)
         mask |= mine << k
     return record_op(prim, tape, tuple(vals), tuple(parents), mask, params)
+
+
+def lift(tape: Tape, trace: Any) -> None:
+    """A tape over plain values meets an outer trace (``f`` closes over a variable of an enclosing
+    derivative): from here its values are of that trace's namespace, which takes plain values and traces
+    alike, as JAX lifts a closed-over tracer.  The nodes recorded so far hand their rules the new namespace
+    too: the gradient that reaches them in the sweep may be a trace now."""
+    old, vxp = tape.vxp, namespace(trace)
+    tape.vxp, tape.impls, tape.convert, tape.fast = vxp, vxp.impls, None, False
+    tape.ns = tape_namespace(vxp)
+    tape.nodes[:] = [_renamed(node, old, vxp) for node in tape.nodes]
+
+
+def _renamed(node: Any, old: Any, vxp: Any) -> Any:
+    if node is None or node[0].scatter:
+        return node
+    if node[0].joint is not None:
+        return (*node[:2], tuple(vxp if a is old else a for a in node[2]), *node[3:])
+    node = list(node)
+    for k in LINKS[len(node)]:
+        node[k + 2] = tuple(vxp if a is old else a for a in node[k + 2])
+    return tuple(node)
 
 
 def levels(prim: Any, args: tuple, params: dict) -> Any:

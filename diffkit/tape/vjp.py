@@ -35,12 +35,13 @@ def vjp(f: Callable, theta: Any) -> tuple[Any, Callable]:
         return out, lambda cot: vxp.zeros(shape)
 
     def vjp_fn(cotangent):
+        xp = tape.vxp  # (theta's namespace, or an outer trace's where f closed over one: .levels.lift)
         cot = np.asarray(cotangent, dtype=float) if vxp.name == "numpy" else cotangent
         if tuple(getattr(cot, "shape", ())) != tuple(out.shape):
             raise ValueError(f"cotangent has shape {getattr(cot, 'shape', ())}; the output has shape {out.shape}")
         g = tape.backward(out, cot, retain=True)[x.index]
         if g is None:
-            return vxp.zeros(shape)
-        return np.array(np.broadcast_to(g, shape), dtype=float) if vxp.name == "numpy" else vxp.broadcast_to(g, shape)
+            return xp.zeros(shape)
+        return np.array(np.broadcast_to(g, shape), dtype=float) if xp.name == "numpy" else xp.broadcast_to(g, shape)
 
     return out.value, vjp_fn
