@@ -12,6 +12,8 @@ the m examples.  A 1-D ``z`` is one example.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .dispatch import namespace
@@ -47,9 +49,14 @@ def tanh_parts(x):
     """
     if type(x) is np.ndarray and x.dtype == np.float64 and x.ndim:
         a = np.tanh(x)
-        if not x.size or (np.maximum.reduce(x, None) <= TANH_SCREEN and np.minimum.reduce(x, None) >= -TANH_SCREEN):
+        if not x.size:
+            return a, None
+        high, low = np.maximum.reduce(x, None) <= TANH_SCREEN, np.minimum.reduce(x, None) >= -TANH_SCREEN
+        if high and low:
             return a, None  # (two reductions, no temporary; a NaN fails both tests and takes the scan below)
-        flat = np.flatnonzero(np.abs(a) > TANH_SATURATED)  # (a NaN is not saturated: its rule gives NaN anyway)
+        # one side past the screen (a layer saturating one way) is one comparison; both, or a NaN, the |a| scan
+        past = a > TANH_SATURATED if low else a < -TANH_SATURATED if high else np.abs(a) > TANH_SATURATED
+        flat = np.flatnonzero(past)  # (a NaN is not saturated: its rule gives NaN anyway)
         return a, ((flat, x.take(flat)) if flat.size else None)
     if type(x).__module__.startswith("diffkit"):  # a trace: its own tanh, recorded
         return namespace(x).tanh(x), x
@@ -73,7 +80,8 @@ def tanh_slope(ans, res, xp):
         return xp.where(xp.abs(ans) > TANH_SATURATED, sech2(x, xp), (1 - ans) * (1 + ans))
     slope = (1 - ans) * (1 + ans)
     if type(slope) is np.ndarray:
-        slope.put(flat, sech2(x, np))
+        # a few saturated entries (the usual case) in Python floats: seven numpy calls on a tiny array cost more
+        slope.put(flat, [_sech2_number(v) for v in x.tolist()] if flat.size <= 16 else sech2(x, np))
     else:  # numpy's residual on another library's arrays: the same entries, found again (C order, as flat)
         slope[xp.abs(ans) > TANH_SATURATED] = sech2(x, xp)
     return slope
@@ -87,6 +95,11 @@ def tanh_vjp(g, ans, res, xp):
         slope *= g  # (slope is a new array of ours; g * slope and slope * g are the same product)
         return slope
     return g * slope
+
+
+def _sech2_number(x: float) -> float:
+    e = math.exp(-2 * abs(x))  # sech2's formula on one Python float
+    return 4 * e / ((1 + e) * (1 + e))
 
 
 def sech2(x, xp):

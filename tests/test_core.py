@@ -352,6 +352,31 @@ def test_the_tape_keeps_tanhs_input_only_at_its_saturated_entries():
     assert bytes_held(healthy) == 8000  # the output alone, which the next layer's rule keeps anyway
 
 
+@pytest.mark.parametrize("x", [[0.1, 5.0, 3.0, 20.0], [-0.1, -5.0, -3.0, -20.0], [4.0, -4.0, 0.0, 1.0],
+                               [np.nan, 4.0, 0.0, 1.0], list(np.linspace(-30, 30, 41))],
+                         ids=["high side only", "low side only", "both sides", "NaN", "more than 16 saturated"])
+def test_tanhs_saturated_entries_are_found_on_either_side_and_get_sech2(x):
+    # one side past the screen takes a one-sided scan; a few saturated entries take sech^2 in Python floats,
+    # many the array formula: the kept entries are exactly |x| > 3.47, every slope against mpmath's sech^2
+    from diffkit.tape import Tape
+    x = np.array(x)
+    tape = Tape()
+    node = tape.nodes[tape.ns.tanh(tape.leaf(x)).index]
+    flat, kept = node[3][1]
+    assert flat.tolist() == np.flatnonzero(np.abs(x) > 3.47).tolist() and kept.tolist() == x[flat].tolist()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the NaN case)
+        grad = dk.gradient(lambda t: dk.namespace(t).sum(dk.namespace(t).tanh(t)), np.nan_to_num(x)).grad
+        slope = dk.vjp(lambda t: dk.namespace(t).tanh(t), x)[1](np.ones_like(x))
+    with mpmath.workdps(40):
+        want = np.array([float(mpmath.sech(mpmath.mpf(v)) ** 2) for v in np.nan_to_num(x)])
+    tolerance = np.where(np.abs(np.nan_to_num(x)) > 3.47, 1e-15, 1e-13)  # sech^2 itself; (1 - a)(1 + a)
+    assert np.all(np.abs(grad - want) / want < tolerance)
+    finite = ~np.isnan(x)
+    assert np.array_equal(np.isnan(slope), ~finite)
+    assert np.all(np.abs(slope[finite] - want[finite]) / want[finite] < tolerance[finite])
+
+
 def test_the_tape_keeps_where_max_sits_not_its_input():
     from diffkit.tape import Tape
     from diffkit.tape.memory import bytes_held
