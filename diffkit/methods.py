@@ -145,7 +145,9 @@ def resolve(f: Any, theta: Any, copy: bool = True) -> tuple[Callable, np.ndarray
         return fn, theta, names or (lambda i: default_name(i, tuple(theta.shape)))
     arr = theta if not copy and type(theta) is np.ndarray and theta.dtype == np.float64 and theta.size \
         else as_theta(theta)
-    total = float(np.add.reduce(arr, axis=None))  # one pass, no temporaries: finite unless an entry is not
+    # one pass, no temporaries: finite unless an entry is not (or the sum overflows: then the scan finds none);
+    # a few entries as Python floats, where numpy's reduction would cost more than the call it guards
+    total = sum(arr.ravel().tolist()) if arr.size <= 32 else float(np.add.reduce(arr, axis=None))
     bad = np.flatnonzero(~np.isfinite(arr)) if not math.isfinite(total) else ()
     if len(bad):
         namer = names or (lambda i: default_name(i, arr.shape))

@@ -2,6 +2,9 @@
 cbrt, on array-api-strict's simulated device, against numpy's and SciPy's own routines."""
 from __future__ import annotations
 
+import math
+
+import mpmath
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -86,9 +89,14 @@ wide = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
 @settings(max_examples=50, deadline=None)
 @given(hnp.arrays(np.float64, st.integers(1, 30), elements=wide))
-def test_cube_root_from_the_standard_is_within_one_ulp_of_numpys_and_keeps_signed_zeros(x):
+def test_cube_root_from_the_standard_is_within_one_ulp_of_the_true_root_and_keeps_signed_zeros(x):
+    # against mpmath's cube root at 40 digits, rounded once: numpy's own cbrt is up to 3 ulps from it
+    # (1.2e16 and others), the composed one within 1 over 20,000 draws across the exponent range
     got = to_host(dk.namespace(LIKE).cbrt(from_host(x, LIKE)))
-    assert _ulps(got, np.cbrt(x)).max() <= 1.0
+    with mpmath.workdps(40):
+        true = np.array([v if not np.isfinite(v) or v == 0 else math.copysign(float(mpmath.cbrt(abs(v))), v)
+                         for v in x.tolist()])
+    assert _ulps(got, true).max() <= 1.0
     assert (np.signbit(got) == np.signbit(np.cbrt(x)))[~np.isnan(x)].all()
 
 

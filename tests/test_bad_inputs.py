@@ -73,6 +73,8 @@ BAD_THETAS = {  # id -> (theta, words the message must hold)
     "ragged": ([[1.0, 2.0], [3.0]], ["theta", "rectangular"]),
     "nan": ([1.0, np.nan], ["theta", "non-finite", "theta[1]"]),
     "inf": ([np.inf, 1.0], ["theta", "non-finite", "theta[0]"]),
+    "nan in 2-d": (np.array([[1.0, 2.0], [np.nan, 3.0]]), ["theta", "non-finite", "theta[1,0]"]),
+    "-inf among 40": (np.r_[np.ones(39), -np.inf], ["theta", "non-finite", "theta[39]"]),
     "huge int": ([10 ** 400, 1], ["theta", "float64"]),
     "object": ([object()], ["theta", "object"]),
     "none in list": ([1.0, None], ["theta", "real numbers", "NoneType"]),
@@ -87,7 +89,7 @@ def case(id_, thunk, exc, words):
 
 
 for tid, (theta, words) in BAD_THETAS.items():
-    exc = ValueError if tid in ("empty", "empty 2-d", "nan", "inf") else TypeError
+    exc = ValueError if tid in ("empty", "empty 2-d", "nan", "inf", "nan in 2-d", "-inf among 40") else TypeError
     for m in ALL_METHODS:
         case(f"theta {tid} / {m}", lambda theta=theta, m=m: dk.gradient(square_sum, theta, method=m), exc, words)
     case(f"theta {tid} / reference", lambda theta=theta: dk.reference(square_sum, theta), exc, words)
@@ -536,3 +538,11 @@ def test_tolerances_and_steps_that_are_not_numbers_name_the_field(call, field):
         call(lambda t: dk.namespace(t).sum(t * t), np.array([1.0, 2.0]))
     text = str(err.value)
     assert text.startswith(field) and "could not convert" not in text and "ufunc" not in text
+
+
+@pytest.mark.parametrize("size", [2, 40])
+def test_a_finite_theta_whose_sum_overflows_is_accepted(size):
+    # the finiteness check sums theta first: 1e308 + 1e308 is inf, and the scan that follows finds no bad entry
+    theta = np.full(size, 1e308)
+    r = dk.gradient(lambda t: dk.namespace(t).sum(t * 1e-300), theta)
+    assert r.grad.tolist() == [1e-300] * size and r.value == pytest.approx(size * 1e8)
