@@ -21,7 +21,7 @@ from ..dispatch import TRACERS
 from ..primitives import PRIMITIVES
 from .anomaly import check_finite, shape_error, user_site
 from .array import TArray
-from .plans import LINKS, given, node_parents, plan, scatter, shared_shape, unbroadcast
+from .plans import LINKS, fill_unwritten, given, node_parents, plan, scatter, shared_shape, unbroadcast
 
 __all__ = ["Tape", "apply", "record", "record_op", "unbroadcast", "new_level"]
 
@@ -56,20 +56,16 @@ class Tape:
         self.plain = not (anomaly or record_values or program)  # nothing beside the nodes to record
         self.fast = self.plain and self.vxp is NUMPY  # what a generated recorder (.plans) records in one call
 
-    def leaf(self, value: Any) -> TArray:
-        """Start recording: a tape array for an input whose gradient we want."""
+    def leaf(self, value: Any) -> TArray:  # start recording: a tape array for an input whose gradient we want
         return record(self, None, value)
 
     def __len__(self) -> int:
         return len(self.nodes)
 
-    def op_name(self, i: int) -> str:
-        """The primitive that made node ``i`` (``"input"`` for a leaf)."""
-        node = self.nodes[i]
-        return "input" if node is None else node[0].name
+    def op_name(self, i: int) -> str:  # the primitive that made node i ("input" for a leaf)
+        return "input" if self.nodes[i] is None else self.nodes[i][0].name
 
-    def parents(self, i: int) -> list:
-        """The nodes that node ``i`` was computed from, in argument order (tape inputs only)."""
+    def parents(self, i: int) -> list:  # the nodes that node i was computed from, in argument order (on the tape)
         return node_parents(self.nodes[i])
 
     def backward(self, out: TArray, cotangent: Any = 1.0, *, retain: bool = False, on_edge: Any = None) -> list:
@@ -81,6 +77,7 @@ class Tape:
         nodes, xp, sites = self.nodes, self.vxp, self.sites
         grads: list = [None] * len(nodes)
         owned = [False] * len(nodes)  # grads[i] is a float64 buffer of ours that may be added into in place
+        unwritten: dict = {}  # leaf -> runs of its gradient buffer that no block has written yet (.plans.scatter)
         grads[out.index] = cotangent
         paused = gc.isenabled()
         gc.disable()  # the sweep makes no cycles; collections during it cost a third of a small gradient
@@ -89,12 +86,14 @@ class Tape:
                 g, node = grads[i], nodes[i]
                 if g is None or node is None:
                     continue
+                if unwritten and i in unwritten:  # a view's parent, read now: its unreached entries are zeros
+                    g = fill_unwritten(grads, unwritten, i)
                 prim, site = node[0], None if sites is None else sites.get(i)
                 grads[i] = None
                 if not retain:
                     nodes[i] = None
                 if prim.scatter:  # x[index]: add g into that part of x's gradient
-                    scatter(xp, grads, owned, i, node, g, on_edge)
+                    scatter(xp, grads, owned, i, node, g, on_edge, unwritten)
                     continue
                 if prim.joint is not None:  # one rule for every input: its results become links of their own
                     _, parents, args, shapes = node
@@ -115,6 +114,8 @@ class Tape:
                     if acc is None:  # (most inputs get one contribution: whose array it is, is asked at a second)
                         grads[p] = c
                         continue
+                    if unwritten and p in unwritten:
+                        fill_unwritten(grads, unwritten, p)
                     if not owned[p] and type(acc) is np.ndarray and acc.dtype == _F64 and acc.base is None:
                         owned[p] = getrefcount(acc) == 3  # held by grads[p] alone (and `acc`, and the argument)
                     if owned[p] and (type(c) is np.ndarray and c.dtype == _F64 or type(c) in _NUMBERS):  # (not a trace)
@@ -128,6 +129,7 @@ class Tape:
                     else:
                         acc = acc + c
                         grads[p], owned[p] = acc, type(acc) is np.ndarray and acc.dtype == _F64
+            fill_unwritten(grads, unwritten)  # (the leaves' unreached entries)
         finally:
             if paused:
                 gc.enable()
@@ -149,8 +151,7 @@ def apply(prim: Any, *args: Any, **params: Any) -> Any:
     """Run ``prim`` on ``args``; record a node when an argument is on a tape."""
     n = len(args)  # one and two arguments (nearly every op) take a path without loops: this is per-op overhead
     if n == 1:
-        a = args[0]
-        if type(a) is not TArray:
+        if type(a := args[0]) is not TArray:
             return HOOKS["levels"](prim, args, params)
         tape, vals, parents, mask = a.tape, (a.value,), (a.index,), 1
     elif n == 2:
@@ -186,9 +187,8 @@ def record_op(prim, tape, vals, parents, mask, params):
     fast, build = prim.plans.get(mask << 8 | len(vals)) or plan(prim, mask, len(vals))
     ans, res = ans if prim.residual else (ans, None)  # a residual: a value the rule reuses, not the output
     if fast and tape.plain:  # no view, joint rule, anomaly check or extra recording: every op's path
-        nodes = tape.nodes
-        nodes.append(build(vals, ans, tape.vxp, parents, params, res))
-        return TArray(ans, tape, len(nodes) - 1)
+        tape.nodes.append(build(vals, ans, tape.vxp, parents, params, res))
+        return TArray(ans, tape, len(tape.nodes) - 1)
     if tape.anomaly:
         tape.sites[len(tape.nodes)] = site = user_site()
         check_finite(ans, prim.name, site)

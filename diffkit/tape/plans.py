@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plan", "unbroadcast", "given", "node_parents", "scatter", "shared_shape", "LINKS"]
+__all__ = ["plan", "unbroadcast", "given", "node_parents", "scatter", "fill_unwritten", "shared_shape", "LINKS"]
 _F64 = np.dtype(np.float64)
+EMPTY = np.empty  # (a name of this module: a test fills the buffers it makes with NaN, where np.empty may not)
 
 
 def _source(prim, name: str, n_args: int, value: str = "v[{k}]", prm: str = "prm", xp: str = "xp") -> str:
@@ -212,25 +213,50 @@ def node_parents(node: Any) -> list:
     return [p for p in node[1] if p >= 0] if prim.joint is not None else list(node[1::4])
 
 
-def scatter(xp: Any, grads: list, owned: list, i: int, node: tuple, g: Any, on_edge: Any) -> None:
-    """The sweep at view node ``i`` (``x[index]``, maybe reshaped): add ``g`` into that part of x's gradient."""
+def scatter(xp: Any, grads: list, owned: list, i: int, node: tuple, g: Any, on_edge: Any,
+            unwritten: dict) -> None:
+    """The sweep at view node ``i`` (``x[index]``, maybe reshaped): add ``g`` into that part of x's gradient.
+
+    A flat leaf's gradient that blocks of theta (``theta[a:b]``) start is an empty buffer, each block written
+    once where it lands; ``unwritten[p]`` lists the ``(start, stop)`` runs no block has reached yet, zeroed
+    only when something else reads or adds into the buffer (:func:`fill_unwritten`), or the sweep ends.
+    """
     _, p, index, view_shape, shape = node
     c = g if view_shape is None else g.reshape(view_shape) if type(g) is np.ndarray else xp.reshape(g, view_shape)
     if on_edge is not None:
         on_edge(i, p, c)
     acc = grads[p]
+    flat_block = type(index) is slice and type(c) is np.ndarray and c.dtype == _F64 and len(shape) == 1 and \
+        index.step in (None, 1)
+    if acc is None and flat_block:  # a flat theta's first block: one pass, not zeros + add
+        start, stop, _ = index.indices(shape[0])
+        grads[p], owned[p] = EMPTY(shape), True
+        np.add(c, 0.0, out=grads[p][start:stop])  # (0 + c as zeros + c would give: -0.0 becomes 0.0)
+        unwritten[p] = [run for run in ((0, start), (stop, shape[0])) if run[0] < run[1]]
+        return
+    runs = unwritten.get(p)
+    if runs is not None:
+        if flat_block:
+            start, stop, _ = index.indices(shape[0])
+            for k, (lo, hi) in enumerate(runs):
+                if lo <= start and stop <= hi:  # lands on entries no block has written: written, not added
+                    np.add(c, 0.0, out=acc[start:stop])
+                    runs[k:k + 1] = [run for run in ((lo, start), (stop, hi)) if run[0] < run[1]]
+                    return
+        fill_unwritten(grads, unwritten, p)
     if not owned[p] and type(acc) is np.ndarray and acc.dtype == _F64 and acc.base is None:
         owned[p] = getrefcount(acc) == 3  # held by grads[p] alone (and `acc`, and the argument): add into it
     if owned[p] and type(index) is slice and type(c) is np.ndarray:
         view = grads[p][index]
         view += c
-    elif grads[p] is None and type(index) is slice and type(c) is np.ndarray and c.dtype == _F64 and \
-            len(shape) == 1 and index.step in (None, 1):  # a flat theta's first block: one pass, not zeros + add
-        start, stop, _ = index.indices(shape[0])
-        buf = np.empty(shape)
-        buf[:start] = 0.0
-        buf[stop:] = 0.0
-        np.add(c, 0.0, out=buf[start:stop])  # (0 + c as zeros + c would give: -0.0 becomes 0.0)
-        grads[p], owned[p] = buf, True
     else:
         grads[p], owned[p] = xp.scatter_add(grads[p], owned[p], shape, index, c)
+
+
+def fill_unwritten(grads: list, unwritten: dict, p: int | None = None) -> Any:
+    """Zero the entries of ``grads[p]`` that no block of :func:`scatter` has written (it is read now); every
+    such buffer's with ``p=None`` (the sweep's end)."""
+    for q in list(unwritten) if p is None else (p,):
+        for lo, hi in unwritten.pop(q):
+            grads[q][lo:hi] = 0.0
+    return None if p is None else grads[p]

@@ -583,10 +583,11 @@ def _joint_args(prim) -> tuple:
 
 
 def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = frozenset(),
-             aux: Any = None) -> tuple[str, str, dict]:
+             aux: Any = None) -> tuple[str | None, str, dict]:
     """``(forward source, gradient source, their globals)`` of a recorded tape (``program`` and ``values`` set).
 
-    With ``fits=None`` the gradient calls ``FIT(c, shape, edge)`` at every edge (the probe run fills ``fits``).
+    With ``fits=None`` the gradient calls ``FIT(c, shape, edge)`` at every edge (the probe run fills ``fits``),
+    and no forward is written (the probe's would be thrown away: on a program of 1e5 nodes, about a second).
     ``aux`` (a tape array of the recording, or a constant) is returned third by the gradient, copied.
     """
     entries, guards = _split(tape.program)
@@ -601,13 +602,15 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = fro
            "ADD_AT": np.add.at, "UNB": unbroadcast, "COPY": np.array, "BCAST": np.broadcast_to, "KEPT": _kept_grad,
            "EXPAND": _expand, "ADD_REDUCE": np.add.reduce, "F64": np.float64}
     fwd = _Source(env)
-    _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
-    fwd.emit(f"return v{out.index}")
+    if fits is not None:
+        _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
+        fwd.emit(f"return v{out.index}")
     grad = _Source(env)
     _forward_lines(grad, entries, guards, needed, tape.values, out.index, live)
     aux_name = "" if aux is None else f"v{aux.index}" if type(aux) is TArray else _Source(env).const(aux)
     _backward_lines(grad, entries, live, tape.values, out.index, fits, fresh, aux_name)
-    return fwd.function("def forward(theta):", ()), grad.function("def grad(theta):", ()), env
+    forward = fwd.function("def forward(theta):", ()) if fits is not None else None
+    return forward, grad.function("def grad(theta):", ()), env
 
 
 def probe_fit(fits: dict, fresh: set) -> Callable:
