@@ -10,9 +10,11 @@ replay ``compiled`` (``dk.compile``), finite differences, complex step,
 symbolic, and the peers torch, jax, autograd on the same definitions).
 
 Evals (one module each under ``diffkit.gradbench.evals``): hello, lse, llsq,
-det, ode, gmm, kmeans, lstm, ba, ht.  Each module's ``inputs`` makes inputs
-the way the eval makes them (same seeds, distributions and layouts; ht and ba,
-whose evals read ADBench's data files, get seeded data of the files' shapes).
+det, ode, gmm, kmeans, lstm, ba, ht, and the nested ones (``NESTED``: gradient
+descent over gradients) particle and saddle.  Each module's ``inputs`` makes
+inputs the way the eval makes them (same seeds, distributions and layouts; ht
+and ba, whose evals read ADBench's data files, get seeded data of the files'
+shapes).
 
 ``diffkit bench --gradbench`` (:mod:`diffkit.gradbench.bench`) times every
 eval through the tape, its compiled replay and the installed peers; the
@@ -25,6 +27,6 @@ default report's GradBench section shows its CSV.
 """
 from __future__ import annotations
 
-from .protocol import EVALS, Tool, load_eval, serve
+from .protocol import EVALS, NESTED, Tool, load_eval, serve
 
-__all__ = ["Tool", "EVALS", "load_eval", "serve"]
+__all__ = ["Tool", "EVALS", "NESTED", "load_eval", "serve"]

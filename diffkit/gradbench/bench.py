@@ -24,6 +24,13 @@ tape's: the suite accepts 1e-4), the warm-ups, and ``status``/``note`` for
 a method that could not run (kmeans' Newton direction on a diffkit without
 ``dk.hvp``) or was stopped by the budget.
 
+The nested evals (particle, saddle) have no primal: each of their four
+functions (``ff``, ``fr``, ``rf``, ``rr``, the modes of the outer and the
+inner level) is a row of its own, its size suffixed by the function, with
+``gradient_s`` the seconds of one whole call (a gradient descent over
+gradients) and no ratio to a primal; the methods that cannot nest
+derivatives (compiled, the peers) are rows marked unavailable, saying why.
+
 Conventions: one BLAS thread (threadpoolctl, and torch's pool); the process
 is pinned to one CPU while it runs (as GradBench's jax tool pins itself), so
 that XLA's own thread pool, which cannot be limited in-process, shares that
@@ -48,7 +55,7 @@ import pandas as pd
 
 from ..studies.timing import interleaved
 from .engines import MethodUnavailable, PEER_METHODS, engine_for
-from .protocol import EVALS, load_eval
+from .protocol import EVALS, NESTED, load_eval
 
 __all__ = ["run_gradbench", "format_gradbench", "write_csv", "profile", "BENCH_METHODS", "QUICK_SIZES"]
 
@@ -71,17 +78,22 @@ QUICK_SIZES = {
     "lstm": [{"l": 2, "c": 1024}],
     "ba": [{"n": 49, "m": 7776, "p": 31843}],
     "ht": [{"vertices": 544, "points": 100, "complicated": False}, {"vertices": 544, "points": 100, "complicated": True}],
+    "particle": [{"w": 0.0}],  # (the evals' one input each: every function a full descent, 10-20 s on the tape)
+    "saddle": [{"start": [1.0, 1.0]}],
 }
 
 COLUMNS = ["eval", "size", "method", "status", "primal_s", "gradient_s", "gradient_over_primal", "over_tape",
            "max_difference", "warmup_primal_s", "warmup_gradient_s", "compile_s", "samples", "tape_nodes", "note"]
 
 
-def _function_names(module) -> tuple[str, str]:
-    """(primal, derivative) function names of an eval: the derivative is the one that differentiates."""
+def _function_names(module) -> list[tuple[str, str | None, str]]:
+    """(row label, primal, derivative) per row of an eval: the derivative is the function that differentiates;
+    a nested eval's functions are a row each, with no primal."""
     names = list(module.FUNCTIONS)
+    if module.__name__.rsplit(".", 1)[-1] in NESTED:
+        return [(name, None, name) for name in names]
     derivative = next(n for n in names if n in ("gradient", "jacobian", "double", "dir"))
-    return next(n for n in names if n != derivative), derivative
+    return [("", next(n for n in names if n != derivative), derivative)]
 
 
 def _difference(a: Any, b: Any) -> float:
@@ -107,7 +119,7 @@ class _Cell:
     sets ``status`` and ``note``; the other job is still timed.
     """
 
-    def __init__(self, method: str, module=None, input=None, names: tuple[str, str] = ("", "")):
+    def __init__(self, method: str, module=None, input=None, names: tuple[str | None, str] = ("", "")):
         self.method, self.status, self.note, self.compile_s = method, "ok", "", float("nan")
         self.jobs: dict[str, Any] = {}
         self.samples: dict[str, list[float]] = {"primal": [], "gradient": []}
@@ -121,6 +133,8 @@ class _Cell:
             self.status, self.note = "unavailable", str(err)
             return
         for kind, name in zip(("primal", "gradient"), names):
+            if name is None:  # (a nested eval's function: no primal of its own)
+                continue
             try:
                 job = module.FUNCTIONS[name](input, engine)
                 start = time.perf_counter()
@@ -128,7 +142,8 @@ class _Cell:
                 self.warmup[kind] = time.perf_counter() - start
             except Exception as err:  # noqa: BLE001  (a method that fails on an eval is a row, not a crash)
                 self.status = "unavailable" if isinstance(err, MethodUnavailable) else "error"
-                self.note = f"{name}: {err}" if self.status == "unavailable" else f"{name}: {type(err).__name__}: {err}"
+                prefix = "" if names[0] is None else f"{name}: "  # (a nested eval's row: its size names it)
+                self.note = prefix + (str(err) if self.status == "unavailable" else f"{type(err).__name__}: {err}")
                 continue
             self.jobs[kind] = job
             self.compile_s = engine.compile_ns / 1e9
@@ -173,11 +188,15 @@ def run_gradbench(evals: Iterable[str] | None = None, sizes: str | list | None =
             module = load_eval(name)
             chosen = (QUICK_SIZES[name] if sizes == "quick" else None if sizes == "default"
                       else sizes.get(name) if isinstance(sizes, dict) else sizes)
-            names, slow = _function_names(module), set()
+            functions, slow = _function_names(module), {}  # (slow: per function row, over the sizes)
             for description, input in module.inputs(chosen):
                 if progress:
                     progress(f"{name} {description}")
-                rows += _measure(name, module, description, input, names, methods, repeats, slow)
+                nodes = _tape_nodes(module, input)
+                for label, primal, derivative in functions:
+                    size = f"{description} {label}" if label else description
+                    rows += _measure(name, module, size, input, (primal, derivative), methods, repeats,
+                                     slow.setdefault(label, set()), nodes)
             if on_rows:
                 on_rows(pd.DataFrame(rows, columns=COLUMNS))
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -202,8 +221,8 @@ def _tape_nodes(module, input) -> int:
         return -1
 
 
-def _measure(name, module, description, input, names, methods, repeats, slow: set) -> list[dict]:
-    cells, nodes = [], _tape_nodes(module, input)
+def _measure(name, module, description, input, names, methods, repeats, slow: set, nodes: int) -> list[dict]:
+    cells = []
     for method in methods:
         if method in slow:
             cell = _Cell(method)
@@ -252,12 +271,13 @@ def _paired(numerator: list, denominator: list) -> float:
 
 def format_gradbench(df: pd.DataFrame) -> str:
     """The table as text: per eval and size, gradient/primal of each method and each peer's time over the tape's."""
-    lines = [f"{'eval':<7} {'size':<22} {'method':<9} {'primal':>10} {'gradient':>10} {'grad/numpy':>11} "
+    lines = [f"{'eval':<8} {'size':<22} {'method':<9} {'primal':>10} {'gradient':>10} {'grad/numpy':>11} "
              f"{'/tape':>7} {'diff':>8}  note"]
     for row in df.itertuples():
         note = f"warm-up {_seconds(row.warmup_gradient_s)}" if row.status == "ok" else f"{row.status}: {row.note}"
-        ratio = f"{row.gradient_over_primal:>11.2f}" if row.status == "ok" else f"{'-':>11}"  # (never a fault)
-        lines.append(f"{row.eval:<7} {row.size:<22} {row.method:<9} {_seconds(row.primal_s):>10} "
+        shown = row.status == "ok" and np.isfinite(row.gradient_over_primal)  # (never a fault; none: no primal)
+        ratio = f"{row.gradient_over_primal:>11.2f}" if shown else f"{'-':>11}"
+        lines.append(f"{row.eval:<8} {row.size:<22} {row.method:<9} {_seconds(row.primal_s):>10} "
                      f"{_seconds(row.gradient_s):>10} {ratio} {row.over_tape:>7.2f} "
                      f"{row.max_difference:>8.1e}  {note[:100]}")
     return "\n".join(lines)
@@ -287,7 +307,7 @@ def profile(name: str, size: dict, method: str = "reverse", top: int = 12) -> st
 
     module = load_eval(name)
     _, input = next(module.inputs([size]))
-    job = module.FUNCTIONS[_function_names(module)[1]](input, engine_for(method))
+    job = module.FUNCTIONS[_function_names(module)[0][2]](input, engine_for(method))
     job.run()
     profiler = cProfile.Profile()
     profiler.runcall(job.run)

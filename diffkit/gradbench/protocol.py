@@ -46,16 +46,16 @@ import diffkit as dk
 
 from .engines import MethodUnavailable, engine_for
 
-__all__ = ["Tool", "EVALS", "load_eval", "serve", "timed_runs"]
+__all__ = ["Tool", "EVALS", "NESTED", "load_eval", "serve", "timed_runs"]
 
-EVALS = ("hello", "lse", "llsq", "det", "ode", "gmm", "kmeans", "lstm", "ba", "ht")
+EVALS = ("hello", "lse", "llsq", "det", "ode", "gmm", "kmeans", "lstm", "ba", "ht", "particle", "saddle")
+NESTED = ("particle", "saddle")  # gradient descent over gradients: four functions (ff, fr, rf, rr), no primal
 
 
 def load_eval(module: str):
     """The eval module ``diffkit.gradbench.evals.<module>``; ValueError naming the evals for another name."""
     if module not in EVALS:
-        raise ValueError(f"no eval {module!r} in diffkit's GradBench tool; it implements: {', '.join(EVALS)} "
-                         f"(not GradBench's particle and saddle, whose nested derivatives it does not define)")
+        raise ValueError(f"no eval {module!r} in diffkit's GradBench tool; it implements: {', '.join(EVALS)}")
     return importlib.import_module(f"diffkit.gradbench.evals.{module}")
 
 

@@ -439,8 +439,13 @@ def _gradbench_table(frame: pd.DataFrame) -> Table:
             if r.status != "ok":
                 return r.status + notes.mark(f"{GRADBENCH_NAMES.get(method, method)}: {r.note}")
             return _number(value(r))
-        row = {"eval": name, "size": size,
-               "tape gradient / primal": cell("reverse", lambda r: r.gradient_over_primal),
+        tape = by.get("reverse")
+        if tape is not None and tape.status == "ok" and pd.isna(tape.primal_s):  # a nested eval: no primal
+            tape_cell = f"{_number(tape.gradient_s)} s" + notes.mark(
+                "particle and saddle have no primal: the seconds of one call (a gradient descent over gradients)")
+        else:
+            tape_cell = cell("reverse", lambda r: r.gradient_over_primal)
+        row = {"eval": name, "size": size, "tape gradient / primal": tape_cell,
                "compiled gradient / primal": cell("compiled", lambda r: r.gradient_over_primal)}
         for peer in ("torch", "jax", "autograd"):
             row[f"{PEER_NAMES[peer]} time / tape time"] = cell(peer, lambda r: r.over_tape)
