@@ -66,11 +66,13 @@ def test_the_sweep_leaves_a_gradient_it_returned_untouched(f, grad):
 N = 1000
 
 
-@pytest.fixture
-def nan_filled_buffers(monkeypatch):
-    # the sweep's empty buffers hold whatever memory held: NaN here, so that an entry left unwritten shows
+@pytest.fixture(params=[0, 10 ** 9], ids=["zeroed late", "zeroed at once"])
+def nan_filled_buffers(request, monkeypatch):
+    # the sweep's empty buffers hold whatever memory held: NaN here, so that an entry left unwritten shows;
+    # both sides of the size from which the unreached entries are zeroed late
     from diffkit.tape import plans
     monkeypatch.setattr(plans, "EMPTY", lambda shape: np.full(shape, np.nan))
+    monkeypatch.setattr(plans, "LAZY_ZEROS", request.param)
 
 
 def blocks_with_gaps(t):

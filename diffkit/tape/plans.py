@@ -16,6 +16,7 @@ import numpy as np
 __all__ = ["plan", "unbroadcast", "given", "node_parents", "scatter", "fill_unwritten", "shared_shape", "LINKS"]
 _F64 = np.dtype(np.float64)
 EMPTY = np.empty  # (a name of this module: a test fills the buffers it makes with NaN, where np.empty may not)
+LAZY_ZEROS = 1 << 13  # from here a theta's unreached entries are zeroed late (scatter); below, at once
 
 
 def _source(prim, name: str, n_args: int, value: str = "v[{k}]", prm: str = "prm", xp: str = "xp") -> str:
@@ -230,9 +231,15 @@ def scatter(xp: Any, grads: list, owned: list, i: int, node: tuple, g: Any, on_e
         index.step in (None, 1)
     if acc is None and flat_block:  # a flat theta's first block: one pass, not zeros + add
         start, stop, _ = index.indices(shape[0])
-        grads[p], owned[p] = EMPTY(shape), True
-        np.add(c, 0.0, out=grads[p][start:stop])  # (0 + c as zeros + c would give: -0.0 becomes 0.0)
-        unwritten[p] = [run for run in ((0, start), (stop, shape[0])) if run[0] < run[1]]
+        buf = grads[p] = EMPTY(shape)
+        owned[p] = True
+        np.add(c, 0.0, out=buf[start:stop])  # (0 + c as zeros + c would give: -0.0 becomes 0.0)
+        runs = [run for run in ((0, start), (stop, shape[0])) if run[0] < run[1]]
+        if shape[0] >= LAZY_ZEROS:
+            unwritten[p] = runs
+        else:  # a small buffer: zeroed now, and later blocks add (bookkeeping would cost more than the passes)
+            for lo, hi in runs:
+                buf[lo:hi] = 0.0
         return
     runs = unwritten.get(p)
     if runs is not None:
