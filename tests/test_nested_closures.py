@@ -72,3 +72,13 @@ def test_the_inner_result_is_plain_where_nothing_outer_is_read():
     # no closure over w: the inner gradient is a plain float64 array, as at top level
     g = dk.gradient(lambda t: dk.namespace(t).sum(t * t * t), X).grad
     assert type(g) is np.ndarray and g.tolist() == (3 * X ** 2).tolist()
+
+
+def test_compiling_a_function_that_closes_over_an_outer_trace_is_refused_by_name():
+    # a replay would bake the enclosing derivative's value into its code: refused, saying what to call instead
+    from diffkit.tape.replay import NotCompilable
+
+    def F(t):
+        return dk.compile(lambda y: h(y, t[0]), X)(X)[0]
+    with pytest.raises(NotCompilable, match="enclosing derivative.*dk.gradient"):
+        dk.gradient(F, np.array([W]))

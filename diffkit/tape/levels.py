@@ -35,6 +35,11 @@ def lift(tape: Tape, trace: Any) -> None:
     derivative): from here its values are of that trace's namespace, which takes plain values and traces
     alike, as JAX lifts a closed-over tracer.  The nodes recorded so far hand their rules the new namespace
     too: the gradient that reaches them in the sweep may be a trace now."""
+    if tape.program is not None:  # (values a replay would have to take from the enclosing derivative, each call)
+        from .replay import NotCompilable
+        raise NotCompilable("f reads a variable of an enclosing derivative (a traced value it closes over), which "
+                            "a compiled replay cannot update between calls; inside a derivative, call dk.gradient "
+                            "or dk.vjp, which follow it")
     old, vxp = tape.vxp, namespace(trace)
     tape.vxp, tape.impls, tape.convert, tape.fast = vxp, vxp.impls, None, False
     tape.ns = tape_namespace(vxp)
