@@ -116,7 +116,8 @@ def gradient(f: Any, theta: Any = None, method: str = "reverse", *, memory: bool
     wall = time.perf_counter() - start
     peak = _peak_bytes(spec, fn, arr, options) if memory else None
     if type(out.grad) in TRACERS or type(out.value) in TRACERS:  # f closed over an enclosing derivative's
-        return GradientResult(out.value, out.grad, method, Cost(wall, 1, peak, dict(out.counters)), names)  # trace
+        calls = counted.calls if out.evaluations is None else out.evaluations  # trace
+        return GradientResult(out.value, out.grad, method, Cost(wall, calls, peak, dict(out.counters)), names)
     grad = np.asarray(out.grad, dtype=np.float64)
     if grad.shape != arr.shape:
         grad = np.broadcast_to(grad, arr.shape).copy()

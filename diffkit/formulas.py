@@ -13,6 +13,7 @@ the m examples.  A 1-D ``z`` is one example.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -81,7 +82,7 @@ def tanh_slope(ans, res, xp):
     slope = (1 - ans) * (1 + ans)
     if type(slope) is np.ndarray:
         # a few saturated entries (the usual case) in Python floats: seven numpy calls on a tiny array cost more
-        slope.put(flat, [_sech2_number(v) for v in x.tolist()] if flat.size <= 16 else sech2(x, np))
+        slope.put(flat, [sech2(v, _FLOATS) for v in x.tolist()] if flat.size <= 16 else sech2(x, np))
     else:  # numpy's residual on another library's arrays: the same entries, found again (C order, as flat)
         slope[xp.abs(ans) > TANH_SATURATED] = sech2(x, xp)
     return slope
@@ -97,9 +98,7 @@ def tanh_vjp(g, ans, res, xp):
     return g * slope
 
 
-def _sech2_number(x: float) -> float:
-    e = math.exp(-2 * abs(x))  # sech2's formula on one Python float
-    return 4 * e / ((1 + e) * (1 + e))
+_FLOATS = SimpleNamespace(abs=abs, exp=math.exp)  # what sech2 calls, for one Python float
 
 
 def sech2(x, xp):

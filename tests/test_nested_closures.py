@@ -82,3 +82,16 @@ def test_compiling_a_function_that_closes_over_an_outer_trace_is_refused_by_name
         return dk.compile(lambda y: h(y, t[0]), X)(X)[0]
     with pytest.raises(NotCompilable, match="enclosing derivative.*dk.gradient"):
         dk.gradient(F, np.array([W]))
+
+
+@pytest.mark.parametrize("method, passes", [("reverse", 1), ("forward_ad", X.size)])
+def test_an_inner_gradient_closed_over_a_trace_counts_its_evaluations(method, passes):
+    # one recording for reverse mode, one pass per entry of x for forward mode, as at top level
+    counts = []
+
+    def F(t):
+        r = dk.gradient(lambda y: h(y, t[0]), X, method=method)
+        counts.append(r.cost.evaluations)
+        return dk.namespace(r.grad).sum(r.grad)
+    assert dk.gradient(F, np.array([W])).grad[0] == pytest.approx(by_hand(W)[1], rel=1e-14)
+    assert counts == [passes]
