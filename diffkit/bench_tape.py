@@ -147,6 +147,7 @@ def run(sizes: tuple = (1_000, 10_000, 100_000), rounds: int = 15, peers: tuple 
 
 PAIRS = {"eager/hand": ("eager", "handwritten"), "fused/hand": ("fused", "handwritten"),
          "compiled/hand": ("compiled", "handwritten"), "compiled/jax": ("compiled", "jax"),
+         "numba/hand": ("numba", "handwritten"), "numba/jax": ("numba", "jax"),
          "eager/torch": ("eager", "torch"), "autograd/eager": ("autograd", "eager"),
          "hand/forward": ("handwritten", "forward")}
 
@@ -161,6 +162,16 @@ def _prepare(prob, peers: tuple, cases: dict) -> dict:
     mine = {"forward": lambda: f(th), "hand_forward": lambda: mlp_forward(prob, th),
             "handwritten": lambda: mlp_backprop(prob, th), "eager": lambda: gradient(f, th),
             "fused": lambda: gradient(prob, th), "compiled": lambda: compiled(th)}
+    from .tape.fused import available
+    if available():  # the fused replay: the same recording as one numba-compiled function
+        start = time.perf_counter()
+        fused = dk_compile(f, th, fuse=True)
+        notes["numba"] = f"compiled in {time.perf_counter() - start:.1f} s" if fused.fused else \
+            f"not fused: {fused.fuse_reason}"
+        if fused.fused:
+            mine["numba"] = lambda: fused(th)
+    else:
+        notes["numba"] = "not installed (the 'fast' extra)"
     mine.update(_peer_cases(peers, f, th, notes))
     cases.update({(prob.size, name): fn for name, fn in mine.items()})
     return {"P": prob.size, "layers": prob.meta["layers"], "compile_s": compile_s, "notes": notes,
@@ -181,7 +192,7 @@ def _fmt_ratio(r: tuple | None) -> str:
 
 def format_rows(rows: list[dict]) -> str:
     """The table: median ms per method, then paired ratios (median over rounds, bootstrap 95% interval)."""
-    methods = ["forward", "handwritten", "eager", "fused", "compiled", "jax", "torch", "autograd"]
+    methods = ["forward", "handwritten", "eager", "fused", "compiled", "numba", "jax", "torch", "autograd"]
     lines = ["user-written MLP [h,h,h,10] (tanh, max/exp/sum/log cross-entropy, sum(W*W) L2, batch 64), "
              "1 BLAS thread; medians of interleaved rounds (every P and method in each round)",
              "| P | " + " | ".join(f"{m} ms" for m in methods) + " |", "|" + " --- |" * (len(methods) + 1)]

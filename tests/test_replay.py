@@ -8,6 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 import diffkit as dk
 from diffkit import nn, problems
+from diffkit.backends import NUMPY
+from diffkit.primitives import PRIMITIVES
 from diffkit.bench_tape import user_mlp
 from diffkit.handwritten import mlp_backprop
 from diffkit.tape.replay import NotCompilable
@@ -262,8 +264,6 @@ def _shared_by_hand(x, g, reduce, axis):
 @pytest.mark.parametrize("reduce", ["max", "min"])
 @pytest.mark.parametrize("axis, keepdims", [(None, False), (0, False), (1, True), ((0, 1), False)])
 def test_extremum_rule_shares_g_among_ties_from_the_mask_from_x_and_in_the_replay(reduce, axis, keepdims):
-    from diffkit.backends import NUMPY
-    from diffkit.primitives import PRIMITIVES
 
     rng = np.random.default_rng(0)
     prim = PRIMITIVES[reduce]
@@ -291,15 +291,20 @@ def test_max_in_the_replay_runs_the_tables_rule_and_a_scalar_max_too():
     scalar = lambda t: dk.namespace(t).max(t[0] * t[1])  # noqa: E731  (a 0-d max)
     g, source = _rewritten(scalar, np.array([2.0, 3.0]))
     assert g(np.array([2.0, 3.0]))[1].tolist() == [3.0, 2.0]
-def test_a_negated_gradient_is_summed_before_it_is_negated_only_where_a_sum_undoes_broadcasting():
+def test_subtracts_rule_for_a_broadcast_y_sums_before_it_negates_in_eager_mode_and_the_replay():
     def f(t):  # the max's gradient is -sum(g, axis=1): summed first, negated on the (3, 1) result
         xp = dk.namespace(t)
         z = xp.reshape(t, (3, 2))
         return xp.sum(xp.exp(z - xp.max(z, axis=1, keepdims=True)))
+    g_rows = np.array([[1.0, 2.0], [-3.0, 0.5], [0.25, 4.0]])
+    y_rule = PRIMITIVES["subtract"].vjps[1]
+    assert y_rule(g_rows, (3, 1), NUMPY).tolist() == [[-3.0], [2.5], [-4.25]]  # y's shape: no (3, 2) negation
+    assert y_rule(g_rows, (), NUMPY) == -4.75 and y_rule(g_rows, (3, 2), NUMPY).tolist() == (-g_rows).tolist()
     theta = np.array([0.5, -1.0, 2.0, 0.25, -0.5, -0.75])
     g, source = _rewritten(f, theta)
-    assert "c = -c" in source
-    np.testing.assert_allclose(g(theta)[1], dk.reference(f, theta).grad, rtol=1e-14, atol=1e-16)
+    want = dk.reference(f, theta).grad
+    np.testing.assert_allclose(g(theta)[1], want, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(dk.gradient(f, theta).grad, want, rtol=1e-14, atol=1e-16)
     same_shape = lambda t: dk.namespace(t).sum(dk.namespace(t).exp(-t))  # noqa: E731  (nothing to sum)
     g, source = _rewritten(same_shape, theta)
     assert "c = -c" not in source
@@ -360,3 +365,41 @@ def test_a_primitive_off_the_gradient_path_runs_its_value_only_forward():
     assert ", r" not in source  # no (value, residual) pair unpacked anywhere
     np.testing.assert_array_equal(g(theta)[1], [1.0, 6.0, 1.0, 1.0])
     np.testing.assert_array_equal(g(theta[::-1].copy())[1], [1.0, 1.0, 6.0, 1.0])
+
+
+LARGE = 10_000  # past the replay's threshold for summing into a gradient in place (replay._ZEROED_PASS)
+
+
+def test_a_large_gradient_is_summed_in_place_only_while_nothing_else_holds_its_buffer():
+    def f(t):  # d = a + b hands a and b one buffer; c's contribution to a arrives while b still holds it
+        xp = dk.namespace(t)
+        a = t * 1.0
+        b, c = a * 3.0, a * 5.0
+        return xp.sum((a + b) * c)  # = 20 sum(t^2): gradient 40 t
+    theta = np.linspace(-2.0, 3.0, LARGE)
+    g, source = _rewritten(f, theta)
+    assert "IADD(" in source
+    value, grad = g(theta)
+    np.testing.assert_allclose(grad, 40.0 * theta, rtol=1e-15)
+    assert value == pytest.approx(20.0 * float(np.sum(theta * theta)), rel=1e-14)
+
+    def lse(t):  # x - max(x): the max's contribution is summed into the buffer of exp's rule, ours alone
+        xp = dk.namespace(t)
+        top = xp.max(t)
+        return top + xp.log(xp.sum(xp.exp(t - top)))
+    g, source = _rewritten(lse, theta)
+    assert "IADD(" in source
+    softmax = np.exp(theta - theta.max()) / np.sum(np.exp(theta - theta.max()))
+    np.testing.assert_allclose(g(theta)[1], softmax, rtol=1e-13, atol=1e-300)
+
+
+@pytest.mark.parametrize("size", [5, LARGE, 100_000])
+def test_every_replay_hands_back_a_gradient_of_its_own_that_the_caller_may_write_to(size):
+    sum_all = lambda t: dk.namespace(t).sum(t)  # noqa: E731  (its gradient: a spread 1.0, a view when large)
+    theta = np.linspace(0.0, 1.0, size)
+    g = dk.compile(sum_all, theta)
+    first = g(theta)[1]
+    first[:] = -7.0  # a caller's write must reach neither the replay's constants nor the next answer
+    second = g(theta)[1]
+    assert second.flags.writeable and not np.shares_memory(first, second)
+    assert np.all(second == 1.0)

@@ -6,7 +6,8 @@ function, input}``, each answered with the same ``id``
 (:mod:`diffkit.gradbench.protocol`).  ``python -m diffkit.gradbench
 --method M`` is that tool; ``M`` is one of
 :data:`~diffkit.gradbench.engines.METHOD_CHOICES` (diffkit's tape, its compiled
-replay ``compiled`` (``dk.compile``), finite differences, complex step,
+replay ``compiled`` (``dk.compile``) and that replay fused into one
+numba-compiled function ``numba`` (``dk.compile(fuse=True)``), finite differences, complex step,
 symbolic, and the peers torch, jax, autograd on the same definitions).
 
 Evals (one module each under ``diffkit.gradbench.evals``): hello, lse, llsq,
@@ -17,7 +18,7 @@ and ba, whose evals read ADBench's data files, get seeded data of the files'
 shapes).
 
 ``diffkit bench --gradbench`` (:mod:`diffkit.gradbench.bench`) times every
-eval through the tape, its compiled replay and the installed peers; the
+eval through the tape, its compiled replay (plain and fused) and the installed peers; the
 default report's GradBench section shows its CSV.
 
 >>> from diffkit.gradbench import Tool

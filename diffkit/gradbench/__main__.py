@@ -14,7 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="reverse", choices=METHOD_CHOICES,
                         help="the differentiator for every gradient (default reverse, diffkit's tape; compiled: the "
                              "tape recorded once and replayed as generated code, dk.compile, its compile time "
-                             "reported apart)")
+                             "reported apart; numba: that code fused into one numba function, dk.compile(fuse=True), "
+                             "or the plain replay where it cannot be, saying why)")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads (threadpoolctl; torch's pool too), default 1 as the suite's tools")
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ autograd, torch's under ``no_grad``, jax's jit), ``gradient_s``,
 ``gradient_over_primal`` (the median over rounds of the gradient over the *numpy* primal, one
 denominator for every method: a compiled primal can be slower than its own
 compiled gradient, and a ratio below 1 of a function and its own gradient
-would be one physics forbids; except for ``compiled``, divided by its own
+would be one physics forbids; except for ``compiled`` and ``numba``, divided by their own
 replayed forward: the replay folds what depends on the data alone, which
 numpy's primal recomputes every call), ``over_tape`` (the method's gradient time over
 the tape's, paired by round likewise: above 1, the tape is faster), ``max_difference`` (GradBench's
@@ -29,7 +29,9 @@ functions (``ff``, ``fr``, ``rf``, ``rr``, the modes of the outer and the
 inner level) is a row of its own, its size suffixed by the function, with
 ``gradient_s`` the seconds of one whole call (a gradient descent over
 gradients) and no ratio to a primal; the methods that cannot nest
-derivatives (compiled, the peers) are rows marked unavailable, saying why.
+derivatives (compiled, numba, the peers) are rows marked unavailable, saying why.  A ``numba`` row
+whose program could not be fused (too long for numba to compile in reasonable time, an op the fused
+writer does not spell) ran the plain replay, and its note says why.
 
 Conventions: one BLAS thread (threadpoolctl, and torch's pool); the process
 is pinned to one CPU while it runs (as GradBench's jax tool pins itself), so
@@ -59,7 +61,7 @@ from .protocol import EVALS, NESTED, load_eval
 
 __all__ = ["run_gradbench", "format_gradbench", "write_csv", "profile", "BENCH_METHODS", "QUICK_SIZES"]
 
-BENCH_METHODS = ("reverse", "compiled") + PEER_METHODS
+BENCH_METHODS = ("reverse", "compiled", "numba") + PEER_METHODS
 BUDGET_S = 20.0  # a method whose warm-up gradient takes longer is not sampled at the larger sizes of that eval
 # jax.jit traces a Python loop into one unrolled program: XLA's compile time grows fast with its length (ode at
 # n = 1000, s = 100, 2,505 tape nodes, had not compiled after 4 minutes; s = 10, 255 nodes, takes seconds).
@@ -147,6 +149,8 @@ class _Cell:
                 continue
             self.jobs[kind] = job
             self.compile_s = engine.compile_ns / 1e9
+            if engine.notes:
+                self.note = "; ".join(sorted(engine.notes))
             if kind == "gradient":
                 self.output = job.encode(out)
 
@@ -245,7 +249,7 @@ def _measure(name, module, description, input, names, methods, repeats, slow: se
     rows = []
     for cell in cells:
         primal, grad = cell.median("primal"), cell.median("gradient")
-        own = cell.method == "compiled" and np.isfinite(primal)  # (the replay divides by its own forward)
+        own = cell.method in ("compiled", "numba") and np.isfinite(primal)  # (a replay: over its own forward)
         ratio = _paired(cell.samples["gradient"], cell.samples["primal"] if own else numpy_primal)
         status, note = cell.status, cell.note
         if status == "ok" and cell.method not in PEER_METHODS and ratio < 1:  # its own function's forward: a floor

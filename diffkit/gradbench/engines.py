@@ -46,7 +46,7 @@ from diffkit.tape.replay import NotCompilable
 __all__ = ["Engine", "CompiledGradient", "MethodUnavailable", "engine_for", "forward_over_reverse", "METHOD_CHOICES", "PEER_METHODS"]
 
 # The tool's --method choices: diffkit's own differentiators, then the peers on the same definitions.
-METHOD_CHOICES = ("reverse", "compiled", "forward_ad", "central", "complex_step", "symbolic", "torch", "jax", "autograd")
+METHOD_CHOICES = ("reverse", "compiled", "numba", "forward_ad", "central", "complex_step", "symbolic", "torch", "jax", "autograd")
 PEER_METHODS = ("torch", "jax", "autograd")
 
 
@@ -64,6 +64,7 @@ class Engine:
     def __init__(self, method: str):
         self.method = method
         self.compile_ns = 0  # nanoseconds spent compiling so far (dk.compile; 0 for the eager methods)
+        self.notes: set = set()  # what a bench row should say beside its numbers (a replay that was not fused)
 
     def primal(self, f: Callable) -> Callable:
         return lambda theta: _as_array(f(theta))
@@ -200,12 +201,15 @@ class CompiledGradient:
         self.f, self.engine, self.has_aux, self.compiled = f, engine, has_aux, None
 
     def replay(self, theta):
+        fuse = self.engine.method == "numba"
         if self.compiled is None:
-            self.compiled = dk.compile(self.f, has_aux=self.has_aux)
+            self.compiled = dk.compile(self.f, has_aux=self.has_aux, fuse=fuse)
         before = self.compiled.compile_s
         out = self.compiled(theta)
         if self.compiled.compile_s != before:
             self.engine.compile_ns += int((self.compiled.compile_s - before) * 1e9)
+            if fuse and self.compiled.fuse_reason:
+                self.engine.notes.add(f"not fused, the NumPy replay ran: {self.compiled.fuse_reason}")
         return out
 
     def __call__(self, theta):
@@ -259,7 +263,12 @@ def engine_for(method: str) -> Engine:
     """The engine of ``method``, or :class:`MethodUnavailable` saying why it cannot run here."""
     if method not in METHOD_CHOICES:
         raise MethodUnavailable(f"unknown method {method!r}; choose one of: {', '.join(METHOD_CHOICES)}")
-    if method == "compiled":
+    if method in ("compiled", "numba"):
+        if method == "numba":
+            from ..tape.fused import available  # noqa: PLC0415
+            if not available():
+                raise MethodUnavailable("method 'numba' (dk.compile(fuse=True)) needs numba: pip install numba, "
+                                        "or diffkit's 'fast' extra")
         return _CompiledEngine(method)
     _load_methods()
     spec = METHODS.get(method)

@@ -14,6 +14,8 @@ log|Gamma(x)| (numpy's and SciPy's convention), so it is real for x < 0.
 """
 from __future__ import annotations
 
+import math
+
 import mpmath
 import numpy as np
 
@@ -133,6 +135,16 @@ def _complex_cbrt(x):
     return np.where(x.real >= 0, x ** (1 / 3), -((-x) ** (1 / 3)))
 
 
+def _minus_to(g, y_shape, xp):
+    """subtract's rule for ``y``: ``-g``, summed to y's shape first where y was broadcast, so that the
+    negation touches y's entries only (x - max(x): one pass over g, not two)."""
+    shape = getattr(g, "shape", y_shape)
+    if shape != y_shape and math.prod(shape) > math.prod(y_shape):  # (a replay's lean g may be the smaller one:
+        from ..tape.plans import unbroadcast  # it is spread later)  (the tape's sum; imported late: it imports us)
+        g = unbroadcast(xp, g, y_shape)
+    return -g
+
+
 NO_COMPLEX_POLYGAMMA = Unsupported("SciPy's polygamma takes real arguments only; use method='central' or 'reverse'")
 
 # fmt: off
@@ -140,7 +152,8 @@ NO_COMPLEX_POLYGAMMA = Unsupported("SciPy's polygamma takes real arguments only;
 defprim("add", "x y", numpy=np.add, complex=SAME, mpmath=lambda x, y: x + y, sympy=lambda x, y: x + y,
         vjp=(lambda g: g, lambda g: g), jvp="linear", domain=Domain(shapes=(((), ()), ((3,), (3,)), ((2, 3), (3,)))))
 defprim("subtract", "x y", numpy=np.subtract, complex=SAME, mpmath=lambda x, y: x - y, sympy=lambda x, y: x - y,
-        vjp=(lambda g: g, lambda g: -g), jvp="linear", domain=Domain(shapes=(((), ()), ((2, 3), (3,)))))
+        vjp=(lambda g: g, _minus_to), jvp="linear", domain=Domain(shapes=(((), ()), ((2, 3), (3,)), ((2, 3), (2, 1)),
+                                                                     ((3,), ()))))
 defprim("multiply", "x y", numpy=np.multiply, complex=SAME, mpmath=lambda x, y: x * y, sympy=lambda x, y: x * y,
         vjp=(lambda g, y: g * y, lambda g, x: g * x), jvp="elementwise",
         domain=Domain(shapes=(((), ()), ((3,), (3,)), ((2, 3), (3,)))))

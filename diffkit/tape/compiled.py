@@ -18,6 +18,9 @@ pointed at a new array is not; compile again then).  Re-recording is reported to
 with ``verbose=True``); the seconds spent recording and generating are kept
 apart from run time in :attr:`Compiled.compile_s`.
 
+``fuse=True`` (numba installed) runs each recorded program as one numba-compiled function instead
+(:mod:`.fused`); where that cannot be, the NumPy replay runs and :attr:`Compiled.fuse_reason` says why.
+
 >>> import numpy as np, diffkit as dk
 >>> def f(t):
 ...     xp = dk.namespace(t)
@@ -53,7 +56,7 @@ def _scalar(value: Any) -> float:
 class _Program:
     """One recorded path: its generated functions and what the recording returned."""
 
-    def __init__(self, f: Callable, theta: np.ndarray, has_aux: bool = False):
+    def __init__(self, f: Callable, theta: np.ndarray, has_aux: bool = False, fuse: bool = False):
         tape = Tape(program=True, record_values=True)
         out, aux = f(tape.leaf(theta)), None
         if has_aux:
@@ -76,6 +79,16 @@ class _Program:
         self.grad = _define(self.source, "grad", self.env)
         self.forward_source, self._forward = fwd_src, None
         self.nodes = len(tape)
+        self.fused, self.fuse_reason = False, None
+        if fuse:
+            from .fused import NotFusable, fuse as fused_program
+            try:
+                if has_aux:
+                    raise NotFusable("has_aux=True (the fused function returns value and gradient only)")
+                self.grad, self.fused = fused_program(tape, out, theta, self.first), True
+                self.source = self.grad.source
+            except NotFusable as err:
+                self.fuse_reason = str(err)
 
     @property
     def forward(self) -> Callable:
@@ -99,8 +112,8 @@ class Compiled:
     """
 
     def __init__(self, f: Callable, theta: Any = None, *, verbose: bool = False,
-                 on_rerecord: Callable[[str], None] | None = None, has_aux: bool = False):
-        self.f, self.verbose, self.on_rerecord, self.has_aux = f, verbose, on_rerecord, has_aux
+                 on_rerecord: Callable[[str], None] | None = None, has_aux: bool = False, fuse: bool = False):
+        self.f, self.verbose, self.on_rerecord, self.has_aux, self.fuse = f, verbose, on_rerecord, has_aux, fuse
         self.programs: dict = {}
         self._last = None  # (shape, program, key) of the last float64 call: its fast path
         self.records, self.compile_s, self.reasons = 0, 0.0, []
@@ -123,8 +136,10 @@ class Compiled:
             if self.verbose:
                 print(f"dk.compile: re-recording ({reason})")
         start = time.perf_counter()
-        program = self.programs[key] = _Program(self.f, arr, self.has_aux)
+        program = self.programs[key] = _Program(self.f, arr, self.has_aux, self.fuse)
         self.compile_s += time.perf_counter() - start
+        if program.fuse_reason is not None and self.verbose:
+            print(f"dk.compile: not fused, the NumPy replay runs ({program.fuse_reason})")
         self.records += 1
         return program.first
 
@@ -172,6 +187,16 @@ class Compiled:
             return _scalar(self._record(key, arr, str(err))[0])
 
     @property
+    def fused(self) -> bool:
+        """Whether every recorded program runs fused (``fuse=True`` and numba could take each)."""
+        return bool(self.programs) and all(p.fused for p in self.programs.values())
+
+    @property
+    def fuse_reason(self) -> str | None:
+        """Why a program was not fused (None: all were, or fusing was not asked for)."""
+        return next((p.fuse_reason for p in self.programs.values() if p.fuse_reason), None)
+
+    @property
     def source(self) -> str:
         return "\n".join(p.source for p in self.programs.values())
 
@@ -182,10 +207,12 @@ class Compiled:
 
 def compile(f: Callable, theta: Any = None, *, verbose: bool = False,
             on_rerecord: Callable[[str], None] | None = None,
-            has_aux: bool = False) -> Compiled:  # noqa: A001 (dk.compile, like jax.jit)
+            has_aux: bool = False, fuse: bool = False) -> Compiled:  # noqa: A001 (dk.compile, like jax.jit)
     """Record ``f`` at ``theta`` once; the result replays value and gradient at any theta (see the module doc).
 
     With ``has_aux=True``, ``f`` returns ``(scalar, aux)`` and a call returns ``(value, gradient, aux)``,
     ``aux`` replayed too (an array computed on the way, e.g. an inner gradient; as ``jax``'s ``has_aux``).
+    With ``fuse=True`` the replay is one numba-compiled function where numba is installed and the program
+    allows (:mod:`diffkit.tape.fused`; ``g.fused`` and ``g.fuse_reason`` say whether and why not).
     """
-    return Compiled(f, theta, verbose=verbose, on_rerecord=on_rerecord, has_aux=has_aux)
+    return Compiled(f, theta, verbose=verbose, on_rerecord=on_rerecord, has_aux=has_aux, fuse=fuse)

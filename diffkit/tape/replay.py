@@ -273,8 +273,8 @@ def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, 
         return src.const(np.ascontiguousarray(vals[j].T) if transpose else vals[j]), ()  # (BLAS: a copy once)
     if name in ("add", "positive") or (name == "subtract" and k == 0):
         return g, (g,)
-    if name == "negative" or (name == "subtract" and k == 1):
-        return f"-{g}", (g,)
+    if name == "negative" or (name == "subtract" and k == 1 and _shape(vals[1]) == _shape(vals[0])):
+        return f"-{g}", (g,)  # (a broadcast y's rule sums first: the table's, called)
     if name in ("matmul", "affine") and k < 2 and all(_is_array(v) and v.ndim == 2 for v in vals[:2]):
         other, reads = ref(1 - k, transpose=True)
         return (f"{g} @ {other}" if k == 0 else f"{other} @ {g}"), (g, *reads)
@@ -291,6 +291,28 @@ def _fast_rule(src: _Source, prim, k: int, i: int, parents: tuple, vals: tuple, 
     if name == "reshape" and _is_array(vals[0]):
         return f"{g}.reshape({src.const(vals[0].shape)})", (g,)
     return None
+
+
+def _ours(a: Any) -> bool:
+    """Whether ``a`` is a writable float64 array that only the generated code's variable holds: no view of it,
+    no alias, no constant, no residual (each would hold a reference).  References: that variable, the helper's
+    parameter, and getrefcount's argument."""
+    return type(a) is np.ndarray and a.dtype == np.float64 and a.base is None and a.flags.writeable and \
+        getrefcount(a) == 4  # (+1: the caller of _ours)
+
+
+def _added_in_place(acc: Any, c: Any) -> Any:
+    """``acc + c``, written into ``acc`` when it is ours (the eager sweep's refcount test, made at run time)."""
+    if (type(c) is np.ndarray and c.dtype == np.float64 and c.shape == acc.shape or type(c) in (float, np.float64)) \
+            and _ours(acc):
+        acc += c
+        return acc
+    return acc + c
+
+
+def _own(a: Any) -> Any:
+    """The gradient handed back: ``a`` itself when it is ours, else a copy (it may be a view of a constant)."""
+    return a if _ours(a) else np.array(a)
 
 
 def _kept_grad(g: Any, kept: tuple) -> Any:
@@ -467,6 +489,8 @@ class _Grads:
                 self.owned.add(p)
         elif p in self.owned:
             src.emit(f"g{p} += c", (f"g{p}", "c"))
+        elif math.prod(shape) >= _ZEROED_PASS:  # a large sum: into g{p} itself when, at run time, it is ours
+            src.emit(f"g{p} = IADD(g{p}, c)", (f"g{p}", "c"))
         else:
             src.emit(f"g{p} = g{p} + c", (f"g{p}", "c"))
 
@@ -556,7 +580,7 @@ def _backward_lines(src: _Source, entries: list, live: set, values: list, out: i
             p = parents[k]
             if p < 0 or rule is None:
                 continue
-            if (prim.name == "negative" or prim.name == "subtract" and k == 1) and grads.sums(_shape(vals[k])):
+            if prim.name == "negative" and grads.sums(_shape(vals[k])):
                 src.emit(f"c = g{i}", (f"g{i}",))  # sum, then negate: the same numbers, a pass on fewer entries
                 grads.fit(_shape(vals[k]))
                 src.emit("c = -c", ("c",))
@@ -572,9 +596,9 @@ def _backward_lines(src: _Source, entries: list, live: set, values: list, out: i
     reads = (aux,) if aux.startswith("v") else ()
     if 0 not in grads.started:
         src.emit(f"return v{out}, ZEROS(theta.shape){tail}", reads)
-    else:  # a buffer of ours is returned as it is; anything else may be a view of a constant: copied
+    else:  # a buffer of ours is returned as it is; anything else is copied unless, at run time, it is ours
         own = 0 in buffered or 0 in grads.owned  # (a new array of ours, held by nobody else)
-        src.emit(f"return v{out}, " + ("g0" if own else "COPY(g0)") + tail, (f"v{out}", "g0", *reads))
+        src.emit(f"return v{out}, " + ("g0" if own else "OWN(g0)") + tail, (f"v{out}", "g0", *reads))
 
 
 def _joint_args(prim) -> tuple:
@@ -600,7 +624,8 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = fro
                 needed.update(_inputs(entries[i]))
     env = {"XP": NUMPY, "SAME": _same, "RERECORD": Rerecord, "ZEROS": np.zeros, "EMPTY": np.empty, "ADD": np.add,
            "ADD_AT": np.add.at, "UNB": unbroadcast, "COPY": np.array, "BCAST": np.broadcast_to, "KEPT": _kept_grad,
-           "EXPAND": _expand, "ADD_REDUCE": np.add.reduce, "F64": np.float64}
+           "EXPAND": _expand, "ADD_REDUCE": np.add.reduce, "F64": np.float64,
+           "IADD": _added_in_place, "OWN": _own}
     fwd = _Source(env)
     if fits is not None:
         _forward_lines(fwd, entries, guards, needed, tape.values, out.index)

@@ -1,0 +1,657 @@
+"""``dk.compile(f, theta, fuse=True)``: the recorded program, forward and sweep, as one function compiled by numba.
+
+The NumPy replay (:mod:`.replay`) calls numpy once per op and once per edge, about a microsecond of dispatch
+each; on small arrays that is most of the time (the 960-parameter MLP of ``diffkit bench --tape``: ~60 calls
+for ~40 us of arithmetic).  Fusing writes the whole program as one Python function of numpy calls that numba
+compiles: no interpreter between ops.
+
+Every line comes from the primitive table.  Each op's forward and each of its rules is *run* at generation
+time on stand-ins (:class:`Sym`: a variable's name and its static shape) with a namespace (:class:`Writer`)
+whose functions write numba-compatible numpy source and return new stand-ins.  A rule written against ``xp``,
+as every rule in the table is, so becomes its own fused code; nothing is spelled twice.  A stand-in is an
+array of another library to the table (no data-dependent indexing while the code is written), so each rule
+takes that path: tanh's ``where(|a| > 0.998, sech^2(x), (1 - a)(1 + a))``, max's ``(x, ans)`` with ties
+sharing ``g``, as the table documents.
+
+The code is written twice: the second writing knows how often the first read each temporary, and writes an
+elementwise expression read once into its reader (numba compiles one array expression as one loop), and a
+``where`` whose operands all have its shape as an element loop that evaluates one side per entry (tanh's
+``exp`` runs only at saturated entries).
+
+What it refuses, with the reason (the NumPy replay then runs; :attr:`.compiled.Compiled.fuse_reason`):
+
+* an op or a rule that the writer cannot spell (a function of the namespace it lacks, a shape numba takes
+  no reshape of, a branch on data: a recording with guards);
+* more than :data:`MAX_LINES` lines (numba's compile time grows with the function: ~10 s per 100 lines);
+* a compile error from numba;
+* a value or gradient at the recording's theta that differs from the NumPy replay's by more than rounding.
+
+>>> import numpy as np, diffkit as dk
+>>> def f(t):
+...     xp = dk.namespace(t)
+...     return xp.sum(xp.tanh(t) * t)
+>>> g = dk.compile(f, np.array([0.5, -1.0]), fuse=True)   # doctest: +SKIP  (numba compiles for seconds)
+>>> g.fused, bool(np.allclose(g(np.array([1.0, 2.0]))[1], dk.gradient(f, np.array([1.0, 2.0])).grad))  # doctest: +SKIP
+(True, True)
+"""
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from .array import TArray
+from .core import Tape
+from .replay import NotCompilable, _needed, _shape, _split
+
+__all__ = ["NotFusable", "fuse", "available", "MAX_LINES"]
+
+MAX_LINES = 200  # numba compiles ~0.1 s per line of a long function: past this the NumPy replay runs
+
+
+class NotFusable(NotCompilable):
+    """The recording holds something the fused writer cannot spell; the reason says what."""
+
+
+class _Unspelled(NotFusable, AttributeError):
+    """A namespace function the writer lacks: NotFusable, and to ``getattr(xp, name, default)`` a missing name."""
+
+
+def available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Sym:
+    """A value of the fused function at generation time: its variable (or literal) and its static shape."""
+
+    __slots__ = ("text", "shape", "kind", "writer", "tree")
+    # The table's residual forwards tell diffkit's own traces (recorded again) from other array libraries'
+    # values by module; a Sym is the latter, a value of the numba function being written.
+    __module__ = "numba_fused"
+    __array_ufunc__ = None  # numpy operators defer to ours (a constant array times a Sym writes a line)
+
+    def __init__(self, writer: "Writer", text: str, shape: tuple, kind: str = "f", tree: tuple | None = None):
+        self.writer, self.text, self.shape, self.kind = writer, text, tuple(shape), kind
+        self.tree = tree  # an inlined elementwise expression: (op, operands...); None for a variable or literal
+
+    def __array_namespace__(self, api_version=None):
+        return self.writer  # (the table's forwards then take their path for other array libraries: no
+        # data-dependent indexing while the code is written; tanh keeps x, max keeps (x, ans))
+
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: math.prod(self.shape))
+    dtype = property(lambda self: np.dtype(bool if self.kind == "b" else np.float64))
+    T = property(lambda self: self.writer.permute_dims(self, None))
+    mT = property(lambda self: self.writer.matrix_transpose(self))
+
+    def reshape(self, *shape):
+        return self.writer.reshape(self, shape[0] if len(shape) == 1 and type(shape[0]) is tuple else shape)
+
+    def __bool__(self):
+        raise NotFusable("a branch on a traced value (bool() of an array of the program)")
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        return self.writer.getitem(self, index)
+
+    __hash__ = None  # (== writes a comparison)
+
+
+def _binary(op: str, kind: str = "f", reverse: bool = False) -> Callable:
+    def method(self, other):
+        a, b = (other, self) if reverse else (self, other)
+        return self.writer.binary(op, a, b, kind)
+    return method
+
+
+for _name, _op in (("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/"), ("pow", "**"), ("matmul", "@")):
+    setattr(Sym, f"__{_name}__", _binary(_op))
+    setattr(Sym, f"__r{_name}__", _binary(_op, reverse=True))
+for _name, _op in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">=")):
+    setattr(Sym, f"__{_name}__", _binary(_op, kind="b"))
+Sym.__neg__ = lambda self: self.writer.line(f"-{self.text}", self.shape, self.kind, tree=("neg", self))
+Sym.__pos__ = lambda self: self
+
+
+def _literal(value: Any) -> str | None:
+    if type(value) in (bool, int):
+        return repr(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value):
+        return repr(float(value))
+    if isinstance(value, (np.integer, np.bool_)):
+        return repr(value.item())
+    return None
+
+
+_ELEMENTWISE = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arctan", "arcsin", "arccos",
+                "log1p", "expm1", "abs", "sign", "floor", "ceil", "negative", "log2", "log10", "arcsinh", "arccosh",
+                "arctanh", "exp2", "cbrt", "reciprocal")  # numpy's names; numba compiles each ufunc
+_BINARY = ("hypot", "arctan2")
+_SPELLED = {"asin": "arcsin", "acos": "arccos", "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh",
+            "atanh": "arctanh", "atan2": "arctan2", "absolute": "abs"}
+
+
+class Writer:
+    """The namespace the table's forwards and rules see while the fused function is written: each call
+    appends one line and returns a :class:`Sym`."""
+
+    def __init__(self, uses: dict | None = None, lazy: frozenset = frozenset()):
+        self.uses = uses  # how often each temporary is read (from a first writing): one read is inlined
+        self.lazy = lazy  # temporaries read only by element loops (see where): computed there, per entry
+        self.elementwise: set = set()  # temporaries that are elementwise expressions (inlinable)
+        self.lines: list = []
+        self.constants: list = []  # arrays the function takes as arguments (K0, K1 ...)
+        self._ids: dict = {}
+        self.count = 0
+        self.helpers: set = set()  # the loop functions the lines call (ROWS_EXTREMUM)
+
+    # --- plumbing -----------------------------------------------------------------------------------------
+    def line(self, text: str, shape: tuple, kind: str = "f", tree: tuple | None = None) -> Sym:
+        """``t<n> = text``; an elementwise expression (``tree`` given) read once is written into its reader
+        instead (numba compiles one array expression as one loop: no temporary, a shorter function)."""
+        name, self.count = f"t{self.count}", self.count + 1
+        if tree is not None:
+            self.elementwise.add(name)
+        if tree is not None and self.uses is not None and (self.uses.get(name, 0) <= 1 or name in self.lazy):
+            return Sym(self, f"({text})", shape, kind, tree)
+        self.lines.append(f"{name} = {text}")
+        return Sym(self, name, shape, kind)
+
+    def wrap(self, value: Any) -> Sym:
+        if type(value) is Sym:
+            return value
+        text = _literal(value)
+        if text is not None:
+            return Sym(self, text, (), "b" if type(value) in (bool, np.bool_) else "f")
+        if isinstance(value, np.ndarray) and value.dtype.kind in "fiub":
+            if value.ndim == 0:
+                return self.wrap(value[()])
+            key = id(value)
+            if key not in self._ids:
+                self._ids[key] = f"K{len(self.constants)}"
+                self.constants.append(np.ascontiguousarray(value))
+            return Sym(self, self._ids[key], value.shape, "b" if value.dtype.kind == "b" else "f")
+        raise NotFusable(f"a constant of type {type(value).__name__}")
+
+    def binary(self, op: str, a: Any, b: Any, kind: str = "f") -> Sym:
+        a, b = self.wrap(a), self.wrap(b)
+        if op == "@":
+            return self.matmul(a, b)
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        if op == "**" and b.kind == "f" and b.text == "2.0" and a.tree is None:
+            return self.line(f"{a.text} * {a.text}", shape, tree=("*", a, a))
+        return self.line(f"{a.text} {op} {b.text}", shape, kind, tree=(op, a, b))
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise _Unspelled(f"xp.{name} (the fused writer has no such function)")
+
+    # --- elementwise --------------------------------------------------------------------------------------
+    def unary(self, name: str, x: Any) -> Sym:
+        x = self.wrap(x)
+        return self.line(f"np.{name}({x.text})", x.shape, tree=(name, x))
+
+    def call2(self, name: str, a: Any, b: Any) -> Sym:
+        a, b = self.wrap(a), self.wrap(b)
+        return self.line(f"np.{name}({a.text}, {b.text})", np.broadcast_shapes(a.shape, b.shape),
+                         tree=(f"np.{name}", a, b))
+
+    def clip(self, x, min=None, max=None):  # noqa: A002 (the table's parameter names)
+        x = self.wrap(x)
+        if min is not None:
+            x = self.maximum(x, min)
+        return x if max is None else self.minimum(x, max)
+
+    def where(self, c, a, b):
+        """``a`` where ``c``, else ``b``: a loop that evaluates one side per entry when every operand has the
+        result's shape or none (tanh's rule: sech^2 only at the saturated entries); else numpy's where."""
+        c, a, b = self.wrap(c), self.wrap(a), self.wrap(b)
+        shape = np.broadcast_shapes(c.shape, a.shape, b.shape)
+        if not shape:
+            return self.line(f"{a.text} if {c.text} else {b.text}", ())
+        if not all(_whole(v, shape) for v in (c, a, b)):
+            return self.line(f"np.where({c.text}, {a.text}, {b.text})", shape)
+        out = self.line(f"np.empty({shape!r})", shape)
+        flats: dict = {}
+        pre = out.text + "_"
+        body = f"{_element(a, flats, pre)} if {_element(c, flats, pre)} else {_element(b, flats, pre)}"
+        size = math.prod(shape)
+        for array, flat in flats.items():
+            self.lines.append(f"{flat} = np.ascontiguousarray({array}).reshape(({size},))")
+        self.lines += [f"{out.text}_out = {out.text}.reshape(({size},))", f"for _k in range({size}):",
+                       f"    {out.text}_out[_k] = {body}"]
+        return out
+
+    def to_float(self, x):
+        x = self.wrap(x)
+        return self.line(f"np.where({x.text}, 1.0, 0.0)", x.shape) if x.shape else self.line(
+            f"1.0 if {x.text} else 0.0", ())
+
+    def asarray(self, x, dtype=None):
+        return self.wrap(x)
+
+    def square(self, x):
+        x = self.wrap(x)
+        return self.line(f"{x.text} * {x.text}", x.shape, tree=("*", x, x) if x.tree is None else None)
+
+    def add(self, a, b):
+        return self.binary("+", a, b)
+
+    def subtract(self, a, b):
+        return self.binary("-", a, b)
+
+    def multiply(self, a, b):
+        return self.binary("*", a, b)
+
+    def divide(self, a, b):
+        return self.binary("/", a, b)
+
+    def pow(self, a, b):
+        return self.binary("**", a, b)
+
+    def maximum(self, a, b):
+        a, b = self.wrap(a), self.wrap(b)
+        return self.line(f"np.maximum({a.text}, {b.text})", np.broadcast_shapes(a.shape, b.shape))
+
+    def minimum(self, a, b):
+        a, b = self.wrap(a), self.wrap(b)
+        return self.line(f"np.minimum({a.text}, {b.text})", np.broadcast_shapes(a.shape, b.shape))
+
+    # --- shapes -------------------------------------------------------------------------------------------
+    def reshape(self, x, shape, copy=None):
+        x = self.wrap(x)
+        shape = tuple(int(n) for n in np.empty(x.shape)[...].reshape(shape).shape)  # (-1 resolved)
+        if shape == x.shape:
+            return x
+        if not x.shape:
+            return self.line(f"np.full({shape!r}, {x.text})", shape)
+        if not shape:
+            return self.line(f"{x.text}.ravel()[0]", ())
+        return self.line(f"np.ascontiguousarray({x.text}).reshape({shape!r})", shape)
+
+    def broadcast_to(self, x, shape):
+        x, shape = self.wrap(x), tuple(shape)
+        if x.shape == shape:
+            return x
+        if not x.shape:
+            return self.line(f"np.full({shape!r}, {x.text})", shape)
+        return self.line(f"np.broadcast_to({x.text}, {shape!r})", shape)
+
+    def expand_dims(self, x, axis=0):
+        x = self.wrap(x)
+        return self.reshape(x, np.expand_dims(np.empty(x.shape), axis).shape)
+
+    def permute_dims(self, x, axes=None):
+        x = self.wrap(x)
+        if x.ndim < 2:
+            return x
+        axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % x.ndim for a in axes)
+        if axes == tuple(range(x.ndim)):
+            return x
+        shape = np.transpose(np.empty(x.shape), axes).shape
+        if axes == tuple(reversed(range(x.ndim))):  # (.T: a C array becomes an F one, which BLAS takes as it is)
+            return self.line(f"{x.text}.T", shape)
+        return self.line(f"np.transpose({x.text}, {axes!r})", shape)
+
+    def matrix_transpose(self, x):
+        x = self.wrap(x)
+        axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+        return self.permute_dims(x, axes)
+
+    def getitem(self, x, index):
+        x = self.wrap(x)
+        text = self.index_text(index)
+        if text is None or x.kind != "f":
+            raise NotFusable(f"an index the fused writer does not spell: {index!r}")
+        return self.line(f"{x.text}[{text}]", np.empty(x.shape)[index].shape)
+
+    def index_text(self, index: Any) -> str | None:
+        """Source for ``index``: basic slices and integers, or one 1-D integer array (a constant argument)."""
+        if isinstance(index, np.ndarray) and index.ndim == 1 and index.dtype.kind in "iu":
+            return self.wrap(index.astype(np.int64)).text
+        return _index_text(index)
+
+    def concat(self, xs, axis=0):
+        xs = [self.wrap(x) for x in xs]
+        shape = np.concatenate([np.empty(x.shape) for x in xs], axis=axis).shape
+        parts = "".join(f"{x.text}, " for x in xs)
+        return self.line(f"np.concatenate(({parts}), axis={axis % len(shape)})", shape)
+
+    concatenate = concat
+
+    # --- reductions and products --------------------------------------------------------------------------
+    def sum(self, x, axis=None, keepdims=False, dtype=None):
+        return self._reduce("sum", x, axis, keepdims)
+
+    def max(self, x, axis=None, keepdims=False):
+        return self._reduce("max", x, axis, keepdims)
+
+    def min(self, x, axis=None, keepdims=False):
+        return self._reduce("min", x, axis, keepdims)
+
+    def _reduce(self, how: str, x, axis, keepdims):
+        x = self.wrap(x)
+        if not x.shape:
+            return x
+        axes = tuple(range(x.ndim)) if axis is None else tuple(sorted(a % x.ndim for a in (
+            axis if type(axis) is tuple else (axis,))))
+        kept = tuple(1 if k in axes else n for k, n in enumerate(x.shape))
+        reduced = tuple(n for k, n in enumerate(x.shape) if k not in axes)
+        if len(axes) == x.ndim:
+            out = self.line(f"np.{how}({x.text})", ())
+        elif how == "sum":
+            out = x
+            for a in reversed(axes):  # (numba's sum takes one axis)
+                out = self.line(f"np.sum({out.text}, axis={a})", np.sum(np.empty(out.shape), axis=a).shape)
+        else:  # max/min over some axes: those axes moved last, rows of a contiguous copy, one loop per row
+            rest = tuple(k for k in range(x.ndim) if k not in axes)
+            moved = self.wrap(x) if rest + axes == tuple(range(x.ndim)) else self.line(
+                f"np.ascontiguousarray(np.transpose({x.text}, {rest + axes!r}))", tuple(x.shape[k] for k in rest + axes))
+            rows = self.line(f"np.ascontiguousarray({moved.text}).reshape(({math.prod(reduced)}, "
+                             f"{math.prod(x.shape[k] for k in axes)}))",
+                             (math.prod(reduced), math.prod(x.shape[k] for k in axes)))
+            self.helpers.add("ROWS_EXTREMUM")
+            out = self.line(f"ROWS_EXTREMUM({rows.text}, {how == 'max'}).reshape({reduced!r})", reduced)
+        return self.reshape(out, kept) if keepdims else out
+
+    def matmul(self, a, b):
+        a, b = self.wrap(a), self.wrap(b)
+        if a.ndim > 3 or b.ndim > 3 or not a.ndim or not b.ndim or max(a.ndim, b.ndim) == 3 and min(a.ndim, b.ndim) < 2:
+            raise NotFusable(f"matmul of shapes {a.shape} and {b.shape} (fused: vectors, matrices, one stack axis)")
+        shape = np.matmul(np.empty(a.shape), np.empty(b.shape)).shape
+        if len(shape) < 3:
+            return self.line(f"np.dot({a.text}, {b.text})", shape)
+        out = self.line(f"np.empty({shape!r})", shape)  # a stack of matrices: one product per matrix
+        pick = lambda v: f"{v.text}[_s]" if v.ndim == 3 and v.shape[0] > 1 else f"{v.text}[0]" if v.ndim == 3 else v.text
+        self.lines += [f"for _s in range({shape[0]}):", f"    {out.text}[_s] = np.dot({pick(a)}, {pick(b)})"]
+        return out
+
+    def mean(self, x, axis=None, keepdims=False):
+        x = self.wrap(x)
+        total = self._reduce("sum", x, axis, keepdims)
+        return self.binary("/", total, float(x.size // max(1, math.prod(self._reduce_shape(x, axis)))))
+
+    @staticmethod
+    def _reduce_shape(x, axis):
+        return np.sum(np.empty(x.shape), axis=axis).shape
+
+
+def _whole(v: Sym, shape: tuple) -> bool:
+    """Whether every array under ``v`` has ``shape`` (an element loop can read them all at one flat index)."""
+    if v.tree is None:
+        return v.shape in ((), shape)
+    return all(_whole(part, shape) for part in v.tree[1:])
+
+
+def _element(v: Sym, flats: dict, prefix: str) -> str:
+    """``v`` at flat index ``_k``: its arrays read through flat views (named in ``flats``)."""
+    if v.tree is None:
+        if not v.shape:
+            return v.text
+        flat = flats.setdefault(v.text, f"{prefix}{len(flats)}")
+        return f"{flat}[_k]"
+    op, *parts = v.tree
+    if op.startswith("np."):  # a binary ufunc: np.hypot(a, b)
+        return f"{op}({', '.join(_element(p, flats, prefix) for p in parts)})"
+    if op == "neg":
+        return f"(-{_element(parts[0], flats, prefix)})"
+    if len(parts) == 1:
+        return f"np.{op}({_element(parts[0], flats, prefix)})"
+    return f"({_element(parts[0], flats, prefix)} {op} {_element(parts[1], flats, prefix)})"
+
+
+def _index_text(index: Any) -> str | None:
+    parts = index if type(index) is tuple else (index,)
+    out = []
+    for p in parts:
+        if type(p) is slice:
+            if not all(v is None or type(v) is int for v in (p.start, p.stop, p.step)):
+                return None
+            out.append(":".join("" if v is None else str(v) for v in (p.start, p.stop)) +
+                       ("" if p.step is None else f":{p.step}"))
+        elif type(p) is int or isinstance(p, np.integer):
+            out.append(str(int(p)))
+        elif p is Ellipsis:
+            out.append("...")
+        else:
+            return None
+    return ", ".join(out) if out else ":"
+
+
+for _name in _ELEMENTWISE:
+    setattr(Writer, _name, (lambda n: lambda self, x: self.unary(n, x))(_name))
+for _name in _BINARY:
+    setattr(Writer, _name, (lambda n: lambda self, a, b: self.call2(n, a, b))(_name))
+for _alias, _name in _SPELLED.items():
+    setattr(Writer, _alias, getattr(Writer, _name))
+
+
+def _rows_extremum(rows, biggest):  # numba compiles it: a plain loop, one row at a time
+    out = np.empty(rows.shape[0])
+    for i in range(rows.shape[0]):
+        out[i] = rows[i].max() if biggest else rows[i].min()
+    return out
+
+
+_HELPERS = {"ROWS_EXTREMUM": _rows_extremum}
+
+
+Sym._level, Sym._inner = 0, None  # (a trace to dk.namespace: a residual forward asks its namespace)
+
+
+def _bind(prim, names: tuple, g: Sym, i: int, syms: dict, parents: tuple, vals: tuple, params: dict,
+          w: Writer) -> list:
+    """A rule's arguments by name, as :func:`.replay._rule_call` binds them (the table's vocabulary)."""
+    n = len(vals)
+    positional = prim.inputs[:n] if not prim.variadic else ()
+
+    def value(k):
+        return syms[parents[k]] if parents[k] >= 0 else vals[k]
+    args = [g]
+    for name in names:
+        if name in positional:
+            args.append(value(positional.index(name)))
+        elif name.endswith("_shape") and name[:-6] in positional:
+            args.append(_shape(vals[positional.index(name[:-6])]))
+        elif name == "ans":
+            args.append(syms[i])
+        elif name == "xp":
+            args.append(w)
+        elif name == "res":
+            args.append(syms[("res", i)])
+        elif prim.variadic and name == prim.inputs[0]:
+            args.append(tuple(value(k) for k in range(n)))
+        elif prim.variadic and name == prim.inputs[0] + "_shape":
+            args.append(tuple(_shape(v) for v in vals))
+        else:
+            args.append(params[name] if name in params else prim.params[name])
+    return args
+
+
+def _forward(w: Writer, prim, args: list, params: dict, i: int, syms: dict) -> Sym:
+    """The op's value (and residual) as the table's numpy forward computes it on a trace."""
+    if prim.residual:  # (tanh, max, min: their numpy forward takes a trace's generic path: value, residual)
+        ans, syms[("res", i)] = prim.impls["numpy"](*args, **params)
+        return ans
+    if prim.variadic:
+        return getattr(w, prim.name)(args, **params)
+    if not hasattr(type(w), prim.name):  # a forward written against the namespace (diffkit.formulas) spells itself
+        try:
+            return prim.impls["numpy"](*args, **params)
+        except NotFusable:
+            raise
+        except Exception as err:  # (a numpy function: numpy refuses a Sym)
+            raise NotFusable(f"{prim.name} (its numpy forward does not run on the fused writer: {err})") from None
+    return getattr(w, prim.name)(*args, **params)
+
+
+def write(tape: Tape, out: TArray) -> tuple[str, list, set]:
+    """``(source of grad(theta, K0, K1, ...), the constants K, the helpers called)`` for a recorded program:
+    written twice, the second time with each temporary's number of reads from the first (see Writer.line)."""
+    first, _, _, elementwise = _write(tape, out, None)
+    uses: dict = {}
+    readers: dict = {}
+    for line in first.splitlines()[1:]:
+        target, _, rhs = line.strip().partition(" = ")
+        if not rhs:  # (a return, or an update in place: `b[i] += c`)
+            target, rhs = "", line
+        for name in re.findall(r"\bt\d+\b", rhs):
+            uses[name] = uses.get(name, 0) + 1
+            readers.setdefault(name, []).append(target)
+    lazy: set = set()  # elementwise temporaries that only element loops read (directly, or through lazy ones)
+    grew = True
+    while grew:
+        grew = False
+        for name in elementwise - lazy:
+            if readers.get(name) and all(r in lazy or re.fullmatch(r"t\d+_\d+", r) for r in readers[name]):
+                lazy.add(name)
+                grew = True
+    return _write(tape, out, uses, frozenset(lazy))[:3]
+
+
+def _write(tape: Tape, out: TArray, uses: dict | None, lazy: frozenset = frozenset()) -> tuple:
+    from ..dispatch import TRACERS, register_tracer
+    from .plans import unbroadcast
+    if Sym not in TRACERS:
+        register_tracer(Sym, lambda s: s.writer)
+    entries, guards = _split(tape.program)
+    if guards:
+        raise NotFusable("the recording branches on data (comparisons, bool(), argmax: guards the replay checks)")
+    for k, e in enumerate(entries):
+        if (e is None) != (k == 0) or e is not None and e[0] not in ("op", "view"):
+            raise NotFusable("a second leaf or a custom dk.Function")
+    values = tape.values
+    if not _shape(values[0]) or np.asarray(values[0]).dtype != np.float64:
+        raise NotFusable("theta must be a float64 array of at least one dimension")
+    live, needed = _needed(entries, guards, out.index)
+    w = Writer(uses, lazy)
+    syms: dict = {0: Sym(w, "theta", _shape(values[0]))}
+    for i in sorted(needed):
+        e = entries[i]
+        if i == 0:
+            continue
+        if e[0] == "view":
+            p, index, view_shape, _ = e[1]
+            v = w.getitem(syms[p], index)
+            syms[i] = w.reshape(v, _shape(values[i])) if view_shape is not None else v
+        else:
+            _, prim, parents, vals, params = e
+            syms[i] = w.wrap(_forward(w, prim, [syms[p] if p >= 0 else v for p, v in zip(parents, vals)],
+                                      params, i, syms))
+        if syms[i].shape != _shape(values[i]):
+            raise NotFusable(f"node {i} ({getattr(e[1], 'name', 'a view')}): shape {syms[i].shape} written, "
+                             f"{_shape(values[i])} recorded")
+    value = syms[out.index]
+    contributions: dict = {}
+    buffers: dict = {}
+    owned: set = set()  # variables holding arrays made here and held by nothing else
+    seed = Sym(w, "1.0", ()) if not value.shape else w.line(f"np.ones({value.shape!r})", value.shape)
+    contributions[out.index] = [seed]
+    grad = None
+    for i in range(out.index, -1, -1):
+        parts = contributions.pop(i, [])
+        if i in buffers:
+            parts.insert(0, buffers.pop(i))
+        if not parts or i not in live:
+            continue
+        g = parts[0]
+        for c in parts[1:]:
+            g = w.binary("+", g, c)
+            owned.add(g.text)
+        if i == 0:
+            grad = g
+            break
+        e = entries[i]
+        if e[0] == "view":
+            p, index, _, parent_shape = e[1]
+            if p not in buffers:
+                buffers[p] = w.line(f"np.zeros({tuple(parent_shape)!r})", tuple(parent_shape))
+                owned.add(buffers[p].text)
+            part = np.empty(parent_shape)[index].shape
+            c = w.reshape(g, part) if g.shape != part else g
+            if isinstance(index, np.ndarray):  # repeated entries add up: one += per entry (as np.add.at)
+                at, entries_c = w.index_text(index), w.line(f"np.ascontiguousarray({c.text})", c.shape)
+                w.lines += [f"for _j in range({len(index)}):", f"    {buffers[p].text}[{at}[_j]] += {entries_c.text}[_j]"]
+            else:
+                w.lines.append(f"{buffers[p].text}[{_index_text(index)}] += {c.text}")
+            continue
+        _, prim, parents, vals, params = e
+        if prim.joint is not None:
+            from .replay import _joint_args
+            results = prim.joint(*_bind(prim, _joint_args(prim), g, i, syms, parents, vals, params, w))
+            rules = [(k, c) for k, c in enumerate(results)]
+        else:
+            rules = [(k, prim.vjps[k](*_bind(prim, names, g, i, syms, parents, vals, params, w)))
+                     for k, (rule, names) in enumerate(zip(prim.vjps[:len(vals)], prim.rule_args))
+                     if parents[k] >= 0 and rule is not None and parents[k] in live]
+        for k, c in rules:
+            p = parents[k]
+            if p < 0 or p not in live or c is None:
+                continue
+            c, shape = w.wrap(c), _shape(vals[k])
+            if c.shape != shape:
+                c = w.wrap(unbroadcast(w, c, shape))
+            contributions.setdefault(p, []).append(c)
+    theta_shape = _shape(values[0])
+    if grad is None:
+        grad_text = f"np.zeros({theta_shape!r})"
+    elif not grad.shape:
+        grad_text = f"np.full({theta_shape!r}, {grad.text})"
+    elif grad.text in owned:  # a buffer or a sum made here: a new array that nothing else holds
+        grad_text = grad.text
+    else:  # (a view of a constant, of theta, or a broadcast: the caller gets an array of its own)
+        grad_text = f"np.ascontiguousarray({grad.text}).copy()"
+    args = "".join(f", K{k}" for k in range(len(w.constants)))
+    body = "\n".join("    " + line for line in w.lines)
+    source = f"def grad(theta{args}):\n{body}\n    return {value.text}, {grad_text}\n"
+    return source, w.constants, w.helpers, w.elementwise
+
+
+def fuse(tape: Tape, out: TArray, theta: np.ndarray, expected: tuple) -> Callable:
+    """``grad(theta) -> (value, gradient)``, compiled by numba, checked at ``theta`` against ``expected`` (the
+    NumPy replay's value and gradient there); :class:`NotFusable` with the reason when it cannot be."""
+    try:
+        import numba
+    except ImportError as err:
+        raise NotFusable("numba is not installed (pip install numba, or diffkit's 'fast' extra)") from err
+    source, constants, helpers = write(tape, out)
+    lines = source.count("\n") - 1
+    if lines > MAX_LINES:
+        raise NotFusable(f"{lines} lines (more than {MAX_LINES}: numba would compile it for minutes)")
+    env = {"np": np}
+    jit = numba.njit(cache=False, error_model="numpy")
+    for name in helpers:
+        env[name] = jit(_HELPERS[name])
+    exec(compile(source, "<dk.compile fused>", "exec"), env)  # our own generated text, not user input
+    fn = jit(env["grad"])
+    constants = tuple(constants)
+
+    def grad(theta):
+        return fn(theta, *constants)
+    try:
+        with warnings.catch_warnings():  # (numba's advice on non-contiguous dot operands: transposes, on purpose)
+            warnings.simplefilter("ignore", numba.NumbaPerformanceWarning)
+            value, gradient = grad(theta)
+    except Exception as err:  # numba's typing and lowering errors have many classes
+        first = str(err).strip().splitlines()
+        raise NotFusable(f"numba could not compile it: {first[0] if first else type(err).__name__}") from err
+    want_value, want_grad = expected[0], np.asarray(expected[1])
+    scale = float(np.max(np.abs(want_grad))) if want_grad.size else 0.0
+    bad_value = not np.isclose(float(np.reshape(value, -1)[0]), float(np.reshape(want_value, -1)[0]),
+                               rtol=1e-10, atol=1e-300)
+    if bad_value or np.shape(gradient) != want_grad.shape or not np.allclose(
+            gradient, want_grad, rtol=1e-9, atol=1e-9 * scale + 1e-300, equal_nan=True):
+        raise NotFusable("the fused result differs from the NumPy replay's at the recording's theta "
+                         "(a gap in the fused writer: the replay runs instead)")
+    grad.source = source
+    return grad

@@ -1,0 +1,175 @@
+"""``dk.compile(f, theta, fuse=True)``: the recording as one numba-compiled function (diffkit/tape/fused.py).
+
+Fused gradients are checked against independent references: the mpmath referee (``dk.reference``), the
+hand-written MLP backprop, and derivatives worked by hand.  Each fused program checks itself against the NumPy
+replay at the recording's theta only, so every test here calls it somewhere else.  numba compiles each
+program for seconds: the fast tests compile four programs; the table-wide test is slow.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import diffkit as dk
+from diffkit import problems
+from diffkit.bench_tape import user_mlp
+from diffkit.handwritten import mlp_backprop
+from diffkit.tape import fused
+
+pytest.importorskip("numba")
+
+
+def test_the_user_written_mlp_fuses_and_matches_hand_written_backprop_with_saturated_units():
+    prob = problems.mlp_for_size(200, depth=3, n_out=4, activation="tanh", loss="softmax_cross_entropy", l2=1e-3,
+                                 batch=8, seed=3)
+    f = user_mlp(prob)
+    g = dk.compile(f, prob.theta0, fuse=True)
+    assert g.fused, g.fuse_reason
+    theta = 6.0 * prob.theta0  # large weights: some units saturate (|x| > 3.47), where the rule needs sech^2
+    value, grad = g(theta)
+    want_value, want_grad = mlp_backprop(prob, theta)
+    assert value == pytest.approx(want_value, rel=1e-13)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-9, atol=1e-12 * np.abs(want_grad).max())
+    assert "for _k in range(" in g.source  # tanh's rule: sech^2 in an element loop, only where saturated
+
+
+def _many_ops(t):
+    """Elementwise maths, broadcasting, reductions with ties, products of vectors, matrices and stacks,
+    reshapes, transposes, a concat and a gather with a repeated index: one program, one compile."""
+    xp = dk.namespace(t)
+    a = xp.reshape(t[:6], (2, 3))
+    b = t[6:9]
+    stack = xp.reshape(t[9:21], (2, 3, 2))
+    picked = t[np.array([0, 4, 4, 7])]  # index 4 twice: its gradient adds up
+    top = xp.max(xp.reshape(xp.concat([a[0], xp.asarray([2.0, 2.0, 2.0])]), (2, 3)), axis=1, keepdims=True)
+    smooth = xp.sum(xp.exp(a - top)) + xp.sum(xp.log(xp.sqrt(b * b + 1.0))) + xp.sum(xp.sin(a) * xp.cos(b))
+    tanh_part = xp.sum(xp.tanh(3.0 * a) * a)
+    products = xp.sum(a @ b) + xp.sum(b @ xp.permute_dims(a)) + xp.sum(a @ stack) + xp.min(picked * picked)
+    return smooth + tanh_part / (2.0 + xp.sum(a * a)) + products - xp.sum(xp.negative(b) / 3.0) ** 2.0
+
+
+def test_a_program_of_many_table_ops_fuses_and_matches_the_mpmath_referee_away_from_its_recording():
+    rng = np.random.default_rng(7)
+    g = dk.compile(_many_ops, rng.uniform(-1.0, 1.0, 21), fuse=True)
+    assert g.fused, g.fuse_reason
+    tie = np.r_[[2.0, 1.0, 2.0], rng.uniform(-1.5, 1.5, 18)]  # the max over (2, 1, 2) and a row of 2s: ties
+    for theta, certify in ((rng.uniform(-1.5, 1.5, 21), True), (tie, False)):  # (a tie is a kink: the convention)
+        value, grad = g(theta)
+        want = dk.reference(_many_ops, theta, certify=certify)
+        assert value == pytest.approx(want.value, rel=1e-13)
+        np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
+
+
+def test_a_tie_in_max_shares_the_gradient_equally_as_the_table_documents():
+    f = lambda t: dk.namespace(t).max(t * 1.0)  # noqa: E731
+    g = dk.compile(f, np.array([0.0, 1.0, 2.0]), fuse=True)
+    assert g.fused, g.fuse_reason
+    assert g(np.array([3.0, 1.0, 3.0]))[1].tolist() == [0.5, 0.0, 0.5]  # by hand: two maxima, half each
+
+
+def test_what_the_writer_cannot_spell_runs_the_numpy_replay_and_says_why(monkeypatch):
+    theta = np.array([0.5, -1.0, 2.0])
+    branchy = lambda t: dk.namespace(t).sum(dk.namespace(t).where(t > 0, t * t, -t))  # noqa: E731
+    g = dk.compile(branchy, theta, fuse=True)
+    assert not g.fused and "branches on data" in g.fuse_reason
+    assert g(np.array([1.0, -2.0, 3.0]))[1].tolist() == [2.0, -1.0, 6.0]  # the replay's answer, by hand
+    g = dk.compile(lambda t: (dk.namespace(t).sum(t * t), t), theta, fuse=True, has_aux=True)
+    assert not g.fused and "has_aux" in g.fuse_reason
+    monkeypatch.setattr(fused, "MAX_LINES", 2)
+    g = dk.compile(lambda t: dk.namespace(t).sum(dk.namespace(t).exp(t) * t), theta, fuse=True)
+    assert not g.fused and "more than 2" in g.fuse_reason
+
+
+def test_a_fused_program_that_disagrees_with_the_replay_is_refused_not_returned(monkeypatch):
+    # a writer that spells exp as sin: the check at the recording's theta must catch it, and the replay runs
+    monkeypatch.setattr(fused.Writer, "exp", lambda self, x: self.unary("sin", x))
+    f = lambda t: dk.namespace(t).sum(dk.namespace(t).exp(t))  # noqa: E731
+    g = dk.compile(f, np.array([0.1, 0.2]), fuse=True)
+    assert not g.fused and "differs from the NumPy replay" in g.fuse_reason
+    np.testing.assert_allclose(g(np.array([1.0, 2.0]))[1], np.exp([1.0, 2.0]), rtol=1e-15)
+
+
+def test_without_numba_fuse_true_says_how_to_get_it(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_numba(name, *args, **kwargs):
+        if name == "numba":
+            raise ImportError("no numba here")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_numba)
+    g = dk.compile(lambda t: dk.namespace(t).sum(t * t), np.array([1.0, 2.0]), fuse=True)
+    assert not g.fused and "pip install numba" in g.fuse_reason
+    assert g(np.array([3.0, 4.0]))[1].tolist() == [6.0, 8.0]
+
+
+# --- generated from the table: every differentiable primitive the writer spells, against the catalogue -------
+
+FUSED_AT_LEAST = {"add", "subtract", "multiply", "divide", "negative", "square", "pow", "exp", "log", "sqrt", "sin",
+                  "cos", "tanh", "sum", "mean", "max", "min", "matmul", "reshape", "permute_dims", "concat"}
+
+
+def _weighted(prim, inputs, params, seed):
+    from test_primitives import _call, _unpacked
+    from diffkit.backends import NUMPY
+    f, theta, _ = _unpacked(prim, inputs, params)
+    w = np.random.default_rng(seed).standard_normal(np.shape(_call(NUMPY, prim, inputs, params)))
+    return f, theta, w
+
+
+def _spelled(prim, f, theta, w) -> str | None:
+    """None when the writer spells f's program; else why not (no numba compile)."""
+    from diffkit.tape.core import Tape
+    tape = Tape(program=True, record_values=True)
+    x = tape.leaf(theta)
+    out = dk.namespace(x).sum(f(x) * w)
+    try:
+        fused.write(tape, out)
+    except (fused.NotFusable, TypeError, ValueError, AttributeError, IndexError) as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+@pytest.mark.slow
+def test_every_primitive_the_writer_spells_fuses_and_matches_the_catalogue_derivative():
+    from test_primitives import DIFFERENTIABLE, catalogue_gradient, draw
+    import catalogue as C
+    from diffkit.primitives import PRIMITIVES
+    spelled, refused = [], {}
+    for name in DIFFERENTIABLE:
+        prim = PRIMITIVES[name]
+        try:
+            inputs, params = draw(prim, 1, 0)
+        except AssertionError:
+            continue
+        f, theta, w = _weighted(prim, inputs, params, 5)
+        why = _spelled(prim, f, theta, w)
+        if why is None:
+            spelled.append((name, prim, inputs, params))
+        else:
+            refused[name] = why
+    missing = FUSED_AT_LEAST - {name for name, *_ in spelled}
+    assert not missing, {name: refused.get(name) for name in missing}
+    for start in range(0, len(spelled), 12):  # one numba compile per batch of primitives, each on its own slice
+        batch = spelled[start:start + 12]
+        parts, evals, wants, offset = [], [], [], 0
+        for name, prim, inputs, params in batch:
+            f, theta_eval, w = _weighted(prim, inputs, params, 5)
+            recorded, _ = draw(prim, 2, 0)  # the same shapes, other values: the program is recorded there
+            _, theta_rec, _ = _weighted(prim, recorded, params, 5)
+            parts.append((f, w, slice(offset, offset + theta_eval.size), theta_rec))
+            evals.append(theta_eval)
+            wants.append(catalogue_gradient(name, prim, inputs, params, w))
+            offset += theta_eval.size
+
+        def total(t, parts=parts):
+            xp = dk.namespace(t)
+            return sum(xp.sum(f(t[part]) * w) for f, w, part, _ in parts)
+        g = dk.compile(total, np.concatenate([p[3] for p in parts]), fuse=True)
+        names = [b[0] for b in batch]
+        assert g.fused, (names, g.fuse_reason)
+        _, grad = g(np.concatenate(evals))
+        for (name, *_), (_, _, part, _), want in zip(batch, parts, wants):
+            rtol = 1e-12 if C.derivative_kind(name) == "scalar" else 1e-9
+            np.testing.assert_allclose(grad[part], want, rtol=rtol, atol=rtol * max(1.0, np.abs(want).max()),
+                                       err_msg=f"fused rule of {name}")
