@@ -67,14 +67,26 @@ def test_a_tie_in_max_shares_the_gradient_equally_as_the_table_documents():
     assert g(np.array([3.0, 1.0, 3.0]))[1].tolist() == [0.5, 0.0, 0.5]  # by hand: two maxima, half each
 
 
+def test_has_aux_and_the_forward_alone_are_fused_too():
+    def f(t):  # value sum(t^3); aux its gradient 3 t^2, an array of the tape handed back as the caller's own
+        xp = dk.namespace(t)
+        cube = t * t * t
+        return xp.sum(cube), 3.0 * t * t
+    g = dk.compile(f, np.array([1.0, -2.0]), fuse=True, has_aux=True)
+    assert g.fused, g.fuse_reason
+    value, grad, aux = g(np.array([2.0, 0.5]))
+    assert value == 8.125 and grad.tolist() == [12.0, 0.75] and aux.tolist() == [12.0, 0.75]
+    aux[:] = 0.0  # (the caller's own array)
+    assert g(np.array([2.0, 0.5]))[2].tolist() == [12.0, 0.75]
+    assert g.value(np.array([1.0, 3.0])) == 28.0  # the fused forward
+
+
 def test_what_the_writer_cannot_spell_runs_the_numpy_replay_and_says_why(monkeypatch):
     theta = np.array([0.5, -1.0, 2.0])
     branchy = lambda t: dk.namespace(t).sum(dk.namespace(t).where(t > 0, t * t, -t))  # noqa: E731
     g = dk.compile(branchy, theta, fuse=True)
     assert not g.fused and "branches on data" in g.fuse_reason
     assert g(np.array([1.0, -2.0, 3.0]))[1].tolist() == [2.0, -1.0, 6.0]  # the replay's answer, by hand
-    g = dk.compile(lambda t: (dk.namespace(t).sum(t * t), t), theta, fuse=True, has_aux=True)
-    assert not g.fused and "has_aux" in g.fuse_reason
     monkeypatch.setattr(fused, "MAX_LINES", 2)
     g = dk.compile(lambda t: dk.namespace(t).sum(dk.namespace(t).exp(t) * t), theta, fuse=True)
     assert not g.fused and "more than 2" in g.fuse_reason

@@ -403,3 +403,12 @@ def test_every_replay_hands_back_a_gradient_of_its_own_that_the_caller_may_write
     second = g(theta)[1]
     assert second.flags.writeable and not np.shares_memory(first, second)
     assert np.all(second == 1.0)
+
+
+def test_has_aux_replays_an_aux_computed_after_the_value():
+    def f(t):  # the value is recorded first, then aux: the replay's forward must run past the value's node
+        xp = dk.namespace(t)
+        return xp.sum(t * t * t), 3.0 * t * t
+    g = dk.compile(f, np.array([1.0, -2.0]), has_aux=True)
+    value, grad, aux = g(np.array([2.0, 0.5]))
+    assert value == 8.125 and grad.tolist() == [12.0, 0.75] and aux.tolist() == [12.0, 0.75]  # by hand: 3 t^2

@@ -83,10 +83,8 @@ class _Program:
         if fuse:
             from .fused import NotFusable, fuse as fused_program
             try:
-                if has_aux:
-                    raise NotFusable("has_aux=True (the fused function returns value and gradient only)")
-                self.grad, self.fused = fused_program(tape, out, theta, self.first), True
-                self.source = self.grad.source
+                self.grad, self._forward = fused_program(tape, out, theta, self.first, aux if has_aux else None)
+                self.fused, self.source = True, self.grad.source
             except NotFusable as err:
                 self.fuse_reason = str(err)
 

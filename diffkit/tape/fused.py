@@ -323,9 +323,10 @@ class Writer:
 
     def concat(self, xs, axis=0):
         xs = [self.wrap(x) for x in xs]
-        shape = np.concatenate([np.empty(x.shape) for x in xs], axis=axis).shape
+        axis %= len(xs[0].shape)
+        shape = xs[0].shape[:axis] + (sum(x.shape[axis] for x in xs),) + xs[0].shape[axis + 1:]
         parts = "".join(f"{x.text}, " for x in xs)
-        return self.line(f"np.concatenate(({parts}), axis={axis % len(shape)})", shape)
+        return self.line(f"np.concatenate(({parts}), axis={axis})", shape)
 
     concatenate = concat
 
@@ -352,7 +353,7 @@ class Writer:
         elif how == "sum":
             out = x
             for a in reversed(axes):  # (numba's sum takes one axis)
-                out = self.line(f"np.sum({out.text}, axis={a})", np.sum(np.empty(out.shape), axis=a).shape)
+                out = self.line(f"np.sum({out.text}, axis={a})", out.shape[:a] + out.shape[a + 1:])
         else:  # max/min over some axes: those axes moved last, rows of a contiguous copy, one loop per row
             rest = tuple(k for k in range(x.ndim) if k not in axes)
             moved = self.wrap(x) if rest + axes == tuple(range(x.ndim)) else self.line(
@@ -368,7 +369,7 @@ class Writer:
         a, b = self.wrap(a), self.wrap(b)
         if a.ndim > 3 or b.ndim > 3 or not a.ndim or not b.ndim or max(a.ndim, b.ndim) == 3 and min(a.ndim, b.ndim) < 2:
             raise NotFusable(f"matmul of shapes {a.shape} and {b.shape} (fused: vectors, matrices, one stack axis)")
-        shape = np.matmul(np.empty(a.shape), np.empty(b.shape)).shape
+        shape = _matmul_shape(a.shape, b.shape)
         if len(shape) < 3:
             return self.line(f"np.dot({a.text}, {b.text})", shape)
         out = self.line(f"np.empty({shape!r})", shape)  # a stack of matrices: one product per matrix
@@ -379,11 +380,18 @@ class Writer:
     def mean(self, x, axis=None, keepdims=False):
         x = self.wrap(x)
         total = self._reduce("sum", x, axis, keepdims)
-        return self.binary("/", total, float(x.size // max(1, math.prod(self._reduce_shape(x, axis)))))
+        return self.binary("/", total, float(x.size // max(1, total.size)))
 
-    @staticmethod
-    def _reduce_shape(x, axis):
-        return np.sum(np.empty(x.shape), axis=axis).shape
+
+def _matmul_shape(a: tuple, b: tuple) -> tuple:
+    """numpy's matmul shape, worked out (a product of placeholder arrays would compute one)."""
+    if len(a) == 1 and len(b) == 1:
+        return ()
+    if len(a) == 1:
+        return b[:-2] + b[-1:]
+    if len(b) == 1:
+        return a[:-1]
+    return tuple(np.broadcast_shapes(a[:-2], b[:-2])) + (a[-2], b[-1])
 
 
 def _whole(v: Sym, shape: tuple) -> bool:
@@ -495,10 +503,12 @@ def _forward(w: Writer, prim, args: list, params: dict, i: int, syms: dict) -> S
     return getattr(w, prim.name)(*args, **params)
 
 
-def write(tape: Tape, out: TArray) -> tuple[str, list, set]:
+def write(tape: Tape, out: TArray, aux: Any = None, forward_only: bool = False) -> tuple[str, list, set]:
     """``(source of grad(theta, K0, K1, ...), the constants K, the helpers called)`` for a recorded program:
-    written twice, the second time with each temporary's number of reads from the first (see Writer.line)."""
-    first, _, _, elementwise = _write(tape, out, None)
+    written twice, the second time with each temporary's number of reads from the first (see Writer.line).
+    ``grad`` returns ``(value, gradient)``, and ``aux`` third when it is an array of the tape; with
+    ``forward_only``, the function is ``forward`` and returns the value alone."""
+    first, _, _, elementwise = _write(tape, out, None, frozenset(), aux, forward_only)
     uses: dict = {}
     readers: dict = {}
     for line in first.splitlines()[1:]:
@@ -516,10 +526,11 @@ def write(tape: Tape, out: TArray) -> tuple[str, list, set]:
             if readers.get(name) and all(r in lazy or re.fullmatch(r"t\d+_\d+", r) for r in readers[name]):
                 lazy.add(name)
                 grew = True
-    return _write(tape, out, uses, frozenset(lazy))[:3]
+    return _write(tape, out, uses, frozenset(lazy), aux, forward_only)[:3]
 
 
-def _write(tape: Tape, out: TArray, uses: dict | None, lazy: frozenset = frozenset()) -> tuple:
+def _write(tape: Tape, out: TArray, uses: dict | None, lazy: frozenset = frozenset(), aux: Any = None,
+           forward_only: bool = False) -> tuple:
     from ..dispatch import TRACERS, register_tracer
     from .plans import unbroadcast
     if Sym not in TRACERS:
@@ -534,6 +545,10 @@ def _write(tape: Tape, out: TArray, uses: dict | None, lazy: frozenset = frozens
     if not _shape(values[0]) or np.asarray(values[0]).dtype != np.float64:
         raise NotFusable("theta must be a float64 array of at least one dimension")
     live, needed = _needed(entries, guards, out.index)
+    if forward_only:
+        needed = _inputs_of(entries, {out.index})
+    elif type(aux) is TArray:
+        needed |= _inputs_of(entries, {aux.index})
     w = Writer(uses, lazy)
     syms: dict = {0: Sym(w, "theta", _shape(values[0]))}
     for i in sorted(needed):
@@ -552,6 +567,10 @@ def _write(tape: Tape, out: TArray, uses: dict | None, lazy: frozenset = frozens
             raise NotFusable(f"node {i} ({getattr(e[1], 'name', 'a view')}): shape {syms[i].shape} written, "
                              f"{_shape(values[i])} recorded")
     value = syms[out.index]
+    if forward_only:
+        body = "\n".join("    " + line for line in w.lines)
+        args = "".join(f", K{k}" for k in range(len(w.constants)))
+        return f"def forward(theta{args}):\n{body}\n    return {value.text}\n", w.constants, w.helpers, w.elementwise
     contributions: dict = {}
     buffers: dict = {}
     owned: set = set()  # variables holding arrays made here and held by nothing else
@@ -613,45 +632,88 @@ def _write(tape: Tape, out: TArray, uses: dict | None, lazy: frozenset = frozens
         grad_text = f"np.ascontiguousarray({grad.text}).copy()"
     args = "".join(f", K{k}" for k in range(len(w.constants)))
     body = "\n".join("    " + line for line in w.lines)
-    source = f"def grad(theta{args}):\n{body}\n    return {value.text}, {grad_text}\n"
+    tail = ""
+    if type(aux) is TArray:  # (an array of the caller's own: a copy, as the NumPy replay hands back)
+        kept = syms[aux.index]
+        tail = f", np.ascontiguousarray({kept.text}).copy()" if kept.shape else f", {kept.text}"
+    source = f"def grad(theta{args}):\n{body}\n    return {value.text}, {grad_text}{tail}\n"
     return source, w.constants, w.helpers, w.elementwise
 
 
-def fuse(tape: Tape, out: TArray, theta: np.ndarray, expected: tuple) -> Callable:
-    """``grad(theta) -> (value, gradient)``, compiled by numba, checked at ``theta`` against ``expected`` (the
-    NumPy replay's value and gradient there); :class:`NotFusable` with the reason when it cannot be."""
-    try:
-        import numba
-    except ImportError as err:
-        raise NotFusable("numba is not installed (pip install numba, or diffkit's 'fast' extra)") from err
-    source, constants, helpers = write(tape, out)
+def _inputs_of(entries: list, wanted: set) -> set:
+    """``wanted`` and every node they are computed from."""
+    from .replay import _inputs
+    needed = set(wanted)
+    for i in range(max(wanted), -1, -1):
+        if i in needed:
+            needed.update(_inputs(entries[i]))
+    return needed
+
+
+def _agrees(value: Any, gradient: Any, expected: tuple) -> bool:
+    """Whether the fused value and gradient are the NumPy replay's up to rounding: the value to 1e-10, the
+    gradient normwise to 1e-8 (another order of summation moves an entry that cancels, like lse's
+    ``softmax_max + (1 - sum(softmax))``, by ~1e-14 absolute; a writer's mistake moves the whole vector),
+    with NaN where the replay has NaN."""
+    want_value, want = float(np.reshape(expected[0], -1)[0]), np.asarray(expected[1])
+    got_value, got = float(np.reshape(value, -1)[0]), np.asarray(gradient)
+    if not (abs(got_value - want_value) <= 1e-10 * abs(want_value) + 1e-12 or got_value == want_value
+            or np.isnan(got_value) and np.isnan(want_value)):
+        return False
+    if gradient is None:  # (a forward alone)
+        return True
+    if got.shape != want.shape or not np.array_equal(np.isnan(got), np.isnan(want)):
+        return False
+    finite = np.isfinite(want)
+    if not np.array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)]):
+        return False
+    return bool(np.linalg.norm(got[finite] - want[finite]) <= 1e-8 * np.linalg.norm(want[finite]) + 1e-300)
+
+
+def _build(source: str, constants: list, helpers: set, name: str) -> Callable:
+    """numba's compiled ``name`` from ``source``, called with theta alone (the constants bound)."""
+    import numba
     lines = source.count("\n") - 1
     if lines > MAX_LINES:
         raise NotFusable(f"{lines} lines (more than {MAX_LINES}: numba would compile it for minutes)")
     env = {"np": np}
     jit = numba.njit(cache=False, error_model="numpy")
-    for name in helpers:
-        env[name] = jit(_HELPERS[name])
-    exec(compile(source, "<dk.compile fused>", "exec"), env)  # our own generated text, not user input
-    fn = jit(env["grad"])
-    constants = tuple(constants)
+    for helper in helpers:
+        env[helper] = jit(_HELPERS[helper])
+    exec(compile(source, f"<dk.compile fused {name}>", "exec"), env)  # our own generated text, not user input
+    fn, constants = jit(env[name]), tuple(constants)
+    return lambda theta: fn(theta, *constants)
 
-    def grad(theta):
-        return fn(theta, *constants)
+
+def _first_call(fn: Callable, theta: np.ndarray) -> Any:
+    import numba
     try:
         with warnings.catch_warnings():  # (numba's advice on non-contiguous dot operands: transposes, on purpose)
             warnings.simplefilter("ignore", numba.NumbaPerformanceWarning)
-            value, gradient = grad(theta)
+            return fn(theta)  # (numba compiles on the first call)
     except Exception as err:  # numba's typing and lowering errors have many classes
         first = str(err).strip().splitlines()
         raise NotFusable(f"numba could not compile it: {first[0] if first else type(err).__name__}") from err
-    want_value, want_grad = expected[0], np.asarray(expected[1])
-    scale = float(np.max(np.abs(want_grad))) if want_grad.size else 0.0
-    bad_value = not np.isclose(float(np.reshape(value, -1)[0]), float(np.reshape(want_value, -1)[0]),
-                               rtol=1e-10, atol=1e-300)
-    if bad_value or np.shape(gradient) != want_grad.shape or not np.allclose(
-            gradient, want_grad, rtol=1e-9, atol=1e-9 * scale + 1e-300, equal_nan=True):
+
+
+def fuse(tape: Tape, out: TArray, theta: np.ndarray, expected: tuple, aux: Any = None) -> tuple:
+    """``(grad, forward)``: ``grad(theta) -> (value, gradient[, aux])`` and ``forward(theta) -> value``, each
+    compiled by numba and checked at ``theta`` against ``expected`` (the NumPy replay's answer there);
+    :class:`NotFusable` with the reason when they cannot be."""
+    if not available():
+        raise NotFusable("numba is not installed (pip install numba, or diffkit's 'fast' extra)")
+    source, constants, helpers = write(tape, out, aux)
+    grad = _build(source, constants, helpers, "grad")
+    got = _first_call(grad, theta)
+    same_aux = type(aux) is not TArray or np.allclose(got[2], expected[2], rtol=1e-9, atol=1e-300, equal_nan=True)
+    if not (_agrees(got[0], got[1], expected) and same_aux):
         raise NotFusable("the fused result differs from the NumPy replay's at the recording's theta "
                          "(a gap in the fused writer: the replay runs instead)")
+    if type(aux) is not TArray and aux is not None:  # a constant: handed back as the replay does, a copy
+        fused_grad = grad
+        grad = lambda theta: (*fused_grad(theta), np.array(aux))  # noqa: E731
+    forward = _build(*write(tape, out, forward_only=True), "forward")
+    if not _agrees(_first_call(forward, theta), None, expected):
+        raise NotFusable("the fused forward differs from the NumPy replay's at the recording's theta")
     grad.source = source
-    return grad
+    return grad, forward

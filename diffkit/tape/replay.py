@@ -631,7 +631,8 @@ def generate(tape: Tape, out: TArray, fits: dict | None = None, fresh: set = fro
         _forward_lines(fwd, entries, guards, needed, tape.values, out.index)
         fwd.emit(f"return v{out.index}")
     grad = _Source(env)
-    _forward_lines(grad, entries, guards, needed, tape.values, out.index, live)
+    last = max(out.index, aux.index) if type(aux) is TArray else out.index  # (aux may be computed after the value)
+    _forward_lines(grad, entries, guards, needed, tape.values, last, live)
     aux_name = "" if aux is None else f"v{aux.index}" if type(aux) is TArray else _Source(env).const(aux)
     _backward_lines(grad, entries, live, tape.values, out.index, fits, fresh, aux_name)
     forward = fwd.function("def forward(theta):", ()) if fits is not None else None
