@@ -26,11 +26,13 @@ What it refuses, with the reason (the NumPy replay then runs; :attr:`.compiled.C
 * a compile error from numba;
 * a value or gradient at the recording's theta that differs from the NumPy replay's by more than rounding.
 
+Skipped as doctests (numba compiles each program for seconds); tests/test_fused.py runs the same.
+
 >>> import numpy as np, diffkit as dk
 >>> def f(t):
 ...     xp = dk.namespace(t)
 ...     return xp.sum(xp.tanh(t) * t)
->>> g = dk.compile(f, np.array([0.5, -1.0]), fuse=True)   # doctest: +SKIP  (numba compiles for seconds)
+>>> g = dk.compile(f, np.array([0.5, -1.0]), fuse=True)   # doctest: +SKIP
 >>> g.fused, bool(np.allclose(g(np.array([1.0, 2.0]))[1], dk.gradient(f, np.array([1.0, 2.0])).grad))  # doctest: +SKIP
 (True, True)
 """
@@ -123,13 +125,16 @@ Sym.__pos__ = lambda self: self
 
 
 def _literal(value: Any) -> str | None:
-    if type(value) in (bool, int):
-        return repr(value)
-    if isinstance(value, (float, np.floating)) and math.isfinite(value):
-        return repr(float(value))
-    if isinstance(value, (np.integer, np.bool_)):
-        return repr(value.item())
-    return None
+    """Source for a finite number (a negative one in parentheses: ``(-2.0) ** x`` is not ``-(2.0 ** x)``)."""
+    if isinstance(value, (bool, np.bool_)):
+        return repr(bool(value))
+    if isinstance(value, (int, np.integer)):
+        text = repr(int(value))
+    elif isinstance(value, (float, np.floating)) and math.isfinite(value):
+        text = repr(float(value))
+    else:
+        return None
+    return f"({text})" if text.startswith("-") else text
 
 
 _ELEMENTWISE = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arctan", "arcsin", "arccos",
