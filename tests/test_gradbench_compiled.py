@@ -122,3 +122,14 @@ def test_the_budget_that_stops_a_slow_method_leaves_its_compile_time_out(monkeyp
     except Exception:  # noqa: BLE001  (the rows of cells that never ran are not this test's business)
         pass
     assert slow == {"reverse"}  # 30 s of gradient > 20 s; numba's gradient itself took 5 s
+
+
+def test_the_numba_tool_speaks_the_protocol_and_its_fused_gradients_match_the_referee():
+    pytest.importorskip("numba")
+    for tool in _driver("numba"):  # (a generator fixture's body: the tool's process, closed after)
+        for x in (1.0, -2.5):
+            assert tool.output("hello", "double", x) == 2 * x  # d(x^2)/dx, by hand
+        _, input = next(iter(small_inputs("llsq")))
+        problem = load_eval("llsq").problem(input)
+        assert_close(_flat_gradient(tool, "llsq", input), dk.reference(problem.objective, problem.theta).grad.ravel(),
+                     1e-10)
