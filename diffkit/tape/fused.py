@@ -155,7 +155,7 @@ class Writer:
         self.elementwise: set = set()  # temporaries that are elementwise expressions (inlinable)
         self.lines: list = []
         self.constants: list = []  # arrays the function takes as arguments (K0, K1 ...)
-        self._ids: dict = {}
+        self._ids: dict = {}  # id of a constant -> (its argument name, the constant: held, so no other takes its id)
         self.count = 0
         self.helpers: set = set()  # the loop functions the lines call (ROWS_EXTREMUM)
 
@@ -182,9 +182,9 @@ class Writer:
                 return self.wrap(value[()])
             key = id(value)
             if key not in self._ids:
-                self._ids[key] = f"K{len(self.constants)}"
+                self._ids[key] = (f"K{len(self.constants)}", value)
                 self.constants.append(np.ascontiguousarray(value))
-            return Sym(self, self._ids[key], value.shape, "b" if value.dtype.kind == "b" else "f")
+            return Sym(self, self._ids[key][0], value.shape, "b" if value.dtype.kind == "b" else "f")
         raise NotFusable(f"a constant of type {type(value).__name__}")
 
     def binary(self, op: str, a: Any, b: Any, kind: str = "f") -> Sym:
@@ -323,7 +323,7 @@ class Writer:
     def index_text(self, index: Any) -> str | None:
         """Source for ``index``: basic slices and integers, or one 1-D integer array (a constant argument)."""
         if isinstance(index, np.ndarray) and index.ndim == 1 and index.dtype.kind in "iu":
-            return self.wrap(index.astype(np.int64)).text
+            return self.wrap(index).text
         return _index_text(index)
 
     def concat(self, xs, axis=0):
