@@ -14,6 +14,8 @@ and ``solve`` of a singular matrix are not differentiable (inf/nan, as numpy).
 """
 from __future__ import annotations
 
+import math
+
 import mpmath
 import numpy as np
 
@@ -28,8 +30,20 @@ def _mT(xp, a):
     return a.mT if type(a) is np.ndarray else xp.matrix_transpose(a)  # (numpy's swapaxes is a Python wrapper)
 
 
+def _matmul_numpy(x, y):
+    """``np.matmul``, except that a stack of matrices times one matrix is one product of the stacked rows:
+    numpy multiplies a stack one matrix at a time (26 x (3, 88) @ (88, 544): 0.89 ms, against 0.24 ms as one
+    product on this machine)."""
+    if type(x) is np.ndarray and x.ndim > 2 and type(y) is np.ndarray and y.ndim == 2 and x.dtype == y.dtype:
+        rows = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+        return np.matmul(rows, y).reshape(x.shape[:-1] + y.shape[-1:])
+    return np.matmul(x, y)
+
+
 def _matmul_x(g, y, x_shape, xp):
     y_ndim = len(getattr(y, "shape", ()))
+    if len(x_shape) > 2 and y_ndim == 2:  # a stack times one matrix: the table's matmul, one product
+        return xp.matmul(g, _mT(xp, y))
     if y_ndim == 1:  # (a stack of) matrices times a vector, or two vectors (g is then a number)
         return xp.expand_dims(g, axis=-1) * y
     if len(x_shape) == 1:  # a vector times a stack of matrices: one sum per matrix (the tape sums the stack)
@@ -45,6 +59,9 @@ def _matmul_y(g, x, y_shape, xp):
         return xp.expand_dims(x, axis=-1) * xp.expand_dims(g, axis=-2)
     if len(y_shape) == 1:  # (a stack of) matrices times a vector: x^T g, one row product per matrix
         return (xp.expand_dims(g, axis=-2) @ x)[..., 0, :]
+    if x_ndim > 2 and len(y_shape) == 2:  # a stack times one matrix: the stack's rows, summed in one product
+        rows = math.prod(x.shape[:-1])
+        return _mT(xp, xp.reshape(x, (rows, y_shape[0]))) @ xp.reshape(g, (rows, y_shape[1]))
     return _mT(xp, x) @ g
 
 
@@ -287,7 +304,7 @@ def _tri(fn):
 MATMUL_DOMAIN = Domain(shapes=(((2, 3), (3, 4)), ((3,), (3,)), ((3,), (3, 2)), ((2, 3), (3,)), ((2, 2, 3), (3, 2))))
 
 # fmt: off
-defprim("matmul", "x y", kind="array", numpy=np.matmul, complex=SAME, mpmath=OBJECT,
+defprim("matmul", "x y", kind="array", numpy=_matmul_numpy, complex=SAME, mpmath=OBJECT,
         sympy=lambda x, y: sympy_backend.matmul(x, y),
         vjp=(lambda g, y, x_shape, xp: _matmul_x(g, y, x_shape, xp), lambda g, x, y_shape, xp: _matmul_y(g, x, y_shape, xp)),
         jvp="multilinear", domain=MATMUL_DOMAIN)

@@ -209,12 +209,10 @@ def _take(prim, vals, which, params, k, xp):
 
 def _matmul(prim, vals, which, params, k, xp):
     """Vectors become matrices (a row on the left, a column on the right), batched operands are lifted to a
-    common rank, and the added axis is dropped again.  A batch of matrices times one matrix is one product
-    of the stacked rows."""
+    common rank, and the added axis is dropped again.  (A batch of matrices times one matrix is then the
+    table's matmul of a stack and a matrix: one product of the stacked rows.)"""
     (x, y), (bx, by) = vals, which
     xv, yv = _ndim(x) - bx == 1, _ndim(y) - by == 1
-    if bx and not by and not xv and _ndim(y) == 2 and type(x) is np.ndarray and type(y) is np.ndarray:
-        return (x.reshape(-1, x.shape[-1]) @ y).reshape(x.shape[:-1] + y.shape[1:])  # one product, not k
     if xv:
         x = xp.expand_dims(x, axis=-2)
     if yv:
