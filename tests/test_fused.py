@@ -48,6 +48,18 @@ def _many_ops(t):
     return smooth + tanh_part / (2.0 + xp.sum(a * a)) + products - xp.sum(xp.negative(b) / 3.0) ** 2.0
 
 
+def _stacks_and_gathers(t):
+    """Stacks of matrices times one matrix (one product of the rows), broadcast stacks (small ones as loops,
+    larger ones by np.dot per matrix), a stack of arrays, and a gather beside a slice with a repeated column."""
+    xp = dk.namespace(t)
+    a = xp.reshape(t[:6], (2, 3))
+    columns = a[:, np.array([2, 0, 2])]
+    return (xp.sum(xp.stack([a, a * a]) @ xp.reshape(t[0:6], (3, 2)))
+            + xp.sum(xp.reshape(t[9:21], (2, 1, 3, 2)) @ xp.reshape(t[0:12], (3, 2, 2)))
+            + xp.sum((xp.reshape(t[0:20], (1, 4, 5)) @ xp.reshape(t[1:21], (2, 5, 2))) ** 2.0) / 7.0
+            + xp.sum(xp.sin(columns) * columns))
+
+
 def test_a_program_of_many_table_ops_fuses_and_matches_the_mpmath_referee_away_from_its_recording():
     rng = np.random.default_rng(7)
     g = dk.compile(_many_ops, rng.uniform(-1.0, 1.0, 21), fuse=True)
@@ -58,6 +70,18 @@ def test_a_program_of_many_table_ops_fuses_and_matches_the_mpmath_referee_away_f
         want = dk.reference(_many_ops, theta, certify=certify)
         assert value == pytest.approx(want.value, rel=1e-13)
         np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
+
+
+def test_stacked_products_and_gathers_beside_a_slice_fuse_and_match_the_mpmath_referee():
+    rng = np.random.default_rng(11)
+    g = dk.compile(_stacks_and_gathers, rng.uniform(-1.0, 1.0, 21), fuse=True)
+    assert g.fused, g.fuse_reason
+    assert "_acc +=" in g.source and "for _j in range(3)" in g.source  # the small stacks' loop; the scatter
+    theta = rng.uniform(-1.5, 1.5, 21)
+    value, grad = g(theta)
+    want = dk.reference(_stacks_and_gathers, theta)
+    assert value == pytest.approx(want.value, rel=1e-13)
+    np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
 
 
 def test_a_tie_in_max_shares_the_gradient_equally_as_the_table_documents():
@@ -81,12 +105,35 @@ def test_has_aux_and_the_forward_alone_are_fused_too():
     assert g.value(np.array([1.0, 3.0])) == 28.0  # the fused forward
 
 
+def _branchy(t):
+    """A mask from a comparison and a Python branch on data: both are guards of the recording."""
+    xp = dk.namespace(t)
+    part = xp.sum(xp.where(t > 0, t * t, -t))
+    return part * 2.0 if xp.sum(t) > 0 else part
+
+
+def test_a_branch_on_data_is_fused_with_its_guards_and_a_changed_path_records_again(monkeypatch):
+    from diffkit.tape import compiled
+    monkeypatch.setattr(compiled, "MAX_FUSED_RERECORDS", 1)
+    g = dk.compile(_branchy, np.array([0.5, -1.0, 2.0]), fuse=True)
+    assert g.fused, g.fuse_reason
+    assert "RERECORD" in g.source
+    # by hand: d/dt of where(t > 0, t^2, -t) is 2t or -1, doubled while sum(t) > 0
+    assert g(np.array([1.0, -2.0, 3.0]))[1].tolist() == [4.0, -2.0, 12.0] and g.records == 1  # the same path
+    assert g.value(np.array([-1.0, -2.0, 0.5])) == 3.25  # mask and branch changed: the fused forward's guards
+    assert g.records == 2 and g.fused  # (a changed path is fused again, up to MAX_FUSED_RERECORDS times)
+    assert g(np.array([-1.0, -2.0, 0.5]))[1].tolist() == [-1.0, -1.0, 1.0]
+    assert g(np.array([3.0, 1.0, -1.0]))[1].tolist() == [12.0, 4.0, -2.0]  # changed again: the NumPy replay now
+    assert g.records == 3 and not g.fused and "guards failed 2 times" in g.fuse_reason
+
+
 def test_what_the_writer_cannot_spell_runs_the_numpy_replay_and_says_why(monkeypatch):
     theta = np.array([0.5, -1.0, 2.0])
-    branchy = lambda t: dk.namespace(t).sum(dk.namespace(t).where(t > 0, t * t, -t))  # noqa: E731
-    g = dk.compile(branchy, theta, fuse=True)
-    assert not g.fused and "branches on data" in g.fuse_reason
-    assert g(np.array([1.0, -2.0, 3.0]))[1].tolist() == [2.0, -1.0, 6.0]  # the replay's answer, by hand
+    running = lambda t: dk.namespace(t).sum(dk.namespace(t).cumulative_sum(t) * t)  # noqa: E731
+    g = dk.compile(running, theta, fuse=True)
+    assert not g.fused and "cumulative_sum" in g.fuse_reason
+    # by hand: d/dt_k sum_i t_i (t_1 + ... + t_i) = cumsum(t)_k + sum_{i >= k} t_i
+    assert g(np.array([1.0, -2.0, 3.0]))[1].tolist() == [3.0, 0.0, 5.0]
     monkeypatch.setattr(fused, "MAX_LINES", 2)
     g = dk.compile(lambda t: dk.namespace(t).sum(dk.namespace(t).exp(t) * t), theta, fuse=True)
     assert not g.fused and "more than 2" in g.fuse_reason

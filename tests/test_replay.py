@@ -412,3 +412,18 @@ def test_has_aux_replays_an_aux_computed_after_the_value():
     g = dk.compile(f, np.array([1.0, -2.0]), has_aux=True)
     value, grad, aux = g(np.array([2.0, 0.5]))
     assert value == 8.125 and grad.tolist() == [12.0, 0.75] and aux.tolist() == [12.0, 0.75]  # by hand: 3 t^2
+
+
+def test_a_branch_on_a_value_computed_after_the_output_is_replayed_and_checked():
+    def f(t):  # the output, part, is recorded before sum(t), which only the branch reads
+        xp = dk.namespace(t)
+        part = xp.sum(xp.where(t > 0, t * t, -t))
+        return part * 2.0 if xp.sum(t) > 0 else part
+    g = dk.compile(f, np.array([-1.0, -2.0, 0.5]))
+    # by hand: d/dt of where(t > 0, t^2, -t) is 2t or -1, doubled while sum(t) > 0
+    assert g(np.array([-1.0, -3.0, 1.5])) == (6.25, pytest.approx([-1.0, -1.0, 3.0], abs=0)) and g.records == 1
+    assert g.value(np.array([-1.0, -3.0, 0.5])) == 4.25
+    value, grad = g(np.array([1.0, -0.5, 0.5]))  # sum(t) > 0 now: the branch's guard records again
+    assert (value, grad.tolist(), g.records) == (3.5, [4.0, -2.0, 2.0], 2)
+    assert g.value(np.array([-1.0, -3.0, 0.5])) == 4.25 and g.records == 3  # back: the value's re-recording
+    assert g(np.array([-1.0, -3.0, 0.5]))[1].tolist() == [-1.0, -1.0, 1.0] and g.records == 3  # is the call's too

@@ -19,7 +19,9 @@ with ``verbose=True``); the seconds spent recording and generating are kept
 apart from run time in :attr:`Compiled.compile_s`.
 
 ``fuse=True`` (numba installed) runs each recorded program as one numba-compiled function instead
-(:mod:`.fused`); where that cannot be, the NumPy replay runs and :attr:`Compiled.fuse_reason` says why.
+(:mod:`.fused`), its guards checked inside it; where that cannot be, the NumPy replay runs and
+:attr:`Compiled.fuse_reason` says why.  A path that keeps changing is fused again at most
+:data:`MAX_FUSED_RERECORDS` times (each new path is a numba compile of seconds); later ones replay in NumPy.
 
 >>> import numpy as np, diffkit as dk
 >>> def f(t):
@@ -46,6 +48,9 @@ __all__ = ["compile", "Compiled", "NotCompilable"]
 
 
 _F64 = np.dtype(np.float64)
+# With fuse=True, a path that changes (a guard fails) is fused again this many times; after that the NumPy
+# replay runs each new recording: a mask that changes with theta would otherwise cost a numba compile a call.
+MAX_FUSED_RERECORDS = 2
 
 
 def _scalar(value: Any) -> float:
@@ -115,6 +120,7 @@ class Compiled:
         self.programs: dict = {}
         self._last = None  # (shape, program, key) of the last float64 call: its fast path
         self.records, self.compile_s, self.reasons = 0, 0.0, []
+        self.fused_rerecords = 0  # re-recordings after a guard failed, with fuse=True (see MAX_FUSED_RERECORDS)
         if theta is not None:
             self._record(*self._key(theta), None)
 
@@ -134,8 +140,17 @@ class Compiled:
             if self.verbose:
                 print(f"dk.compile: re-recording ({reason})")
         start = time.perf_counter()
-        program = self.programs[key] = _Program(self.f, arr, self.has_aux, self.fuse)
+        fuse = self.fuse
+        if fuse and key in self.programs:  # a guard failed: the path through f changed
+            self.fused_rerecords += 1
+            fuse = self.fused_rerecords <= MAX_FUSED_RERECORDS
+        program = self.programs[key] = _Program(self.f, arr, self.has_aux, fuse)
+        if self.fuse and not fuse:
+            program.fuse_reason = (f"its guards failed {self.fused_rerecords} times (more than "
+                                   f"{MAX_FUSED_RERECORDS}): numba would compile each new path again, for seconds")
         self.compile_s += time.perf_counter() - start
+        if self._last is not None and self._last[2] == key:  # (the fast path's program is this one now)
+            self._last = (self._last[0], program, key)
         if program.fuse_reason is not None and self.verbose:
             print(f"dk.compile: not fused, the NumPy replay runs ({program.fuse_reason})")
         self.records += 1

@@ -18,10 +18,14 @@ elementwise expression read once into its reader (numba compiles one array expre
 ``where`` whose operands all have its shape as an element loop that evaluates one side per entry (tanh's
 ``exp`` runs only at saturated entries).
 
+Guards (the recording's branches on data: a comparison, ``bool()``, ``argmax``; see :mod:`.compiled`) are
+checked inside the fused function, each as soon as its inputs exist: the op is run again and compared with its
+recorded result, and a difference raises :class:`.replay.Rerecord`, as the NumPy replay does.
+
 What it refuses, with the reason (the NumPy replay then runs; :attr:`.compiled.Compiled.fuse_reason`):
 
 * an op or a rule that the writer cannot spell (a function of the namespace it lacks, a shape numba takes
-  no reshape of, a branch on data: a recording with guards);
+  no reshape of);
 * more than :data:`MAX_LINES` lines (numba's compile time grows with the function: ~10 s per 100 lines);
 * a compile error from numba;
 * a value or gradient at the recording's theta that differs from the NumPy replay's by more than rounding.
@@ -47,7 +51,7 @@ import numpy as np
 
 from .array import TArray
 from .core import Tape
-from .replay import NotCompilable, _needed, _shape, _split
+from .replay import NotCompilable, Rerecord, _inputs, _needed, _shape, _split
 
 __all__ = ["NotFusable", "fuse", "available", "MAX_LINES"]
 
@@ -141,6 +145,7 @@ _ELEMENTWISE = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh
                 "log1p", "expm1", "abs", "sign", "floor", "ceil", "negative", "log2", "log10", "arcsinh", "arccosh",
                 "arctanh", "exp2", "cbrt", "reciprocal")  # numpy's names; numba compiles each ufunc
 _BINARY = ("hypot", "arctan2")
+_PREDICATES = ("isnan", "isfinite", "isinf", "logical_not")  # elementwise, with a boolean result
 _SPELLED = {"asin": "arcsin", "acos": "arccos", "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh",
             "atanh": "arctanh", "atan2": "arctan2", "absolute": "abs"}
 
@@ -264,6 +269,39 @@ class Writer:
     def pow(self, a, b):
         return self.binary("**", a, b)
 
+    def less(self, a, b):
+        return self.binary("<", a, b, "b")
+
+    def less_equal(self, a, b):
+        return self.binary("<=", a, b, "b")
+
+    def greater(self, a, b):
+        return self.binary(">", a, b, "b")
+
+    def greater_equal(self, a, b):
+        return self.binary(">=", a, b, "b")
+
+    def equal(self, a, b):
+        return self.binary("==", a, b, "b")
+
+    def not_equal(self, a, b):
+        return self.binary("!=", a, b, "b")
+
+    def argmax(self, x, axis=None, keepdims=False):
+        return self._arg("argmax", x, axis, keepdims)
+
+    def argmin(self, x, axis=None, keepdims=False):
+        return self._arg("argmin", x, axis, keepdims)
+
+    def _arg(self, how: str, x, axis, keepdims):
+        x = self.wrap(x)
+        if axis is None:
+            out = self.line(f"np.{how}({x.text})", (), "i")
+            return self.reshape(out, (1,) * x.ndim) if keepdims else out
+        axis %= x.ndim
+        out = self.line(f"np.{how}({x.text}, axis={axis})", x.shape[:axis] + x.shape[axis + 1:], "i")
+        return self.reshape(out, x.shape[:axis] + (1,) + x.shape[axis + 1:]) if keepdims else out
+
     def maximum(self, a, b):
         a, b = self.wrap(a), self.wrap(b)
         return self.line(f"np.maximum({a.text}, {b.text})", np.broadcast_shapes(a.shape, b.shape))
@@ -279,18 +317,18 @@ class Writer:
         if shape == x.shape:
             return x
         if not x.shape:
-            return self.line(f"np.full({shape!r}, {x.text})", shape)
+            return self.line(f"np.full({shape!r}, {x.text})", shape, x.kind)
         if not shape:
-            return self.line(f"{x.text}.ravel()[0]", ())
-        return self.line(f"np.ascontiguousarray({x.text}).reshape({shape!r})", shape)
+            return self.line(f"{x.text}.ravel()[0]", (), x.kind)
+        return self.line(f"np.ascontiguousarray({x.text}).reshape({shape!r})", shape, x.kind)
 
     def broadcast_to(self, x, shape):
         x, shape = self.wrap(x), tuple(shape)
         if x.shape == shape:
             return x
         if not x.shape:
-            return self.line(f"np.full({shape!r}, {x.text})", shape)
-        return self.line(f"np.broadcast_to({x.text}, {shape!r})", shape)
+            return self.line(f"np.full({shape!r}, {x.text})", shape, x.kind)
+        return self.line(f"np.broadcast_to({x.text}, {shape!r})", shape, x.kind)
 
     def expand_dims(self, x, axis=0):
         x = self.wrap(x)
@@ -322,9 +360,26 @@ class Writer:
 
     def index_text(self, index: Any) -> str | None:
         """Source for ``index``: basic slices and integers, or one 1-D integer array (a constant argument)."""
-        if isinstance(index, np.ndarray) and index.ndim == 1 and index.dtype.kind in "iu":
-            return self.wrap(index).text
+        if _gather_at(index) is not None:
+            parts = index if type(index) is tuple else (index,)
+            return ", ".join(self.wrap(p).text if isinstance(p, np.ndarray) else _index_text(p) for p in parts)
         return _index_text(index)
+
+    def scatter_add(self, buffer: Sym, index: Any, c: Sym) -> None:
+        """``buffer[index] += c`` for a gather ``index`` (one integer array among slices): one
+        ``+=`` per entry of the array, so that repeated entries add up (as ``np.add.at``)."""
+        parts = index if type(index) is tuple else (index,)
+        c = self.line(f"np.ascontiguousarray({c.text})", c.shape)
+        into, read = [], []
+        for p in parts:
+            if isinstance(p, np.ndarray):
+                into.append(f"{self.wrap(p).text}[_j]")
+                read.append("_j")
+                size = len(p)
+            else:
+                into.append(_index_text(p))
+                read.append(":")
+        self.lines += [f"for _j in range({size}):", f"    {buffer.text}[{', '.join(into)}] += {c.text}[{', '.join(read)}]"]
 
     def concat(self, xs, axis=0):
         xs = [self.wrap(x) for x in xs]
@@ -334,6 +389,15 @@ class Writer:
         return self.line(f"np.concatenate(({parts}), axis={axis})", shape)
 
     concatenate = concat
+
+    def stack(self, xs, axis=0):
+        xs = [self.wrap(x) for x in xs]
+        shape = xs[0].shape
+        if any(x.shape != shape for x in xs):  # (the table broadcasts nothing here: shapes agree)
+            raise NotFusable(f"stack of shapes {[x.shape for x in xs]}")
+        axis %= len(shape) + 1
+        parts = "".join(f"np.ascontiguousarray({x.text}), " if x.shape else f"np.asarray({x.text}), " for x in xs)
+        return self.line(f"np.stack(({parts}), axis={axis})", shape[:axis] + (len(xs),) + shape[axis:])
 
     # --- reductions and products --------------------------------------------------------------------------
     def sum(self, x, axis=None, keepdims=False, dtype=None):
@@ -371,16 +435,38 @@ class Writer:
         return self.reshape(out, kept) if keepdims else out
 
     def matmul(self, a, b):
+        """Vectors and matrices by np.dot; a stack times one matrix as one product of the stacked rows (as the
+        table's numpy forward); other stacks (broadcast) one product per matrix, small ones as plain loops
+        (BLAS costs more to call than a 3 x 3 product takes)."""
         a, b = self.wrap(a), self.wrap(b)
-        if a.ndim > 3 or b.ndim > 3 or not a.ndim or not b.ndim or max(a.ndim, b.ndim) == 3 and min(a.ndim, b.ndim) < 2:
-            raise NotFusable(f"matmul of shapes {a.shape} and {b.shape} (fused: vectors, matrices, one stack axis)")
+        if not a.ndim or not b.ndim or max(a.ndim, b.ndim) > 2 and min(a.ndim, b.ndim) < 2:
+            raise NotFusable(f"matmul of shapes {a.shape} and {b.shape} (fused: vectors, matrices, stacks)")
         shape = _matmul_shape(a.shape, b.shape)
-        if len(shape) < 3:
+        if a.ndim <= 2 and b.ndim <= 2:
             return self.line(f"np.dot({a.text}, {b.text})", shape)
-        out = self.line(f"np.empty({shape!r})", shape)  # a stack of matrices: one product per matrix
-        pick = lambda v: f"{v.text}[_s]" if v.ndim == 3 and v.shape[0] > 1 else f"{v.text}[0]" if v.ndim == 3 else v.text
-        self.lines += [f"for _s in range({shape[0]}):", f"    {out.text}[_s] = np.dot({pick(a)}, {pick(b)})"]
-        return out
+        (m, k), n = a.shape[-2:], b.shape[-1]
+        stack = shape[:-2]
+        count = math.prod(stack)
+        if b.ndim == 2:
+            rows = self.line(f"np.ascontiguousarray({a.text}).reshape(({count * m}, {k}))", (count * m, k))
+            return self.line(f"np.dot({rows.text}, {b.text}).reshape({shape!r})", shape)
+        x, y = (self._stack_of(v, stack, count) for v in (a, b))
+        out = self.line(f"np.empty(({count}, {m}, {n}))", (count, m, n))
+        if m * k * n <= 64:
+            self.lines += [f"for _s in range({count}):", f"    for _i in range({m}):", f"        for _j in range({n}):",
+                           "            _acc = 0.0", f"            for _l in range({k}):",
+                           f"                _acc += {x.text}[_s, _i, _l] * {y.text}[_s, _l, _j]",
+                           f"            {out.text}[_s, _i, _j] = _acc"]
+        else:
+            self.lines += [f"for _s in range({count}):", f"    {out.text}[_s] = np.dot({x.text}[_s], {y.text}[_s])"]
+        return self.reshape(out, shape)
+
+    def _stack_of(self, v: Sym, stack: tuple, count: int) -> Sym:
+        """``v``'s matrices over the whole (broadcast) stack, as one contiguous (count, rows, columns) array."""
+        full = stack + v.shape[-2:]
+        text = v.text if v.shape == full else f"np.broadcast_to({v.text}, {full!r})"
+        return self.line(f"np.ascontiguousarray({text}).reshape(({count}, {v.shape[-2]}, {v.shape[-1]}))",
+                         (count,) + v.shape[-2:])
 
     def mean(self, x, axis=None, keepdims=False):
         x = self.wrap(x)
@@ -423,6 +509,17 @@ def _element(v: Sym, flats: dict, prefix: str) -> str:
     return f"({_element(parts[0], flats, prefix)} {op} {_element(parts[1], flats, prefix)})"
 
 
+def _gather_at(index: Any) -> int | None:
+    """Where the one 1-D integer array of a gather index is (the index itself, or a tuple of it among
+    slices); None for any other index."""
+    parts = index if type(index) is tuple else (index,)
+    arrays = [k for k, p in enumerate(parts) if isinstance(p, np.ndarray)]
+    if len(arrays) != 1 or parts[arrays[0]].ndim != 1 or parts[arrays[0]].dtype.kind not in "iu":
+        return None
+    # (slices only beside it: numpy moves the axes of an array and an integer apart to the front)
+    return arrays[0] if all(type(p) is slice for k, p in enumerate(parts) if k != arrays[0]) else None
+
+
 def _index_text(index: Any) -> str | None:
     parts = index if type(index) is tuple else (index,)
     out = []
@@ -445,6 +542,9 @@ for _name in _ELEMENTWISE:
     setattr(Writer, _name, (lambda n: lambda self, x: self.unary(n, x))(_name))
 for _name in _BINARY:
     setattr(Writer, _name, (lambda n: lambda self, a, b: self.call2(n, a, b))(_name))
+for _name in _PREDICATES:
+    setattr(Writer, _name, (lambda n: lambda self, x: (lambda v: self.line(f"np.{n}({v.text})", v.shape, "b"))(
+        self.wrap(x)))(_name))
 for _alias, _name in _SPELLED.items():
     setattr(Writer, _alias, getattr(Writer, _name))
 
@@ -456,7 +556,17 @@ def _rows_extremum(rows, biggest):  # numba compiles it: a plain loop, one row a
     return out
 
 
-_HELPERS = {"ROWS_EXTREMUM": _rows_extremum}
+def _same(new, old):  # numba compiles it: a guard's result against the recorded one (NaN equal to NaN)
+    a, b = np.ascontiguousarray(new).ravel(), np.ascontiguousarray(old).ravel()
+    if a.size != b.size:
+        return False
+    for k in range(a.size):
+        if a[k] != b[k] and not (a[k] != a[k] and b[k] != b[k]):
+            return False
+    return True
+
+
+_HELPERS = {"ROWS_EXTREMUM": _rows_extremum, "SAME": _same}
 
 
 Sym._level, Sym._inner = 0, None  # (a trace to dk.namespace: a residual forward asks its namespace)
@@ -500,12 +610,42 @@ def _forward(w: Writer, prim, args: list, params: dict, i: int, syms: dict) -> S
         return getattr(w, prim.name)(args, **params)
     if not hasattr(type(w), prim.name):  # a forward written against the namespace (diffkit.formulas) spells itself
         try:
-            return prim.impls["numpy"](*args, **params)
+            out = prim.impls["numpy"](*args, **params)
         except NotFusable:
             raise
         except Exception as err:  # (a numpy function: numpy refuses a Sym)
             raise NotFusable(f"{prim.name} (its numpy forward does not run on the fused writer: {err})") from None
+        if isinstance(out, np.ndarray) and out.dtype == object:  # (numpy took the stand-ins as Python objects)
+            raise NotFusable(f"{prim.name} (its numpy forward does not run on the fused writer)")
+        return out
     return getattr(w, prim.name)(*args, **params)
+
+
+def _guard(w: Writer, g: tuple, syms: dict) -> None:
+    """A guard of the recording (:func:`.replay._guard_line`), checked in the fused function: the op run again
+    and compared with what it gave when recorded; a difference raises :class:`.replay.Rerecord`."""
+    if g[0] == "bool":
+        _, node, result = g
+        v = syms[node]
+        text = v.text if not v.shape else f"np.ascontiguousarray({v.text}).ravel()[0]"
+        truth = text if v.kind == "b" else f"{text} != 0"
+        w.lines.append(f"if ({truth}) != {bool(result)!r}: raise RERECORD('bool() of node {node} changed')")
+        return
+    _, prim, slots, params, result = g
+    args = [syms[ref] if is_slot else ref for is_slot, ref in slots]
+    again = w.wrap(_forward(w, prim, args, params, -1, syms))
+    recorded = np.asarray(result)
+    if again.shape != recorded.shape:
+        raise NotFusable(f"guard {prim.name}: shape {again.shape} written, {recorded.shape} recorded")
+    if recorded.ndim:
+        w.helpers.add("SAME")
+        check = f"SAME({again.text}, {w.wrap(recorded).text})"
+    else:
+        expected = _literal(recorded[()])
+        if expected is None:  # (a NaN or an infinity recorded)
+            raise NotFusable(f"guard {prim.name}: its recorded result {recorded[()]!r} has no literal")
+        check = f"{again.text} == {expected}"
+    w.lines.append(f"if not ({check}): raise RERECORD('the result of {prim.name} changed')")
 
 
 def write(tape: Tape, out: TArray, aux: Any = None, forward_only: bool = False) -> tuple[str, list, set]:
@@ -541,8 +681,6 @@ def _write(tape: Tape, out: TArray, uses: dict | None, lazy: frozenset = frozens
     if Sym not in TRACERS:
         register_tracer(Sym, lambda s: s.writer)
     entries, guards = _split(tape.program)
-    if guards:
-        raise NotFusable("the recording branches on data (comparisons, bool(), argmax: guards the replay checks)")
     for k, e in enumerate(entries):
         if (e is None) != (k == 0) or e is not None and e[0] not in ("op", "view"):
             raise NotFusable("a second leaf or a custom dk.Function")
@@ -550,13 +688,16 @@ def _write(tape: Tape, out: TArray, uses: dict | None, lazy: frozenset = frozens
     if not _shape(values[0]) or np.asarray(values[0]).dtype != np.float64:
         raise NotFusable("theta must be a float64 array of at least one dimension")
     live, needed = _needed(entries, guards, out.index)
-    if forward_only:
-        needed = _inputs_of(entries, {out.index})
+    if forward_only:  # (a guard's inputs too: the value holds the constants that the guards vouch for)
+        needed = _inputs_of(entries, {out.index}.union(*(_inputs(g) for _, g in guards)))
     elif type(aux) is TArray:
         needed |= _inputs_of(entries, {aux.index})
     w = Writer(uses, lazy)
     syms: dict = {0: Sym(w, "theta", _shape(values[0]))}
+    pending = list(guards)
     for i in sorted(needed):
+        while pending and pending[0][0] <= i:  # each guard as soon as its inputs are written
+            _guard(w, pending.pop(0)[1], syms)
         e = entries[i]
         if i == 0:
             continue
@@ -571,6 +712,8 @@ def _write(tape: Tape, out: TArray, uses: dict | None, lazy: frozenset = frozens
         if syms[i].shape != _shape(values[i]):
             raise NotFusable(f"node {i} ({getattr(e[1], 'name', 'a view')}): shape {syms[i].shape} written, "
                              f"{_shape(values[i])} recorded")
+    for _, g in pending:
+        _guard(w, g, syms)
     value = syms[out.index]
     if forward_only:
         body = "\n".join("    " + line for line in w.lines)
@@ -603,9 +746,8 @@ def _write(tape: Tape, out: TArray, uses: dict | None, lazy: frozenset = frozens
                 owned.add(buffers[p].text)
             part = np.empty(parent_shape)[index].shape
             c = w.reshape(g, part) if g.shape != part else g
-            if isinstance(index, np.ndarray):  # repeated entries add up: one += per entry (as np.add.at)
-                at, entries_c = w.index_text(index), w.line(f"np.ascontiguousarray({c.text})", c.shape)
-                w.lines += [f"for _j in range({len(index)}):", f"    {buffers[p].text}[{at}[_j]] += {entries_c.text}[_j]"]
+            if _gather_at(index) is not None:  # repeated entries add up
+                w.scatter_add(buffers[p], index, c)
             else:
                 w.lines.append(f"{buffers[p].text}[{_index_text(index)}] += {c.text}")
             continue
@@ -681,7 +823,7 @@ def _build(source: str, constants: list, helpers: set, name: str) -> Callable:
     lines = source.count("\n") - 1
     if lines > MAX_LINES:
         raise NotFusable(f"{lines} lines (more than {MAX_LINES}: numba would compile it for minutes)")
-    env = {"np": np}
+    env = {"np": np, "RERECORD": Rerecord}
     jit = numba.njit(cache=False, error_model="numpy")
     for helper in helpers:
         env[helper] = jit(_HELPERS[helper])
