@@ -121,9 +121,10 @@ def test_jacobian_matches_the_referee_and_compresses_the_us_block_exactly(tool, 
         assert np.all(others == 0)
 
 
-@pytest.mark.parametrize("method", [m for m in ("torch", "jax", "autograd") if importlib.util.find_spec(m)])
-def test_the_peers_jacobians_match_the_referee(method):
-    # the same definition through each peer's own Jacobian (autograd: one reverse pass per residual)
+@pytest.mark.parametrize("method", ["compiled"] + [m for m in ("torch", "jax", "autograd") if importlib.util.find_spec(m)])
+def test_the_peers_and_the_replays_jacobians_match_the_referee(method):
+    # the same definition through each peer's own Jacobian (autograd: one reverse pass per residual), and
+    # through dk.compile(jacobian=True): the batched forward pass recorded and replayed
     _, input = next(ht.inputs([ht.TEST_SIZES[1]]))
     x, residuals = ht.problem(input)
     ref = np.asarray(dk.reference_jacobian(residuals, x).jacobian, dtype=float)

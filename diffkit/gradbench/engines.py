@@ -197,13 +197,13 @@ class CompiledGradient:
     what the compiled call returns.  Seconds spent recording and generating (re-recordings included) add to
     ``engine.compile_ns``."""
 
-    def __init__(self, f: Callable, engine: "Engine", has_aux: bool = False):
-        self.f, self.engine, self.has_aux, self.compiled = f, engine, has_aux, None
+    def __init__(self, f: Callable, engine: "Engine", has_aux: bool = False, jacobian: bool = False):
+        self.f, self.engine, self.has_aux, self.jacobian, self.compiled = f, engine, has_aux, jacobian, None
 
     def replay(self, theta):
         fuse = self.engine.method == "numba"
         if self.compiled is None:
-            self.compiled = dk.compile(self.f, has_aux=self.has_aux, fuse=fuse)
+            self.compiled = dk.compile(self.f, has_aux=self.has_aux, fuse=fuse, jacobian=self.jacobian)
         before = self.compiled.compile_s
         out = self.compiled(theta)
         if self.compiled.compile_s != before:
@@ -238,8 +238,8 @@ class _CompiledEngine(Engine):
         return CompiledGradient(f, self)
 
     def jacobian(self, f):
-        """dk.compile replays scalar functions: a vector function's Jacobian (ht) is the eager tape's."""
-        return Engine("reverse").jacobian(f)
+        """``dk.compile(f, jacobian=True)``: the Jacobian's forward- or reverse-mode program, replayed."""
+        return CompiledGradient(f, self, jacobian=True)
 
     def grad_hvp(self, f):
         hvps: dict = {}

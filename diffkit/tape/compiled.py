@@ -35,6 +35,7 @@ apart from run time in :attr:`Compiled.compile_s`.
 from __future__ import annotations
 
 import builtins
+import math
 import time
 from typing import Any, Callable
 
@@ -44,7 +45,7 @@ from .array import TArray
 from .core import Tape
 from .replay import NotCompilable, Rerecord, generate, probe_fit
 
-__all__ = ["compile", "Compiled", "NotCompilable"]
+__all__ = ["compile", "Compiled", "CompiledJacobian", "NotCompilable"]
 
 
 _F64 = np.dtype(np.float64)
@@ -218,14 +219,74 @@ class Compiled:
                f"{self.compile_s * 1e3:.1f} ms compiling>"
 
 
+class CompiledJacobian(Compiled):
+    """``g(theta) -> (value, jacobian)``: f's Jacobian (shape ``value.shape + theta.shape``, as
+    :func:`diffkit.jacobian`'s) recorded once, by forward or reverse mode, and replayed; ``g.modes`` maps
+    each recorded theta shape to the mode that ran.
+
+    The recording is the Jacobian's own program (:func:`diffkit.higher.ad_jacobian` on a traced theta:
+    forward mode's batched JVP, or one reverse sweep per output), run as a ``has_aux`` program whose scalar
+    is a zero; so guards, re-recording and ``fuse`` work as for a gradient.
+    """
+
+    def __init__(self, f: Callable, theta: Any = None, *, mode: str = "auto", batch: int | None = None,
+                 **options: Any):
+        if mode not in ("auto", "forward", "reverse"):
+            raise ValueError(f"unknown Jacobian mode {mode!r} for dk.compile; valid modes: auto, forward, reverse "
+                             f"(differences and SymPy have no tape to record: use dk.jacobian)")
+        self.modes: dict = {}
+        self._shapes: dict = {}  # theta's shape -> the value's shape
+        super().__init__(self._recording(f, mode, batch), theta, has_aux=True, **options)
+
+    def _recording(self, f: Callable, mode: str, batch: int | None) -> Callable:
+        from ..dispatch import namespace
+        from ..higher import ad_jacobian
+
+        def jacobian_program(t):
+            xp = namespace(t)
+            shape = tuple(getattr(f(t), "shape", ()))  # (its nodes feed nothing: the replay drops them)
+            value, J, chosen, _ = ad_jacobian(f, t, shape, mode, batch)
+            self._shapes[tuple(t.shape)], self.modes[tuple(t.shape)] = shape, chosen
+            packed = xp.concat([xp.reshape(value, (-1, 1)), xp.reshape(J, (-1, math.prod(t.shape)))], axis=1)
+            return xp.sum(t) * 0.0, packed  # (M, 1 + P): the value and J side by side, one aux
+        jacobian_program.__name__ = f"the Jacobian of {getattr(f, '__name__', f)}"
+        return jacobian_program
+
+    def __call__(self, theta: Any) -> tuple:
+        packed = super().__call__(theta)[2]
+        shape = np.shape(theta)
+        value_shape = self._shapes[shape]
+        return packed[:, 0].reshape(value_shape), packed[:, 1:].reshape(value_shape + shape)
+
+    def value(self, theta: Any) -> np.ndarray:
+        """f's value (the whole program runs: its forward is the Jacobian's)."""
+        return self(theta)[0]
+
+
 def compile(f: Callable, theta: Any = None, *, verbose: bool = False,
-            on_rerecord: Callable[[str], None] | None = None,
-            has_aux: bool = False, fuse: bool = False) -> Compiled:  # noqa: A001 (dk.compile, like jax.jit)
+            on_rerecord: Callable[[str], None] | None = None, has_aux: bool = False, fuse: bool = False,
+            jacobian: bool | str = False) -> Compiled:  # noqa: A001 (dk.compile, like jax.jit)
     """Record ``f`` at ``theta`` once; the result replays value and gradient at any theta (see the module doc).
 
     With ``has_aux=True``, ``f`` returns ``(scalar, aux)`` and a call returns ``(value, gradient, aux)``,
     ``aux`` replayed too (an array computed on the way, e.g. an inner gradient; as ``jax``'s ``has_aux``).
     With ``fuse=True`` the replay is one numba-compiled function where numba is installed and the program
     allows (:mod:`diffkit.tape.fused`; ``g.fused`` and ``g.fuse_reason`` say whether and why not).
+    With ``jacobian=True`` (or a mode: ``"forward"``, ``"reverse"``; ``True`` is ``"auto"``, as
+    :func:`diffkit.jacobian`), ``f`` may return an array and a call returns ``(value, jacobian)``: the
+    Jacobian's forward- or reverse-mode program recorded and replayed (:class:`CompiledJacobian`; as
+    ``jax.jit(jax.jacfwd(f))``).
+
+    >>> import numpy as np, diffkit as dk
+    >>> g = dk.compile(lambda t: dk.namespace(t).stack([t[0] * t[1], t[0], t[1]]), np.array([2.0, 5.0]),
+    ...                jacobian=True)
+    >>> value, J = g(np.array([3.0, 4.0]))
+    >>> value.tolist(), J.tolist(), g.modes
+    ([12.0, 3.0, 4.0], [[4.0, 3.0], [1.0, 0.0], [0.0, 1.0]], {(2,): 'forward'})
     """
+    if jacobian is not False:
+        if has_aux:
+            raise ValueError("jacobian=True and has_aux=True cannot be combined: the Jacobian takes the aux slot")
+        return CompiledJacobian(f, theta, mode="auto" if jacobian is True else jacobian, verbose=verbose,
+                                on_rerecord=on_rerecord, fuse=fuse)
     return Compiled(f, theta, verbose=verbose, on_rerecord=on_rerecord, has_aux=has_aux, fuse=fuse)
