@@ -26,15 +26,9 @@ from . import reverse  # noqa: F401  (reverse registers first, so that the metho
 from .dispatch import TRACERS, strip
 from .methods import GradientResult, Cost, MethodOutput, register_method
 from .tape import jvp, vjp
+from .tape.jacobian import basis
 
 __all__ = ["forward_gradient", "traced_gradient", "gradient_of", "basis"]
-
-
-def basis(shape: tuple, i: int) -> np.ndarray:
-    """The i-th coordinate direction (flat index) of an array of ``shape``."""
-    e = np.zeros(shape)
-    e.flat[i] = 1.0
-    return e
 
 
 @register_method("forward_ad", "automatic", "forward-mode AD: one dual-number pass per parameter (P JVPs)")

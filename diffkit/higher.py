@@ -35,11 +35,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .forward import basis as _basis, gradient_of  # first: reverse and forward_ad register before the FDs
+from .forward import gradient_of  # first: reverse and forward_ad register before the FDs
 from .finite_differences import EPS, fd_jvp, optimal_step, stencil_for  # noqa: I001
 from .methods import resolve
-from .dispatch import namespace
 from .tape import jvp, vjp
+from .tape.jacobian import ad_jacobian, basis as _basis, batch_size as _batch_size, forward_columns
 
 __all__ = ["jacobian", "hvp", "hessian", "JacobianResult", "HVPResult", "HessianResult", "JACOBIAN_MODES",
            "HVP_MODES"]
@@ -96,68 +96,6 @@ def _direction(v: Any, arr: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(v)):
         raise ValueError("the direction v has non-finite entries")
     return v
-
-
-BATCH_ENTRIES = 1 << 22  # forward mode: tangents per pass up to this many entries of the output (32 MB)
-MAX_BATCH = 64
-
-
-def _batch_size(P: int, M: int, batch: int | None) -> int:
-    """Tangents per forward pass: all P when small, else chunks whose output tangents stay within
-    :data:`BATCH_ENTRIES` (an intermediate larger than the output grows with it too: pass ``batch``)."""
-    if batch is not None:
-        if not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ValueError(f"batch must be a positive integer (tangents per forward pass); got {batch!r}")
-        return int(min(batch, P))
-    return max(1, min(P, MAX_BATCH, BATCH_ENTRIES // max(M, 1)))
-
-
-def _rows(tangent: Any, k: int, M: int) -> Any:
-    """``tangent`` as k rows of M: a numpy array, or the trace's own (a Jacobian recorded by dk.compile)."""
-    if isinstance(tangent, (np.ndarray, float, int, np.floating)):
-        return np.asarray(tangent, dtype=float).reshape(k, M)
-    return namespace(tangent).reshape(tangent, (k, M))
-
-
-def _joined(rows: list, transpose: bool) -> Any:
-    """The (k, n) pieces one after another (transposed, with ``transpose``)."""
-    if all(type(r) is np.ndarray for r in rows):
-        out = np.concatenate(rows)
-        return out.T if transpose else out
-    xp = namespace(*rows)
-    out = rows[0] if len(rows) == 1 else xp.concat(rows, axis=0)
-    return xp.matrix_transpose(out) if transpose else out
-
-
-def _forward_columns(fn: Callable, arr: Any, M: int, batch: int, lazy: bool = False) -> tuple:
-    """``(f's value, J (M, P))`` by forward mode: ``batch`` coordinate directions per pass
-    (``dk.jvp(..., batch=True)``)."""
-    P, shape, cols, value = math.prod(arr.shape), tuple(arr.shape), [], None
-    for start in range(0, P, batch):
-        k = min(batch, P - start)
-        directions = np.zeros((k, P))
-        directions[np.arange(k), np.arange(start, start + k)] = 1.0
-        if batch == 1:
-            value, tangent = jvp(fn, arr, directions[0].reshape(shape), lazy=lazy)
-            cols.append(_rows(tangent, 1, M))
-        else:
-            value, tangents = jvp(fn, arr, directions.reshape((k,) + shape), batch=True, lazy=lazy)
-            cols.append(_rows(tangents, k, M))
-    return value, _joined(cols, transpose=True)
-
-
-def ad_jacobian(fn: Callable, arr: Any, value_shape: tuple, mode: str = "auto", batch: int | None = None) -> tuple:
-    """``(f's value, J as (M, P), the mode that ran, passes)`` by forward mode (P tangents, ``batch`` per pass)
-    or reverse mode (one sweep of one tape per output); ``auto``: forward when outputs outnumber inputs.
-    ``arr`` may be traced: ``dk.compile(f, theta, jacobian=True)`` records this."""
-    P, M = math.prod(arr.shape), math.prod(value_shape)
-    chosen = ("forward" if M > P else "reverse") if mode == "auto" else mode
-    if chosen == "forward":
-        size = _batch_size(P, M, batch)
-        return (*_forward_columns(fn, arr, M, size), chosen, -(-P // size))
-    value, back = vjp(fn, arr)
-    rows = [_rows(back(_basis(value_shape, i)), 1, P) for i in range(M)]
-    return value, _joined(rows, transpose=False) if M else np.zeros((0, P)), chosen, M
 
 
 def jacobian(f: Any, theta: Any = None, mode: str = "auto", batch: int | None = None) -> JacobianResult:
@@ -255,7 +193,7 @@ def hessian(f: Any, theta: Any = None, mode: str = "forward_over_reverse") -> He
     if mode == "forward_over_reverse":
         grad = lambda t: gradient_of(fn, t)  # noqa: E731
         batch = _batch_size(arr.size, arr.size, None)
-        H = _forward_columns(grad, arr, arr.size, batch, lazy=True)[1]
+        H = forward_columns(grad, arr, arr.size, batch, lazy=True)[1]
         return HessianResult(H.reshape(arr.shape * 2), mode, -(-arr.size // batch), time.perf_counter() - start)
     cols, passes, counters = [], 0, {}
     for j in range(arr.size):

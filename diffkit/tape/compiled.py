@@ -224,7 +224,7 @@ class CompiledJacobian(Compiled):
     :func:`diffkit.jacobian`'s) recorded once, by forward or reverse mode, and replayed; ``g.modes`` maps
     each recorded theta shape to the mode that ran.
 
-    The recording is the Jacobian's own program (:func:`diffkit.higher.ad_jacobian` on a traced theta:
+    The recording is the Jacobian's own program (:func:`.jacobian.ad_jacobian` on a traced theta:
     forward mode's batched JVP, or one reverse sweep per output), run as a ``has_aux`` program whose scalar
     is a zero; so guards, re-recording and ``fuse`` work as for a gradient.
     """
@@ -240,7 +240,7 @@ class CompiledJacobian(Compiled):
 
     def _recording(self, f: Callable, mode: str, batch: int | None) -> Callable:
         from ..dispatch import namespace
-        from ..higher import ad_jacobian
+        from .jacobian import ad_jacobian
 
         def jacobian_program(t):
             xp = namespace(t)
