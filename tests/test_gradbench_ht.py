@@ -3,6 +3,7 @@ hand model (bone by bone, vertex by vertex, in plain floats), and the Jacobian a
 of the uncompressed residual function."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 
@@ -101,11 +102,18 @@ def test_a_global_rotation_below_its_threshold_is_the_identity(tool):
     assert_close(tool.output("ht", "objective", input), _loop_residuals(input), 1e-12)
 
 
+@functools.lru_cache(maxsize=None)
+def _referee_jacobian(size_index: int) -> np.ndarray:
+    """The mpmath referee's uncompressed Jacobian (26 + 2c columns) at a test size: seconds each, so once."""
+    _, input = next(ht.inputs([ht.TEST_SIZES[size_index]]))
+    x, residuals = ht.problem(input)
+    return np.asarray(dk.reference_jacobian(residuals, x).jacobian, dtype=float)
+
+
 @pytest.mark.parametrize("size", ht.TEST_SIZES)
 def test_jacobian_matches_the_referee_and_compresses_the_us_block_exactly(tool, size):
     _, input = next(ht.inputs([size]))
-    x, residuals = ht.problem(input)
-    ref = np.asarray(dk.reference_jacobian(residuals, x).jacobian, dtype=float)  # uncompressed, 26 + 2c columns
+    ref = _referee_jacobian(ht.TEST_SIZES.index(size))
     jac = np.asarray(tool.output("ht", "jacobian", input))
     points = size["points"]
     assert jac.shape == (3 * points, 26 + (2 if size["complicated"] else 0))
@@ -126,8 +134,7 @@ def test_the_peers_and_the_replays_jacobians_match_the_referee(method):
     # the same definition through each peer's own Jacobian (autograd: one reverse pass per residual), and
     # through dk.compile(jacobian=True): the batched forward pass recorded and replayed
     _, input = next(ht.inputs([ht.TEST_SIZES[1]]))
-    x, residuals = ht.problem(input)
-    ref = np.asarray(dk.reference_jacobian(residuals, x).jacobian, dtype=float)
+    ref = _referee_jacobian(1)
     jac = ht.FUNCTIONS["jacobian"](input, engine_for(method)).run()
     assert_close(jac[:, 2:], ref[:, :26], 1e-12)
     assert_close(jac[:, :2], np.stack([ref[r, 26 + 2 * (r // 3):28 + 2 * (r // 3)] for r in range(len(ref))]), 1e-12)
