@@ -474,7 +474,8 @@ def gradbench(tables, missing) -> list:
                    "footnote says why and the plain replay's time is shown) and the "
                    "installed peers on the same definitions, one BLAS thread, interleaved, "
                    "medians of the quick sizes. Gradient / primal divides by the numpy primal (for ht the derivative is "
-                   "a 3c x 28 Jacobian, one forward-mode pass carrying 28 tangents, not one gradient); a peer's time over "
+                   "a 3c x 28 Jacobian, one forward-mode pass carrying 28 tangents, not one gradient; the replays record "
+                   "that pass with `dk.compile(jacobian=True)`); a peer's time over "
                    "the tape's above 1 means the tape is faster. `diffkit bench --gradbench` measures it; the "
                    "report keeps the last measurement.")]
     if "gradbench" not in tables:

@@ -359,7 +359,8 @@ class Writer:
         return self.line(f"{x.text}[{text}]", np.empty(x.shape)[index].shape)
 
     def index_text(self, index: Any) -> str | None:
-        """Source for ``index``: basic slices and integers, or one 1-D integer array (a constant argument)."""
+        """Source for ``index``: basic slices and integers, or a gather: one 1-D integer array (a constant
+        argument), alone or among slices."""
         if _gather_at(index) is not None:
             parts = index if type(index) is tuple else (index,)
             return ", ".join(self.wrap(p).text if isinstance(p, np.ndarray) else _index_text(p) for p in parts)
