@@ -575,30 +575,30 @@ Sym._level, Sym._inner = 0, None  # (a trace to dk.namespace: a residual forward
 
 def _bind(prim, names: tuple, g: Sym, i: int, syms: dict, parents: tuple, vals: tuple, params: dict,
           w: Writer) -> list:
-    """A rule's arguments by name, as :func:`.replay._rule_call` binds them (the table's vocabulary)."""
-    n = len(vals)
-    positional = prim.inputs[:n] if not prim.variadic else ()
+    """A rule's arguments by name (:func:`.plans.reads`), as stand-ins and constants."""
+    from .plans import reads
 
     def value(k):
         return syms[parents[k]] if parents[k] >= 0 else vals[k]
     args = [g]
     for name in names:
-        if name in positional:
-            args.append(value(positional.index(name)))
-        elif name.endswith("_shape") and name[:-6] in positional:
-            args.append(_shape(vals[positional.index(name[:-6])]))
-        elif name == "ans":
+        kind, k = reads(prim, name, len(vals))
+        if kind == "input":
+            args.append(value(k))
+        elif kind == "shape":
+            args.append(_shape(vals[k]))
+        elif kind == "ans":
             args.append(syms[i])
-        elif name == "xp":
+        elif kind == "xp":
             args.append(w)
-        elif name == "res":
+        elif kind == "res":
             args.append(syms[("res", i)])
-        elif prim.variadic and name == prim.inputs[0]:
-            args.append(tuple(value(k) for k in range(n)))
-        elif prim.variadic and name == prim.inputs[0] + "_shape":
+        elif kind == "inputs":
+            args.append(tuple(value(k) for k in range(len(vals))))
+        elif kind == "shapes":
             args.append(tuple(_shape(v) for v in vals))
         else:
-            args.append(params[name] if name in params else prim.params[name])
+            args.append(params[k] if k in params else prim.params[k])
     return args
 
 

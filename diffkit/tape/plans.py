@@ -13,29 +13,43 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plan", "unbroadcast", "given", "node_parents", "scatter", "fill_unwritten", "shared_shape", "LINKS"]
+__all__ = ["plan", "reads", "unbroadcast", "given", "node_parents", "scatter", "fill_unwritten", "shared_shape", "LINKS"]
 _F64 = np.dtype(np.float64)
 EMPTY = np.empty  # (a name of this module: a test fills the buffers it makes with NaN, where np.empty may not)
 LAZY_ZEROS = 1 << 13  # from here a theta's unreached entries are zeroed late (scatter); below, at once
 
 
-def _source(prim, name: str, n_args: int, value: str = "v[{k}]", prm: str = "prm", xp: str = "xp") -> str:
-    """The expression of what a rule's parameter ``name`` reads: input k's value is ``value.format(k=k)``, its
-    shape ``s{k}``, the params dict ``prm``, the value namespace ``xp``."""
+def reads(prim, name: str, n_args: int) -> tuple[str, Any]:
+    """What a rule's parameter ``name`` reads, in the vocabulary of :mod:`diffkit.primitives.table`:
+    ``("input", k)``, ``("shape", k)`` (input k's shape), ``("ans", None)``, ``("xp", None)``, ``("res", None)``,
+    ``("inputs", None)`` / ``("shapes", None)`` (a variadic op's inputs, their shapes) or ``("param", name)``.
+    The eager plans, the NumPy replay and the fused writer all bind a rule's arguments from this."""
     positional = prim.inputs[:n_args] if not prim.variadic else ()
     if name in positional:
-        return value.format(k=positional.index(name))
+        return "input", positional.index(name)
     if name.endswith("_shape") and name[:-6] in positional:
-        return f"s{positional.index(name[:-6])}"
-    special = {"ans": "ans", "xp": xp, "res": "res"}
-    if prim.variadic:
-        special.update({prim.inputs[0]: "v", prim.inputs[0] + "_shape": "shapes"})
-    if name in special:
-        return special[name]
+        return "shape", positional.index(name[:-6])
+    if name in ("ans", "xp", "res"):
+        return name, None
+    if prim.variadic and name in (prim.inputs[0], prim.inputs[0] + "_shape"):
+        return ("inputs" if name == prim.inputs[0] else "shapes"), None
     if name not in prim.params:
         raise TypeError(f"rule of {prim.name} reads {name!r}, which is neither an input, a shape, ans, xp, res "
                         f"nor one of its params {sorted(prim.params)}")
-    return f"{prm}.get({name!r}, DEFAULTS[{name!r}])"
+    return "param", name
+
+
+def _source(prim, name: str, n_args: int, value: str = "v[{k}]", prm: str = "prm", xp: str = "xp") -> str:
+    """The expression of what a rule's parameter ``name`` reads: input k's value is ``value.format(k=k)``, its
+    shape ``s{k}``, the params dict ``prm``, the value namespace ``xp``."""
+    kind, k = reads(prim, name, n_args)
+    if kind == "input":
+        return value.format(k=k)
+    if kind == "shape":
+        return f"s{k}"
+    if kind == "param":
+        return f"{prm}.get({name!r}, DEFAULTS[{name!r}])"
+    return {"ans": "ans", "xp": xp, "res": "res", "inputs": "v", "shapes": "shapes"}[kind]
 
 
 def _links(prim, mask: int, n_args: int, parent: str, **names) -> str:

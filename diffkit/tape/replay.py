@@ -24,7 +24,7 @@ import numpy as np
 from ..backends import NUMPY
 from .array import TArray
 from .core import Tape
-from .plans import unbroadcast
+from .plans import reads as rule_reads, unbroadcast
 
 __all__ = ["NotCompilable", "Rerecord", "generate", "probe_fit", "fit_plan"]
 
@@ -389,9 +389,8 @@ def _guard_line(src: _Source, g: tuple) -> None:
 
 
 def _rule_call(src: _Source, prim, rule, names: tuple, i: int, parents: tuple, vals: tuple, params: dict) -> tuple:
-    """``(call text, variables read)`` of a rule with its arguments bound by name (:mod:`.plans`'s vocabulary)."""
+    """``(call text, variables read)`` of a rule with its arguments bound by name (:func:`.plans.reads`)."""
     n = len(vals)
-    positional = prim.inputs[:n] if not prim.variadic else ()
     args, reads = [f"g{i}"], [f"g{i}"]
 
     def value(k):
@@ -400,24 +399,22 @@ def _rule_call(src: _Source, prim, rule, names: tuple, i: int, parents: tuple, v
             return f"v{parents[k]}"
         return src.const(vals[k])
     for name in names:
-        if name in positional:
-            args.append(value(positional.index(name)))
-        elif name.endswith("_shape") and name[:-6] in positional:
-            args.append(src.const(_shape(vals[positional.index(name[:-6])])))
-        elif name == "ans":
-            args.append(f"v{i}")
-            reads.append(f"v{i}")
-        elif name == "xp":
+        kind, k = rule_reads(prim, name, n)
+        if kind == "input":
+            args.append(value(k))
+        elif kind == "shape":
+            args.append(src.const(_shape(vals[k])))
+        elif kind in ("ans", "res"):  # (the op's value v{i}, its residual r{i})
+            args.append(f"v{i}" if kind == "ans" else f"r{i}")
+            reads.append(args[-1])
+        elif kind == "xp":
             args.append("XP")
-        elif name == "res":
-            args.append(f"r{i}")
-            reads.append(f"r{i}")
-        elif prim.variadic and name == prim.inputs[0]:
+        elif kind == "inputs":
             args.append("(" + "".join(value(k) + ", " for k in range(n)) + ")")
-        elif prim.variadic and name == prim.inputs[0] + "_shape":
+        elif kind == "shapes":
             args.append(src.const(tuple(_shape(v) for v in vals)))
         else:
-            args.append(src.const(params[name] if name in params else prim.params[name]))
+            args.append(src.const(params[k] if k in params else prim.params[k]))
     return f"{src.const(rule)}({', '.join(args)})", tuple(reads)
 
 
