@@ -7,6 +7,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import diffkit as dk
 
@@ -81,3 +82,22 @@ def test_a_fused_jacobian_matches_the_hand_worked_one():
     assert g.fused, g.fuse_reason
     theta = np.array([-0.4, 1.5])
     np.testing.assert_allclose(g(theta)[1], _by_hand(theta), rtol=1e-15)
+
+
+@settings(max_examples=15, deadline=None)
+@given(theta_shape=st.sampled_from([(3,), (2, 2), (5,), (1, 4)]), value_shape=st.sampled_from([(), (2,), (6,), (3, 2)]),
+       seed=st.integers(0, 2 ** 16))
+def test_the_jacobians_shape_and_entries_follow_any_theta_and_value_shapes(theta_shape, value_shape, seed):
+    # f(t) = A sin(t) reshaped: J = A diag(cos t), by hand; forward or reverse mode as the sizes choose
+    rng = np.random.default_rng(seed)
+    P, M = int(np.prod(theta_shape)), int(np.prod(value_shape))
+    A = rng.standard_normal((M, P))
+    f = lambda t: dk.namespace(t).reshape(A @ dk.namespace(t).sin(dk.namespace(t).reshape(t, (-1,))), value_shape)  # noqa: E731
+    g = dk.compile(f, rng.uniform(-1, 1, theta_shape), jacobian=True)
+    theta = rng.uniform(-2, 2, theta_shape)
+    value, J = g(theta)
+    assert value.shape == value_shape and J.shape == value_shape + theta_shape
+    np.testing.assert_allclose(value, (A @ np.sin(theta.ravel())).reshape(value_shape), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(J, (A * np.cos(theta.ravel())).reshape(value_shape + theta_shape), rtol=1e-13,
+                               atol=1e-14)
+    assert g.modes == {theta_shape: "forward" if M > P else "reverse"}
