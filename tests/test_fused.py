@@ -139,6 +139,16 @@ def test_what_the_writer_cannot_spell_runs_the_numpy_replay_and_says_why(monkeyp
     assert not g.fused and "more than 2" in g.fuse_reason
 
 
+def test_a_fused_program_slower_than_the_numpy_replay_where_it_was_recorded_is_not_kept(monkeypatch):
+    from diffkit.tape import compiled
+    monkeypatch.setattr(compiled, "_best_times", lambda fused_grad, replay_grad, theta: (1.2e-3, 1.0e-3))
+    g = dk.compile(lambda t: dk.namespace(t).sum(t * t * t), np.array([1.0, 2.0]), fuse=True)
+    assert not g.fused and "NumPy replay was faster" in g.fuse_reason and "1.2 ms fused" in g.fuse_reason
+    assert g(np.array([2.0, -1.0]))[1].tolist() == [12.0, 3.0]  # 3 t^2, by hand
+    monkeypatch.setattr(compiled, "_best_times", lambda fused_grad, replay_grad, theta: (1.05e-3, 1.0e-3))
+    assert dk.compile(lambda t: dk.namespace(t).sum(t * t * t), np.array([1.0, 2.0]), fuse=True).fused  # within 1.1x
+
+
 def test_a_fused_program_that_disagrees_with_the_replay_is_refused_not_returned(monkeypatch):
     # a writer that spells exp as sin: the check at the recording's theta must catch it, and the replay runs
     monkeypatch.setattr(fused.Writer, "exp", lambda self, x: self.unary("sin", x))

@@ -20,8 +20,10 @@ apart from run time in :attr:`Compiled.compile_s`.
 
 ``fuse=True`` (numba installed) runs each recorded program as one numba-compiled function instead
 (:mod:`.fused`), its guards checked inside it; where that cannot be, the NumPy replay runs and
-:attr:`Compiled.fuse_reason` says why.  A path that keeps changing is fused again at most
-:data:`MAX_FUSED_RERECORDS` times (each new path is a numba compile of seconds); later ones replay in NumPy.
+:attr:`Compiled.fuse_reason` says why.  The fused program is timed beside the NumPy replay where f was
+recorded, and kept unless the replay is faster (by more than :data:`FUSED_SLOWER`: numpy's loops can win on
+large arrays).  A path that keeps changing is fused again at most :data:`MAX_FUSED_RERECORDS` times (each new
+path is a numba compile of seconds); later ones replay in NumPy.
 
 >>> import numpy as np, diffkit as dk
 >>> def f(t):
@@ -52,6 +54,9 @@ _F64 = np.dtype(np.float64)
 # With fuse=True, a path that changes (a guard fails) is fused again this many times; after that the NumPy
 # replay runs each new recording: a mask that changes with theta would otherwise cost a numba compile a call.
 MAX_FUSED_RERECORDS = 2
+# A fused program is kept unless the NumPy replay, timed beside it where f was recorded, is faster by more than
+# this factor (on large arrays numpy's own SIMD loops can beat numba's; the margin keeps the choice stable)
+FUSED_SLOWER = 1.1
 
 
 def _scalar(value: Any) -> float:
@@ -89,10 +94,16 @@ class _Program:
         if fuse:
             from .fused import NotFusable, fuse as fused_program
             try:
-                self.grad, self._forward = fused_program(tape, out, theta, self.first, aux if has_aux else None)
-                self.fused, self.source = True, self.grad.source
+                grad, forward = fused_program(tape, out, theta, self.first, aux if has_aux else None)
             except NotFusable as err:
                 self.fuse_reason = str(err)
+            else:
+                fused_s, replay_s = _best_times(grad, self.grad, theta)
+                if fused_s > FUSED_SLOWER * replay_s:  # (large arrays: numpy's own loops can win)
+                    self.fuse_reason = (f"the NumPy replay was faster where f was recorded ({replay_s * 1e3:.3g} ms "
+                                        f"against {fused_s * 1e3:.3g} ms fused)")
+                else:
+                    self.grad, self._forward, self.fused, self.source = grad, forward, True, grad.source
 
     @property
     def forward(self) -> Callable:
@@ -100,6 +111,22 @@ class _Program:
         if self._forward is None:
             self._forward = _define(self.forward_source, "forward", self.env)
         return self._forward
+
+
+def _best_times(a: Callable, b: Callable, theta: np.ndarray, budget_s: float = 0.05) -> tuple[float, float]:
+    """The best of a few interleaved calls of ``a`` and of ``b`` on ``theta`` (seconds), within ``budget_s``."""
+    best_a = best_b = float("inf")
+    start = time.perf_counter()
+    for _ in range(25):
+        t0 = time.perf_counter()
+        a(theta)
+        t1 = time.perf_counter()
+        b(theta)
+        t2 = time.perf_counter()
+        best_a, best_b = min(best_a, t1 - t0), min(best_b, t2 - t1)
+        if t2 - start > budget_s:
+            break
+    return best_a, best_b
 
 
 def _define(source: str, name: str, env: dict) -> Callable:
@@ -270,8 +297,9 @@ def compile(f: Callable, theta: Any = None, *, verbose: bool = False,
 
     With ``has_aux=True``, ``f`` returns ``(scalar, aux)`` and a call returns ``(value, gradient, aux)``,
     ``aux`` replayed too (an array computed on the way, e.g. an inner gradient; as ``jax``'s ``has_aux``).
-    With ``fuse=True`` the replay is one numba-compiled function where numba is installed and the program
-    allows (:mod:`diffkit.tape.fused`; ``g.fused`` and ``g.fuse_reason`` say whether and why not).
+    With ``fuse=True`` the replay is one numba-compiled function where numba is installed, the program
+    allows, and it is not slower than the NumPy replay where f was recorded (:mod:`diffkit.tape.fused`;
+    ``g.fused`` and ``g.fuse_reason`` say whether and why not).
     With ``jacobian=True`` (or a mode: ``"forward"``, ``"reverse"``; ``True`` is ``"auto"``, as
     :func:`diffkit.jacobian`), ``f`` may return an array and a call returns ``(value, jacobian)``: the
     Jacobian's forward- or reverse-mode program recorded and replayed (:class:`CompiledJacobian`; as
