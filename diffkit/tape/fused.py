@@ -146,6 +146,8 @@ _ELEMENTWISE = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh
                 "arctanh", "exp2", "cbrt", "reciprocal")  # numpy's names; numba compiles each ufunc
 _BINARY = ("hypot", "arctan2")
 _PREDICATES = ("isnan", "isfinite", "isinf", "logical_not")  # elementwise, with a boolean result
+_COMPARISONS = {"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=", "equal": "==",
+                "not_equal": "!="}
 _SPELLED = {"asin": "arcsin", "acos": "arccos", "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh",
             "atanh": "arctanh", "atan2": "arctan2", "absolute": "abs"}
 
@@ -268,24 +270,6 @@ class Writer:
 
     def pow(self, a, b):
         return self.binary("**", a, b)
-
-    def less(self, a, b):
-        return self.binary("<", a, b, "b")
-
-    def less_equal(self, a, b):
-        return self.binary("<=", a, b, "b")
-
-    def greater(self, a, b):
-        return self.binary(">", a, b, "b")
-
-    def greater_equal(self, a, b):
-        return self.binary(">=", a, b, "b")
-
-    def equal(self, a, b):
-        return self.binary("==", a, b, "b")
-
-    def not_equal(self, a, b):
-        return self.binary("!=", a, b, "b")
 
     def argmax(self, x, axis=None, keepdims=False):
         return self._arg("argmax", x, axis, keepdims)
@@ -543,6 +527,8 @@ for _name in _ELEMENTWISE:
     setattr(Writer, _name, (lambda n: lambda self, x: self.unary(n, x))(_name))
 for _name in _BINARY:
     setattr(Writer, _name, (lambda n: lambda self, a, b: self.call2(n, a, b))(_name))
+for _name, _op in _COMPARISONS.items():
+    setattr(Writer, _name, (lambda op: lambda self, a, b: self.binary(op, a, b, "b"))(_op))
 for _name in _PREDICATES:
     setattr(Writer, _name, (lambda n: lambda self, x: (lambda v: self.line(f"np.{n}({v.text})", v.shape, "b"))(
         self.wrap(x)))(_name))
