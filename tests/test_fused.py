@@ -76,12 +76,46 @@ def test_stacked_products_and_gathers_beside_a_slice_fuse_and_match_the_mpmath_r
     rng = np.random.default_rng(11)
     g = dk.compile(_stacks_and_gathers, rng.uniform(-1.0, 1.0, 21), fuse=True)
     assert g.fused, g.fuse_reason
-    assert "_acc +=" in g.source and "for _j in range(3)" in g.source  # the small stacks' loop; the scatter
+    assert "STACKED_MATMUL(" in g.source  # broadcast stacks: one loop function, compiled once per program
     theta = rng.uniform(-1.5, 1.5, 21)
     value, grad = g(theta)
     want = dk.reference(_stacks_and_gathers, theta)
     assert value == pytest.approx(want.value, rel=1e-13)
     np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
+
+
+def _long_program(t):
+    """Blocks of t (views: their gradients are added into one buffer, across parts), 3-D arrays elementwise with
+    broadcasting, a 3-D transpose, a mask from a comparison (a guard), and a where on a constant condition."""
+    xp = dk.namespace(t)
+    cube = xp.reshape(t[:24], (2, 3, 4))
+    row = xp.reshape(t[4:8], (1, 1, 4))
+    total = 0.0
+    for k in range(3):
+        layer = xp.exp(cube * (0.3 + 0.1 * k)) * (row - cube) + xp.sin(cube) / (2.0 + k)
+        total = total + xp.sum(xp.permute_dims(layer, (1, 0, 2))[0] * row) + xp.sum(t[k:k + 5] ** 2.0)
+    masked = xp.where(t[:6] > 0, t[:6] * t[:6], -t[:6])
+    return total + xp.sum(masked) + xp.sum(xp.where(True, t[6:9], t[9:12]) * t[6:9])
+
+
+def test_a_long_program_is_compiled_in_parts_that_hand_each_other_their_variables(monkeypatch):
+    # numba compiles a long function for minutes; past PART_LINES lines the program is cut into functions
+    # called in turn: each takes what earlier ones made (the block buffer, updated in place, included)
+    monkeypatch.setattr(fused, "PART_LINES", 12)
+    rng = np.random.default_rng(5)
+    recorded = rng.uniform(-1.0, 1.0, 24)
+    g = dk.compile(_long_program, recorded, fuse=True)
+    assert g.fused, g.fuse_reason
+    program = next(iter(g.programs.values()))
+    assert program.grad.parts >= 3 and "for _k in range(24)" in g.source  # 3-D: flat loops, not array expressions
+    assert "np.where(True" not in g.source and "RERECORD" in g.source
+    theta = rng.uniform(0.2, 1.5, 24) * np.sign(recorded)  # elsewhere, on the recorded mask's side
+    value, grad = g(theta)
+    assert g.records == 1
+    want = dk.reference(_long_program, theta)
+    assert value == pytest.approx(want.value, rel=1e-13)
+    np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
+    assert g.value(theta) == pytest.approx(want.value, rel=1e-13)  # the forward alone, compiled on first use
 
 
 def test_a_tie_in_max_shares_the_gradient_equally_as_the_table_documents():

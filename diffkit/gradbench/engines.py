@@ -231,7 +231,12 @@ class _CompiledEngine(Engine):
                 except (ValueError, NotCompilable):  # a vector-valued primal (ode's y, ba's errors)
                     compiled = False
                 state["compiled"] = compiled
-            return numpy_primal(theta) if compiled is False else _as_array(compiled.compiled.value(theta))
+            if compiled is False:
+                return numpy_primal(theta)
+            before = compiled.compiled.compile_s
+            value = compiled.compiled.value(theta)
+            self.compile_ns += int((compiled.compiled.compile_s - before) * 1e9)  # (the forward's first use)
+            return _as_array(value)
         return run
 
     def gradient(self, f):

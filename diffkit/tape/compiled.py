@@ -88,13 +88,13 @@ class _Program:
         self.first = probe(theta)  # the probe run: the value and gradient (and aux) at the recording's theta
         fwd_src, self.source, self.env = generate(tape, out, fits, fresh, aux=aux)
         self.grad = _define(self.source, "grad", self.env)
-        self.forward_source, self._forward = fwd_src, None
+        self.forward_source, self._forward, self._fused_forward = fwd_src, None, None
         self.nodes = len(tape)
         self.fused, self.fuse_reason = False, None
         if fuse:
             from .fused import NotFusable, fuse as fused_program
             try:
-                grad, forward = fused_program(tape, out, theta, self.first, aux if has_aux else None)
+                grad, make_forward = fused_program(tape, out, theta, self.first, aux if has_aux else None)
             except NotFusable as err:
                 self.fuse_reason = str(err)
             else:
@@ -103,11 +103,18 @@ class _Program:
                     self.fuse_reason = (f"the NumPy replay was faster where f was recorded ({replay_s * 1e3:.3g} ms "
                                         f"against {fused_s * 1e3:.3g} ms fused)")
                 else:
-                    self.grad, self._forward, self.fused, self.source = grad, forward, True, grad.source
+                    self.grad, self._fused_forward, self.fused, self.source = grad, make_forward, True, grad.source
 
     @property
     def forward(self) -> Callable:
         """The value alone (compiled on first use: Python's compiler takes seconds on a program of 1e4 nodes)."""
+        if self._forward is None and self._fused_forward is not None:
+            from .fused import NotFusable
+            try:
+                self._forward = self._fused_forward()
+            except NotFusable as err:  # (the gradient stays fused; the value alone replays in NumPy)
+                self.fuse_reason = f"the forward alone replays in NumPy: {err}"
+            self._fused_forward = None
         if self._forward is None:
             self._forward = _define(self.forward_source, "forward", self.env)
         return self._forward
@@ -216,16 +223,25 @@ class Compiled:
         last = self._last
         if type(theta) is np.ndarray and theta.dtype is _F64 and last is not None and theta.shape == last[0]:
             try:  # (the same fast path as a gradient call)
-                return _scalar(last[1].forward(theta))
+                return _scalar(self._forward_of(last[1])(theta))
             except Rerecord as err:
                 return _scalar(self._record(last[2], theta, str(err))[0])
         program, arr, key, why = self._program(theta)
         if program is None:
             return self(theta)[0]
         try:
-            return _scalar(program.forward(arr))
+            return _scalar(self._forward_of(program)(arr))
         except Rerecord as err:
             return _scalar(self._record(key, arr, str(err))[0])
+
+    def _forward_of(self, program: _Program) -> Callable:
+        """The program's forward; the seconds its first use spends compiling count in ``compile_s``."""
+        if program._forward is None:
+            start = time.perf_counter()
+            forward = program.forward
+            self.compile_s += time.perf_counter() - start
+            return forward
+        return program._forward
 
     @property
     def fused(self) -> bool:

@@ -16,7 +16,8 @@ sharing ``g``, as the table documents.
 The code is written twice: the second writing knows how often the first read each temporary, and writes an
 elementwise expression read once into its reader (numba compiles one array expression as one loop), and a
 ``where`` whose operands all have its shape as an element loop that evaluates one side per entry (tanh's
-``exp`` runs only at saturated entries).
+``exp`` runs only at saturated entries).  An elementwise expression of three or more axes is always such a
+loop over flat views: numba compiles a 4-D array expression for 13 s, a flat loop in a fraction of one.
 
 Guards (the recording's branches on data: a comparison, ``bool()``, ``argmax``; see :mod:`.compiled`) are
 checked inside the fused function, each as soon as its inputs exist: the op is run again and compared with its
@@ -26,7 +27,10 @@ What it refuses, with the reason (the NumPy replay then runs; :attr:`.compiled.C
 
 * an op or a rule that the writer cannot spell (a function of the namespace it lacks, a shape numba takes
   no reshape of);
-* more than :data:`MAX_LINES` lines (numba's compile time grows with the function: ~10 s per 100 lines);
+* more than :data:`MAX_LINES` lines (numba's compile time grows faster than a function's length: 100 lines
+  compile in ~7 s, 200 in ~20 s, 400 in ~230 s; so a program past :data:`PART_LINES` lines is compiled as
+  parts of about that many, each its own numba function, which a short Python function calls in turn, handing
+  each part the variables it reads from earlier ones: ~0.09 s a line, and a few microseconds a part to run);
 * a compile error from numba;
 * a value or gradient at the recording's theta that differs from the NumPy replay's by more than rounding.
 
@@ -42,6 +46,7 @@ Skipped as doctests (numba compiles each program for seconds); tests/test_fused.
 """
 from __future__ import annotations
 
+import ast
 import math
 import re
 import warnings
@@ -53,9 +58,10 @@ from .array import TArray
 from .core import Tape
 from .replay import NotCompilable, Rerecord, _inputs, _needed, _shape, _split
 
-__all__ = ["NotFusable", "fuse", "available", "MAX_LINES"]
+__all__ = ["NotFusable", "fuse", "available", "MAX_LINES", "PART_LINES"]
 
-MAX_LINES = 200  # numba compiles ~0.1 s per line of a long function: past this the NumPy replay runs
+MAX_LINES = 600  # past this the NumPy replay runs: a fused program compiles in ~0.09 s a line (in parts)
+PART_LINES = 100  # a longer program is compiled as parts of about this many lines (see _parts)
 
 
 class NotFusable(NotCompilable):
@@ -171,12 +177,27 @@ class Writer:
         """``t<n> = text``; an elementwise expression (``tree`` given) read once is written into its reader
         instead (numba compiles one array expression as one loop: no temporary, a shorter function)."""
         name, self.count = f"t{self.count}", self.count + 1
+        if tree is not None and kind == "f" and len(shape) >= 3:  # numba compiles an array expression of three
+            return self._flat_loop(name, Sym(self, text, shape, kind, tree))  # or more axes for seconds (4-D +: 13 s)
         if tree is not None:
             self.elementwise.add(name)
         if tree is not None and self.uses is not None and (self.uses.get(name, 0) <= 1 or name in self.lazy):
             return Sym(self, f"({text})", shape, kind, tree)
         self.lines.append(f"{name} = {text}")
         return Sym(self, name, shape, kind)
+
+    def _flat_loop(self, name: str, v: Sym) -> Sym:
+        """``name = v`` as a loop over flat views of ``v``'s arrays (broadcast ones copied to its shape)."""
+        shape, flats = v.shape, {}
+        body = _element(v, flats, name + "_")
+        size = math.prod(shape)
+        for array, flat in flats.items():
+            whole = _leaf_shapes(v)[array] == shape
+            full = array if whole else f"np.broadcast_to({array}, {shape!r})"
+            self.lines.append(f"{flat} = np.ascontiguousarray({full}).reshape(({size},))")
+        self.lines += [f"{name} = np.empty({shape!r})", f"{name}_out = {name}.reshape(({size},))",
+                       f"for _k in range({size}):", f"    {name}_out[_k] = {body}"]
+        return Sym(self, name, shape, v.kind)
 
     def wrap(self, value: Any) -> Sym:
         if type(value) is Sym:
@@ -231,6 +252,9 @@ class Writer:
         shape = np.broadcast_shapes(c.shape, a.shape, b.shape)
         if not shape:
             return self.line(f"{a.text} if {c.text} else {b.text}", ())
+        if c.text in ("True", "False"):  # a condition folded to a constant: one side (np.where compiles for seconds)
+            side = a if c.text == "True" else b
+            return side if side.shape == shape else self.broadcast_to(side, shape)
         if not all(_whole(v, shape) for v in (c, a, b)):
             return self.line(f"np.where({c.text}, {a.text}, {b.text})", shape)
         out = self.line(f"np.empty({shape!r})", shape)
@@ -328,7 +352,7 @@ class Writer:
         shape = np.transpose(np.empty(x.shape), axes).shape
         if axes == tuple(reversed(range(x.ndim))):  # (.T: a C array becomes an F one, which BLAS takes as it is)
             return self.line(f"{x.text}.T", shape)
-        return self.line(f"np.transpose({x.text}, {axes!r})", shape)
+        return self.line(f"{x.text}.transpose({axes!r})", shape)  # (np.transpose(x, axes): 4 s to compile; this 0.4)
 
     def matrix_transpose(self, x):
         x = self.wrap(x)
@@ -411,7 +435,7 @@ class Writer:
         else:  # max/min over some axes: those axes moved last, rows of a contiguous copy, one loop per row
             rest = tuple(k for k in range(x.ndim) if k not in axes)
             moved = self.wrap(x) if rest + axes == tuple(range(x.ndim)) else self.line(
-                f"np.ascontiguousarray(np.transpose({x.text}, {rest + axes!r}))", tuple(x.shape[k] for k in rest + axes))
+                f"np.ascontiguousarray({x.text}.transpose({rest + axes!r}))", tuple(x.shape[k] for k in rest + axes))
             rows = self.line(f"np.ascontiguousarray({moved.text}).reshape(({math.prod(reduced)}, "
                              f"{math.prod(x.shape[k] for k in axes)}))",
                              (math.prod(reduced), math.prod(x.shape[k] for k in axes)))
@@ -436,15 +460,8 @@ class Writer:
             rows = self.line(f"np.ascontiguousarray({a.text}).reshape(({count * m}, {k}))", (count * m, k))
             return self.line(f"np.dot({rows.text}, {b.text}).reshape({shape!r})", shape)
         x, y = (self._stack_of(v, stack, count) for v in (a, b))
-        out = self.line(f"np.empty(({count}, {m}, {n}))", (count, m, n))
-        if m * k * n <= 64:
-            self.lines += [f"for _s in range({count}):", f"    for _i in range({m}):", f"        for _j in range({n}):",
-                           "            _acc = 0.0", f"            for _l in range({k}):",
-                           f"                _acc += {x.text}[_s, _i, _l] * {y.text}[_s, _l, _j]",
-                           f"            {out.text}[_s, _i, _j] = _acc"]
-        else:
-            self.lines += [f"for _s in range({count}):", f"    {out.text}[_s] = np.dot({x.text}[_s], {y.text}[_s])"]
-        return self.reshape(out, shape)
+        self.helpers.add("STACKED_MATMUL")
+        return self.reshape(self.line(f"STACKED_MATMUL({x.text}, {y.text})", (count, m, n)), shape)
 
     def _stack_of(self, v: Sym, stack: tuple, count: int) -> Sym:
         """``v``'s matrices over the whole (broadcast) stack, as one contiguous (count, rows, columns) array."""
@@ -475,6 +492,13 @@ def _whole(v: Sym, shape: tuple) -> bool:
     if v.tree is None:
         return v.shape in ((), shape)
     return all(_whole(part, shape) for part in v.tree[1:])
+
+
+def _leaf_shapes(v: Sym) -> dict:
+    """The shape of each array under ``v``, by its text."""
+    if v.tree is None:
+        return {v.text: v.shape} if v.shape else {}
+    return {text: shape for part in v.tree[1:] for text, shape in _leaf_shapes(part).items()}
 
 
 def _element(v: Sym, flats: dict, prefix: str) -> str:
@@ -553,7 +577,25 @@ def _same(new, old):  # numba compiles it: a guard's result against the recorded
     return True
 
 
-_HELPERS = {"ROWS_EXTREMUM": _rows_extremum, "SAME": _same}
+def _stacked_matmul(x, y):  # numba compiles it once for every stack in a program (inline, each compiled anew)
+    count, m, k = x.shape
+    n = y.shape[2]
+    out = np.empty((count, m, n))
+    if m * k * n > 64:  # BLAS costs more to call than a 3 x 3 product takes: small ones as plain loops
+        for s in range(count):
+            out[s] = np.dot(x[s], y[s])
+        return out
+    for s in range(count):
+        for i in range(m):
+            for j in range(n):
+                acc = 0.0
+                for l in range(k):  # noqa: E741
+                    acc += x[s, i, l] * y[s, l, j]
+                out[s, i, j] = acc
+    return out
+
+
+_HELPERS = {"ROWS_EXTREMUM": _rows_extremum, "SAME": _same, "STACKED_MATMUL": _stacked_matmul}
 
 
 Sym._level, Sym._inner = 0, None  # (a trace to dk.namespace: a residual forward asks its namespace)
@@ -814,9 +856,68 @@ def _build(source: str, constants: list, helpers: set, name: str) -> Callable:
     jit = numba.njit(cache=False, error_model="numpy")
     for helper in helpers:
         env[helper] = jit(_HELPERS[helper])
+    if lines > PART_LINES:
+        source, parts = _parts(source, name, PART_LINES)
+        for part in parts:
+            exec(compile(part, f"<dk.compile fused {name}, a part>", "exec"), env)  # (our own generated text)
+            part_name = part[4:part.index("(")]
+            env[part_name] = jit(env[part_name])
+        env = {**env, **{f"K{k}": constant for k, constant in enumerate(constants)}}  # (the driver's globals)
+        exec(compile(source, f"<dk.compile fused {name}, its parts in turn>", "exec"), env)
+        driver = env[name]
+        driver.parts = len(parts)
+        return driver
     exec(compile(source, f"<dk.compile fused {name}>", "exec"), env)  # our own generated text, not user input
     fn, constants = jit(env[name]), tuple(constants)
-    return lambda theta: fn(theta, *constants)
+    whole = lambda theta: fn(theta, *constants)  # noqa: E731
+    whole.parts = 1
+    return whole
+
+
+def _parts(source: str, name: str, per_part: int) -> tuple[str, list[str]]:
+    """``(driver, parts)``: the straight-line function ``name`` of ``source`` cut between statements into
+    functions ``{name}_part{j}`` of about ``per_part`` lines, and a plain Python ``name(theta)`` that calls
+    them in turn.  Each part takes the variables it reads that earlier parts (or the arguments) made, and
+    returns those it makes that later parts read; arrays pass by reference, so an update in place
+    (``b[i] += c``) is seen by later parts.  The last part returns what ``name`` returns."""
+    function = ast.parse(source).body[0]
+    chunks: list[list] = [[]]
+    size = 0
+    for statement in function.body:
+        length = statement.end_lineno - statement.lineno + 1
+        if chunks[-1] and size + length > per_part:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(statement)
+        size += length
+    reads = [set().union(*(_names_read(s) for s in chunk)) for chunk in chunks]
+    made = [{n.id for s in chunk for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            for chunk in chunks]
+    known = {a.arg for a in function.args.args}  # theta and the constants K0, K1, ...
+    parts, calls = [], []
+    for j, chunk in enumerate(chunks):
+        inputs = sorted(reads[j] & known)
+        later = set().union(*reads[j + 1:])
+        outputs = sorted(made[j] & later)
+        body = [ast.unparse(s) for s in chunk]
+        if j < len(chunks) - 1:
+            body.append(f"return ({''.join(o + ', ' for o in outputs)})")
+        text = "\n".join("    " + line for b in body for line in b.splitlines())
+        parts.append(f"def {name}_part{j}({', '.join(inputs)}):\n{text}\n")
+        call = f"{name}_part{j}({', '.join(inputs)})"
+        calls.append(f"return {call}" if j == len(chunks) - 1 else
+                     f"({''.join(o + ', ' for o in outputs)}) = {call}")
+        known |= set(outputs)
+    driver = f"def {name}(theta):\n" + "".join(f"    {c}\n" for c in calls)
+    return driver, parts
+
+
+def _names_read(statement: ast.stmt) -> set:
+    """The variables a statement reads (an update in place, ``x += c``, reads ``x`` too)."""
+    names = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
+        names.add(statement.target.id)
+    return names
 
 
 def _first_call(fn: Callable, theta: np.ndarray) -> Any:
@@ -831,9 +932,10 @@ def _first_call(fn: Callable, theta: np.ndarray) -> Any:
 
 
 def fuse(tape: Tape, out: TArray, theta: np.ndarray, expected: tuple, aux: Any = None) -> tuple:
-    """``(grad, forward)``: ``grad(theta) -> (value, gradient[, aux])`` and ``forward(theta) -> value``, each
-    compiled by numba and checked at ``theta`` against ``expected`` (the NumPy replay's answer there);
-    :class:`NotFusable` with the reason when they cannot be."""
+    """``(grad, make_forward)``: ``grad(theta) -> (value, gradient[, aux])`` compiled by numba and checked at
+    ``theta`` against ``expected`` (the NumPy replay's answer there), and ``make_forward()``, which compiles
+    and checks ``forward(theta) -> value`` the same way when first asked (a third of the compile time, which
+    a caller of the gradient alone never waits for); :class:`NotFusable` with the reason when they cannot be."""
     if not available():
         raise NotFusable("numba is not installed (pip install numba, or diffkit's 'fast' extra)")
     source, constants, helpers = write(tape, out, aux)
@@ -846,8 +948,12 @@ def fuse(tape: Tape, out: TArray, theta: np.ndarray, expected: tuple, aux: Any =
     if type(aux) is not TArray and aux is not None:  # a constant: handed back as the replay does, a copy
         fused_grad = grad
         grad = lambda theta: (*fused_grad(theta), np.array(aux))  # noqa: E731
-    forward = _build(*write(tape, out, forward_only=True), "forward")
-    if not _agrees(_first_call(forward, theta), None, expected):
-        raise NotFusable("the fused forward differs from the NumPy replay's at the recording's theta")
+    forward_source = write(tape, out, forward_only=True)
+
+    def make_forward() -> Callable:
+        forward = _build(*forward_source, "forward")
+        if not _agrees(_first_call(forward, theta), None, expected):
+            raise NotFusable("the fused forward differs from the NumPy replay's at the recording's theta")
+        return forward
     grad.source = source
-    return grad, forward
+    return grad, make_forward
