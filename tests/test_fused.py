@@ -116,6 +116,12 @@ def test_a_long_program_is_compiled_in_parts_that_hand_each_other_their_variable
     assert value == pytest.approx(want.value, rel=1e-13)
     np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
     assert g.value(theta) == pytest.approx(want.value, rel=1e-13)  # the forward alone, compiled on first use
+    from diffkit.tape import compiled
+    monkeypatch.setattr(compiled, "MAX_FUSED_RERECORDS", 0)  # (recorded again, replayed in NumPy: no compile)
+    value, grad = g(-theta)  # the mask's other side: a guard inside a part fails, and f is recorded again
+    want = dk.reference(_long_program, -theta)
+    assert g.records == 2 and value == pytest.approx(want.value, rel=1e-13)
+    np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
 
 
 def test_a_tie_in_max_shares_the_gradient_equally_as_the_table_documents():
