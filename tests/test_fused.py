@@ -89,10 +89,11 @@ def _long_program(t):
     broadcasting, a 3-D transpose, a mask from a comparison (a guard), and a where on a constant condition."""
     xp = dk.namespace(t)
     cube = xp.reshape(t[:24], (2, 3, 4))
-    row = xp.reshape(t[4:8], (1, 1, 4))
+    row = xp.reshape(t[4:8], (1, 1, 4))  # broadcast along leading axes: read at a flat index modulo 4
+    column = xp.reshape(t[8:16], (2, 1, 4))  # broadcast along a middle axis: copied out to (2, 3, 4)
     total = 0.0
     for k in range(3):
-        layer = xp.exp(cube * (0.3 + 0.1 * k)) * (row - cube) + xp.sin(cube) / (2.0 + k)
+        layer = xp.exp(cube * (0.3 + 0.1 * k)) * (row - cube) + xp.sin(cube) / (2.0 + k) + column * cube
         total = total + xp.sum(xp.permute_dims(layer, (1, 0, 2))[0] * row) + xp.sum(t[k:k + 5] ** 2.0)
     masked = xp.where(t[:6] > 0, t[:6] * t[:6], -t[:6])
     return total + xp.sum(masked) + xp.sum(xp.where(True, t[6:9], t[9:12]) * t[6:9])
@@ -108,6 +109,7 @@ def test_a_long_program_is_compiled_in_parts_that_hand_each_other_their_variable
     assert g.fused, g.fuse_reason
     program = next(iter(g.programs.values()))
     assert program.grad.parts >= 3 and "for _k in range(24)" in g.source  # 3-D: flat loops, not array expressions
+    assert "[_k % 4]" in g.source and "np.broadcast_to(" in g.source
     assert "np.where(True" not in g.source and "RERECORD" in g.source
     theta = rng.uniform(0.2, 1.5, 24) * np.sign(recorded)  # elsewhere, on the recorded mask's side
     value, grad = g(theta)

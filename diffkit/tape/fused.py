@@ -189,12 +189,16 @@ class Writer:
     def _flat_loop(self, name: str, v: Sym) -> Sym:
         """``name = v`` as a loop over flat views of ``v``'s arrays (broadcast ones copied to its shape)."""
         shape, flats = v.shape, {}
-        body = _element(v, flats, name + "_")
         size = math.prod(shape)
+        # an operand broadcast along leading axes only (a bias: (544,) beside (26, 3, 544)) repeats every n
+        # entries, so it is read at _k % n; any other broadcast is copied out to the full shape first
+        leaves = _leaf_shapes(v)
+        cycles = {text: math.prod(s) for text, s in leaves.items() if s != shape and _trailing(s, shape)}
+        body = _element(v, flats, name + "_", cycles)
         for array, flat in flats.items():
-            whole = _leaf_shapes(v)[array] == shape
+            whole = leaves[array] == shape or array in cycles
             full = array if whole else f"np.broadcast_to({array}, {shape!r})"
-            self.lines.append(f"{flat} = np.ascontiguousarray({full}).reshape(({size},))")
+            self.lines.append(f"{flat} = np.ascontiguousarray({full}).reshape(({cycles.get(array, size)},))")
         self.lines += [f"{name} = np.empty({shape!r})", f"{name}_out = {name}.reshape(({size},))",
                        f"for _k in range({size}):", f"    {name}_out[_k] = {body}"]
         return Sym(self, name, shape, v.kind)
@@ -501,21 +505,28 @@ def _leaf_shapes(v: Sym) -> dict:
     return {text: shape for part in v.tree[1:] for text, shape in _leaf_shapes(part).items()}
 
 
-def _element(v: Sym, flats: dict, prefix: str) -> str:
-    """``v`` at flat index ``_k``: its arrays read through flat views (named in ``flats``)."""
+def _trailing(small: tuple, shape: tuple) -> bool:
+    """Whether ``small`` broadcast to ``shape`` only along leading axes (its entries repeat in flat order)."""
+    kept = small[next((k for k, n in enumerate(small) if n != 1), len(small)):]
+    return not kept or shape[len(shape) - len(kept):] == kept
+
+
+def _element(v: Sym, flats: dict, prefix: str, cycles: dict | None = None) -> str:
+    """``v`` at flat index ``_k``: its arrays read through flat views (named in ``flats``); an array in
+    ``cycles`` (text -> n) at ``_k % n``."""
     if v.tree is None:
         if not v.shape:
             return v.text
         flat = flats.setdefault(v.text, f"{prefix}{len(flats)}")
-        return f"{flat}[_k]"
+        return f"{flat}[_k % {cycles[v.text]}]" if cycles and v.text in cycles else f"{flat}[_k]"
     op, *parts = v.tree
     if op.startswith("np."):  # a binary ufunc: np.hypot(a, b)
-        return f"{op}({', '.join(_element(p, flats, prefix) for p in parts)})"
+        return f"{op}({', '.join(_element(p, flats, prefix, cycles) for p in parts)})"
     if op == "neg":
-        return f"(-{_element(parts[0], flats, prefix)})"
+        return f"(-{_element(parts[0], flats, prefix, cycles)})"
     if len(parts) == 1:
-        return f"np.{op}({_element(parts[0], flats, prefix)})"
-    return f"({_element(parts[0], flats, prefix)} {op} {_element(parts[1], flats, prefix)})"
+        return f"np.{op}({_element(parts[0], flats, prefix, cycles)})"
+    return f"({_element(parts[0], flats, prefix, cycles)} {op} {_element(parts[1], flats, prefix, cycles)})"
 
 
 def _gather_at(index: Any) -> int | None:
@@ -890,9 +901,14 @@ def _parts(source: str, name: str, per_part: int) -> tuple[str, list[str]]:
             size = 0
         chunks[-1].append(statement)
         size += length
-    reads = [set().union(*(_names_read(s) for s in chunk)) for chunk in chunks]
-    made = [{n.id for s in chunk for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-            for chunk in chunks]
+    reads, made = [], []
+    for chunk in chunks:  # what each part reads before it writes it, and what it writes
+        read, wrote = set(), set()
+        for statement in chunk:
+            read |= _names_read(statement) - wrote
+            wrote |= _names_written(statement)
+        reads.append(read)
+        made.append(wrote)
     known = {a.arg for a in function.args.args}  # theta and the constants K0, K1, ...
     parts, calls = [], []
     for j, chunk in enumerate(chunks):
@@ -913,11 +929,19 @@ def _parts(source: str, name: str, per_part: int) -> tuple[str, list[str]]:
 
 
 def _names_read(statement: ast.stmt) -> set:
-    """The variables a statement reads (an update in place, ``x += c``, reads ``x`` too)."""
+    """The variables a statement reads before it writes them (an update in place, ``x += c``, reads ``x``;
+    a loop's body reads its own counter, which the loop writes first)."""
     names = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
         names.add(statement.target.id)
+    if isinstance(statement, ast.For):
+        names -= _names_written(statement.target) - {n.id for n in ast.walk(statement.iter)
+                                                      if isinstance(n, ast.Name)}
     return names
+
+
+def _names_written(node: ast.AST) -> set:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
 def _first_call(fn: Callable, theta: np.ndarray) -> Any:
