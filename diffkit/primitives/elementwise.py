@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import formulas as F
 from .lazy import held, special
+from .broadcasting import unbroadcast
 from .table import SAME, Domain, Unsupported, defprim
 
 # (constants in rules come from xp, so that the mpmath referee gets them at its own precision)
@@ -140,8 +141,7 @@ def _minus_to(g, y_shape, xp):
     negation touches y's entries only (x - max(x): one pass over g, not two)."""
     shape = getattr(g, "shape", y_shape)
     if shape != y_shape and math.prod(shape) > math.prod(y_shape):  # (a replay's lean g may be the smaller one:
-        from ..tape.plans import unbroadcast  # it is spread later)  (the tape's sum; imported late: it imports us)
-        g = unbroadcast(xp, g, y_shape)
+        g = unbroadcast(xp, g, y_shape)  # it is spread later)
     return -g
 
 

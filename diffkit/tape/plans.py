@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..primitives.broadcasting import unbroadcast
+
 __all__ = ["plan", "reads", "unbroadcast", "given", "node_parents", "scatter", "fill_unwritten", "shared_shape", "LINKS"]
 _F64 = np.dtype(np.float64)
 EMPTY = np.empty  # (a name of this module: a test fills the buffers it makes with NaN, where np.empty may not)
@@ -199,23 +201,6 @@ LINKS = _LinkOffsets()
 
 def given(g: Any, c: Any) -> Any:
     return c  # the 'rule' of a contribution that a joint rule has already computed
-
-
-def unbroadcast(xp: Any, c: Any, shape: tuple) -> Any:
-    """Sum ``c`` down to ``shape``, undoing broadcasting."""
-    cshape = getattr(c, "shape", ())
-    axes = _AXES.get((cshape, shape))
-    if axes is None:
-        lead = len(cshape) - len(shape)
-        axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and cshape[i + lead] != 1)
-        if len(_AXES) < 4096:
-            _AXES[cshape, shape] = axes
-    if type(c) is np.ndarray and c.dtype == _F64:  # the ufunc itself: numpy's sum and reshape are Python wrappers
-        return (np.add.reduce(c, axes) if axes else c).reshape(shape)
-    return xp.reshape(xp.sum(c, axis=axes) if axes else c, shape)
-
-
-_AXES: dict = {}  # (broadcast shape, input shape) -> the axes to sum over
 
 
 def node_parents(node: Any) -> list:
