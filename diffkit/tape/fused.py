@@ -187,21 +187,26 @@ class Writer:
         return Sym(self, name, shape, kind)
 
     def _flat_loop(self, name: str, v: Sym) -> Sym:
-        """``name = v`` as a loop over flat views of ``v``'s arrays (broadcast ones copied to its shape)."""
-        shape, flats = v.shape, {}
-        size = math.prod(shape)
-        # an operand broadcast along leading axes only (a bias: (544,) beside (26, 3, 544)) repeats every n
-        # entries, so it is read at _k % n; any other broadcast is copied out to the full shape first
-        leaves = _leaf_shapes(v)
+        """``name = v`` as a loop over flat views of ``v``'s arrays."""
+        return self._element_loop(name, v.shape, v.kind, [v], lambda value: value)
+
+    def _element_loop(self, name: str, shape: tuple, kind: str, operands: list, spell: Callable) -> Sym:
+        """``name``, a new array of ``shape``, filled entry by entry: ``spell(*texts)`` with each operand's text
+        at flat index ``_k``, its arrays read through flat views.  An operand broadcast along leading axes only
+        (a bias: (544,) beside (26, 3, 544)) repeats every n entries, so it is read at ``_k % n``; any other
+        broadcast is copied out to the full shape first."""
+        size, flats, leaves = math.prod(shape), {}, {}
+        for v in operands:
+            leaves.update(_leaf_shapes(v))
         cycles = {text: math.prod(s) for text, s in leaves.items() if s != shape and _trailing(s, shape)}
-        body = _element(v, flats, name + "_", cycles)
+        body = spell(*(_element(v, flats, name + "_", cycles) for v in operands))
         for array, flat in flats.items():
             whole = leaves[array] == shape or array in cycles
             full = array if whole else f"np.broadcast_to({array}, {shape!r})"
             self.lines.append(f"{flat} = np.ascontiguousarray({full}).reshape(({cycles.get(array, size)},))")
         self.lines += [f"{name} = np.empty({shape!r})", f"{name}_out = {name}.reshape(({size},))",
                        f"for _k in range({size}):", f"    {name}_out[_k] = {body}"]
-        return Sym(self, name, shape, v.kind)
+        return Sym(self, name, shape, kind)
 
     def wrap(self, value: Any) -> Sym:
         if type(value) is Sym:
@@ -261,16 +266,8 @@ class Writer:
             return side if side.shape == shape else self.broadcast_to(side, shape)
         if not all(_whole(v, shape) for v in (c, a, b)):
             return self.line(f"np.where({c.text}, {a.text}, {b.text})", shape)
-        out = self.line(f"np.empty({shape!r})", shape)
-        flats: dict = {}
-        pre = out.text + "_"
-        body = f"{_element(a, flats, pre)} if {_element(c, flats, pre)} else {_element(b, flats, pre)}"
-        size = math.prod(shape)
-        for array, flat in flats.items():
-            self.lines.append(f"{flat} = np.ascontiguousarray({array}).reshape(({size},))")
-        self.lines += [f"{out.text}_out = {out.text}.reshape(({size},))", f"for _k in range({size}):",
-                       f"    {out.text}_out[_k] = {body}"]
-        return out
+        name, self.count = f"t{self.count}", self.count + 1
+        return self._element_loop(name, shape, "f", [c, a, b], lambda c, a, b: f"{a} if {c} else {b}")
 
     def to_float(self, x):
         x = self.wrap(x)
