@@ -204,11 +204,21 @@ class CompiledGradient:
         fuse = self.engine.method == "numba"
         if self.compiled is None:
             self.compiled = dk.compile(self.f, has_aux=self.has_aux, fuse=fuse, jacobian=self.jacobian)
+        return self._counted(self.compiled, theta)
+
+    def value(self, theta):
+        """The replayed forward alone (recorded first, if no gradient call has recorded it yet)."""
+        if self.compiled is None:
+            self.replay(theta)
+        return self._counted(self.compiled.value, theta)
+
+    def _counted(self, call, theta):
+        """``call(theta)``; the seconds it spends recording or compiling add to ``engine.compile_ns``."""
         before = self.compiled.compile_s
-        out = self.compiled(theta)
+        out = call(theta)
         if self.compiled.compile_s != before:
             self.engine.compile_ns += int((self.compiled.compile_s - before) * 1e9)
-            if fuse and self.compiled.fuse_reason:
+            if self.engine.method == "numba" and self.compiled.fuse_reason:
                 self.engine.notes.add(f"not fused, the NumPy replay ran: {self.compiled.fuse_reason}")
         return out
 
@@ -231,12 +241,7 @@ class _CompiledEngine(Engine):
                 except (ValueError, NotCompilable):  # a vector-valued primal (ode's y, ba's errors)
                     compiled = False
                 state["compiled"] = compiled
-            if compiled is False:
-                return numpy_primal(theta)
-            before = compiled.compiled.compile_s
-            value = compiled.compiled.value(theta)
-            self.compile_ns += int((compiled.compiled.compile_s - before) * 1e9)  # (the forward's first use)
-            return _as_array(value)
+            return numpy_primal(theta) if compiled is False else _as_array(compiled.value(theta))
         return run
 
     def gradient(self, f):
