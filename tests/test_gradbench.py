@@ -125,6 +125,26 @@ def test_bad_messages_get_errors_naming_what_is_wrong_and_the_tool_keeps_serving
     assert tool.output("hello", "square", 3.0) == 9.0  # still serving
 
 
+def test_an_older_harness_finds_the_evals_by_their_former_names(tool):
+    """logsumexp, llsq_obj, det_by_minor and an_ode: GradBench's earlier names, with the same inputs."""
+    for former in ("logsumexp", "llsq_obj", "det_by_minor", "an_ode"):
+        assert tool.send({"kind": "define", "module": former})["success"], former
+    x = [0.5, -1.0, 2.0]
+    softmax = [math.exp(u) / sum(math.exp(v) for v in x) for u in x]
+    assert_close(tool.output("logsumexp", "gradient", {"x": x}), softmax, 1e-15)
+    assert_close(tool.output("det_by_minor", "gradient", {"A": [1.0, 2.0, 3.0, 4.0], "ell": 2}),
+                 [4.0, -3.0, -2.0, 1.0], 1e-15)  # d det / d A = cofactors
+    n, coefficients = 5, np.array([0.25, -0.5])
+    t = -1 + np.arange(n) * 2 / (n - 1)
+    powers = t[:, None] ** np.arange(2)
+    assert_close(tool.output("llsq_obj", "gradient", {"x": coefficients.tolist(), "n": n}),
+                 -powers.T @ (np.sign(t) - powers @ coefficients), 1e-14)
+    ode = tool.output("an_ode", "primal", {"x": [0.3, 0.9], "s": 2})
+    assert_close(ode, [0.3 * 2, 0.3 * 0.9 * 2 ** 2 / 2], 1e-14)  # y0 = x0 t, y1 = x0 x1 t^2 / 2 at t = 2
+    unknown = tool.send({"kind": "define", "module": "an_odee"})
+    assert not unknown["success"] and "an_ode" in unknown["error"]  # the error lists the former names too
+
+
 def test_a_method_diffkit_lacks_is_a_clear_error_response_not_a_crash():
     _load_methods()
     if "forward_ad" in METHODS:
