@@ -174,6 +174,25 @@ def test_a_line_that_is_no_message_is_reported_on_stderr_and_skipped():
     assert code == 1 and "not json" in err
 
 
+def test_the_tool_keeps_freed_memory_unless_asked_not_to(monkeypatch):
+    """Large temporaries are not page-faulted in on every call (diffkit.bench's convention), unless
+    --system-malloc; a bad --threads exits 2 naming the option."""
+    import diffkit.bench
+    from diffkit.gradbench.__main__ import main
+
+    asked = []
+    monkeypatch.setattr(diffkit.bench, "keep_freed_memory", lambda: asked.append(True) or True)
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"id": 0, "kind": "start"}\n'))
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert main(["--method", "reverse"]) == 0 and asked == [True]
+    assert json.loads(sys.stdout.getvalue())["tool"] == "diffkit"
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"id": 0, "kind": "start"}\n'))
+    assert main(["--system-malloc"]) == 0 and asked == [True]
+    with pytest.raises(SystemExit) as stopped:
+        main(["--threads", "0"])
+    assert stopped.value.code == 2
+
+
 # --- validity against the referee and closed forms ---------------------------------------------------------
 
 @pytest.mark.parametrize("name", [e for e in EVALS if e not in ("kmeans", "ba", "ht", *NESTED)])  # own tests

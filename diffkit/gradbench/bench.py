@@ -36,7 +36,9 @@ writer does not spell) ran the plain replay, and its note says why.
 Conventions: one BLAS thread (threadpoolctl, and torch's pool); the process
 is pinned to one CPU while it runs (as GradBench's jax tool pins itself), so
 that XLA's own thread pool, which cannot be limited in-process, shares that
-one CPU; Python's garbage collector is left as a user has it (on), collections forced only between rounds.
+one CPU; Python's garbage collector is left as a user has it (on), collections forced only between rounds;
+glibc is asked to keep freed memory (:func:`diffkit.bench.keep_freed_memory`, as ``diffkit bench`` does), so
+that a large temporary is not page-faulted in again on every call, for every method alike.
 
 >>> df = run_gradbench(evals=("lse",), sizes=[{"n": 100}], methods=("reverse",), repeats=3)
 >>> df[["eval", "size", "method", "status"]].values.tolist()
@@ -181,8 +183,9 @@ def run_gradbench(evals: Iterable[str] | None = None, sizes: str | list | None =
 
     ``on_rows(frame so far)`` is called after each eval (to save partial results).
     """
-    from diffkit.bench import blas_threads  # noqa: PLC0415
+    from diffkit.bench import blas_threads, keep_freed_memory  # noqa: PLC0415
 
+    keep_freed_memory()
     evals = tuple(EVALS if evals is None else evals)
     methods = tuple(m for m in (BENCH_METHODS if methods is None else methods)
                     if methods is not None or m == "reverse" or _installed(m))
