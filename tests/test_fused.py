@@ -7,6 +7,7 @@ program for seconds: the fast tests compile four programs; the table-wide test i
 """
 from __future__ import annotations
 
+import re
 import numpy as np
 import pytest
 
@@ -70,6 +71,23 @@ def test_a_program_of_many_table_ops_fuses_and_matches_the_mpmath_referee_away_f
         want = dk.reference(_many_ops, theta, certify=certify)
         assert value == pytest.approx(want.value, rel=1e-13)
         np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
+
+
+def test_a_costly_operand_broadcast_over_rows_is_computed_once_and_stays_exact():
+    rows = np.arange(1.0, 13.0).reshape(4, 3)
+
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.sum(rows * xp.cos(t) + xp.exp(t) / rows)  # cos(t), exp(t): (3,), read over 4 rows
+
+    g = dk.compile(f, np.array([0.1, 0.2, 0.3]), fuse=True)
+    assert g.fused, g.fuse_reason
+    assert re.search(r"\bb\d+ = \(np\.cos\(", g.source), g.source  # (exp(t) is read twice: a variable anyway)
+    theta = np.array([0.7, -1.3, 2.1])
+    value, grad = g(theta)
+    sums, inverse_sums = rows.sum(axis=0), (1.0 / rows).sum(axis=0)  # by hand: d/dt_j = -sin(t_j) S_j + exp(t_j) R_j
+    assert value == pytest.approx(float(sums @ np.cos(theta) + inverse_sums @ np.exp(theta)), rel=1e-14)
+    np.testing.assert_allclose(grad, -np.sin(theta) * sums + np.exp(theta) * inverse_sums, rtol=1e-14)
 
 
 def test_stacked_products_and_gathers_beside_a_slice_fuse_and_match_the_mpmath_referee():

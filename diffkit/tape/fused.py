@@ -170,6 +170,7 @@ class Writer:
         self.constants: list = []  # arrays the function takes as arguments (K0, K1 ...)
         self._ids: dict = {}  # id of a constant -> (its argument name, the constant: held, so no other takes its id)
         self.count = 0
+        self.settled = 0  # operands computed once before they are broadcast (b0, b1 ...: see settle)
         self.helpers: set = set()  # the loop functions the lines call (ROWS_EXTREMUM)
 
     # --- plumbing -----------------------------------------------------------------------------------------
@@ -208,6 +209,16 @@ class Writer:
                        f"for _k in range({size}):", f"    {name}_out[_k] = {body}"]
         return Sym(self, name, shape, kind)
 
+    def settle(self, v: Sym, shape: tuple) -> Sym:
+        """``v`` as an operand of an elementwise result of ``shape``: an inlined expression that does more than
+        add and multiply, broadcast to a larger shape, is computed once into a variable of its own (numba would
+        compute it again for every entry it is broadcast to: in ht, the cosines of a (22,) vector 26 times)."""
+        if v.tree is None or not v.shape or v.shape == shape or not _costly(v):
+            return v
+        name, self.settled = f"b{self.settled}", self.settled + 1
+        self.lines.append(f"{name} = {v.text}")
+        return Sym(self, name, v.shape, v.kind)
+
     def wrap(self, value: Any) -> Sym:
         if type(value) is Sym:
             return value
@@ -229,6 +240,7 @@ class Writer:
         if op == "@":
             return self.matmul(a, b)
         shape = np.broadcast_shapes(a.shape, b.shape)
+        a, b = self.settle(a, shape), self.settle(b, shape)
         if op == "**" and b.kind == "f" and b.text == "2.0" and a.tree is None:
             return self.line(f"{a.text} * {a.text}", shape, tree=("*", a, a))
         return self.line(f"{a.text} {op} {b.text}", shape, kind, tree=(op, a, b))
@@ -244,9 +256,14 @@ class Writer:
         return self.line(f"np.{name}({x.text})", x.shape, tree=(name, x))
 
     def call2(self, name: str, a: Any, b: Any) -> Sym:
-        a, b = self.wrap(a), self.wrap(b)
-        return self.line(f"np.{name}({a.text}, {b.text})", np.broadcast_shapes(a.shape, b.shape),
-                         tree=(f"np.{name}", a, b))
+        a, b, shape = self._operands(a, b)
+        return self.line(f"np.{name}({a.text}, {b.text})", shape, tree=(f"np.{name}", a, b))
+
+    def _operands(self, *values: Any) -> tuple:
+        """The operands of an elementwise op, wrapped and settled (see :meth:`settle`), then the result's shape."""
+        syms = [self.wrap(v) for v in values]
+        shape = np.broadcast_shapes(*(v.shape for v in syms))
+        return (*(self.settle(v, shape) for v in syms), shape)
 
     def clip(self, x, min=None, max=None):  # noqa: A002 (the table's parameter names)
         x = self.wrap(x)
@@ -257,8 +274,7 @@ class Writer:
     def where(self, c, a, b):
         """``a`` where ``c``, else ``b``: a loop that evaluates one side per entry when every operand has the
         result's shape or none (tanh's rule: sech^2 only at the saturated entries); else numpy's where."""
-        c, a, b = self.wrap(c), self.wrap(a), self.wrap(b)
-        shape = np.broadcast_shapes(c.shape, a.shape, b.shape)
+        c, a, b, shape = self._operands(c, a, b)
         if not shape:
             return self.line(f"{a.text} if {c.text} else {b.text}", ())
         if c.text in ("True", "False"):  # a condition folded to a constant: one side (np.where compiles for seconds)
@@ -312,12 +328,12 @@ class Writer:
         return self.reshape(out, x.shape[:axis] + (1,) + x.shape[axis + 1:]) if keepdims else out
 
     def maximum(self, a, b):
-        a, b = self.wrap(a), self.wrap(b)
-        return self.line(f"np.maximum({a.text}, {b.text})", np.broadcast_shapes(a.shape, b.shape))
+        a, b, shape = self._operands(a, b)
+        return self.line(f"np.maximum({a.text}, {b.text})", shape)
 
     def minimum(self, a, b):
-        a, b = self.wrap(a), self.wrap(b)
-        return self.line(f"np.minimum({a.text}, {b.text})", np.broadcast_shapes(a.shape, b.shape))
+        a, b, shape = self._operands(a, b)
+        return self.line(f"np.minimum({a.text}, {b.text})", shape)
 
     # --- shapes -------------------------------------------------------------------------------------------
     def reshape(self, x, shape, copy=None):
@@ -486,6 +502,14 @@ def _matmul_shape(a: tuple, b: tuple) -> tuple:
     if len(b) == 1:
         return a[:-1]
     return tuple(np.broadcast_shapes(a[:-2], b[:-2])) + (a[-2], b[-1])
+
+
+_CHEAP = ("+", "-", "*", "neg")  # ops that cost less to repeat per broadcast entry than a variable costs
+
+
+def _costly(v: Sym) -> bool:
+    """Whether the inlined expression ``v`` calls anything beyond addition and multiplication."""
+    return v.tree is not None and (v.tree[0] not in _CHEAP or any(_costly(p) for p in v.tree[1:]))
 
 
 def _whole(v: Sym, shape: tuple) -> bool:
