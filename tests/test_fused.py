@@ -51,14 +51,25 @@ def _many_ops(t):
 
 def _stacks_and_gathers(t):
     """Stacks of matrices times one matrix (one product of the rows), broadcast stacks (small ones as loops,
-    larger ones by np.dot per matrix), a stack of arrays, and a gather beside a slice with a repeated column."""
+    larger ones by np.dot per matrix; a stack repeated along leading axes read in place), a stack of arrays,
+    and a gather beside a slice with a repeated column."""
     xp = dk.namespace(t)
     a = xp.reshape(t[:6], (2, 3))
     columns = a[:, np.array([2, 0, 2])]
     return (xp.sum(xp.stack([a, a * a]) @ xp.reshape(t[0:6], (3, 2)))
             + xp.sum(xp.reshape(t[9:21], (2, 1, 3, 2)) @ xp.reshape(t[0:12], (3, 2, 2)))
             + xp.sum((xp.reshape(t[0:20], (1, 4, 5)) @ xp.reshape(t[1:21], (2, 5, 2))) ** 2.0) / 7.0
-            + xp.sum(xp.sin(columns) * columns))
+            + xp.sum(xp.sin(columns) * columns)
+            + xp.sum(_three(xp, xp.reshape(t[0:20], (4, 5))) @ xp.reshape(_two(xp, xp.reshape(t[1:21], (5, 4))),
+                                                                       (2, 1, 5, 4))) / 9.0)
+
+
+def _three(xp, m):  # (3, 4, 5): a stack of three matrices, read over a (2, 3) stack of products (s % 3)
+    return xp.stack([m, m * m, xp.sin(m)])
+
+
+def _two(xp, m):
+    return xp.stack([m, m * m])
 
 
 def test_a_program_of_many_table_ops_fuses_and_matches_the_mpmath_referee_away_from_its_recording():

@@ -478,12 +478,17 @@ class Writer:
             return self.line(f"np.dot({rows.text}, {b.text}).reshape({shape!r})", shape)
         x, y = (self._stack_of(v, stack, count) for v in (a, b))
         self.helpers.add("STACKED_MATMUL")
-        return self.reshape(self.line(f"STACKED_MATMUL({x.text}, {y.text})", (count, m, n)), shape)
+        return self.reshape(self.line(f"STACKED_MATMUL({x.text}, {y.text}, {count})", (count, m, n)), shape)
 
     def _stack_of(self, v: Sym, stack: tuple, count: int) -> Sym:
-        """``v``'s matrices over the whole (broadcast) stack, as one contiguous (count, rows, columns) array."""
-        full = stack + v.shape[-2:]
-        text = v.text if v.shape == full else f"np.broadcast_to({v.text}, {full!r})"
+        """``v``'s matrices as one contiguous (matrices, rows, columns) array: its own, where it repeats along
+        leading axes of the stack (STACKED_MATMUL reads matrix ``s % matrices``: no copy); else copied out
+        over the whole broadcast stack."""
+        own = math.prod(v.shape[:-2])
+        if _trailing(v.shape[:-2], stack):
+            count, text = own, v.text
+        else:
+            text = f"np.broadcast_to({v.text}, {stack + v.shape[-2:]!r})"
         return self.line(f"np.ascontiguousarray({text}).reshape(({count}, {v.shape[-2]}, {v.shape[-1]}))",
                          (count,) + v.shape[-2:])
 
@@ -609,20 +614,23 @@ def _same(new, old):  # numba compiles it: a guard's result against the recorded
     return True
 
 
-def _stacked_matmul(x, y):  # numba compiles it once for every stack in a program (inline, each compiled anew)
-    count, m, k = x.shape
-    n = y.shape[2]
+def _stacked_matmul(x, y, count):  # numba compiles it once for every stack in a program (inline, each anew)
+    """``count`` products of matrices ``x[s % len(x)] @ y[s % len(y)]``: a stack broadcast along leading axes
+    repeats its matrices in that order, so it is read, not copied out."""
+    cx, m, k = x.shape
+    cy, n = y.shape[0], y.shape[2]
     out = np.empty((count, m, n))
     if m * k * n > 64:  # BLAS costs more to call than a 3 x 3 product takes: small ones as plain loops
         for s in range(count):
-            out[s] = np.dot(x[s], y[s])
+            out[s] = np.dot(x[s % cx], y[s % cy])
         return out
     for s in range(count):
+        sx, sy = s % cx, s % cy
         for i in range(m):
             for j in range(n):
                 acc = 0.0
                 for l in range(k):  # noqa: E741
-                    acc += x[s, i, l] * y[s, l, j]
+                    acc += x[sx, i, l] * y[sy, l, j]
                 out[s, i, j] = acc
     return out
 
