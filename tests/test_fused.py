@@ -101,6 +101,25 @@ def test_a_costly_operand_broadcast_over_rows_is_computed_once_and_stays_exact()
     np.testing.assert_allclose(grad, -np.sin(theta) * sums + np.exp(theta) * inverse_sums, rtol=1e-14)
 
 
+def test_3d_operands_broadcast_along_trailing_or_middle_axes_are_read_in_place_and_match_the_referee():
+    def f(t):
+        xp = dk.namespace(t)
+        whole = xp.reshape(t[0:24], (2, 3, 4))
+        trailing = xp.reshape(t[0:6], (2, 3, 1))  # entry (i, j) for all 4 of the last axis: _k // 4
+        middle = xp.reshape(t[6:9], (3, 1))  # entry j for all i and the last axis: (_k // 4) % 3
+        return xp.sum(xp.sin(whole * trailing + middle))
+
+    rng = np.random.default_rng(5)
+    g = dk.compile(f, rng.uniform(-1.0, 1.0, 24), fuse=True)
+    assert g.fused, g.fuse_reason
+    assert "[(_k // 4)]" in g.source and "[(_k // 4) % 3]" in g.source, g.source
+    theta = rng.uniform(-1.5, 1.5, 24)
+    value, grad = g(theta)
+    want = dk.reference(f, theta)
+    assert value == pytest.approx(want.value, rel=1e-13)
+    np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
+
+
 def test_stacked_products_and_gathers_beside_a_slice_fuse_and_match_the_mpmath_referee():
     rng = np.random.default_rng(11)
     g = dk.compile(_stacks_and_gathers, rng.uniform(-1.0, 1.0, 21), fuse=True)

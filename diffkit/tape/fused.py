@@ -193,18 +193,21 @@ class Writer:
 
     def _element_loop(self, name: str, shape: tuple, kind: str, operands: list, spell: Callable) -> Sym:
         """``name``, a new array of ``shape``, filled entry by entry: ``spell(*texts)`` with each operand's text
-        at flat index ``_k``, its arrays read through flat views.  An operand broadcast along leading axes only
-        (a bias: (544,) beside (26, 3, 544)) repeats every n entries, so it is read at ``_k % n``; any other
-        broadcast is copied out to the full shape first."""
+        at flat index ``_k``, its arrays read through flat views.  An operand whose axes of more than one entry
+        are one run of the result's axes is read in place: broadcast along leading axes (a bias: (544,) beside
+        (26, 3, 544)) at ``_k % 544``, along trailing ones ((26, 3, 1) beside (26, 3, 544)) at ``_k // 544``,
+        along both ((3, 1) beside (26, 3, 88)) at ``(_k // 88) % 3``; any other broadcast is copied out to the
+        full shape first."""
         size, flats, leaves = math.prod(shape), {}, {}
         for v in operands:
             leaves.update(_leaf_shapes(v))
-        cycles = {text: math.prod(s) for text, s in leaves.items() if s != shape and _trailing(s, shape)}
-        body = spell(*(_element(v, flats, name + "_", cycles) for v in operands))
+        reads = {text: at for text, s in leaves.items() if s != shape and (at := _broadcast_read(s, shape))}
+        body = spell(*(_element(v, flats, name + "_", reads) for v in operands))
         for array, flat in flats.items():
-            whole = leaves[array] == shape or array in cycles
+            whole = leaves[array] == shape or array in reads
             full = array if whole else f"np.broadcast_to({array}, {shape!r})"
-            self.lines.append(f"{flat} = np.ascontiguousarray({full}).reshape(({cycles.get(array, size)},))")
+            length = math.prod(leaves[array]) if array in reads else size
+            self.lines.append(f"{flat} = np.ascontiguousarray({full}).reshape(({length},))")
         self.lines += [f"{name} = np.empty({shape!r})", f"{name}_out = {name}.reshape(({size},))",
                        f"for _k in range({size}):", f"    {name}_out[_k] = {body}"]
         return Sym(self, name, shape, kind)
@@ -537,22 +540,38 @@ def _trailing(small: tuple, shape: tuple) -> bool:
     return not kept or shape[len(shape) - len(kept):] == kept
 
 
-def _element(v: Sym, flats: dict, prefix: str, cycles: dict | None = None) -> str:
+def _broadcast_read(small: tuple, shape: tuple) -> str | None:
+    """Where a flat view of ``small``, broadcast to ``shape``, holds the entry at flat index ``_k`` of the
+    result: an index expression when the axes of ``small`` longer than one are a single run of ``shape``'s
+    axes (equal there); None for any other broadcast."""
+    small = (1,) * (len(shape) - len(small)) + tuple(small)
+    kept = [k for k, n in enumerate(small) if n != 1]
+    if not kept:
+        return "0"
+    first, last = kept[0], kept[-1] + 1
+    if small[first:last] != shape[first:last]:
+        return None
+    every, count = math.prod(shape[last:]), math.prod(shape[first:last])
+    at = "_k" if every == 1 else f"(_k // {every})"
+    return at if first == 0 else f"{at} % {count}"
+
+
+def _element(v: Sym, flats: dict, prefix: str, reads: dict | None = None) -> str:
     """``v`` at flat index ``_k``: its arrays read through flat views (named in ``flats``); an array in
-    ``cycles`` (text -> n) at ``_k % n``."""
+    ``reads`` (text -> index expression, see :func:`_broadcast_read`) at that index."""
     if v.tree is None:
         if not v.shape:
             return v.text
         flat = flats.setdefault(v.text, f"{prefix}{len(flats)}")
-        return f"{flat}[_k % {cycles[v.text]}]" if cycles and v.text in cycles else f"{flat}[_k]"
+        return f"{flat}[{reads[v.text]}]" if reads and v.text in reads else f"{flat}[_k]"
     op, *parts = v.tree
     if op.startswith("np."):  # a binary ufunc: np.hypot(a, b)
-        return f"{op}({', '.join(_element(p, flats, prefix, cycles) for p in parts)})"
+        return f"{op}({', '.join(_element(p, flats, prefix, reads) for p in parts)})"
     if op == "neg":
-        return f"(-{_element(parts[0], flats, prefix, cycles)})"
+        return f"(-{_element(parts[0], flats, prefix, reads)})"
     if len(parts) == 1:
-        return f"np.{op}({_element(parts[0], flats, prefix, cycles)})"
-    return f"({_element(parts[0], flats, prefix, cycles)} {op} {_element(parts[1], flats, prefix, cycles)})"
+        return f"np.{op}({_element(parts[0], flats, prefix, reads)})"
+    return f"({_element(parts[0], flats, prefix, reads)} {op} {_element(parts[1], flats, prefix, reads)})"
 
 
 def _gather_at(index: Any) -> int | None:
