@@ -120,6 +120,27 @@ def test_3d_operands_broadcast_along_trailing_or_middle_axes_are_read_in_place_a
     np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
 
 
+def test_a_first_block_is_written_with_zeros_around_it_and_an_indexed_expression_is_computed_where_taken():
+    def f(t):
+        xp = dk.namespace(t)
+        first = t[0]
+        whole = xp.sin(t) * 3.0 + t
+        block = t[2:5]  # swept first: written into theta's fresh gradient buffer, [0:2] and [5:8] zeroed, no +=
+        return whole[-1] * first + xp.sum(xp.sin(block) * block)  # whole[-1]: one entry computed, not eight
+
+    g = dk.compile(f, np.linspace(-1.0, 1.0, 8), fuse=True)
+    assert g.fused, g.fuse_reason
+    assert re.search(r"t\d+\[0:2\] = 0\.0", g.source) and re.search(r"t\d+\[5:8\] = 0\.0", g.source), g.source
+    assert re.search(r"np\.sin\(theta\[-1\]\)", g.source), g.source
+    for theta in (np.array([0.3, -1.2, 0.8, 2.0, -0.4, 1.1, 0.05, -2.5]), np.linspace(2.0, -1.0, 8)):
+        g(theta)  # (its gradient, freed at once, is the memory the next call's np.empty hands back)
+        value, grad = g(theta)
+        want = dk.reference(f, theta)
+        assert value == pytest.approx(want.value, rel=1e-13)
+        np.testing.assert_allclose(grad, want.grad, rtol=1e-12, atol=1e-14)
+        assert grad[1] == 0.0 and grad[5] == 0.0 and grad[6] == 0.0  # the zeroed entries (f does not read them)
+
+
 def test_stacked_products_and_gathers_beside_a_slice_fuse_and_match_the_mpmath_referee():
     rng = np.random.default_rng(11)
     g = dk.compile(_stacks_and_gathers, rng.uniform(-1.0, 1.0, 21), fuse=True)

@@ -384,7 +384,12 @@ class Writer:
         text = self.index_text(index)
         if text is None or x.kind != "f":
             raise NotFusable(f"an index the fused writer does not spell: {index!r}")
-        return self.line(f"{x.text}[{text}]", np.empty(x.shape)[index].shape)
+        shape = np.empty(x.shape)[index].shape
+        if x.tree is not None and _gather_at(index) is None and _whole(x, x.shape):
+            # an inlined elementwise expression, indexed: computed at the entries taken, not everywhere
+            # (ode's y[-1] of a sum of five vectors of 1e5: five reads of one entry, not a pass over all)
+            return self.line(_spell(x, lambda a: f"{a.text}[{text}]"), shape)
+        return self.line(f"{x.text}[{text}]", shape)
 
     def index_text(self, index: Any) -> str | None:
         """Source for ``index``: basic slices and integers, or a gather: one 1-D integer array (a constant
@@ -393,6 +398,21 @@ class Writer:
             parts = index if type(index) is tuple else (index,)
             return ", ".join(self.wrap(p).text if isinstance(p, np.ndarray) else _index_text(p) for p in parts)
         return _index_text(index)
+
+    def first_block(self, shape: tuple, index: Any, c: Sym) -> Sym:
+        """A new gradient buffer of ``shape`` holding ``c`` at the basic ``index``, zeros elsewhere.  Where
+        the index is one run of the first axis (``x[a:b]``), only the entries outside it are zeroed; else the
+        buffer starts as zeros.  Either way ``c`` is assigned: a pass fewer than zeros then ``+=``."""
+        parts = index if type(index) is tuple else (index,)
+        first, rest = parts[0], parts[1:]
+        run = type(first) is slice and first.step in (None, 1) and shape and \
+            all(p is Ellipsis or type(p) is slice and p == slice(None) for p in rest)
+        start, stop, _ = first.indices(shape[0]) if run else (0, 0, 1)
+        buffer = self.line(f"np.empty({shape!r})" if run and start < stop else f"np.zeros({shape!r})", shape)
+        if run and start < stop:
+            self.lines += [f"{buffer.text}[{lo}:{hi}] = 0.0" for lo, hi in ((0, start), (stop, shape[0])) if lo < hi]
+        self.lines.append(f"{buffer.text}[{_index_text(index)}] = {c.text}")
+        return buffer
 
     def scatter_add(self, buffer: Sym, index: Any, c: Sym) -> None:
         """``buffer[index] += c`` for a gather ``index`` (one integer array among slices): one
@@ -556,22 +576,27 @@ def _broadcast_read(small: tuple, shape: tuple) -> str | None:
     return at if first == 0 else f"{at} % {count}"
 
 
+def _spell(v: Sym, leaf: Callable[[Sym], str]) -> str:
+    """The elementwise expression ``v`` with each array under it spelled by ``leaf`` (scalars as they are)."""
+    if v.tree is None:
+        return leaf(v) if v.shape else v.text
+    op, *parts = v.tree
+    if op.startswith("np."):  # a binary ufunc: np.hypot(a, b)
+        return f"{op}({', '.join(_spell(p, leaf) for p in parts)})"
+    if op == "neg":
+        return f"(-{_spell(parts[0], leaf)})"
+    if len(parts) == 1:
+        return f"np.{op}({_spell(parts[0], leaf)})"
+    return f"({_spell(parts[0], leaf)} {op} {_spell(parts[1], leaf)})"
+
+
 def _element(v: Sym, flats: dict, prefix: str, reads: dict | None = None) -> str:
     """``v`` at flat index ``_k``: its arrays read through flat views (named in ``flats``); an array in
     ``reads`` (text -> index expression, see :func:`_broadcast_read`) at that index."""
-    if v.tree is None:
-        if not v.shape:
-            return v.text
-        flat = flats.setdefault(v.text, f"{prefix}{len(flats)}")
-        return f"{flat}[{reads[v.text]}]" if reads and v.text in reads else f"{flat}[_k]"
-    op, *parts = v.tree
-    if op.startswith("np."):  # a binary ufunc: np.hypot(a, b)
-        return f"{op}({', '.join(_element(p, flats, prefix, reads) for p in parts)})"
-    if op == "neg":
-        return f"(-{_element(parts[0], flats, prefix, reads)})"
-    if len(parts) == 1:
-        return f"np.{op}({_element(parts[0], flats, prefix, reads)})"
-    return f"({_element(parts[0], flats, prefix, reads)} {op} {_element(parts[1], flats, prefix, reads)})"
+    def leaf(a: Sym) -> str:
+        flat = flats.setdefault(a.text, f"{prefix}{len(flats)}")
+        return f"{flat}[{reads[a.text]}]" if reads and a.text in reads else f"{flat}[_k]"
+    return _spell(v, leaf)
 
 
 def _gather_at(index: Any) -> int | None:
@@ -829,12 +854,17 @@ def _write(tape: Tape, out: TArray, uses: dict | None, lazy: frozenset = frozens
         e = entries[i]
         if e[0] == "view":
             p, index, _, parent_shape = e[1]
+            part = np.empty(parent_shape)[index].shape
+            c = w.reshape(g, part) if g.shape != part else g
+            gather = _gather_at(index) is not None
+            if p not in buffers and not gather:  # the first block: written, not added to zeros
+                buffers[p] = w.first_block(tuple(parent_shape), index, c)
+                owned.add(buffers[p].text)
+                continue
             if p not in buffers:
                 buffers[p] = w.line(f"np.zeros({tuple(parent_shape)!r})", tuple(parent_shape))
                 owned.add(buffers[p].text)
-            part = np.empty(parent_shape)[index].shape
-            c = w.reshape(g, part) if g.shape != part else g
-            if _gather_at(index) is not None:  # repeated entries add up
+            if gather:  # repeated entries add up
                 w.scatter_add(buffers[p], index, c)
             else:
                 w.lines.append(f"{buffers[p].text}[{_index_text(index)}] += {c.text}")
