@@ -239,11 +239,9 @@ class Writer:
         raise NotFusable(f"a constant of type {type(value).__name__}")
 
     def binary(self, op: str, a: Any, b: Any, kind: str = "f") -> Sym:
-        a, b = self.wrap(a), self.wrap(b)
         if op == "@":
             return self.matmul(a, b)
-        shape = np.broadcast_shapes(a.shape, b.shape)
-        a, b = self.settle(a, shape), self.settle(b, shape)
+        a, b, shape = self._operands(a, b)
         if op == "**" and b.kind == "f" and b.text == "2.0" and a.tree is None:
             return self.line(f"{a.text} * {a.text}", shape, tree=("*", a, a))
         return self.line(f"{a.text} {op} {b.text}", shape, kind, tree=(op, a, b))
@@ -554,26 +552,37 @@ def _leaf_shapes(v: Sym) -> dict:
     return {text: shape for part in v.tree[1:] for text, shape in _leaf_shapes(part).items()}
 
 
+def _run(small: tuple, shape: tuple) -> tuple | None:
+    """``(every, count)`` when the axes of ``small`` longer than one are one run of ``shape``'s axes (equal
+    there): broadcast to ``shape``, its entry at the result's flat index ``k`` is its flat entry
+    ``(k // every) % count``; None for any other broadcast."""
+    small = (1,) * (len(shape) - len(small)) + tuple(small)
+    kept = [k for k, n in enumerate(small) if n != 1]
+    if not kept:
+        return math.prod(shape), 1
+    first, last = kept[0], kept[-1] + 1
+    if small[first:last] != shape[first:last]:
+        return None
+    return math.prod(shape[last:]), math.prod(shape[first:last])
+
+
 def _trailing(small: tuple, shape: tuple) -> bool:
     """Whether ``small`` broadcast to ``shape`` only along leading axes (its entries repeat in flat order)."""
-    kept = small[next((k for k, n in enumerate(small) if n != 1), len(small)):]
-    return not kept or shape[len(shape) - len(kept):] == kept
+    run = _run(small, shape)
+    return run is not None and 1 in run
 
 
 def _broadcast_read(small: tuple, shape: tuple) -> str | None:
     """Where a flat view of ``small``, broadcast to ``shape``, holds the entry at flat index ``_k`` of the
-    result: an index expression when the axes of ``small`` longer than one are a single run of ``shape``'s
-    axes (equal there); None for any other broadcast."""
-    small = (1,) * (len(shape) - len(small)) + tuple(small)
-    kept = [k for k, n in enumerate(small) if n != 1]
-    if not kept:
-        return "0"
-    first, last = kept[0], kept[-1] + 1
-    if small[first:last] != shape[first:last]:
+    result (see :func:`_run`); None for a broadcast that has no such index."""
+    run = _run(small, shape)
+    if run is None:
         return None
-    every, count = math.prod(shape[last:]), math.prod(shape[first:last])
+    every, count = run
+    if count == 1:
+        return "0"
     at = "_k" if every == 1 else f"(_k // {every})"
-    return at if first == 0 else f"{at} % {count}"
+    return at if every * count == math.prod(shape) else f"{at} % {count}"
 
 
 def _spell(v: Sym, leaf: Callable[[Sym], str]) -> str:
