@@ -56,7 +56,7 @@ import numpy as np
 
 from .array import TArray
 from .core import Tape
-from .replay import NotCompilable, Rerecord, _inputs, _needed, _shape, _split
+from .replay import NotCompilable, Rerecord, _inputs, _needed, _shape, _span, _split
 
 __all__ = ["NotFusable", "fuse", "available", "MAX_LINES", "PART_LINES"]
 
@@ -399,15 +399,13 @@ class Writer:
 
     def first_block(self, shape: tuple, index: Any, c: Sym) -> Sym:
         """A new gradient buffer of ``shape`` holding ``c`` at the basic ``index``, zeros elsewhere.  Where
-        the index is one run of the first axis (``x[a:b]``), only the entries outside it are zeroed; else the
-        buffer starts as zeros.  Either way ``c`` is assigned: a pass fewer than zeros then ``+=``."""
-        parts = index if type(index) is tuple else (index,)
-        first, rest = parts[0], parts[1:]
-        run = type(first) is slice and first.step in (None, 1) and shape and \
-            all(p is Ellipsis or type(p) is slice and p == slice(None) for p in rest)
-        start, stop, _ = first.indices(shape[0]) if run else (0, 0, 1)
-        buffer = self.line(f"np.empty({shape!r})" if run and start < stop else f"np.zeros({shape!r})", shape)
-        if run and start < stop:
+        the index is a run of more than one entry of the first axis (``x[a:b]``, :func:`.replay._span`), only the
+        entries outside it are zeroed; else the buffer starts as zeros.  Either way ``c`` is assigned: a pass fewer
+        than zeros then ``+=``."""
+        start, stop = _span(index, shape) or (0, 0)
+        run = stop - start > 1  # (one entry: zeroing all the others is the same pass as zeros)
+        buffer = self.line(f"np.empty({shape!r})" if run else f"np.zeros({shape!r})", shape)
+        if run:
             self.lines += [f"{buffer.text}[{lo}:{hi}] = 0.0" for lo, hi in ((0, start), (stop, shape[0])) if lo < hi]
         self.lines.append(f"{buffer.text}[{_index_text(index)}] = {c.text}")
         return buffer

@@ -167,19 +167,10 @@ def _covering(entries: list, live: set, p: int, shape: tuple) -> bool:
                 return False
             continue
         if e[1][0] == p:
-            index = e[1][1]
-            if type(index) is tuple and len(index) == 1:
-                index = index[0]
-            if type(index) is int or isinstance(index, np.integer):  # one entry: the span [i, i + 1)
-                at = int(index) % shape[0] if -shape[0] <= int(index) < shape[0] else -1
-                if at < 0:
-                    return False
-                spans.append((at, at + 1))
-                continue
-            if type(index) is not slice or index.step not in (None, 1):
+            span = _span(e[1][1], shape)
+            if span is None:
                 return False
-            start, stop, _ = index.indices(shape[0])
-            spans.append((start, stop))
+            spans.append(span)
     spans.sort()
     end = 0
     for start, stop in spans:
@@ -187,6 +178,26 @@ def _covering(entries: list, live: set, p: int, shape: tuple) -> bool:
             return False
         end = stop
     return end == shape[0]
+
+
+def _span(index: Any, shape: tuple) -> tuple | None:
+    """``(start, stop)``: the entries of the first axis that the basic ``index`` takes, when they are one
+    step-1 run (an integer: a run of one) and it takes all of every other axis; None for any other index.
+
+    >>> _span(slice(2, 5), (8,)), _span((-1, Ellipsis), (8, 3)), _span(slice(0, 8, 2), (8,))
+    ((2, 5), (7, 8), None)
+    """
+    parts = index if type(index) is tuple else (index,)
+    if not shape or not parts or not all(p is Ellipsis or type(p) is slice and p == slice(None) for p in parts[1:]):
+        return None
+    first, length = parts[0], shape[0]
+    if type(first) is int or isinstance(first, np.integer):
+        at = int(first)
+        return (at % length, at % length + 1) if -length <= at < length else None
+    if type(first) is slice and first.step in (None, 1):
+        start, stop, _ = first.indices(length)
+        return start, max(start, stop)
+    return None
 
 
 def _shape(v: Any) -> tuple:
