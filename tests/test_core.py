@@ -426,3 +426,52 @@ def test_square_of_an_empty_slice_on_every_backend():
     theta = np.array([0.5, -2.0])
     assert dk.gradient(f, theta).grad.tolist() == [1.0, -4.0]
     assert [float(v) for v in dk.reference(f, theta).grad] == [1.0, -4.0]
+
+
+# --- the collector is paused while a trace runs (diffkit.tape.collector) -------------------
+
+_T, _V = np.array([1.0, -2.0, 0.5]), np.array([0.5, 1.0, -1.0])
+# each entry point with the closed form it must return for f = sum(t^3): grad 3 t^2, H v = 6 t v, J v = 3 t^2 . v
+_TRACES = {
+    "gradient": (lambda f: dk.gradient(f, _T, method="reverse").grad, 3 * _T ** 2),
+    "vjp": (lambda f: dk.vjp(f, _T)[1](1.0), 3 * _T ** 2),
+    "jvp": (lambda f: dk.jvp(f, _T, _V)[1], np.dot(3 * _T ** 2, _V)),
+    "hvp": (lambda f: dk.hvp(f, _T, _V).hvp, 6 * _T * _V),
+}
+
+
+def _watched(seen: list):
+    def f(t):
+        import gc
+        seen.append(gc.isenabled())
+        return dk.namespace(t).sum(t * t * t)
+    return f
+
+
+@pytest.mark.parametrize("entry", sorted(_TRACES))
+def test_the_collector_is_off_while_a_trace_runs_and_back_on_after(entry):
+    import gc
+    call, expected = _TRACES[entry]
+    seen: list = []
+    assert gc.isenabled()
+    np.testing.assert_allclose(call(_watched(seen)), expected, rtol=1e-14)
+    assert seen and not any(seen)  # off inside f, at every level (hvp's inner gradient too)
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize("entry", sorted(_TRACES))
+def test_the_collector_comes_back_after_an_error_and_stays_off_if_the_caller_had_it_off(entry):
+    import gc
+    call, _ = _TRACES[entry]
+
+    def broken(t):
+        raise ZeroDivisionError("the user's bug")
+    with pytest.raises(ZeroDivisionError, match="the user's bug"):
+        call(broken)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        call(_watched([]))
+        assert not gc.isenabled()  # (a caller that turned it off keeps it off)
+    finally:
+        gc.enable()

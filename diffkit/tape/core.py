@@ -9,7 +9,6 @@ arrays are values, and a nested sweep is itself recorded: second derivatives, no
 """
 from __future__ import annotations
 
-import gc
 import itertools
 from sys import getrefcount
 from typing import Any
@@ -21,6 +20,7 @@ from ..dispatch import TRACERS
 from ..primitives import PRIMITIVES
 from .anomaly import check_finite, shape_error, user_site
 from .array import TArray
+from .collector import paused_collector
 from .plans import LINKS, fill_unwritten, given, node_parents, plan, scatter, shared_shape, unbroadcast
 
 __all__ = ["Tape", "apply", "record", "record_op", "unbroadcast", "new_level"]
@@ -79,9 +79,7 @@ class Tape:
         owned = [False] * len(nodes)  # grads[i] is a float64 buffer of ours that may be added into in place
         unwritten: dict = {}  # leaf -> runs of its gradient buffer that no block has written yet (.plans.scatter)
         grads[out.index] = cotangent
-        paused = gc.isenabled()
-        gc.disable()  # the sweep makes no cycles; collections during it cost a third of a small gradient
-        try:
+        with paused_collector():  # (the sweep makes no cycles: .collector)
             for i in range(out.index, -1, -1):
                 g, node = grads[i], nodes[i]
                 if g is None or node is None:
@@ -130,9 +128,6 @@ class Tape:
                         acc = acc + c
                         grads[p], owned[p] = acc, type(acc) is np.ndarray and acc.dtype == _F64
             fill_unwritten(grads, unwritten)  # (the leaves' unreached entries)
-        finally:
-            if paused:
-                gc.enable()
         return grads
 
 

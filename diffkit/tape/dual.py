@@ -16,6 +16,7 @@ import numpy as np
 
 from ..backends import NUMPY
 from ..dispatch import TRACERS, namespace, register_tracer
+from .collector import paused_collector
 from .core import new_level
 from .levels import levels
 from .namespace import TracerNamespace
@@ -269,9 +270,10 @@ def jvp(f: Callable, theta: Any, v: Any, batch: bool = False, lazy: bool = False
     if lazy:
         _DEFERRING.add(level)
     try:
-        out = f(Dual(theta, tangent, level, dual_namespace(vxp)))
-        mine = type(out) is Dual and out.level == level
-        primal, t = (out.primal, _forced(out.tangent)) if mine else (out, None)
+        with paused_collector():  # (a forward pass makes no cycles: .collector)
+            out = f(Dual(theta, tangent, level, dual_namespace(vxp)))
+            mine = type(out) is Dual and out.level == level
+            primal, t = (out.primal, _forced(out.tangent)) if mine else (out, None)
     finally:
         _DEFERRING.discard(level)
     if not batch:

@@ -1,13 +1,13 @@
 """Record a function on a tape at theta and sweep back once: the engine call under dk.gradient and dk.reference."""
 from __future__ import annotations
 
-import gc
 import time
 
 import numpy as np
 
 from ..dispatch import namespace
 from .array import TArray
+from .collector import paused_collector
 from .core import Tape
 from .memory import bytes_held
 
@@ -24,14 +24,9 @@ def tape_gradient(f, theta, *, vxp=None, one=1.0, anomaly: bool = False, count_b
     """
     tape = Tape(vxp if vxp is not None or type(theta) is np.ndarray else namespace(theta), anomaly=anomaly)
     x = tape.leaf(theta)
-    paused = gc.isenabled()
-    gc.disable()  # recording makes no cycles either; a collection would walk every node so far
     t0 = time.perf_counter()
-    try:
+    with paused_collector():  # (recording makes no cycles: .collector)
         out = f(x)
-    finally:
-        if paused:
-            gc.enable()
     if check is not None:
         check(out)
     t1 = time.perf_counter()

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..dispatch import namespace
 from .array import TArray
+from .collector import paused_collector
 from .core import Tape
 
 __all__ = ["vjp"]
@@ -29,7 +30,8 @@ def vjp(f: Callable, theta: Any) -> tuple[Any, Callable]:
         theta = np.array(theta, dtype=float)
     tape = Tape(vxp)
     x = tape.leaf(theta)
-    out = f(x)
+    with paused_collector():  # (recording makes no cycles: .collector)
+        out = f(x)
     shape = getattr(theta, "shape", ())
     if type(out) is not TArray or out.tape is not tape:
         return out, lambda cot: vxp.zeros(shape)
