@@ -20,6 +20,14 @@ from diffkit.tape import fused
 pytest.importorskip("numba")
 
 
+def _matches_referee(g, f, theta, rtol: float, atol: float) -> None:
+    """The compiled ``g``'s value and gradient at ``theta`` against the mpmath referee's for ``f``."""
+    value, grad = g(theta)
+    want = dk.reference(f, theta)
+    assert value == pytest.approx(want.value, rel=1e-13)
+    np.testing.assert_allclose(grad, want.grad, rtol=rtol, atol=atol)
+
+
 def test_the_user_written_mlp_fuses_and_matches_hand_written_backprop_with_saturated_units():
     prob = problems.mlp_for_size(200, depth=3, n_out=4, activation="tanh", loss="softmax_cross_entropy", l2=1e-3,
                                  batch=8, seed=3)
@@ -114,13 +122,12 @@ def test_3d_operands_broadcast_along_trailing_or_middle_axes_are_read_in_place_a
     assert g.fused, g.fuse_reason
     assert "[(_k // 4)]" in g.source and "[(_k // 4) % 3]" in g.source, g.source
     theta = rng.uniform(-1.5, 1.5, 24)
-    value, grad = g(theta)
-    want = dk.reference(f, theta)
-    assert value == pytest.approx(want.value, rel=1e-13)
-    np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
+    _matches_referee(g, f, theta, rtol=1e-11, atol=1e-13)
 
 
-def test_a_first_block_is_written_with_zeros_around_it_and_an_indexed_expression_is_computed_where_taken():
+def test_a_first_block_is_written_with_zeros_around_it_and_an_indexed_expression_is_computed_where_taken(monkeypatch):
+    monkeypatch.setattr(fused, "LOOP_MIN", 2)  # (the loops that large arrays get, on small ones)
+
     def f(t):
         xp = dk.namespace(t)
         first = t[0]
@@ -132,6 +139,7 @@ def test_a_first_block_is_written_with_zeros_around_it_and_an_indexed_expression
     assert g.fused, g.fuse_reason
     assert re.search(r"t\d+\[0:2\] = 0\.0", g.source) and re.search(r"t\d+\[5:8\] = 0\.0", g.source), g.source
     assert re.search(r"np\.sin\(theta\[-1\]\)", g.source), g.source
+    assert re.search(r"t\d+_out\d*\[2 \+ _k\] = ", g.source), g.source  # (the block's expression: one loop into it)
     for theta in (np.array([0.3, -1.2, 0.8, 2.0, -0.4, 1.1, 0.05, -2.5]), np.linspace(2.0, -1.0, 8)):
         g(theta)  # (its gradient, freed at once, is the memory the next call's np.empty hands back)
         value, grad = g(theta)
@@ -141,16 +149,52 @@ def test_a_first_block_is_written_with_zeros_around_it_and_an_indexed_expression
         assert grad[1] == 0.0 and grad[5] == 0.0 and grad[6] == 0.0  # the zeroed entries (f does not read them)
 
 
+def test_blocks_of_rows_are_written_and_added_by_one_loop_at_their_offsets_and_match_the_referee(monkeypatch):
+    monkeypatch.setattr(fused, "LOOP_MIN", 2)  # (the loops that large arrays get, on small ones)
+
+    def f(t):
+        xp = dk.namespace(t)
+        m = xp.reshape(t, (4, 3))
+        head = xp.sum(m[0] * m[3])
+        middle = xp.sum(xp.sin(m[1:3]) * m[1:3])  # rows 1-2, flat entries 3..8: added into the buffer, one loop
+        return head + middle + xp.sum(xp.cos(m[2:4]) * m[2:4])  # rows 2-3, swept first: written at 6..11
+
+    g = dk.compile(f, np.linspace(-1.0, 1.0, 12), fuse=True)
+    assert g.fused, g.fuse_reason  # (a wrong offset disagrees with the replay where f was recorded: not fused)
+    assert re.search(r"t\d+_out\d*\[6 \+ _k\] = ", g.source), g.source
+    assert re.search(r"t\d+_out\d*\[3 \+ _k\] \+= ", g.source), g.source
+    theta = np.linspace(0.3, -1.7, 12)
+    _matches_referee(g, f, theta, rtol=1e-12, atol=1e-14)
+
+
+def test_a_concatenation_of_expressions_is_written_part_by_part_and_matches_the_referee(monkeypatch):
+    monkeypatch.setattr(fused, "LOOP_MIN", 2)  # (the loops that large arrays get, on small ones)
+    row = np.array([0.5, -2.0, 1.5])
+
+    def f(t):
+        xp = dk.namespace(t)
+        shifted = xp.concat([t[:1], t[1:] * xp.sin(t[:-1])])  # ode's rate: a copied part, then an expression
+        grid = xp.reshape(t[0:6], (2, 3))
+        last = xp.cos(xp.reshape(t[6:9], (1, 3))) + 1.0
+        stacked = xp.concat([xp.exp(grid) * row, grid, last], axis=0)  # (5, 3), with row (3,) read over two rows
+        return xp.sum(shifted * shifted) + xp.sum(stacked * xp.reshape(t[0:15] / 3.0, (5, 3)))
+
+    rng = np.random.default_rng(13)
+    g = dk.compile(f, rng.uniform(-1.0, 1.0, 15), fuse=True)
+    assert g.fused, g.fuse_reason
+    assert "np.concatenate" not in g.source, g.source
+    assert re.search(r"t\d+_out\d*\[1 \+ _k\] = ", g.source) and re.search(r"t\d+_out\d*\[12 \+ _k\] = ", g.source), g.source
+    theta = rng.uniform(-1.5, 1.5, 15)
+    _matches_referee(g, f, theta, rtol=1e-11, atol=1e-13)
+
+
 def test_stacked_products_and_gathers_beside_a_slice_fuse_and_match_the_mpmath_referee():
     rng = np.random.default_rng(11)
     g = dk.compile(_stacks_and_gathers, rng.uniform(-1.0, 1.0, 21), fuse=True)
     assert g.fused, g.fuse_reason
     assert "STACKED_MATMUL(" in g.source  # broadcast stacks: one loop function, compiled once per program
     theta = rng.uniform(-1.5, 1.5, 21)
-    value, grad = g(theta)
-    want = dk.reference(_stacks_and_gathers, theta)
-    assert value == pytest.approx(want.value, rel=1e-13)
-    np.testing.assert_allclose(grad, want.grad, rtol=1e-11, atol=1e-13)
+    _matches_referee(g, _stacks_and_gathers, theta, rtol=1e-11, atol=1e-13)
 
 
 def _long_program(t):
