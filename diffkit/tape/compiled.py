@@ -46,6 +46,7 @@ import numpy as np
 from .array import TArray
 from .core import Tape
 from .replay import NotCompilable, Rerecord, generate, probe_fit
+from .rewrite import gathers_first
 
 __all__ = ["compile", "Compiled", "CompiledJacobian", "NotCompilable"]
 
@@ -81,6 +82,11 @@ class _Program:
             raise NotCompilable("f does not depend on theta (its output is not on the tape)")
         if out.shape not in ((), (1,)):
             raise ValueError(f"f must return a scalar; it returned shape {out.shape}")
+        rewritten = gathers_first(tape.program, tape.values, (out.index, getattr(aux, "index", -1)))
+        if rewritten is not None:  # (.rewrite: the same function, less work)
+            tape.program, tape.values, moved = rewritten
+            out = TArray(out.value, tape, moved[out.index])
+            aux = TArray(aux.value, tape, moved[aux.index]) if type(aux) is TArray else aux
         fits, fresh = {}, set()
         _, probe_src, env = generate(tape, out, aux=aux)
         env["FIT"] = probe_fit(fits, fresh)
