@@ -78,6 +78,43 @@ def test_a_jacobian_through_gathered_columns_is_the_hand_derived_one():
     np.testing.assert_allclose(value, ((a @ C + b) * 0.5)[:, :, IDX[0]].ravel(), rtol=1e-14)
 
 
+X = np.linspace(-1.0, 1.0, 40).reshape(10, 4)  # a fixed data matrix: 10 rows, a minibatch of which is read
+BATCH = np.array([7, 2, 2, 9])
+
+
+def _minibatch(t):
+    """(X @ W + bias)[batch, :]: the rows of a product by a constant on the left, through a bias row."""
+    xp = dk.namespace(t)
+    scores = X @ xp.reshape(t[:12], (4, 3)) + t[12:15]
+    weights = np.arange(1.0, 5.0).reshape(4, 1)  # (each row its own weight: a wrong row changes the value)
+    return xp.sum(xp.tanh(scores[BATCH, :]) * weights) + xp.sum(scores[BATCH[:2]] ** 2)
+
+
+def test_rows_of_a_product_by_a_constant_on_the_left_are_the_product_of_those_rows():
+    tape, out = _program(_minibatch, np.linspace(-1.0, 1.0, 15))
+    program, _, _ = gathers_first(tape.program, tape.values, (out.index,))
+    products = [e[3][0] for e in program if e is not None and e[0] == "op" and e[1].name == "matmul"]
+    assert sorted(p.shape for p in products) == [(2, 4), (4, 4), (10, 4)]  # X[batch], X[batch[:2]], X (unread)
+    np.testing.assert_array_equal(next(p for p in products if len(p) == 4), X[BATCH])
+    rng = np.random.default_rng(9)
+    g = dk.compile(_minibatch, rng.uniform(-1.0, 1.0, 15))
+    theta = rng.uniform(-1.5, 1.5, 15)
+    value, grad = g(theta)
+    want = dk.reference(_minibatch, theta)
+    assert value == pytest.approx(want.value, rel=1e-13)
+    np.testing.assert_allclose(grad, want.grad, rtol=1e-12, atol=1e-14)
+
+
+def _column_varies(t):  # rows gathered, but the added operand differs from row to row: left whole
+    xp = dk.namespace(t)
+    return xp.sum((X @ xp.reshape(t[:12], (4, 3)) + xp.reshape(t[4:14], (10, 1)))[BATCH] ** 2)
+
+
+def _mixed_axes(t):  # rows of the product read once, columns once: no one rewrite serves both
+    product = X @ dk.namespace(t).reshape(t[:12], (4, 3))
+    return dk.namespace(t).sum(product[BATCH] ** 2) + dk.namespace(t).sum(product[:, np.array([0])])
+
+
 def _read_whole(t):  # the whole product is read too: the gather would add work, not save it
     xp = dk.namespace(t)
     mesh = _mesh(t)
@@ -100,7 +137,8 @@ def _row_varies(t):  # the other operand differs along the gathered axis: it wou
     return xp.sum(((xp.reshape(t[:6], (2, 3)) @ C) + t[4:14])[:, IDX[0]] ** 2)
 
 
-@pytest.mark.parametrize("f", [_read_whole, _every_column, _inner_read_twice, _row_varies], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("f", [_read_whole, _every_column, _inner_read_twice, _row_varies, _column_varies,
+                               _mixed_axes], ids=lambda f: f.__name__)
 def test_a_chain_read_elsewhere_or_taken_whole_is_left_as_it_is_and_still_right(f):
     theta = np.linspace(-1.0, 1.0, 14)
     tape, out = _program(f, theta)
