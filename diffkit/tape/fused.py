@@ -177,6 +177,8 @@ class Writer:
         self._ids: dict = {}  # id of a constant -> (its argument name, the constant: held, so no other takes its id)
         self.count = 0
         self.settled = 0  # operands computed once before they are broadcast (b0, b1 ...: see settle)
+        self.blocks = 0  # flat views of buffers written by a loop (see block); the first writing writes none, so
+        # they take no number of self.count, which must name the same temporaries in both writings
         self.helpers: set = set()  # the loop functions the lines call (ROWS_EXTREMUM)
 
     # --- plumbing -----------------------------------------------------------------------------------------
@@ -432,11 +434,11 @@ class Writer:
         flat buffer: numba evaluates ``buffer[a:b] += x * y`` into a temporary first, a second pass."""
         start, stop = _span(index, buffer.shape) or (0, 0)
         rows = math.prod(buffer.shape[1:])
-        if (stop - start) * rows < LOOP_MIN or c.tree is None or c.kind != "f":
+        if not _looped(c, (stop - start) * rows):
             self.lines.append(f"{buffer.text}[{_index_text(index)}] {op} {c.text}")
             return
         block = (stop - start,) + tuple(buffer.shape[1:])
-        flat, self.count = f"{buffer.text}_out{self.count}", self.count + 1
+        flat, self.blocks = f"{buffer.text}_out{self.blocks}", self.blocks + 1  # (not self.count: see line)
         self.lines.append(f"{flat} = {buffer.text}.reshape(({math.prod(buffer.shape)},))")
         stretched = c if c.shape == block else Sym(self, c.text, block, c.kind, c.tree)  # (leaves keep their shapes)
         self._fill(flat, start * rows, flat + "_", block, [stretched], lambda value: value, op)
@@ -461,22 +463,16 @@ class Writer:
         xs = [self.wrap(x) for x in xs]
         axis %= len(xs[0].shape)
         shape = xs[0].shape[:axis] + (sum(x.shape[axis] for x in xs),) + xs[0].shape[axis + 1:]
-        if axis or not any(x.tree is not None and x.kind == "f" and math.prod(x.shape) >= LOOP_MIN for x in xs):
+        if axis or not any(_looped(x, math.prod(x.shape)) for x in xs):
             parts = "".join(f"{x.text}, " for x in xs)
             return self.line(f"np.concatenate(({parts}), axis={axis})", shape)
-        # along the first axis each part is a run of the flat result: an inlined expression is written there by
-        # one loop (numba's concatenate would first evaluate it into a temporary), any other part copied
-        name, self.count = f"t{self.count}", self.count + 1
-        self.lines += [f"{name} = np.empty({shape!r})", f"{name}_out = {name}.reshape(({math.prod(shape)},))"]
-        start = 0
-        for k, x in enumerate(xs):
-            stop = start + x.shape[0]
-            if x.tree is not None and x.kind == "f" and math.prod(x.shape) >= LOOP_MIN:
-                self._fill(f"{name}_out", start * math.prod(shape[1:]), f"{name}_{k}_", x.shape, [x], lambda v: v)
-            else:
-                self.lines.append(f"{name}[{start}:{stop}] = {x.text}")
-            start = stop
-        return Sym(self, name, shape)
+        # along the first axis each part is a block of the result (see block): an inlined expression is written
+        # there by one loop (numba's concatenate would first evaluate it into a temporary), any other part copied
+        result, start = self.line(f"np.empty({shape!r})", shape), 0
+        for x in xs:
+            self.block(result, slice(start, start + x.shape[0]), x, "=")
+            start += x.shape[0]
+        return result
 
     concatenate = concat
 
@@ -571,6 +567,11 @@ def _matmul_shape(a: tuple, b: tuple) -> tuple:
     if len(b) == 1:
         return a[:-1]
     return tuple(np.broadcast_shapes(a[:-2], b[:-2])) + (a[-2], b[-1])
+
+
+def _looped(c: Sym, size: int) -> bool:
+    """Whether ``c``, written into a block of ``size`` entries, is written by a loop of its own (:data:`LOOP_MIN`)."""
+    return size >= LOOP_MIN and c.tree is not None and c.kind == "f"
 
 
 _CHEAP = ("+", "-", "*", "neg")  # ops that cost less to repeat per broadcast entry than a variable costs
