@@ -167,6 +167,20 @@ def test_blocks_of_rows_are_written_and_added_by_one_loop_at_their_offsets_and_m
     _matches_referee(g, f, theta, rtol=1e-12, atol=1e-14)
 
 
+def test_a_looped_block_takes_no_temporarys_number_so_both_writings_name_the_same_temporaries():
+    # the first writing (no read counts yet) writes every block as one line; the second loops over large ones.
+    # A number taken by the loop's flat view would rename every later temporary in the second writing only, and
+    # the read counts that decide inlining would be looked up under the wrong names
+    w = fused.Writer(uses={})
+    x = fused.Sym(w, "a", (fused.LOOP_MIN,))
+    buffer = w.line(f"np.empty(({fused.LOOP_MIN},))", (fused.LOOP_MIN,))
+    expression = w.binary("*", x, x)  # (read once: inlined, a tree)
+    before = w.count
+    w.block(buffer, slice(0, fused.LOOP_MIN), expression, "+=")
+    assert w.count == before
+    assert any(line.strip().startswith(f"{buffer.text}_out0[_k] += ") for line in w.lines), w.lines
+
+
 def test_a_concatenation_of_expressions_is_written_part_by_part_and_matches_the_referee(monkeypatch):
     monkeypatch.setattr(fused, "LOOP_MIN", 2)  # (the loops that large arrays get, on small ones)
     row = np.array([0.5, -2.0, 1.5])
