@@ -181,6 +181,29 @@ def test_a_looped_block_takes_no_temporarys_number_so_both_writings_name_the_sam
     assert any(line.strip().startswith(f"{buffer.text}_out0[_k] += ") for line in w.lines), w.lines
 
 
+@pytest.mark.parametrize("numpy_faster", [True, False])
+def test_an_elementwise_function_of_a_large_array_is_numpys_where_numpys_loop_is_faster(monkeypatch, numpy_faster):
+    # where numpy's exp/log/tanh are SIMD (AVX-512) they beat numba's scalar libm calls: the compiled code calls them
+    monkeypatch.setattr(fused, "SIMD_MIN", 4)  # (the large-array path, on small arrays)
+    monkeypatch.setattr(fused, "_NUMPY_FASTER", {name: numpy_faster for name in ("exp", "log", "tanh")})
+
+    def f(t):
+        xp = dk.namespace(t)
+        grid = xp.reshape(t[:12], (3, 4))
+        cube = xp.reshape(t[:24], (2, 3, 4))
+        return xp.sum(xp.exp(grid * 0.5) * xp.log(2.0 + t[12:16])) + xp.sum(xp.tanh(cube) * cube) + xp.exp(t[0])
+
+    rng = np.random.default_rng(17)
+    g = dk.compile(f, rng.uniform(-1.0, 1.0, 24), fuse=True)
+    assert g.fused, g.fuse_reason
+    calls = re.findall(r"with numba\.objmode\(t\d+='(float64\[[:, ]*::1\])'\):\n\s+t\d+ = np\.(\w+)\(", g.source)
+    if numpy_faster:  # 2-D exp, 1-D log, 3-D tanh; exp(t[0]) is one number: numba's
+        assert {("float64[:, ::1]", "exp"), ("float64[::1]", "log"), ("float64[:, :, ::1]", "tanh")} <= set(calls), g.source
+    else:
+        assert not calls, g.source
+    _matches_referee(g, f, rng.uniform(-1.5, 1.5, 24), rtol=1e-12, atol=1e-14)
+
+
 def test_a_concatenation_of_expressions_is_written_part_by_part_and_matches_the_referee(monkeypatch):
     monkeypatch.setattr(fused, "LOOP_MIN", 2)  # (the loops that large arrays get, on small ones)
     row = np.array([0.5, -2.0, 1.5])
