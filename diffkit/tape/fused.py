@@ -55,7 +55,6 @@ from __future__ import annotations
 import ast
 import math
 import re
-import time
 import warnings
 from typing import Any, Callable
 
@@ -81,20 +80,16 @@ _NUMPY_FASTER: dict = {}  # function name -> whether numpy's loop beats numba's 
 def _numpy_faster(name: str) -> bool:
     """Whether ``np.<name>`` over an array runs clearly faster (1.5x) than numba's compiled loop of it on this
     CPU: numpy's SIMD loops (exp, log, tanh on AVX-512) against numba's scalar libm calls.  Measured once per
-    process and function, best of 30 interleaved calls on 4096 entries."""
+    process and function, best of up to 25 interleaved calls on 4096 entries."""
     if name not in _NUMPY_FASTER:
         import numba
         env = {"np": np}
         exec(f"def loop(x):\n    return np.{name}(x)\n", env)  # (our own text: a numpy function's name)
         compiled, numpy_fn, x = numba.njit(env["loop"]), getattr(np, name), np.linspace(0.1, 0.9, 4096)
+        from .compiled import _best_times  # (the interleaved best-of timing that picks fused or replay)
         compiled(x)
-        best = [float("inf"), float("inf")]
-        for _ in range(30):
-            for k, fn in enumerate((compiled, numpy_fn)):
-                start = time.perf_counter()
-                fn(x)
-                best[k] = min(best[k], time.perf_counter() - start)
-        _NUMPY_FASTER[name] = 1.5 * best[1] < best[0]
+        numba_s, numpy_s = _best_times(compiled, numpy_fn, x)
+        _NUMPY_FASTER[name] = 1.5 * numpy_s < numba_s
     return _NUMPY_FASTER[name]
 
 
