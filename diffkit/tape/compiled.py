@@ -98,13 +98,13 @@ class _Program:
         self.nodes = len(tape)
         self.fused, self.fuse_reason = False, None
         if fuse:
-            from .fused import NotFusable, fuse as fused_program
+            from .fused import NotFusable, best_times, fuse as fused_program
             try:
                 grad, make_forward = fused_program(tape, out, theta, self.first, aux if has_aux else None)
             except NotFusable as err:
                 self.fuse_reason = str(err)
             else:
-                fused_s, replay_s = _best_times(grad, self.grad, theta)
+                fused_s, replay_s = best_times(grad, self.grad, theta)
                 if fused_s > FUSED_SLOWER * replay_s:  # (large arrays: numpy's own loops can win)
                     self.fuse_reason = (f"the NumPy replay was faster where f was recorded ({replay_s * 1e3:.3g} ms "
                                         f"against {fused_s * 1e3:.3g} ms fused)")
@@ -124,22 +124,6 @@ class _Program:
         if self._forward is None:
             self._forward = _define(self.forward_source, "forward", self.env)
         return self._forward
-
-
-def _best_times(a: Callable, b: Callable, theta: np.ndarray, budget_s: float = 0.05) -> tuple[float, float]:
-    """The best of a few interleaved calls of ``a`` and of ``b`` on ``theta`` (seconds), within ``budget_s``."""
-    best_a = best_b = float("inf")
-    start = time.perf_counter()
-    for _ in range(25):
-        t0 = time.perf_counter()
-        a(theta)
-        t1 = time.perf_counter()
-        b(theta)
-        t2 = time.perf_counter()
-        best_a, best_b = min(best_a, t1 - t0), min(best_b, t2 - t1)
-        if t2 - start > budget_s:
-            break
-    return best_a, best_b
 
 
 def _define(source: str, name: str, env: dict) -> Callable:
