@@ -25,7 +25,7 @@ from typing import Any, Callable
 import mpmath
 import numpy as np
 
-from .dispatch import NotAnalyticError, namespace, register_backend, set_default, strip
+from .dispatch import TRACERS, NotAnalyticError, namespace, register_backend, set_default, strip
 from .primitives import OBJECT, PRIMITIVES, SAME, NotAnalytic, Unsupported
 
 __all__ = ["Namespace", "NUMPY", "COMPLEX", "MP", "sympy_namespace", "namespace", "register_backend",
@@ -290,18 +290,99 @@ def _vector_norm_api(xp, x, axis=None, keepdims=False, ord=2):
     return _norm(xp, x, ord=ord, axis=axis if axis is not None or len(x.shape) == 1 else None, keepdims=keepdims)
 
 
+def _take_along_axis(xp, x, indices, axis=-1):
+    """numpy's ``take_along_axis`` as one gather, ``x[grid]``: repeated indices add their gradients (getitem's
+    rule); ``indices`` are constants (argsort's, argmax's)."""
+    shape = tuple(x.shape)
+    axis %= len(shape)
+    ixp = np if isinstance(indices, (np.ndarray, list)) else indices.__array_namespace__()
+    indices = ixp.asarray(indices)
+    if len(indices.shape) != len(shape):
+        raise ValueError(f"take_along_axis: indices have {len(indices.shape)} axes, x has {len(shape)}; they must "
+                         f"have as many (use expand_dims on the indices)")
+    grid = tuple(indices if d == axis else ixp.reshape(ixp.arange(shape[d]), tuple(-1 if k == d else 1
+                                                                                   for k in range(len(shape))))
+                 for d in range(len(shape)))
+    return x[grid]
+
+
+def _sort(xp, x, axis=-1, descending=False, stable=True):
+    """x sorted along ``axis``: a gather at argsort's (stable) indices; each entry's gradient goes back to the
+    entry that landed there, ties in their original order."""
+    return _take_along_axis(xp, x, xp.argsort(x, axis=axis, descending=descending), axis=axis)
+
+
+def _diff(xp, x, axis=-1, n=1, prepend=None, append=None):
+    """The ``n``-th forward difference along ``axis``, with ``prepend``/``append`` (scalars or arrays) joined on."""
+    ndim = len(x.shape)
+    axis %= ndim
+    if prepend is not None or append is not None:
+        def along(v):  # a scalar becomes one slice along the axis, as numpy's diff takes it
+            if len(getattr(v, "shape", ())) == 0:
+                return xp.broadcast_to(v, tuple(1 if k == axis else d for k, d in enumerate(x.shape)))
+            return v
+        x = xp.concat([along(v) for v in (prepend, x, append) if v is not None], axis=axis)
+    lead = (slice(None),) * axis
+    for _ in range(n):
+        x = x[lead + (slice(1, None),)] - x[lead + (slice(None, -1),)]
+    return x
+
+
+def _unstack(xp, x, axis=0):
+    axis %= len(x.shape)
+    return tuple(x[(slice(None),) * axis + (i,)] for i in range(x.shape[axis]))
+
+
+def _broadcast_arrays(xp, *arrays):
+    shape = np.broadcast_shapes(*(tuple(getattr(a, "shape", ())) for a in arrays))
+    return [xp.broadcast_to(a, shape) for a in arrays]
+
+
+def _copysign(xp, x1, x2):
+    """|x1| with the sign of x2 (-0.0 counts as negative): its derivative in x1 is sign(x1) sign(x2), abs's
+    convention at x1 = 0; in x2 it is 0."""
+    return xp.abs(x1) * xp.where(xp.signbit(x2), -1.0, 1.0)
+
+
+def _dtype_kind(dtype) -> str:
+    try:
+        return np.dtype(dtype).kind
+    except TypeError:  # another library's dtype object (array-api-strict's): its name
+        return np.dtype(str(dtype).rsplit(".", 1)[-1].strip("'>")).kind
+
+
+def _astype(xp, x, dtype, copy=True, device=None):
+    """A cast.  A trace keeps its float64 values under a floating dtype (derivative 1: the tape differentiates in
+    float64; cast the result if you need less); to an integer or bool dtype it is a constant (no derivative),
+    truncated toward zero as numpy casts.  mpmath values stay mpmath under a floating dtype."""
+    kind = _dtype_kind(dtype)
+    if type(x) not in TRACERS and getattr(x, "dtype", None) != object:
+        return x.astype(dtype, copy=copy) if hasattr(x, "astype") else np.asarray(x).astype(dtype)
+    if kind in "fc":
+        return x
+    plain = xp.not_equal(x, 0) if kind == "b" else xp.trunc(x)
+    return np.asarray(plain).astype(dtype) if getattr(plain, "dtype", None) == object else plain.astype(dtype)
+
+
 DERIVED = {"ravel": _ravel, "dot": _dot, "vecdot": _vecdot, "outer": _outer, "tensordot": _tensordot,
-           "trace": _trace, "diag": _diag, "slogdet": _slogdet, "norm": _norm, "vector_norm": _vector_norm_api}
+           "trace": _trace, "diag": _diag, "slogdet": _slogdet, "norm": _norm, "vector_norm": _vector_norm_api,
+           "take_along_axis": _take_along_axis, "sort": _sort, "diff": _diff, "unstack": _unstack,
+           "broadcast_arrays": _broadcast_arrays, "copysign": _copysign, "astype": _astype,
+           "real": lambda xp, x: x, "conj": lambda xp, x: x, "imag": lambda xp, x: xp.zeros_like(x)}
+# (real, conj, imag: every function diffkit differentiates is real, so a real array's parts)
 
 
 # --- constants and constructors (not recorded: they make data) ------------------------------
 
-_NUMPY_CONSTANTS = {n: getattr(np, n) for n in (
-    "pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64", "int32", "bool_", "zeros", "ones", "full",
-    "empty", "eye", "arange", "linspace", "asarray", "array", "zeros_like", "ones_like", "full_like", "shape",
-    "ndim", "size", "result_type", "finfo", "iinfo", "isscalar", "errstate", "copy", "meshgrid", "indices",
-    "ix_", "tri")}
-_NUMPY_CONSTANTS["bool"] = np.bool_
+# what a trace's namespace takes from the namespace of its values (dtypes, constructors, shape arithmetic)
+CONSTANT_NAMES = (
+    "pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64", "int32", "int16", "int8", "uint64", "uint32",
+    "uint16", "uint8", "complex64", "complex128", "bool", "bool_", "zeros", "ones", "full", "empty", "eye", "arange",
+    "linspace", "asarray", "array", "zeros_like", "ones_like", "full_like", "empty_like", "shape", "ndim", "size",
+    "result_type", "finfo", "iinfo", "isscalar", "errstate", "meshgrid", "indices", "ix_", "tri", "broadcast_shapes",
+    "can_cast", "isdtype")
+_NUMPY_CONSTANTS = {n: getattr(np, "bool_" if n == "bool" else n) for n in CONSTANT_NAMES + ("copy",) if
+                    hasattr(np, n) or n == "bool"}  # (isdtype: numpy >= 2)
 
 
 def _object_constants(scalar: Callable, extra: dict) -> dict:
@@ -311,6 +392,7 @@ def _object_constants(scalar: Callable, extra: dict) -> dict:
     consts = dict(_NUMPY_CONSTANTS)
     consts.update(zeros=lambda shape, dtype=None: full(shape, 0), ones=lambda shape, dtype=None: full(shape, 1),
                   full=full, zeros_like=lambda x, dtype=None: full(np.shape(x), 0),
+                  empty_like=lambda x, dtype=None: full(np.shape(x), 0),
                   ones_like=lambda x, dtype=None: full(np.shape(x), 1),
                   full_like=lambda x, v, dtype=None: full(np.shape(x), v),
                   eye=lambda n, m=None, k=0, dtype=None: np.where(np.eye(n, m, k) == 1, scalar(1), scalar(0)))

@@ -65,9 +65,10 @@ def _squeeze(lib):
 
 def _where(lib):
     def run(c, x, y):
-        like = x if hasattr(x, "shape") else y
-        as_array = (lambda v: v if hasattr(v, "shape") else lib.asarray(v, dtype=like.dtype, device=device_of(like)))
-        return lib.where(lib.asarray(c, device=device_of(like)), as_array(x), as_array(y))
+        like = x if hasattr(x, "shape") else y if hasattr(y, "shape") else None
+        dtype, device = (lib.float64, device_of(c)) if like is None else (like.dtype, device_of(like))  # (two numbers:
+        as_array = (lambda v: v if hasattr(v, "shape") else lib.asarray(v, dtype=dtype, device=device))  # c's place)
+        return lib.where(lib.asarray(c, device=device), as_array(x), as_array(y))
     return run
 
 
@@ -168,7 +169,8 @@ FORMS: dict[str, Callable[[Any], Callable]] = {
     "cbrt": _cbrt,
     "vector_norm": lambda lib: lambda x, axis=None, keepdims=False: lib.linalg.vector_norm(x, axis=axis,
                                                                                            keepdims=keepdims),
-    "argsort": lambda lib: lambda x, axis=-1: lib.argsort(x, axis=axis, stable=True),
+    "argsort": lambda lib: lambda x, axis=-1, descending=False, stable=True: lib.argsort(x, axis=axis,
+                                                                                descending=descending, stable=True),
     "clip": lambda lib: lambda x, min=None, max=None: lib.clip(x, min=min, max=max),
 }
 

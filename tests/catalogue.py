@@ -265,10 +265,30 @@ CONSTANTS = {
     "less_equal": lambda x, y: x <= y, "greater": lambda x, y: x > y, "greater_equal": lambda x, y: x >= y,
     "argmax": lambda x, axis=None, keepdims=False: np.argmax(x, axis=axis, keepdims=keepdims),
     "argmin": lambda x, axis=None, keepdims=False: np.argmin(x, axis=axis, keepdims=keepdims),
-    "argsort": lambda x, axis=-1: np.argsort(x, axis=axis, kind="stable"),
+    "argsort": lambda x, axis=-1, descending=False, stable=True: _stable_order(x, axis, descending),
+    "all": lambda x, axis=None, keepdims=False: np.all(np.asarray(x != 0, bool), axis=axis, keepdims=keepdims),
+    "any": lambda x, axis=None, keepdims=False: np.any(np.asarray(x != 0, bool), axis=axis, keepdims=keepdims),
+    "count_nonzero": lambda x, axis=None, keepdims=False: np.sum(np.asarray(x != 0, bool), axis=axis,
+                                                                keepdims=keepdims),
+    "floor_divide": np.frompyfunc(lambda a, b: mp.floor(mp.mpf(a) / b), 2, 1),
+    "searchsorted": lambda x, y, side="left": np.array([sum(1 for v in x if (v < w if side == "left" else v <= w))
+                                                        for w in np.ravel(y)]).reshape(np.shape(y)),
     "logical_not": lambda x: x == 0, "logical_and": lambda x, y: (x != 0) & (y != 0),
     "logical_or": lambda x, y: (x != 0) | (y != 0), "logical_xor": lambda x, y: (x != 0) ^ (y != 0),
 }
+
+def _stable_order(x, axis, descending):
+    """Indices that sort x along ``axis`` by comparisons alone (insertion order for ties), ascending or
+    descending: written from the definition, not numpy's argsort."""
+    x = np.asarray(x, dtype=object)
+    moved = np.moveaxis(x, axis, -1)
+    out = np.empty(moved.shape, dtype=np.intp)
+    for lead in np.ndindex(moved.shape[:-1]):
+        row = list(moved[lead])
+        key = (lambda i: -row[i]) if descending else (lambda i: row[i])
+        out[lead] = sorted(range(len(row)), key=key)  # (Python's sort is stable)
+    return np.moveaxis(out, -1, axis)
+
 
 # The documented conventions at kinks: (op, input values, expected partials), derived by hand.
 KINKS = [

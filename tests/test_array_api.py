@@ -211,6 +211,7 @@ OTHER_ROUTE = {
     "solve_triangular": 16 * 2.2e-16,  # the standard's linalg.solve (LU) of the triangle instead of substitution
     "cbrt": 4 * 2.2e-16,               # the composed root is within 1 ulp of numpy's; the rule reads it squared
     "exp2": 4 * 2.2e-16,               # pow(2, x) is within 1 ulp of numpy's exp2; the rule reads it
+    "tanh": 4 * 2.2e-16,               # saturated entries' sech^2: a few by math.exp on numpy, np.exp here (1 ulp)
 }
 
 

@@ -49,7 +49,8 @@ def _members(prim, inputs, which, k):
         if not w:
             out.append(x)
             continue
-        step = 0.01 * np.eye(np.shape(x)[-1]) if prim.domain.matrix and j == 0 else 0.01 * np.ones(np.shape(x))
+        square = prim.domain.matrix and prim.domain.matrix != "sorted"  # (a shift keeps a sorted input sorted)
+        step = 0.01 * np.eye(np.shape(x)[-1]) if square and j == 0 else 0.01 * np.ones(np.shape(x))
         out.append(np.stack([x + i * step for i in range(k)]))
     return out
 

@@ -34,6 +34,8 @@ def _matrix(rng, shape, kind, low, high):
     n = shape[-1]
     if kind == "spd":
         return a @ np.swapaxes(a, -1, -2) + n * np.eye(n)
+    if kind == "sorted":  # (searchsorted's x)
+        return np.sort(a, axis=-1)
     return a + (n + 1.0) * np.eye(n)  # square or triangular: well away from singular
 
 

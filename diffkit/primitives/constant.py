@@ -36,6 +36,17 @@ def _sympy_compare(op):
     return _lift(op, 2)
 
 
+def _argsort(x, axis=-1, descending=False, stable=True):
+    """Indices that sort x, always stably (the array API allows a stable sort where none is asked for);
+    descending sorts -x, so that ties keep their order there too."""
+    return np.argsort(np.negative(x) if descending else x, axis=axis, kind="stable")
+
+
+def _of_truths(fn):
+    """all / any / count_nonzero over ``x != 0``: numbers of any backend as truth values (NaN is true)."""
+    return lambda x, axis=None, keepdims=False: fn(np.not_equal(x, 0), axis=axis, keepdims=keepdims)
+
+
 def _unary(name, numpy_fn, mp_fn, sympy_fn, **kw):
     defprim(name, "x", kind="constant", numpy=numpy_fn, complex=_real(numpy_fn), mpmath=_lift(mp_fn),
             sympy=_lift(sympy_fn), domain=ANY, **kw)
@@ -79,9 +90,21 @@ _compare("greater", np.greater, lambda a, b: a > b)
 _compare("greater_equal", np.greater_equal, lambda a, b: a >= b)
 _arg("argmax", np.argmax)
 _arg("argmin", np.argmin)
-defprim("argsort", "x", kind="constant", params={"axis": -1}, numpy=lambda x, axis=-1: np.argsort(x, axis=axis, kind="stable"),
-        complex=_real(lambda x, axis=-1: np.argsort(x, axis=axis, kind="stable")), mpmath=OBJECT, sympy=OBJECT,
-        convention="stable: ties keep their order", domain=ANY)
+defprim("argsort", "x", kind="constant", params={"axis": -1, "descending": False, "stable": True}, numpy=_argsort,
+        complex=_real(_argsort), mpmath=OBJECT, sympy=OBJECT, convention="stable: ties keep their order (descending too)",
+        domain=Domain(shapes=(((4,),), ((2, 3),)), params=({}, {"descending": True})))
+for _name, _fn in (("all", np.all), ("any", np.any), ("count_nonzero", np.count_nonzero)):
+    defprim(_name, "x", kind="constant", params={"axis": None, "keepdims": False}, numpy=_of_truths(_fn),
+            complex=_real(_of_truths(_fn)), mpmath=_of_truths(_fn), sympy=_of_truths(_fn), convention="NaN counts as true",
+            domain=Domain(shapes=(((4,),), ((2, 3),)), params=({}, {"axis": 0, "keepdims": True})))
+defprim("floor_divide", "x y", kind="constant", numpy=np.floor_divide, complex=_real(np.floor_divide),
+        mpmath=_lift(lambda a, b: mpmath.floor(a / b), 2), sympy=_lift(lambda a, b: held("floor")(a / b), 2),
+        domain=Domain(low=(-3.0, 0.5), high=(3.0, 2.0), shapes=(((3,), (3,)),)))
+defprim("searchsorted", "x y", kind="constant", params={"side": "left"},
+        numpy=lambda x, y, side="left": np.searchsorted(x, y, side=side),
+        complex=_real(lambda x, y, side="left": np.searchsorted(x, y, side=side)), mpmath=OBJECT, sympy=OBJECT,
+        convention="x sorted ascending; side='left' puts a value equal to an entry before it",
+        domain=Domain(shapes=(((4,), (3,)),), params=({}, {"side": "right"}), matrix="sorted"))
 defprim("logical_not", "x", kind="constant", numpy=np.logical_not, complex=np.logical_not,
         mpmath=lambda x: np.logical_not(_truth(x)), sympy=lambda x: np.logical_not(_truth(x)), domain=ANY)
 for _name, _fn in (("logical_and", np.logical_and), ("logical_or", np.logical_or), ("logical_xor", np.logical_xor)):

@@ -86,7 +86,8 @@ class Domain:
     ``shapes`` lists example shape tuples, one shape per input;
     ``kinks`` are points where the derivative jumps (tested for the convention);
     ``params`` lists example keyword parameters; ``matrix`` names a structure
-    the inputs must have (``"spd"``, ``"lower"``, ``"square"``) for linear algebra.
+    the inputs must have (``"spd"``, ``"lower"``, ``"square"``) for linear algebra, ``"sorted"`` (ascending along
+    the last axis) for a search.
     """
 
     low: float | tuple = -3.0

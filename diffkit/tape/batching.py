@@ -252,7 +252,7 @@ def _affine(prim, vals, which, params, k, xp):
 
 
 _ALL = ("sum", "mean", "prod", "max", "min", "var", "std", "vector_norm", "logsumexp", "softmax", "log_softmax",
-        "flip")
+        "flip", "all", "any", "count_nonzero")
 _FLAT = ("cumulative_sum", "cumprod", "argmax", "argmin", "argsort", "repeat", "roll")
 _MATRIX = ("matrix_transpose", "tril", "triu", "diagonal", "det", "logabsdet", "inv", "cholesky")
 _OWN = {"squeeze": _squeeze, "expand_dims": _axes_pair("axis"), "swapaxes": _axes_pair("axis1", "axis2"),

@@ -9,16 +9,12 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from ..backends import _At, finish, install, not_in_table, user_form
+from ..backends import CONSTANT_NAMES, _At, finish, install, not_in_table, user_form
 from ..dispatch import TRACERS, namespace, strip
 from ..primitives import PRIMITIVES
 from .array import TArray
 
 __all__ = ["TracerNamespace"]
-_CONSTANT_NAMES = ("pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64", "int32", "bool", "bool_",
-                   "zeros", "ones", "full", "empty", "eye", "arange", "linspace", "asarray", "array", "zeros_like",
-                   "ones_like", "full_like", "shape", "ndim", "size", "result_type", "finfo", "iinfo", "isscalar",
-                   "errstate", "meshgrid", "indices", "ix_", "tri")
 
 
 def _constant_op(prim) -> Callable:
@@ -70,8 +66,8 @@ class TracerNamespace:
             # a tape over traced values (nested differentiation) runs its numpy forward, composed of primitives
             self.impls[prim.index] = prim.impls["numpy"] if prim.residual else fn
             install(self, prim, user_form(prim, fn, traced=prim.kind != "constant"))
-        finish(self, {n: getattr(vxp, n) for n in _CONSTANT_NAMES if _has(vxp, n)})
-        for name in ("zeros_like", "ones_like", "full_like"):  # constants shaped like a traced array
+        finish(self, {n: getattr(vxp, n) for n in CONSTANT_NAMES if _has(vxp, n)})
+        for name in ("zeros_like", "ones_like", "full_like", "empty_like"):  # constants shaped like a trace
             setattr(self, name, _like(name))
         self.asarray = self.array = _asarray(vxp)
         self.to_float = _like("to_float")

@@ -1,0 +1,215 @@
+"""The array API's sorting, searching, differencing and casting names on traced arrays: sort, take_along_axis,
+diff, unstack, broadcast_arrays, copysign, astype, real/imag/conj, all/any/count_nonzero, floor_divide and
+searchsorted.  Values against numpy's own functions; derivatives against hand-derived ones (a permutation, a
+difference matrix built by numpy's diff of the identity, sign rules), never against another diffkit route."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import diffkit as dk
+
+FINITE = st.floats(-10, 10, allow_nan=False, width=64)
+
+
+def _grad(f, x):
+    return dk.gradient(f, np.asarray(x, dtype=float)).grad
+
+
+def _stable_order(row, descending=False):
+    """Indices that sort ``row``, ties in their original order (Python's sort is stable)."""
+    return sorted(range(len(row)), key=(lambda i: -row[i]) if descending else (lambda i: row[i]))
+
+
+# --- sort and take_along_axis: gathers whose gradients go back to where each entry came from ----------------
+
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 5)), elements=FINITE),
+       st.integers(-2, 1), st.booleans(), st.integers(0, 2**32 - 1))
+def test_sort_values_are_numpys_and_each_gradient_entry_is_the_weight_of_the_place_it_landed(x, axis, descending,
+                                                                                              seed):
+    w = np.random.default_rng(seed).standard_normal(x.shape)
+    sorted_x = np.sort(x, axis=axis)
+    want_value = np.flip(sorted_x, axis=axis) if descending else sorted_x
+    assert np.array_equal(dk.namespace(x).sort(x, axis=axis, descending=descending), want_value)
+    grad = _grad(lambda t: dk.namespace(t).sum(dk.namespace(t).sort(t, axis=axis, descending=descending) * w), x)
+    want = np.empty_like(x)
+    moved_x, moved_w, moved_want = (np.moveaxis(a, axis, -1) for a in (x, w, want))
+    for lead in np.ndindex(moved_x.shape[:-1]):
+        for place, i in enumerate(_stable_order(list(moved_x[lead]), descending)):
+            moved_want[lead + (i,)] = moved_w[lead + (place,)]
+    assert np.array_equal(grad, want)
+
+
+def test_sort_ties_keep_their_order_ascending_and_descending():
+    x, w = np.array([2.0, 1.0, 2.0, 1.0]), np.array([1.0, 2.0, 3.0, 4.0])
+    # ascending: places 1, 3, 0, 2 -> x[1] gets w[0], x[3] w[1], x[0] w[2], x[2] w[3]
+    assert _grad(lambda t: dk.namespace(t).sum(dk.namespace(t).sort(t) * w), x).tolist() == [3.0, 1.0, 4.0, 2.0]
+    # descending: places 0, 2, 1, 3
+    assert _grad(lambda t: dk.namespace(t).sum(dk.namespace(t).sort(t, descending=True) * w),
+                 x).tolist() == [1.0, 3.0, 2.0, 4.0]
+
+
+def test_take_along_axis_adds_the_gradients_of_repeated_indices():
+    x = np.arange(6.0).reshape(2, 3)
+    idx = np.array([[0, 0, 2], [1, 1, 1]])
+    w = np.array([[1.0, 10.0, 100.0], [2.0, 20.0, 200.0]])
+    xp = dk.namespace(x)
+    assert np.array_equal(xp.take_along_axis(x, idx, axis=1), np.take_along_axis(x, idx, axis=1))
+    grad = _grad(lambda t: dk.namespace(t).sum(dk.namespace(t).take_along_axis(t, idx, axis=1) * w), x)
+    assert grad.tolist() == [[11.0, 0.0, 100.0], [0.0, 222.0, 0.0]]
+    with pytest.raises(ValueError, match="indices have 1 axes, x has 2"):
+        xp.take_along_axis(x, np.array([0, 1]), axis=1)
+
+
+def test_a_sorted_cost_under_dk_compile_follows_a_new_order_at_a_new_theta():
+    w = np.array([1.0, 2.0, 3.0])
+
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.sum(xp.sort(t) * w)
+    g = dk.compile(f, np.array([3.0, 1.0, 2.0]))
+    value, grad = g(np.array([1.0, 3.0, 2.0]))  # another order: the gradient is w by the new ranks
+    assert value == 1.0 * 1 + 2.0 * 2 + 3.0 * 3 and grad.tolist() == [1.0, 3.0, 2.0]
+
+
+# --- diff: a linear map whose Jacobian is numpy's diff of the identity's columns ------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 6), st.integers(1, 3), st.sampled_from([None, 0.5, "array"]), st.sampled_from([None, -2.0]),
+       st.integers(0, 2**32 - 1))
+def test_diff_values_are_numpys_and_its_gradient_is_the_transposed_difference_matrix(m, n, prepend, append, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3, m))
+    pre = rng.standard_normal((3, 2)) if prepend == "array" else prepend
+    kwargs = {k: v for k, v in (("prepend", pre), ("append", append)) if v is not None}
+    want_value = np.diff(x, n=n, axis=1, **kwargs)
+    if want_value.shape[1] == 0:
+        return
+    xp = dk.namespace(x)
+    np.testing.assert_allclose(xp.diff(x, axis=1, n=n, **kwargs), want_value, rtol=0, atol=1e-12)
+    w = rng.standard_normal(want_value.shape)
+    grad = _grad(lambda t: dk.namespace(t).sum(dk.namespace(t).diff(t, axis=-1, n=n, **kwargs) * w), x)
+    zeros = {k: (np.zeros_like(v) if isinstance(v, np.ndarray) else 0.0) for k, v in kwargs.items()}
+    jac = np.stack([np.diff(np.eye(m)[j][None, :].repeat(3, 0), n=n, axis=1, **zeros)[0] for j in range(m)], 1)
+    np.testing.assert_allclose(grad, w @ jac, rtol=0, atol=1e-12)
+
+
+# --- unstack, broadcast_arrays: copies and broadcasts, whose gradients sum where entries were shared ---------
+
+def test_unstack_and_broadcast_arrays_match_numpy_and_sum_gradients_over_copies():
+    x = np.arange(6.0).reshape(2, 3)
+    xp = dk.namespace(x)
+    parts = xp.unstack(x, axis=1)
+    assert len(parts) == 3 and all(np.array_equal(p, x[:, i]) for i, p in enumerate(parts))
+    a, b = xp.broadcast_arrays(np.array([1.0, 2.0, 3.0]), np.array([[1.0], [2.0]]))
+    assert a.shape == b.shape == (2, 3)
+
+    def f(t):
+        xp = dk.namespace(t)
+        row, col = xp.broadcast_arrays(t[:3], xp.reshape(t[3:], (2, 1)))
+        first, second = xp.unstack(row * col, axis=0)
+        return xp.sum(first) + 2.0 * xp.sum(second)
+    t = np.array([1.0, 2.0, 3.0, 5.0, 7.0])
+    # f = (t3 + 2 t4) (t0 + t1 + t2): d/dt_i = t3 + 2 t4 = 19 for i < 3; d/dt3 = 6; d/dt4 = 12
+    assert _grad(f, t).tolist() == [19.0, 19.0, 19.0, 6.0, 12.0]
+
+
+# --- copysign, astype, real/imag/conj -------------------------------------------------------------------------
+
+def test_copysign_matches_numpy_with_signed_zeros_and_its_derivative_is_the_product_of_signs():
+    x1 = np.array([-2.0, 3.0, 5.0, 0.0, -1.5])
+    x2 = np.array([1.0, -1.0, -0.0, 0.0, -3.0])  # (-0.0 is negative, as numpy's copysign has it)
+    assert np.array_equal(dk.namespace(x1).copysign(x1, x2), np.copysign(x1, x2))
+    grad = _grad(lambda t: dk.namespace(t).sum(dk.namespace(t).copysign(t, x2)), x1)
+    assert grad.tolist() == [-1.0, -1.0, -1.0, 0.0, 1.0]  # sign(x1) sign(x2); abs's convention 0 at x1 = 0
+    grad2 = _grad(lambda t: dk.namespace(t).sum(dk.namespace(t).copysign(x1, t)), x2)
+    assert grad2.tolist() == [0.0] * 5  # the sign is piecewise constant in x2
+
+
+def test_astype_keeps_a_traces_float64_and_makes_integer_casts_constants():
+    x = np.array([1.7, -2.6, 0.4])
+    xp = dk.namespace(x)
+    assert xp.astype(x, xp.float32).dtype == np.float32  # plain arrays: the library's own cast
+    assert xp.astype(x, xp.int64).tolist() == [1, -2, 0]
+
+    def f(t):
+        xp = dk.namespace(t)
+        kept = xp.astype(t, xp.float32)
+        assert kept.dtype == np.float64  # (the trace's values: float64, derivative 1)
+        ints = xp.astype(t, xp.int64)
+        assert ints.dtype == np.int64 and ints.tolist() == [1, -2, 0]  # truncated toward zero, a constant
+        flags = xp.astype(t, xp.bool)
+        assert flags.tolist() == [True, True, True]
+        return xp.sum(kept * kept) + xp.sum(ints * t)
+    assert np.allclose(_grad(f, x), 2 * x + np.trunc(x), rtol=0, atol=1e-15)
+
+
+def test_real_imag_conj_of_a_real_function_are_its_value_zero_and_its_value():
+    w = np.array([2.0, -3.0])
+    grad = _grad(lambda t: dk.namespace(t).sum(dk.namespace(t).real(t) * w + dk.namespace(t).conj(t)
+                                               + 5.0 * dk.namespace(t).imag(t)), np.array([1.0, 4.0]))
+    assert grad.tolist() == [3.0, -2.0]
+
+
+# --- truth reductions, floor_divide, searchsorted: constants, whose results steer branches -----------------------
+
+@pytest.mark.parametrize("name", ["all", "any", "count_nonzero"])
+def test_truth_reductions_match_numpy_with_nan_true_along_axes(name):
+    x = np.array([[0.0, np.nan, 2.0], [0.0, 0.0, -1.0]])
+    xp = dk.namespace(x)
+    for axis, keepdims in ((None, False), (0, False), (1, True)):
+        assert np.array_equal(getattr(xp, name)(x, axis=axis, keepdims=keepdims),
+                              getattr(np, name)(x, axis=axis, keepdims=keepdims))
+
+
+def test_a_branch_on_all_under_dk_compile_rerecords_when_it_flips():
+    def f(t):
+        xp = dk.namespace(t)
+        return xp.sum(t) if xp.all(t > 0) else xp.sum(t * t)
+    g = dk.compile(f, np.array([1.0, 2.0]))
+    assert g(np.array([3.0, 4.0]))[1].tolist() == [1.0, 1.0]
+    assert g(np.array([-3.0, 4.0]))[1].tolist() == [-6.0, 8.0]  # the other branch: 2 t
+
+
+def test_floor_divide_and_searchsorted_match_numpy_and_carry_no_derivative():
+    x, y = np.array([7.0, -7.0, 2.5]), np.array([2.0, 2.0, 0.5])
+    xp = dk.namespace(x)
+    assert np.array_equal(xp.floor_divide(x, y), np.floor_divide(x, y))
+    edges = np.array([0.0, 1.0, 2.0])
+    for side in ("left", "right"):
+        assert np.array_equal(xp.searchsorted(edges, np.array([-1.0, 1.0, 1.5, 3.0]), side=side),
+                              np.searchsorted(edges, [-1.0, 1.0, 1.5, 3.0], side=side))
+
+    def f(t):  # a bucketed weight: piecewise constant in t, times t
+        xp = dk.namespace(t)
+        return xp.sum((xp.floor_divide(t, 1.0) + xp.searchsorted(edges, t)) * t)
+    t = np.array([0.5, 1.5])
+    # floor(t) + bucket: 0 + 1 and 1 + 2: the derivative is that constant
+    assert _grad(f, t).tolist() == [1.0, 3.0]
+
+
+def test_the_composed_names_on_array_api_strict_give_numpys_gradient():
+    strict = pytest.importorskip("array_api_strict", reason="pip install 'diffkit[array-api]'")
+    from diffkit.array_api import to_host
+
+    x = np.array([[3.0, 1.0, 2.0], [0.5, -1.0, 4.0]])
+    w = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+
+    def f(t, w, minus):
+        xp = dk.namespace(t)
+        return (xp.sum(xp.sort(t, axis=1, descending=True) * w) + xp.sum(xp.diff(t, axis=1, prepend=0.5) ** 2)
+                + xp.sum(xp.copysign(t, minus)) + xp.sum(xp.take_along_axis(t, xp.argsort(t, axis=0), axis=0) * w))
+    got = dk.gradient(lambda t: f(t, strict.asarray(w), -1.0 * strict.ones((2, 3))), strict.asarray(x))
+    # by hand: the sorted rows' weights by rank, 2 (d_i - d_(i+1)) of the differences (0.5 prepended), -sign(x),
+    # and the column sort's weights by rank down each column
+    # row 0: x = 3, 1, 2, descending ranks 0, 2, 1 -> w 1, 3, 2; diffs with 0.5: 2.5, -2, 1
+    # row 1: x = 0.5, -1, 4, descending ranks 1, 2, 0 -> w 5, 6, 4; diffs with 0.5: 0, -1.5, 5
+    # column sort (ascending down each column): col 0: 0.5 < 3 -> x[1,0] w[0,0]=1, x[0,0] w[1,0]=4;
+    # col 1: -1 < 1 -> x[1,1] w[0,1]=2, x[0,1] w[1,1]=5; col 2: 2 < 4 -> x[0,2] w[0,2]=3, x[1,2] w[1,2]=6
+    want = np.array([[1 + 2 * (2.5 + 2.0) - 1 + 4, 3 + 2 * (-2.0 - 1.0) - 1 + 5, 2 + 2 * 1.0 - 1 + 3],
+                     [5 + 2 * (0.0 + 1.5) - 1 + 1, 6 + 2 * (-1.5 - 5.0) + 1 + 2, 4 + 2 * 5.0 - 1 + 6]])
+    assert np.array_equal(to_host(got.grad), want)
