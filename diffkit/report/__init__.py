@@ -118,7 +118,9 @@ def render(data: ReportData, out_dir) -> Path:
 
 # CSVs a report shows but does not measure: `diffkit bench --gradbench` and studies/gpu_scaling.py write them
 # into the report's data/ folder, and each regeneration keeps them (a computed result is never lost).
-KEPT = {"gradbench": "gradbench.csv", "gpu_scaling": "gpu_scaling.csv"}
+KEPT = {"gradbench": "gradbench.csv", "gpu_scaling": "gpu_scaling.csv", "gradbench_golden": "gradbench_golden.csv"}
+HOW = {"gradbench": "`diffkit bench --gradbench`", "gpu_scaling": "`python studies/gpu_scaling.py` on a GPU machine",
+       "gradbench_golden": "`python studies/gradbench_golden.py --gradbench DIR` with a GradBench checkout"}
 
 
 def kept_measurements(out: Path, tables: dict, missing: dict) -> dict:
@@ -132,8 +134,7 @@ def kept_measurements(out: Path, tables: dict, missing: dict) -> dict:
             kept[filename] = path.read_bytes()
             tables[name] = pd.read_csv(path)
         else:
-            missing[name] = f"no {filename} yet: run " + ("`diffkit bench --gradbench`" if name == "gradbench"
-                                                         else "`python studies/gpu_scaling.py` on a GPU machine")
+            missing[name] = f"no {filename} yet: run {HOW[name]}"
     return kept
 
 

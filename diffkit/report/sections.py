@@ -478,9 +478,41 @@ def gradbench(tables, missing) -> list:
                    "that pass with `dk.compile(jacobian=True)`); a peer's time over "
                    "the tape's above 1 means the tape is faster. `diffkit bench --gradbench` measures it; the "
                    "report keeps the last measurement.")]
-    if "gradbench" not in tables:
-        return blocks + [Missing("The GradBench table", missing.get("gradbench", "no data"))]
-    return blocks + [_gradbench_table(tables["gradbench"])]
+    blocks += [Missing("The GradBench table", missing.get("gradbench", "no data"))] if "gradbench" not in tables \
+        else [_gradbench_table(tables["gradbench"])]
+    blocks.append(Para("The suite's own check: each eval's own program (from a GradBench checkout) sends its messages "
+                       "to `python -m diffkit.gradbench` and judges every output against the golden tool, GradBench's "
+                       "hand-written C++ derivatives (`tools/manual`), which `studies/gradbench_golden.py` also times "
+                       "on the same input right after diffkit's answer; a time over the golden tool's below 1 means "
+                       "diffkit is faster. The study keeps its last measurement."))
+    if "gradbench_golden" not in tables:
+        return blocks + [Missing("The golden-tool table", missing.get("gradbench_golden", "no data"))]
+    return blocks + [_golden_table(tables["gradbench_golden"])]
+
+
+PRIMALS = {"primal", "objective", "cost", "square"}  # each eval's function that takes no derivative
+
+
+def _golden_table(frame: pd.DataFrame) -> Table:
+    """One row per eval and size: how many of its evaluations the eval's own validator found valid (every
+    method, every function), and each method's derivative time over the golden tool's."""
+    notes, rows = Footnotes(), []
+    for (name, size), group in frame.groupby(["eval", "description"], sort=False, dropna=False):
+        judged = group[group.valid.notna()]
+        row = {"eval": name, "size": "" if pd.isna(size) else size,
+               "valid / judged": f"{int((judged.valid.astype(str) == 'True').sum())} / {len(judged)}"}
+        derivative = group[~group.function.isin(PRIMALS)]
+        for method, runs in derivative.groupby("method", sort=False):
+            ratios = runs.diffkit_over_golden.dropna()
+            failed = runs.error.dropna().astype(str)
+            row[f"{GRADBENCH_NAMES.get(method, method)} / golden"] = _number(ratios.median()) if len(ratios) else (
+                "failed" + notes.mark(f"{method}: {failed.iloc[0].splitlines()[0][:200]}") if len(failed) and
+                failed.iloc[0] else "–")
+        rows.append(row)
+    return Table(pd.DataFrame(rows).fillna("–"), "gradbench_golden.csv", notes.notes() + (
+        "det: diffkit's det computes each distinct minor once (a level of minors per array operation), the "
+        "golden tool recurses through all ell! products, so det's time ratio compares two algorithms.",
+        "hello sends no repeat count, so its times are of one call each.",))
 
 
 def _shown(tables, name: str, missing, what: str, display) -> list:
