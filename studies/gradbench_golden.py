@@ -23,7 +23,6 @@ it measured, and prints one line per evaluation.  An eval whose data the checkou
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -33,7 +32,13 @@ import tempfile
 import threading
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's diffkit, run from anywhere
+
+from diffkit.gradbench.bench import write_csv  # noqa: E402
+
 COLUMNS = ["eval", "description", "function", "method", "valid", "diffkit_ns", "golden_ns", "diffkit_over_golden",
            "error"]
 # Small sizes of each eval (its own options); --full runs the eval's defaults.
@@ -139,16 +144,6 @@ def run_eval(checkout: Path, python: str, module: str, options: list[str], metho
     return list(rows.values())
 
 
-def write_atomically(rows: list[dict], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(".partial")
-    with partial.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    partial.replace(out)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gradbench", type=Path, required=True, help="a checkout of github.com/gradbench/gradbench")
@@ -182,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             found = run_eval(checkout, args.python, module, [] if args.full else QUICK[module], method, args.runs,
                              args.timeout)
             rows.extend(found)
-            write_atomically(rows, args.out)
+            write_csv(pd.DataFrame(rows, columns=COLUMNS), args.out)  # whole or not at all, after each eval
             for row in found:
                 ratio = row["diffkit_over_golden"]
                 verdict = {True: "valid", False: "INVALID", None: "not run"}[row["valid"]]

@@ -265,7 +265,7 @@ CONSTANTS = {
     "less_equal": lambda x, y: x <= y, "greater": lambda x, y: x > y, "greater_equal": lambda x, y: x >= y,
     "argmax": lambda x, axis=None, keepdims=False: np.argmax(x, axis=axis, keepdims=keepdims),
     "argmin": lambda x, axis=None, keepdims=False: np.argmin(x, axis=axis, keepdims=keepdims),
-    "argsort": lambda x, axis=-1, descending=False, stable=True: _stable_order(x, axis, descending),
+    "argsort": lambda x, axis=-1, descending=False, stable=True: stable_order(x, axis, descending),
     "all": lambda x, axis=None, keepdims=False: np.all(np.asarray(x != 0, bool), axis=axis, keepdims=keepdims),
     "any": lambda x, axis=None, keepdims=False: np.any(np.asarray(x != 0, bool), axis=axis, keepdims=keepdims),
     "count_nonzero": lambda x, axis=None, keepdims=False: np.sum(np.asarray(x != 0, bool), axis=axis,
@@ -277,7 +277,7 @@ CONSTANTS = {
     "logical_or": lambda x, y: (x != 0) | (y != 0), "logical_xor": lambda x, y: (x != 0) ^ (y != 0),
 }
 
-def _stable_order(x, axis, descending):
+def stable_order(x, axis, descending):
     """Indices that sort x along ``axis`` by comparisons alone (insertion order for ties), ascending or
     descending: written from the definition, not numpy's argsort."""
     x = np.asarray(x, dtype=object)

@@ -12,16 +12,13 @@ from hypothesis.extra import numpy as hnp
 
 import diffkit as dk
 
+import catalogue as C
+
 FINITE = st.floats(-10, 10, allow_nan=False, width=64)
 
 
 def _grad(f, x):
     return dk.gradient(f, np.asarray(x, dtype=float)).grad
-
-
-def _stable_order(row, descending=False):
-    """Indices that sort ``row``, ties in their original order (Python's sort is stable)."""
-    return sorted(range(len(row)), key=(lambda i: -row[i]) if descending else (lambda i: row[i]))
 
 
 # --- sort and take_along_axis: gathers whose gradients go back to where each entry came from ----------------
@@ -36,11 +33,9 @@ def test_sort_values_are_numpys_and_each_gradient_entry_is_the_weight_of_the_pla
     want_value = np.flip(sorted_x, axis=axis) if descending else sorted_x
     assert np.array_equal(dk.namespace(x).sort(x, axis=axis, descending=descending), want_value)
     grad = _grad(lambda t: dk.namespace(t).sum(dk.namespace(t).sort(t, axis=axis, descending=descending) * w), x)
+    order = C.stable_order(x, axis, descending)  # (the catalogue's: comparisons alone, ties in order)
     want = np.empty_like(x)
-    moved_x, moved_w, moved_want = (np.moveaxis(a, axis, -1) for a in (x, w, want))
-    for lead in np.ndindex(moved_x.shape[:-1]):
-        for place, i in enumerate(_stable_order(list(moved_x[lead]), descending)):
-            moved_want[lead + (i,)] = moved_w[lead + (place,)]
+    np.put_along_axis(want, order, w, axis=axis)  # the entry that landed at each place gets that place's weight
     assert np.array_equal(grad, want)
 
 
