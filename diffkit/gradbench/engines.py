@@ -7,8 +7,9 @@ An :class:`Engine` turns one function ``f(theta)`` (written once against
 * ``gradient(f)(theta)``: the gradient of a scalar ``f``;
 * ``grad_hvp(f)(theta, v)``: the gradient and the Hessian-vector product ``H v``
   (kmeans' Newton direction needs the Hessian's diagonal): for the tape,
-  ``dk.hvp`` where it exists, else forward mode (``dk.jvp``) over the tape's
-  gradient (:func:`forward_over_reverse`); the peers' own double derivatives.
+  ``dk.hvp`` (forward over reverse); for forward_ad, forward over forward;
+  for the other methods a central difference of their own gradient along v;
+  the peers' own double derivatives.
 
 diffkit's own methods go through :func:`diffkit.gradient` (what a user runs)
 and evaluate the primal on numpy arrays.  The peers (torch, jax, autograd)
@@ -23,9 +24,9 @@ steady-state calls.  Its HVP compiles the nested gradient, whose replay
 also returns the inner gradient (``has_aux``): one program for both.  Its
 primal is the replayed forward where the function is scalar.
 
-A method this diffkit does not have (``forward_ad`` until forward mode lands)
-raises :class:`MethodUnavailable`, whose message says what is missing and
-which methods there are; the tool turns it into an error response.
+A method that cannot run here (a peer that is not installed, a replay of a
+nested gradient) raises :class:`MethodUnavailable`, whose message says what is
+missing and which methods there are; the tool turns it into an error response.
 
 >>> import numpy as np
 >>> engine = engine_for("reverse")
@@ -43,7 +44,7 @@ from diffkit.methods import METHODS
 from diffkit.api import _load_methods
 from diffkit.tape.replay import NotCompilable
 
-__all__ = ["Engine", "CompiledGradient", "MethodUnavailable", "engine_for", "forward_over_reverse", "METHOD_CHOICES", "PEER_METHODS"]
+__all__ = ["Engine", "CompiledGradient", "MethodUnavailable", "engine_for", "METHOD_CHOICES", "PEER_METHODS"]
 
 # The tool's --method choices: diffkit's own differentiators, then the peers on the same definitions.
 METHOD_CHOICES = ("reverse", "compiled", "numba", "forward_ad", "central", "complex_step", "symbolic", "torch", "jax", "autograd")
@@ -83,30 +84,20 @@ class Engine:
         return lambda theta: np.stack([dk.fd_jvp(f, theta, e, method=method) for e in np.eye(theta.size)], axis=1)
 
     def grad_hvp(self, f: Callable) -> Callable:
-        if self.method != "reverse":
-            raise MethodUnavailable(
-                f"a Hessian-vector product is needed (kmeans' Newton direction), and method {self.method!r} "
-                f"computes gradients only; use method reverse (forward over reverse) or a peer (torch, jax, autograd)")
-        hvp = getattr(dk, "hvp", None)
-        if hvp is not None:
-            return lambda theta, v: (lambda r: (r.grad, r.hvp))(hvp(f, theta, v))  # forward over reverse
-        if not hasattr(dk, "jvp"):
-            raise MethodUnavailable("a Hessian-vector product is needed (kmeans' Newton direction): this diffkit has "
-                                    "no forward mode (dk.jvp) to push a tangent through the tape's gradient")
-        return lambda theta, v: forward_over_reverse(f, theta, v)
-
-
-def forward_over_reverse(f: Callable, theta: Any, v: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(grad f, H v)``: forward mode (``dk.jvp``) through the tape's gradient (``dk.vjp`` on dual arrays).
-
-    >>> g, hv = forward_over_reverse(lambda t: (t * t * t).sum(), np.array([1.0, 2.0]), np.array([1.0, 0.0]))
-    >>> g.tolist(), hv.tolist()                  # 3 t^2, and 6 t v
-    ([3.0, 12.0], [6.0, 0.0])
-    """
-    def gradient(t):
-        return dk.vjp(f, t)[1](1.0)
-    g, hv = dk.jvp(gradient, theta, v)
-    return np.asarray(g, dtype=np.float64), np.asarray(hv, dtype=np.float64)
+        """``(grad f, H v)``: the method's own gradient, and its derivative along v by the method's own means
+        where they nest (reverse: forward over reverse, ``dk.hvp``; forward_ad: forward over forward), else by a
+        central difference of that gradient along v: the difference methods; the complex step, whose i would
+        meet itself at a second level; symbolic, whose second derivative of kmeans' ``min`` SymEngine leaves
+        unevaluated (``Derivative(min(...))``), which it cannot compile."""
+        method, gradient = self.method, self.gradient(f)
+        if method == "reverse":
+            return lambda theta, v: (lambda r: (r.grad, r.hvp))(dk.hvp(f, theta, v))
+        if method == "forward_ad":
+            def forward_over_forward(theta, v):
+                g, hv = dk.jvp(lambda t: dk.gradient(f, t, method="forward_ad").grad, theta, v)
+                return _as_array(g), _as_array(hv)
+            return forward_over_forward
+        return lambda theta, v: (gradient(theta), _as_array(dk.fd_jvp(gradient, theta, v, method="central")))
 
 
 class _TorchEngine(Engine):
