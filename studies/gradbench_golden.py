@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -92,17 +93,23 @@ def run_eval(checkout: Path, python: str, module: str, options: list[str], metho
     ``timeout`` seconds both programs are stopped; the evaluations answered so far are kept."""
     timing = ["--min-runs", str(runs), "--min-seconds", "0"] if module != "hello" else []
     env = {**os.environ, "PYTHONPATH": str(checkout / "python/gradbench")}
+    # each program leads a process group of its own: a stop kills its children too (the symbolic method's
+    # budgeted build is a child that holds the tool's pipes, and would keep the relay waiting on them)
     evaluation = subprocess.Popen([python, "-m", f"gradbench.evals.{module}.run", *options, *timing],
-                                  cwd=checkout, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                  cwd=checkout, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  start_new_session=True)
     tool = subprocess.Popen([sys.executable, "-m", "diffkit.gradbench", "--method", method], cwd=ROOT,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
     golden = build_golden(checkout, module)
     rows: dict[int, dict] = {}
 
     def stop() -> None:
         print(f"{module}, method {method}: stopped after {timeout:g} s (--timeout)", file=sys.stderr)
-        evaluation.kill()
-        tool.kill()
+        for process in (evaluation, tool):
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:  # (already gone)
+                pass
     watchdog = threading.Timer(timeout, stop)
     watchdog.start()
     try:

@@ -138,6 +138,10 @@ def test_an_eval_that_hangs_is_stopped_and_the_evaluations_answered_so_far_are_k
     program = run.read_text()
     run.write_text(program.replace("    got = response", "    __import__('time').sleep(60)\n    got = response"))
     assert run.read_text() != program
+    # and a child of the eval that holds its pipes (as the symbolic method's budgeted build holds the tool's)
+    program = run.read_text()
+    run.write_text(program.replace("import json, math, sys", "import json, math, subprocess, sys\n"
+                                   "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])"))
     start = time.perf_counter()
     rows = script.run_eval(checkout, sys.executable, "lse", [], "reverse", runs=1, timeout=8)
     assert time.perf_counter() - start < 40
