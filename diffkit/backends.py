@@ -290,11 +290,19 @@ def _vector_norm_api(xp, x, axis=None, keepdims=False, ord=2):
     return _norm(xp, x, ord=ord, axis=axis if axis is not None or len(x.shape) == 1 else None, keepdims=keepdims)
 
 
+def _axis(op: str, axis: int, ndim: int) -> int:
+    """``axis`` of an ``ndim``-axis array as a non-negative index, or ValueError naming the op and the range."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) or not -ndim <= axis < ndim:
+        raise ValueError(f"{op}: axis {axis!r} is out of range for an array of {ndim} axes; "
+                         f"valid: {-ndim} .. {ndim - 1}")
+    return int(axis) % ndim
+
+
 def _take_along_axis(xp, x, indices, axis=-1):
     """numpy's ``take_along_axis`` as one gather, ``x[grid]``: repeated indices add their gradients (getitem's
     rule); ``indices`` are constants (argsort's, argmax's)."""
     shape = tuple(x.shape)
-    axis %= len(shape)
+    axis = _axis("take_along_axis", axis, len(shape))
     ixp = np if isinstance(indices, (np.ndarray, list)) else indices.__array_namespace__()
     indices = ixp.asarray(indices)
     if len(indices.shape) != len(shape):
@@ -309,13 +317,15 @@ def _take_along_axis(xp, x, indices, axis=-1):
 def _sort(xp, x, axis=-1, descending=False, stable=True):
     """x sorted along ``axis``: a gather at argsort's (stable) indices; each entry's gradient goes back to the
     entry that landed there, ties in their original order."""
+    axis = _axis("sort", axis, len(x.shape))
     return _take_along_axis(xp, x, xp.argsort(x, axis=axis, descending=descending), axis=axis)
 
 
 def _diff(xp, x, axis=-1, n=1, prepend=None, append=None):
     """The ``n``-th forward difference along ``axis``, with ``prepend``/``append`` (scalars or arrays) joined on."""
-    ndim = len(x.shape)
-    axis %= ndim
+    axis = _axis("diff", axis, len(x.shape))
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"diff: n is the order of the difference, an integer >= 0; got {n!r}")
     if prepend is not None or append is not None:
         def along(v):  # a scalar becomes one slice along the axis, as numpy's diff takes it
             if len(getattr(v, "shape", ())) == 0:
@@ -329,7 +339,7 @@ def _diff(xp, x, axis=-1, n=1, prepend=None, append=None):
 
 
 def _unstack(xp, x, axis=0):
-    axis %= len(x.shape)
+    axis = _axis("unstack", axis, len(x.shape))
     return tuple(x[(slice(None),) * axis + (i,)] for i in range(x.shape[axis]))
 
 

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's diffkit, run from anywhere
 
 from diffkit.gradbench.bench import write_csv  # noqa: E402
+from diffkit.gradbench.engines import METHOD_CHOICES  # noqa: E402
 
 COLUMNS = ["eval", "description", "function", "method", "valid", "diffkit_ns", "golden_ns", "diffkit_over_golden",
            "error"]
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gradbench", type=Path, required=True, help="a checkout of github.com/gradbench/gradbench")
     parser.add_argument("--python", default=sys.executable,
                         help="the interpreter that runs the evals (Python >= 3.11 with pydantic; default: this one)")
-    parser.add_argument("--methods", nargs="+", default=["reverse", "compiled", "numba"])
+    parser.add_argument("--methods", nargs="+", default=["reverse", "compiled", "numba"], choices=METHOD_CHOICES,
+                        metavar="METHOD", help=f"any of: {', '.join(METHOD_CHOICES)}")
     parser.add_argument("--evals", nargs="+", default=list(QUICK), choices=list(QUICK), metavar="EVAL")
     parser.add_argument("--full", action="store_true", help="the evals' own default sizes (hours), not the small ones")
     parser.add_argument("--runs", type=int, default=5, help="timed calls per evaluation, for both tools")

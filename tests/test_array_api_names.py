@@ -95,6 +95,18 @@ def test_diff_values_are_numpys_and_its_gradient_is_the_transposed_difference_ma
 
 # --- unstack, broadcast_arrays: copies and broadcasts, whose gradients sum where entries were shared ---------
 
+def test_an_axis_out_of_range_or_a_negative_order_is_refused_naming_the_op_and_the_valid_range():
+    x = np.arange(6.0).reshape(2, 3)
+    xp = dk.namespace(x)
+    for call, op in ((lambda: xp.sort(x, axis=2), "sort"),
+                     (lambda: xp.take_along_axis(x, np.zeros((2, 1), int), axis=-3), "take_along_axis"), (lambda: xp.diff(x, axis=-3), "diff"),
+                     (lambda: xp.unstack(x, axis=5), "unstack")):
+        with pytest.raises(ValueError, match=rf"{op}: axis -?\d is out of range for an array of 2 axes; valid: -2 .. 1"):
+            call()
+    with pytest.raises(ValueError, match="diff: n is the order of the difference, an integer >= 0; got -1"):
+        xp.diff(x, n=-1)
+
+
 def test_unstack_and_broadcast_arrays_match_numpy_and_sum_gradients_over_copies():
     x = np.arange(6.0).reshape(2, 3)
     xp = dk.namespace(x)

@@ -101,11 +101,14 @@ def test_an_invalid_verdict_is_kept_and_the_run_exits_1_with_its_csv_written(tmp
     assert "1 invalid" in capsys.readouterr().out
 
 
-def test_a_folder_that_is_no_checkout_is_refused_with_how_to_get_one(tmp_path, capsys):
+def test_a_folder_that_is_no_checkout_or_an_unknown_method_is_refused_with_the_choices(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:
         _script().main(["--gradbench", str(tmp_path)])
     assert refused.value.code == 2
     assert "not a GradBench checkout" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        _script().main(["--gradbench", str(tmp_path), "--methods", "bogus"])
+    assert refused.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err
 
 
 def test_steady_time_leaves_the_cold_call_out():
