@@ -23,7 +23,9 @@ gradient): :class:`GradientCheckInconclusive` is warned (raised with
 ``strict=True``) instead of a false failure.
 
 Two exact gradients differ only by rounding, so they must agree to
-``EXACT_RTOL = sqrt(u)`` relative (or ``rtol``/``atol`` when given).
+``EXACT_RTOL = sqrt(u)`` relative, or 16 ulps of the largest component
+absolute: a small component that is the difference of terms the size of the
+large ones keeps only their rounding (or ``rtol``/``atol`` when given).
 
 >>> import numpy as np, diffkit as dk
 >>> f = lambda t: dk.namespace(t).sum(t ** 3)
@@ -63,6 +65,9 @@ SAFETY = 8
 EXACT_RTOL = math.sqrt(U)
 # components below this fraction of the largest are compared absolutely (as in dk.error's rel_floor)
 REL_FLOOR = 1e-8
+# and every component to NOISE_ULPS ulps of the largest: a small component that is the difference of terms the size
+# of the large ones (a dead-ish relu path under a saturated softmax) keeps only their absolute rounding
+EXACT_ULPS = NOISE_ULPS
 FD_NAME = "central"  # the label of the built-in directional central differences in reports
 
 # Scalars at the float64 edges: log(2^53) = 36.74 (1 + e^-x rounds to 1), log(DBL_MAX) = 709.78 (exp
@@ -284,7 +289,8 @@ def _exact_comparisons(grads, names, rt, at, user_tol) -> list[Comparison]:
         for b in keys[i + 1:]:
             ga, gb = grads[a].ravel(), grads[b].ravel()
             scale = np.maximum(np.abs(ga), np.abs(gb)) + REL_FLOOR * np.max(np.abs(gb), initial=0.0)
-            tol = rt * np.abs(gb) + at if user_tol else EXACT_RTOL * scale
+            largest = np.max(np.abs(gb), initial=0.0)
+            tol = rt * np.abs(gb) + at if user_tol else EXACT_RTOL * scale + EXACT_ULPS * U * largest
             for k in range(ga.size):
                 c = Comparison(names(k), a, b, float(ga[k]), float(gb[k]), float(tol[k]), 0.0)
                 c.verdict = "pass" if c.diff <= c.tol else "fail"
