@@ -27,6 +27,15 @@ Two exact gradients differ only by rounding, so they must agree to
 absolute: a small component that is the difference of terms the size of the
 large ones keeps only their rounding (or ``rtol``/``atol`` when given).
 
+Limit: every tolerance here is drawn from ``|f|`` and the gradients.  A gradient
+far below the terms it is computed from (a saturated softmax: every probability
+within 1e-10 of its label, loss and gradient ~1e-10 from unit-size
+probabilities) keeps only those terms' absolute rounding, which neither shows;
+two exact methods can then agree to only ~6 digits.  The same holds for the
+finite-difference floor where f is the small square of a residual that is the
+difference of unit-size terms.  Check such a point with ``atol`` (e.g.
+``atol=1e-14``), or at a point away from it.
+
 >>> import numpy as np, diffkit as dk
 >>> f = lambda t: dk.namespace(t).sum(t ** 3)
 >>> dk.testing.check_gradient(f, np.array([1.0, -2.0]), grad=lambda t: 3 * t ** 2).verdict

@@ -178,6 +178,7 @@ def mlps(draw):
 
 
 KINKED = {"relu", "leaky_relu"}  # piecewise linear: the slope jumps where a pre-activation crosses 0
+SATURATED = 1e-7  # below: u (1.1e-16) over the gradient is past EXACT_RTOL (1.5e-8), for unit-size terms
 
 
 def _kink_signs(prob, theta) -> np.ndarray:
@@ -211,6 +212,10 @@ def _check_family(prob):
     """
     h = STEP * max(1.0, float(np.max(np.abs(prob.theta0))))
     assume(prob.meta["activation"] not in KINKED or not _stencil_straddles_a_kink(prob, h))
+    # a saturated net (every probability within ~1e-9 of its label): the whole gradient is the rounding of
+    # unit-size terms, which neither |f| nor |grad| shows, so no tolerance drawn from them can judge it (documented
+    # in dk.testing: pass atol there)
+    assume(np.max(np.abs(mlp_backprop(prob, prob.theta0)[1])) > SATURATED)
     with warnings.catch_warnings():
         warnings.simplefilter("error", GradientCheckInconclusive)  # none expected where f is smooth on the stencil
         check = check_gradient(prob, grad=lambda t: mlp_backprop(prob, t)[1])
@@ -244,7 +249,8 @@ def test_a_kink_within_one_step_is_not_a_false_failure():
         check_gradient(moved, grad=lambda t: mlp_backprop(moved, t)[1])
 
 
-# 200 examples take ~1 s here (measured), so the issue's 200 run by default; 2000 fresh ones under -m slow
+# 200 examples take ~1 s here (measured), so the issue's 200 run by default; 2000 under -m slow, derandomized: fresh
+# draws found three cancellation corners this stop (pinned above), a third of runs, and CI must not flip on a draw
 @settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(mlps())
 def test_no_false_failure_on_200_correct_mlps(prob):
@@ -260,13 +266,39 @@ def test_a_small_component_made_of_cancelling_terms_is_judged_to_the_rounding_of
     tape, hand = dk.gradient(prob).grad, mlp_backprop(prob, prob.theta0)[1]
     small = np.abs(hand) < 1e-9
     assert small.sum() >= 5 and np.max(np.abs(tape - hand)) > 1e-8 * 1.5e-8 * np.max(np.abs(hand))  # (the old floor)
+    assert np.max(np.abs(hand)) > SATURATED  # (not a saturated net: the family's premise holds)
     assert _check_family(prob) is None  # a pass, with the rounding of the large components allowed
     with pytest.raises(AssertionError, match="disagree"):  # and a real error in a small component still fails
         check_gradient(prob, grad=lambda t: mlp_backprop(prob, t)[1] + np.where(small, 1e-13, 0.0))
 
 
+SATURATED_NET = dict(layers=[1, 4, 3, 2], activation="identity", loss="softmax_cross_entropy", l2=0.0, batch=1,
+                     seed=514045, scale=2.0)  # found by the 2000 random MLPs: max |grad| 6.6e-10
+
+
+def test_a_saturated_net_is_judged_with_the_documented_atol():
+    prob = dk.problems.mlp(**SATURATED_NET)
+    assert np.max(np.abs(mlp_backprop(prob, prob.theta0)[1])) < SATURATED  # outside the family's premise
+    assert check_gradient(prob, grad=lambda t: mlp_backprop(prob, t)[1], atol=1e-14).verdict == "pass"
+    with pytest.raises(AssertionError, match="disagree"):  # and a wrong component is still caught under that atol
+        check_gradient(prob, grad=lambda t: mlp_backprop(prob, t)[1] + np.eye(prob.size)[3] * 1e-12, atol=1e-14)
+
+
+NEAR_A_ZERO_RESIDUAL = dict(layers=[1, 1], activation="identity", loss="half_squared_error", l2=0.0, batch=1,
+                            seed=499, scale=1.021484375)  # f = r^2 / 2 with r ~ 1e-3 the difference of unit-size terms
+
+
+@pytest.mark.xfail(strict=True, reason="known limit (dk.testing's docstring): the default tolerances come from |f| "
+                                       "and the gradients, and these are far below the unit-size terms they are "
+                                       "computed from, whose rounding neither shows")
+@pytest.mark.parametrize("net", [SATURATED_NET, NEAR_A_ZERO_RESIDUAL], ids=["saturated", "near-zero-residual"])
+def test_cancellation_below_the_visible_scale_fails_falsely_without_atol(net):
+    prob = dk.problems.mlp(**net)
+    check_gradient(prob, grad=lambda t: mlp_backprop(prob, t)[1])
+
+
 @pytest.mark.slow
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(mlps())
 def test_no_false_failure_on_2000_random_correct_mlps(prob):
     _check_family(prob)
