@@ -364,14 +364,23 @@ def _dtype_kind(dtype) -> str:
 def _astype(xp, x, dtype, copy=True, device=None):
     """A cast.  A trace keeps its float64 values under a floating dtype (derivative 1: the tape differentiates in
     float64; cast the result if you need less); to an integer or bool dtype it is a constant (no derivative),
-    truncated toward zero as numpy casts.  mpmath values stay mpmath under a floating dtype."""
-    kind = _dtype_kind(dtype)
-    if type(x) not in TRACERS and getattr(x, "dtype", None) != object:
-        return x.astype(dtype, copy=copy) if hasattr(x, "astype") else np.asarray(x).astype(dtype)
-    if kind in "fc":
+    truncated toward zero as numpy casts.  mpmath values stay mpmath, and the complex step's values complex,
+    under a floating dtype."""
+    if type(x) not in TRACERS and getattr(x, "dtype", None) != object and getattr(xp, "name", None) != "complex":
+        return _cast(x, dtype, copy)  # (plain values; the complex step's carry i h, which a float cast would drop)
+    if _dtype_kind(dtype) in "fc":
         return x
-    plain = xp.not_equal(x, 0) if kind == "b" else xp.trunc(x)
-    return np.asarray(plain).astype(dtype) if getattr(plain, "dtype", None) == object else plain.astype(dtype)
+    return _cast(xp.not_equal(x, 0) if _dtype_kind(dtype) == "b" else xp.trunc(x), dtype, True)
+
+
+def _cast(x, dtype, copy: bool):
+    """Plain values in ``dtype`` by their own library: numpy's method, the array API's ``astype`` function (its
+    arrays have no method), numpy's cast of mpmath numbers or Python scalars."""
+    if hasattr(x, "astype") and getattr(x, "dtype", None) != object:
+        return x.astype(dtype, copy=copy)
+    if hasattr(x, "__array_namespace__") and not isinstance(x, np.ndarray):
+        return x.__array_namespace__().astype(x, dtype, copy=copy)
+    return np.asarray(x).astype(dtype)
 
 
 DERIVED = {"ravel": _ravel, "dot": _dot, "vecdot": _vecdot, "outer": _outer, "tensordot": _tensordot,

@@ -153,6 +153,10 @@ def test_astype_keeps_a_traces_float64_and_makes_integer_casts_constants():
         assert flags.tolist() == [True, True, True]
         return xp.sum(kept * kept) + xp.sum(ints * t)
     assert np.allclose(_grad(f, x), 2 * x + np.trunc(x), rtol=0, atol=1e-15)
+    # the complex step and the mpmath referee run the same cast: float keeps the derivative, int is a constant
+    step = dk.gradient(lambda t: dk.namespace(t).sum(dk.namespace(t).astype(t, np.float64) ** 2
+                                                     * dk.namespace(t).astype(t, np.int64)), x, method="complex_step")
+    assert np.allclose(step.grad, 2 * x * np.trunc(x), rtol=1e-14, atol=0)
 
 
 def test_real_imag_conj_of_a_real_function_are_its_value_zero_and_its_value():
@@ -220,3 +224,11 @@ def test_the_composed_names_on_array_api_strict_give_numpys_gradient():
     want = np.array([[1 + 2 * (2.5 + 2.0) - 1 + 4, 3 + 2 * (-2.0 - 1.0) - 1 + 5, 2 + 2 * 1.0 - 1 + 3],
                      [5 + 2 * (0.0 + 1.5) - 1 + 1, 6 + 2 * (-1.5 - 5.0) + 1 + 2, 4 + 2 * 5.0 - 1 + 6]])
     assert np.array_equal(to_host(got.grad), want)
+
+    def casts(t):  # astype on the device: float keeps the trace, an integer cast is a constant in strict's own dtype
+        xp = dk.namespace(t)
+        ints = xp.astype(t, strict.int64)
+        assert ints.dtype == strict.int64
+        return xp.sum(xp.astype(t, strict.float32) * xp.astype(ints, strict.float64))
+    cast = dk.gradient(casts, strict.asarray([1.7, -2.6]))
+    assert to_host(cast.grad).tolist() == [1.0, -2.0]  # d/dt (t trunc(t)) = trunc(t)
