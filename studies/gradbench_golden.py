@@ -71,12 +71,16 @@ def build_golden(checkout: Path, module: str) -> Path | None:
     return program
 
 
-def golden_times(program: Path, function: str, payload: object) -> list[int]:
-    """The golden tool's ``evaluate`` nanoseconds on ``payload`` (its own loop: min_runs, min_seconds)."""
+def golden_times(program: Path, function: str, payload: object, timeout: float | None = None) -> list[int]:
+    """The golden tool's ``evaluate`` nanoseconds on ``payload`` (its own loop: min_runs, min_seconds); none
+    when it fails or runs past ``timeout`` seconds."""
     with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
         json.dump(payload, tmp)
         tmp.flush()
-        done = subprocess.run([str(program), tmp.name, function], capture_output=True, text=True)
+        try:
+            done = subprocess.run([str(program), tmp.name, function], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return []
     if done.returncode:
         return []
     timings = [json.loads(line) for line in done.stdout.splitlines()[1:] if line.strip()]
@@ -133,7 +137,8 @@ def run_eval(checkout: Path, python: str, module: str, options: list[str], metho
                     row["diffkit_ns"] = steady([t["nanoseconds"] for t in response.get("timings", [])
                                                 if t["name"] == "evaluate"])
                     if golden is not None:
-                        row["golden_ns"] = steady(golden_times(golden, message["function"], message["input"]))
+                        row["golden_ns"] = steady(golden_times(golden, message["function"], message["input"],
+                                                               timeout))
                     if row["diffkit_ns"] and row["golden_ns"]:
                         row["diffkit_over_golden"] = row["diffkit_ns"] / row["golden_ns"]
             elif message["kind"] == "analysis" and message["of"] in rows:
@@ -166,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds per eval and method; past it the evaluations answered so far are kept")
     parser.add_argument("--out", type=Path, default=ROOT / "reports/data/gradbench_golden.csv")
     args = parser.parse_args(argv)
+    if args.runs < 1 or not args.timeout > 0:
+        parser.error(f"--runs must be >= 1 and --timeout > 0; got --runs {args.runs} --timeout {args.timeout}")
     checkout = args.gradbench.resolve()
     if not (checkout / "python/gradbench/gradbench/eval.py").exists():
         parser.error(f"--gradbench {checkout}: not a GradBench checkout (no python/gradbench/gradbench/eval.py); "

@@ -109,6 +109,16 @@ def test_a_folder_that_is_no_checkout_or_an_unknown_method_is_refused_with_the_c
     with pytest.raises(SystemExit) as refused:
         _script().main(["--gradbench", str(tmp_path), "--methods", "bogus"])
     assert refused.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        _script().main(["--gradbench", str(tmp_path), "--runs", "0"])
+    assert refused.value.code == 2 and "--runs must be >= 1" in capsys.readouterr().err
+
+
+def test_a_golden_tool_past_its_time_gives_no_times_instead_of_stopping_the_study(tmp_path):
+    slow = tmp_path / "golden"
+    slow.write_text("#!/bin/sh\nsleep 30\n")
+    slow.chmod(slow.stat().st_mode | stat.S_IEXEC)
+    assert _script().golden_times(slow, "gradient", {"x": [1.0]}, timeout=1) == []
 
 
 def test_steady_time_leaves_the_cold_call_out():
