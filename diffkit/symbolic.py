@@ -318,10 +318,12 @@ def _threaded_runtime_loaded() -> bool:
 def _isolated(fn, shape, opts) -> dict:
     read_fd, write_fd = os.pipe()
     start = _clock()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: run, report, and leave without running the parent's exit handlers
         os.close(read_fd)
         try:
+            _bound_to_parent(parent, opts["max_seconds"])
             _child(write_fd, fn, shape, opts)
         finally:
             os._exit(0)
@@ -348,6 +350,27 @@ def _isolated(fn, shape, opts) -> dict:
         os.close(read_fd)
         _reap(pid)
     return _outcome(messages, state, _clock() - start)
+
+
+GRACE_S = 5.0  # how long past its budget a child may outlive a parent that could not kill it
+
+
+def _bound_to_parent(parent: int, max_seconds: float) -> None:
+    """In the child: die with the parent, and at the budget even if no parent is left to enforce it.
+
+    The parent kills the child at the deadline; a parent that is itself killed (a watchdog's SIGKILL, Ctrl-C
+    twice) cannot, and SymPy ran on at 100% CPU for 26 minutes so once.  Linux delivers SIGKILL to the child when
+    the parent dies (``PR_SET_PDEATHSIG``); everywhere, an alarm ends the child ``GRACE_S`` past its budget."""
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # (the default action of SIGALRM ends the process)
+    signal.setitimer(signal.ITIMER_REAL, max_seconds + GRACE_S)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # (1: PR_SET_PDEATHSIG)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the request took hold
+        os._exit(1)
 
 
 def _reap(pid: int) -> None:

@@ -1,5 +1,9 @@
 """Symbolic differentiation (issue 4): exact seeds, MLPs against the mpmath referee, budgets, bad input."""
 
+import subprocess
+import sys
+import time
+
 import mpmath
 import numpy as np
 import pytest
@@ -252,6 +256,59 @@ def test_budget_stops_P_10000_with_its_progress(monkeypatch):
     with pytest.raises(BudgetExceeded) as info:
         dk.gradient(prob, method="symbolic", max_seconds=5, cache=False)
     assert 5.0 < info.value.elapsed <= 7.0 and info.value.stage in ("build", "diff")
+
+
+_PARENT = """
+import os, sys, time
+import numpy as np
+import diffkit as dk
+
+def f(t):  # runs in the budgeted child: says who it is, then builds forever
+    with open(sys.argv[1] + ".tmp", "w") as out:
+        out.write(str(os.getpid()))
+    os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+    time.sleep(600)
+    return dk.namespace(t).sum(t)
+
+if sys.argv[3] == "no-death-signal":  # as on a system without PR_SET_PDEATHSIG: only the child's own alarm is left
+    sys.platform = "other"
+dk.gradient(f, np.ones(2), method="symbolic", max_seconds=float(sys.argv[2]), isolate=True, cache=False)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # (a zombie has ended)
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("budget_s, within_s, how", [(600.0, 3.0, "death-signal"),
+                                                     pytest.param(1.0, 1.0 + symbolic.GRACE_S + 3.0, "no-death-signal",
+                                                                  marks=pytest.mark.slow)])
+def test_the_budgeted_child_ends_when_its_parent_is_killed(tmp_path, budget_s, within_s, how):
+    # a killed parent cannot kill its child at the deadline: the child goes with it (Linux), or at its budget
+    pid_file = tmp_path / "child.pid"
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT)
+    parent = subprocess.Popen([sys.executable, str(script), str(pid_file), str(budget_s), how])
+    try:
+        for _ in range(600):
+            if pid_file.exists():
+                break
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        assert _alive(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + within_s
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child)
+    finally:
+        parent.kill()
 
 
 # --- bad input ----------------------------------------------------------------------------
