@@ -12,7 +12,12 @@ not from fixed constants.  Along a unit direction v with step h,
 
 * truncation: the Richardson estimate ``|D(2h) - D(h)| / 3`` (D(h) = f' + c h^2,
   so D(2h) - D(h) = 3 c h^2 is three times the error of D(h));
-* round-off: ``NOISE_ULPS * u * max|f| / h`` on the stencil (u = 2^-53).
+* round-off: ``NOISE_ULPS * u * F / h`` (u = 2^-53), where F is the scale of f's
+  rounding: the larger of max|f| on the stencil and, where the tape can run f,
+  ``sum |adjoint| |value|`` over f's intermediate values (Linnainmaa's 1976
+  first-order estimate: each op rounds its value by u relative, and the
+  adjoint carries that into f).  The second sees a small f computed from large
+  terms (f = r^2/2 with r a difference of unit-size terms), which |f| hides.
 
 Their sum, times ``SAFETY``, is the *finite-difference floor*.  A check
 **fails** when the disagreement exceeds both the floor and the tolerance
@@ -27,14 +32,12 @@ Two exact gradients differ only by rounding, so they must agree to
 absolute: a small component that is the difference of terms the size of the
 large ones keeps only their rounding (or ``rtol``/``atol`` when given).
 
-Limit: every tolerance here is drawn from ``|f|`` and the gradients.  A gradient
-far below the terms it is computed from (a saturated softmax: every probability
-within 1e-10 of its label, loss and gradient ~1e-10 from unit-size
-probabilities) keeps only those terms' absolute rounding, which neither shows;
-two exact methods can then agree to only ~6 digits.  The same holds for the
-finite-difference floor where f is the small square of a residual that is the
-difference of unit-size terms.  Check such a point with ``atol`` (e.g.
-``atol=1e-14``), or at a point away from it.
+Limit: the exact comparisons' tolerances are drawn from the gradients.  A
+gradient far below the terms it is computed from (a saturated softmax: every
+probability within 1e-10 of its label, loss and gradient ~1e-10 from unit-size
+probabilities) keeps only those terms' absolute rounding, which it does not
+show; two exact methods can then agree to only ~6 digits.  Check such a point
+with ``atol`` (e.g. ``atol=1e-14``), or at a point away from it.
 
 >>> import numpy as np, diffkit as dk
 >>> f = lambda t: dk.namespace(t).sum(t ** 3)
@@ -60,12 +63,13 @@ import numpy as np
 from .methods import check_scalar, resolve
 from .api import gradient, get_method
 
-__all__ = ["check_gradient", "assert_stable", "GradientCheck", "GradientCheckInconclusive", "EXTREME_INPUTS"]
+__all__ = ["check_gradient", "assert_stable", "rounding_scale", "GradientCheck", "GradientCheckInconclusive",
+           "EXTREME_INPUTS"]
 
 U = np.finfo(np.float64).eps / 2  # unit roundoff 2^-53
 # optimal central step for |f| ~ |f'''|: minimises h^2/6 + u/h, i.e. h = (3u)^(1/3) ~ 7e-6
 STEP = (3 * U) ** (1 / 3)
-# round-off of f itself, in ulps of max|f|: a few per reduction level covers sums of some hundred terms
+# round-off of f itself, in ulps of its rounding scale: a few per reduction level covers sums of some hundred terms
 NOISE_ULPS = 16
 # the error estimates are estimates: allow a factor over them before calling a disagreement real
 SAFETY = 8
@@ -152,7 +156,8 @@ class GradientCheck:
                             else -np.inf)
             lines += ["    " + c.line() for c in ranked[:limit]]
         lines.append(f"  central differences: step h = {self.step:.3g} along unit directions; "
-                     f"fd_floor = {SAFETY} x (Richardson truncation estimate + {NOISE_ULPS} ulps of max|f| / h)")
+                     f"fd_floor = {SAFETY} x (Richardson truncation estimate + {NOISE_ULPS} ulps of f's rounding scale / h: "
+                     f"max|f|, or sum |adjoint| |value| over f's steps)")
         lines += ["  " + n for n in self.notes]
         return "\n".join(lines)
 
@@ -210,15 +215,52 @@ def _user_gradient(grad: Any, theta: np.ndarray) -> np.ndarray:
     return g.reshape(theta.shape)
 
 
-def _central(fn: Callable, theta: np.ndarray, v: np.ndarray, h: float) -> tuple[float, float, np.ndarray]:
-    """Central difference of fn along v (unit norm), its error estimate (truncation + round-off), and the
-    direction actually differenced: theta +- h v is rounded, so the exact gradients are projected on
-    ((theta + h v) - (theta - h v)) / 2h, not on v (the stencil's own rounding is then no error at all)."""
+def rounding_scale(fn: Callable, theta: np.ndarray) -> float:
+    """``sum |adjoint| |value|`` over the intermediate values of ``fn`` at theta: f's rounding is about u times
+    this (Linnainmaa 1976), however small f itself is.  0.0 where the tape cannot run fn (plain numpy code).
+
+    A view (``t[0]``, a reshape) rounds nothing, so it adds nothing.  Here f = r^2/2 with r = 1e-3 adds
+    |r| |r| (the difference), |1/2| |r^2| (the square) and |1| |f| (the halving):
+
+    >>> import numpy as np
+    >>> f"{rounding_scale(lambda t: (t[0] - t[1]) ** 2 / 2, np.array([1.001, 1.0])):.3g}"
+    '2e-06'
+    """
+    from .tape.core import Tape
+    from .tape.array import TArray
+
+    tape = Tape(record_values=True)
+    adjoints: dict = {}  # node -> sum of |what reached it| (a sweep frees each node's adjoint as it passes)
+
+    def seen(child, parent, contribution):
+        adjoints[parent] = adjoints.get(parent, 0.0) + np.abs(contribution)
+    try:
+        out = fn(tape.leaf(np.array(theta, dtype=np.float64)))
+        if type(out) is not TArray or out.tape is not tape:
+            return 0.0
+        nodes = list(tape.nodes)
+        adjoints[out.index] = 1.0
+        tape.backward(out, on_edge=seen)
+    except Exception:  # noqa: BLE001  (f is not tape code: |f| alone scales its rounding)
+        return 0.0
+    total = 0.0
+    for i, adjoint in adjoints.items():
+        if nodes[i] is not None and not nodes[i][0].scatter:  # (leaves are theta itself, views copy: exact)
+            total += float(np.sum(adjoint * np.abs(tape.values[i])))
+    return total if np.isfinite(total) else 0.0
+
+
+def _central(fn: Callable, theta: np.ndarray, v: np.ndarray, h: float,
+             f_scale: float = 0.0) -> tuple[float, float, np.ndarray]:
+    """Central difference of fn along v (unit norm), its error estimate (truncation + round-off, the latter from
+    the larger of max|f| on the stencil and ``f_scale``), and the direction actually differenced: theta +- h v is
+    rounded, so the exact gradients are projected on ((theta + h v) - (theta - h v)) / 2h, not on v (the
+    stencil's own rounding is then no error at all)."""
     points = {s: theta + s * h * v for s in (1, -1, 2, -2)}
     vals = {s: float(np.real(np.reshape(fn(x), ()))) for s, x in points.items()}
     d1 = (vals[1] - vals[-1]) / (2 * h)
     d2 = (vals[2] - vals[-2]) / (4 * h)
-    noise = NOISE_ULPS * U * max(abs(x) for x in vals.values()) / h
+    noise = NOISE_ULPS * U * max(f_scale, *(abs(x) for x in vals.values())) / h
     return d1, abs(d2 - d1) / 3 + noise, (points[1] - points[-1]) / (2 * h)
 
 
@@ -319,9 +361,10 @@ def _fd_comparisons(fn, arr, grads, names, h, rt, at, user_tol, seed, directions
         v = rng.standard_normal(arr.size)
         dirs.append((f"random direction {k}", v / np.linalg.norm(v)))
     out = []
+    f_scale = rounding_scale(fn, arr)
     for where, v in dirs:
         v = v.reshape(arr.shape)
-        fd, err, v_eff = _central(fn, arr, v, h)
+        fd, err, v_eff = _central(fn, arr, v, h, f_scale)
         for name, g in grads.items():
             gv = float(np.vdot(g, v_eff))
             scale = float(np.linalg.norm(g))  # |g| |v| with |v| = 1, as the reference's certification

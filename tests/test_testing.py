@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import diffkit as dk
 from diffkit.handwritten import mlp_backprop
-from diffkit.testing import STEP, GradientCheckInconclusive, assert_stable, check_gradient
+from diffkit.testing import STEP, GradientCheckInconclusive, assert_stable, check_gradient, rounding_scale
 
 # --- a hand-written gradient with switchable bugs ---------------------------------------------------
 # [3, 4, 4] tanh net, squared error (seed 004's E = (y - y_hat)^2, mean over the batch) and L2 on weights.
@@ -131,7 +131,8 @@ def test_random_directions_keep_large_p_cheap_and_still_catch_a_bug():
         return prob.fn(theta)
 
     good = check_gradient(f, prob.theta0, grad=lambda t: mlp_backprop(prob, t)[1], methods=("central",))
-    assert good.verdict == "pass" and len(calls) == 1 + 4 * 3  # scalar check + 4 evaluations per direction
+    # the scalar check, one traced run for f's rounding scale, and 4 evaluations per direction
+    assert good.verdict == "pass" and len(calls) == 1 + 1 + 4 * 3
     with pytest.raises(AssertionError, match="random direction"):
         check_gradient(f, prob.theta0, grad=lambda t: -mlp_backprop(prob, t)[1], methods=("central",))
 
@@ -288,13 +289,29 @@ NEAR_A_ZERO_RESIDUAL = dict(layers=[1, 1], activation="identity", loss="half_squ
                             seed=499, scale=1.021484375)  # f = r^2 / 2 with r ~ 1e-3 the difference of unit-size terms
 
 
-@pytest.mark.xfail(strict=True, reason="known limit (dk.testing's docstring): the default tolerances come from |f| "
-                                       "and the gradients, and these are far below the unit-size terms they are "
-                                       "computed from, whose rounding neither shows")
-@pytest.mark.parametrize("net", [SATURATED_NET, NEAR_A_ZERO_RESIDUAL], ids=["saturated", "near-zero-residual"])
-def test_cancellation_below_the_visible_scale_fails_falsely_without_atol(net):
-    prob = dk.problems.mlp(**net)
+@pytest.mark.xfail(strict=True, reason="known limit (dk.testing's docstring): the exact comparisons' tolerances come "
+                                       "from the gradients, and these are far below the unit-size terms they are "
+                                       "computed from, whose rounding they do not show")
+def test_a_saturated_net_fails_falsely_without_atol():
+    prob = dk.problems.mlp(**SATURATED_NET)
     check_gradient(prob, grad=lambda t: mlp_backprop(prob, t)[1])
+
+
+def test_a_near_zero_residual_gets_the_floor_of_its_terms_and_still_catches_an_error():
+    # f = r^2 / 2 = 1.8e-5 with r the difference of unit-size terms: u |f| / h is 1/230 of f's real rounding, which
+    # sum |adjoint| |value| over f's steps sees (4.2e-3 here, hand-checked on r: |r| |z| + |r| |r| + ...)
+    prob = dk.problems.mlp(**NEAR_A_ZERO_RESIDUAL)
+    fn = lambda t: prob.fn(t)  # noqa: E731
+    assert rounding_scale(fn, prob.theta0) > 100 * abs(float(fn(prob.theta0)))
+    assert check_gradient(prob, grad=lambda t: mlp_backprop(prob, t)[1]).verdict == "pass"
+    with pytest.raises(AssertionError, match="disagree"):
+        check_gradient(prob, grad=lambda t: mlp_backprop(prob, t)[1] + np.eye(prob.size)[0] * 1e-9)
+
+
+def test_rounding_scale_is_sum_of_adjoint_times_value_over_the_steps_and_zero_for_plain_numpy():
+    # f = (t0 - t1)^2 / 2 at (3, 1): r = 2 (adjoint r = 2), r^2 = 4 (adjoint 1/2), f = 2 (adjoint 1): 4 + 2 + 2
+    assert rounding_scale(lambda t: (t[0] - t[1]) ** 2 / 2, np.array([3.0, 1.0])) == 8.0
+    assert rounding_scale(lambda t: float(np.sum(np.asarray(t))), np.ones(2)) == 0.0  # (not tape code: |f| only)
 
 
 @pytest.mark.slow
