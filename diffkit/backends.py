@@ -32,10 +32,15 @@ __all__ = ["Namespace", "NUMPY", "COMPLEX", "MP", "sympy_namespace", "namespace"
            "NotAnalyticError", "to_mp", "LINALG", "SlogdetResult", "ComplexStep"]
 
 LINALG = ("det", "slogdet", "inv", "solve", "cholesky", "solve_triangular", "norm", "vector_norm", "diagonal",
-          "trace", "outer", "matmul", "tensordot", "vecdot", "matrix_transpose")
+          "trace", "outer", "matmul", "tensordot", "vecdot", "matrix_transpose", "eigh", "eigvalsh", "svd", "svdvals",
+          "qr", "cross", "matrix_power", "matrix_norm", "pinv", "matrix_rank")
+# (the decompositions' one-output primitives are linalg-only too: xp.linalg.eigvecsh, svd_u, svd_vh, qr_q, qr_r)
 _LINALG_ONLY = {"det", "slogdet", "inv", "solve", "cholesky", "solve_triangular", "norm", "vector_norm",
-                "logabsdet"}
+                "logabsdet", "eigvalsh", "eigvecsh", "svdvals", "svd_u", "svd_vh", "qr_q", "qr_r"}
 SlogdetResult = namedtuple("SlogdetResult", "sign logabsdet")
+EighResult = namedtuple("EighResult", "eigenvalues eigenvectors")
+SVDResult = namedtuple("SVDResult", "U S Vh")
+QRResult = namedtuple("QRResult", "Q R")
 
 
 def _lift(fn: Callable, n: int) -> Callable:
@@ -275,6 +280,107 @@ def _slogdet(xp, x):
     return SlogdetResult(xp.sign(xp._det(x)), xp._logabsdet(x))
 
 
+def _eigh(xp, x):
+    """The eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix: :mod:`.primitives.decompositions`
+    has the conventions."""
+    return EighResult(xp._eigvalsh(x), xp._eigvecsh(x))
+
+
+def _svd(xp, x, full_matrices=True):
+    """``U, S, Vh`` with ``x = U diag(S) Vh``.  A square matrix's full SVD is its reduced one; a non-square one's
+    extra columns of U or V are not unique, so they have no derivative, and diffkit asks for the reduced SVD."""
+    m, n = x.shape[-2:]
+    if full_matrices and m != n:
+        raise NotImplementedError(f"svd: full_matrices=True on a {m} x {n} matrix adds {abs(m - n)} columns to "
+                                  f"{'U' if m > n else 'V'} that are not unique functions of the matrix, so they have "
+                                  f"no derivative; pass full_matrices=False (the reduced SVD)")
+    return SVDResult(xp._svd_u(x), xp._svdvals(x), xp._svd_vh(x))
+
+
+def _qr(xp, x, mode="reduced"):
+    """``Q, R`` with R's diagonal positive.  ``mode='complete'`` is the reduced QR where that is the same (rows <=
+    columns); a tall matrix's complete Q has columns that are not unique, and is refused."""
+    if mode not in ("reduced", "complete"):
+        raise ValueError(f"qr: mode must be 'reduced' or 'complete'; got {mode!r}")
+    if mode == "complete" and x.shape[-2] > x.shape[-1]:
+        raise NotImplementedError(f"qr: mode='complete' on a {x.shape[-2]} x {x.shape[-1]} matrix adds columns to Q "
+                                  f"that are not unique functions of it, so they have no derivative; use "
+                                  f"mode='reduced'")
+    return QRResult(xp._qr_q(x), xp._qr_r(x))
+
+
+def _cross(xp, x1, x2, axis=-1):
+    """The cross product of 3-vectors along ``axis`` (after broadcasting), from products and differences."""
+    shape = np.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
+    axis = _axis("cross", axis, len(shape))
+    if shape[axis] != 3:
+        raise ValueError(f"cross: axis {axis} has size {shape[axis]}; the cross product needs size 3 there")
+    lead = (slice(None),) * axis
+    a = [xp.broadcast_to(x1, shape)[lead + (i,)] for i in range(3)]
+    b = [xp.broadcast_to(x2, shape)[lead + (i,)] for i in range(3)]
+    return xp.stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]], axis=axis)
+
+
+def _square_matrix(op: str, x) -> int:
+    if len(x.shape) < 2 or x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"{op}: needs (a stack of) square matrices; got shape {tuple(x.shape)}")
+    return x.shape[-1]
+
+
+def _matrix_power(xp, x, n):
+    """``x`` to the integer power ``n`` by repeated squaring (a negative ``n`` through the inverse; ``n = 0``: the
+    identity, a constant)."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+        raise TypeError(f"matrix_power: n must be an integer; got {n!r}")
+    k = _square_matrix("matrix_power", x)
+    if n == 0:
+        return xp.broadcast_to(xp.eye(k), tuple(x.shape))
+    base, n, result = (xp._inv(x), -n, None) if n < 0 else (x, n, None)
+    while n:
+        if n & 1:
+            result = base if result is None else result @ base
+        n >>= 1
+        if n:
+            base = base @ base
+    return result
+
+
+def _matrix_norm(xp, x, keepdims=False, ord="fro"):
+    """The array API's matrix norms over the last two axes: Frobenius, nuclear (the sum of the singular values),
+    2 / -2 (the largest / smallest), 1 / -1 (column sums of |x|), inf / -inf (row sums)."""
+    if ord == "fro":
+        return xp._vector_norm(x, axis=(-2, -1), keepdims=keepdims)
+    if ord in ("nuc", 2, -2):
+        s = xp._svdvals(x)
+        out = xp.sum(s, axis=-1) if ord == "nuc" else xp.max(s, axis=-1) if ord == 2 else xp.min(s, axis=-1)
+    elif ord in (1, -1, np.inf, -np.inf):
+        sums = xp.sum(xp.abs(x), axis=-2 if ord in (1, -1) else -1)
+        out = xp.max(sums, axis=-1) if ord > 0 else xp.min(sums, axis=-1)
+    else:
+        raise ValueError(f"matrix_norm: ord {ord!r} is not a matrix norm; valid: 'fro', 'nuc', 1, -1, 2, -2, inf, "
+                         f"-inf")
+    return xp.expand_dims(xp.expand_dims(out, axis=-1), axis=-1) if keepdims else out
+
+
+def _rtol(x, rtol):
+    return max(x.shape[-2:]) * np.finfo(np.float64).eps if rtol is None else rtol
+
+
+def _pinv(xp, x, rtol=None):
+    """The Moore-Penrose inverse through the reduced SVD; singular values at or below ``rtol`` times the largest
+    count as zero (default: max(M, N) * eps, the array API's)."""
+    s = xp._svdvals(x)
+    keep = s > _rtol(x, rtol) * xp.max(s, axis=-1, keepdims=True)
+    s_inv = xp.where(keep, 1.0 / xp.where(keep, s, 1.0), 0.0)
+    return (xp.matrix_transpose(xp._svd_vh(x)) * xp.expand_dims(s_inv, axis=-2)) @ xp.matrix_transpose(xp._svd_u(x))
+
+
+def _matrix_rank(xp, x, rtol=None):
+    """How many singular values exceed ``rtol`` times the largest (an integer: no derivative)."""
+    s = xp._svdvals(x)
+    return xp.count_nonzero(s > _rtol(x, rtol) * xp.max(s, axis=-1, keepdims=True), axis=-1)
+
+
 def _norm(xp, x, ord=None, axis=None, keepdims=False):
     if ord in (None, 2, "fro") and not (ord == 2 and axis is None and len(x.shape) == 2):
         return xp._vector_norm(x, axis=axis, keepdims=keepdims)
@@ -383,10 +489,15 @@ def _cast(x, dtype, copy: bool):
     return np.asarray(x).astype(dtype)
 
 
+from .array_api_sets import BITWISE, SETS  # noqa: E402  (nonzero, unique_*: composed of constant primitives)
+
 DERIVED = {"ravel": _ravel, "dot": _dot, "vecdot": _vecdot, "outer": _outer, "tensordot": _tensordot,
            "trace": _trace, "diag": _diag, "slogdet": _slogdet, "norm": _norm, "vector_norm": _vector_norm_api,
            "take_along_axis": _take_along_axis, "sort": _sort, "diff": _diff, "unstack": _unstack,
-           "broadcast_arrays": _broadcast_arrays, "copysign": _copysign, "astype": _astype,
+           "broadcast_arrays": _broadcast_arrays, "copysign": _copysign, "astype": _astype, "eigh": _eigh,
+           "svd": _svd, "qr": _qr, "cross": _cross, "matrix_power": _matrix_power, "matrix_norm": _matrix_norm,
+           "pinv": _pinv, "matrix_rank": _matrix_rank,
+           **SETS, **BITWISE,  # (diffkit.array_api_sets: nonzero, unique_*, the bitwise functions)
            "real": lambda xp, x: x, "conj": lambda xp, x: x, "imag": lambda xp, x: xp.zeros_like(x)}
 # (real, conj, imag: every function diffkit differentiates is real, so a real array's parts)
 
@@ -399,7 +510,7 @@ CONSTANT_NAMES = (
     "uint16", "uint8", "complex64", "complex128", "bool", "bool_", "zeros", "ones", "full", "empty", "eye", "arange",
     "linspace", "asarray", "array", "zeros_like", "ones_like", "full_like", "empty_like", "shape", "ndim", "size",
     "result_type", "finfo", "iinfo", "isscalar", "errstate", "meshgrid", "indices", "ix_", "tri", "broadcast_shapes",
-    "can_cast", "isdtype")
+    "can_cast", "isdtype", "from_dlpack")
 _NUMPY_CONSTANTS = {n: getattr(np, "bool_" if n == "bool" else n) for n in CONSTANT_NAMES + ("copy",) if
                     hasattr(np, n) or n == "bool"}  # (isdtype: numpy >= 2)
 

@@ -98,6 +98,36 @@ def _solve_triangular(lib):
     return lambda x, y, lower=False: lib.linalg.solve(triangles[bool(lower)](x), y)
 
 
+def _column_signs(lib, V):
+    """+1 or -1 per column: the sign of its entry of largest magnitude (the decompositions' convention)."""
+    picked = lib.take_along_axis(V, lib.argmax(lib.abs(V), axis=-2, keepdims=True), axis=-2)
+    return lib.where(picked < 0, -lib.ones_like(picked), lib.ones_like(picked))
+
+
+def _eigvecsh(lib):
+    def run(x):
+        V = lib.linalg.eigh(x).eigenvectors
+        return V * _column_signs(lib, V)
+    return run
+
+
+def _svd_part(lib, k: int):
+    def run(x):
+        U, _, Vh = lib.linalg.svd(x, full_matrices=False)
+        signs = _column_signs(lib, U)
+        return U * signs if k == 0 else Vh * lib.matrix_transpose(signs)
+    return run
+
+
+def _qr_part(lib, k: int):
+    def run(x):
+        Q, R = lib.linalg.qr(x)
+        d = lib.linalg.diagonal(R)
+        d = lib.where(d < 0, -lib.ones_like(d), lib.ones_like(d))
+        return Q * lib.expand_dims(d, axis=-2) if k == 0 else R * lib.expand_dims(d, axis=-1)
+    return run
+
+
 # --- functions outside the standard, composed from it where that is as accurate as the library's own ------------
 
 def _xlogy(lib):
@@ -132,6 +162,46 @@ def _logical(lib, name: str):
     return lambda *xs: fn(*[truth(x) for x in xs])
 
 
+def _nonzero_indices(lib):
+    """numpy's (ndim, k) array of indices: the standard's nonzero tuple, stacked (a NaN is nonzero there too)."""
+    def run(x):
+        if x.ndim == 0:
+            raise ValueError("nonzero: x has no axes; the array API refuses nonzero of a 0-d array (reshape it to "
+                             "(1,) first)")
+        return lib.stack(list(lib.nonzero(x)), axis=0)  # (one row per axis: at least one)
+    return run
+
+
+def _unique_part(lib, part: str):
+    """A part of the standard's ``unique_all`` (first occurrences, each NaN distinct), with the distinct values put
+    in ascending order (the standard leaves their order to the library) and inverse_indices in x's shape."""
+    def run(x):
+        u = lib.unique_all(x)
+        order = lib.argsort(u.values, stable=True)
+        if part == "indices":
+            return lib.take(u.indices, order)
+        if part == "counts":
+            return lib.take(u.counts, order)
+        rank = lib.argsort(order, stable=True)  # (where each old place went)
+        return lib.reshape(lib.take(rank, lib.reshape(u.inverse_indices, (-1,))), x.shape)
+    return run
+
+
+def _isin(lib):
+    """The standard's isin takes integers only: other dtypes (a trace's float64) compare every pair, an
+    (x1.size, x2.size) table (``==``: a NaN is in nothing)."""
+    def run(x1, x2, invert=False):
+        dtypes = (getattr(x1, "dtype", None), getattr(x2, "dtype", None))
+        if all(d is not None and lib.isdtype(d, "integral") for d in dtypes) and hasattr(lib, "isin"):
+            return lib.isin(x1, x2, invert=invert)
+        like = x1 if hasattr(x1, "shape") else x2
+        x1, x2 = (v if hasattr(v, "shape") else lib.asarray(v, dtype=like.dtype, device=device_of(like))
+                  for v in (x1, x2))
+        found = lib.any(lib.expand_dims(x1, axis=-1) == lib.reshape(x2, (-1,)), axis=-1)
+        return lib.logical_not(found) if invert else found
+    return run
+
+
 FORMS: dict[str, Callable[[Any], Callable]] = {
     **{name: (lambda lib, name=name: _logical(lib, name)) for name in ("logical_not", "logical_and", "logical_or",
                                                                          "logical_xor")},
@@ -162,6 +232,13 @@ FORMS: dict[str, Callable[[Any], Callable]] = {
     "inv": lambda lib: lib.linalg.inv,
     "solve": lambda lib: lib.linalg.solve,
     "cholesky": _cholesky,
+    "eigvalsh": lambda lib: lib.linalg.eigvalsh,
+    "eigvecsh": _eigvecsh,
+    "svdvals": lambda lib: lib.linalg.svdvals,
+    "svd_u": lambda lib: _svd_part(lib, 0),
+    "svd_vh": lambda lib: _svd_part(lib, 2),
+    "qr_q": lambda lib: _qr_part(lib, 0),
+    "qr_r": lambda lib: _qr_part(lib, 1),
     "solve_triangular": _solve_triangular,
     "einsum": lambda lib: lambda *xs, subscripts: einsum(lib, subscripts, *xs),
     "xlogy": _xlogy,
@@ -172,6 +249,11 @@ FORMS: dict[str, Callable[[Any], Callable]] = {
     "argsort": lambda lib: lambda x, axis=-1, descending=False, stable=True: lib.argsort(x, axis=axis,
                                                                                 descending=descending, stable=True),
     "clip": lambda lib: lambda x, min=None, max=None: lib.clip(x, min=min, max=max),
+    "nonzero_indices": _nonzero_indices,
+    "unique_first_indices": lambda lib: _unique_part(lib, "indices"),
+    "unique_inverse_indices": lambda lib: _unique_part(lib, "inverse"),
+    "unique_value_counts": lambda lib: _unique_part(lib, "counts"),
+    "isin": _isin,
 }
 
 
@@ -219,7 +301,7 @@ def _library_forward(prim, lib) -> tuple[Callable, Any]:
 
 _NAMESPACES: dict = {}
 _CONSTANTS = ("pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64", "bool", "zeros_like", "ones_like",
-              "full_like", "astype")
+              "full_like", "astype", "from_dlpack")
 _MAKERS = ("zeros", "ones", "full", "empty", "eye", "arange", "linspace", "asarray")  # they take device=
 
 

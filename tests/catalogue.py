@@ -11,6 +11,7 @@ high-precision numerical differentiation: still no diffkit rule in the path.
 from __future__ import annotations
 
 import itertools
+import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -79,6 +80,52 @@ def _cholesky(A, upper=False):
     L = mp.cholesky(A)
     L = np.array(L.tolist(), dtype=object)
     return L.T if upper else L
+
+
+def _sign_of_largest(column):
+    """-1 if the column's entry of largest magnitude (the first, on ties) is negative, else 1."""
+    best = 0
+    for i, v in enumerate(column):
+        if abs(v) > abs(column[best]):
+            best = i
+    return -1 if column[best] < 0 else 1
+
+
+def _eigh(A):
+    """Eigenvalues ascending, eigenvector columns each with its largest entry positive (mpmath's Jacobi method)."""
+    E, Q = mp.eigsy(A)
+    order = sorted(range(A.rows), key=lambda i: E[i])
+    cols = [[Q[r, i] for r in range(A.rows)] for i in order]
+    cols = [[_sign_of_largest(c) * v for v in c] for c in cols]
+    return np.array([E[i] for i in order], dtype=object), np.array(cols, dtype=object).T
+
+
+def _svd(A):
+    """The reduced SVD: singular values descending; U's columns each with its largest entry positive, V's rows
+    signed to match."""
+    U, S, V = mp.svd_r(A, full_matrices=False)
+    order = sorted(range(len(S)), key=lambda i: -S[i])
+    us, vs = [], []
+    for i in order:
+        col = [U[r, i] for r in range(U.rows)]
+        sign = _sign_of_largest(col)
+        us.append([sign * v for v in col])
+        vs.append([sign * V[i, c] for c in range(V.cols)])
+    return np.array(us, dtype=object).T, np.array([S[i] for i in order], dtype=object), np.array(vs, dtype=object)
+
+
+def _qr(A):
+    """The reduced QR by Gram-Schmidt in mpmath (R's diagonal positive by construction)."""
+    cols = [[A[r, c] for r in range(A.rows)] for c in range(A.cols)]
+    qs, R = [], [[mp.mpf(0)] * A.cols for _ in range(A.cols)]
+    for j, a in enumerate(cols):
+        v = list(a)
+        for i, q in enumerate(qs):
+            R[i][j] = mp.fsum(qk * ak for qk, ak in zip(q, a))
+            v = [vk - R[i][j] * qk for vk, qk in zip(v, q)]
+        R[j][j] = mp.sqrt(mp.fsum(vk * vk for vk in v))
+        qs.append([vk / R[j][j] for vk in v])
+    return np.array(qs, dtype=object).T, np.array(R, dtype=object)
 
 
 def _sigmoid(x):
@@ -195,6 +242,7 @@ SCALARS = {
     "log_sigmoid": Scalar(lambda x: -mp.log(1 + mp.exp(-x)), (lambda x: 1 - _sigmoid(x),)),
     "softplus": Scalar(_softplus, (_sigmoid,)),
     "relu": Scalar(lambda x: max(x, 0), (lambda x: 1 if x > 0 else 0,)),
+    "nextafter": Scalar(lambda x, y: next_float(x, y), (lambda x, y: 1, lambda x, y: 0)),
 }
 
 ARRAYS = {
@@ -244,6 +292,13 @@ ARRAYS = {
     "solve": Array(_matrices(_solve)),
     "cholesky": Array(_matrices(_cholesky)),
     "solve_triangular": Array(_matrices(_solve_triangular)),
+    "eigvalsh": Array(_matrices(lambda a: _eigh(a)[0])),
+    "eigvecsh": Array(_matrices(lambda a: _eigh(a)[1])),
+    "svdvals": Array(_matrices(lambda a: _svd(a)[1])),
+    "svd_u": Array(_matrices(lambda a: _svd(a)[0])),
+    "svd_vh": Array(_matrices(lambda a: _svd(a)[2])),
+    "qr_q": Array(_matrices(lambda a: _qr(a)[0])),
+    "qr_r": Array(_matrices(lambda a: _qr(a)[1])),
     "vector_norm": Array(lambda x, axis=None, keepdims=False: _elementwise(mp.sqrt)(np.sum(x * x, axis=axis, keepdims=keepdims))),
     "affine": Array(lambda x, w, b: np.matmul(x, w) + b),
     "sum_of_squares": Array(lambda x: np.sum(x * x)),
@@ -275,7 +330,64 @@ CONSTANTS = {
                                                         for w in np.ravel(y)]).reshape(np.shape(y)),
     "logical_not": lambda x: x == 0, "logical_and": lambda x, y: (x != 0) & (y != 0),
     "logical_or": lambda x, y: (x != 0) | (y != 0), "logical_xor": lambda x, y: (x != 0) ^ (y != 0),
+    "nonzero_indices": lambda x: nonzero_rows(x),
+    "unique_first_indices": lambda x: np.array(distinct_firsts(x), dtype=np.intp),
+    "unique_value_counts": lambda x: np.array([sum(1 for v in np.ravel(x) if v == np.ravel(x)[i])
+                                               if np.ravel(x)[i] == np.ravel(x)[i] else 1 for i in distinct_firsts(x)],
+                                              dtype=np.intp),
+    "unique_inverse_indices": lambda x: inverse_places(x),
+    "isin": lambda x1, x2, invert=False: np.array([any(a == b for b in np.ravel(x2)) != invert for a in np.ravel(x1)],
+                                                  dtype=bool).reshape(np.shape(x1)),
 }
+
+
+def nonzero_rows(x):
+    """The (ndim, k) indices of the entries with x != 0 (NaN included), visited in row-major order."""
+    found = [idx for idx in np.ndindex(np.shape(x)) if np.asarray(x, dtype=object)[idx] != 0]
+    return np.array([[idx[d] for idx in found] for d in range(np.ndim(x))], dtype=np.intp).reshape(np.ndim(x), -1)
+
+
+def distinct_firsts(x):
+    """The index (row-major) of the first occurrence of each distinct value of x, in ascending order of value:
+    a value is new if it equals (==) no earlier one, so each NaN is new; NaNs last, in the order they occur."""
+    flat = list(np.ravel(x))
+    firsts = []
+    for i, v in enumerate(flat):
+        if not any(flat[j] == v for j in firsts):
+            firsts.append(i)
+    numbers = [i for i in firsts if flat[i] == flat[i]]
+    for a in range(len(numbers)):  # selection sort by comparisons alone
+        low = min(range(a, len(numbers)), key=lambda b: flat[numbers[b]])
+        numbers[a], numbers[low] = numbers[low], numbers[a]
+    return numbers + [i for i in firsts if flat[i] != flat[i]]
+
+
+def inverse_places(x):
+    """For each entry of x, the place of its value among :func:`distinct_firsts` (x's shape)."""
+    flat, firsts = list(np.ravel(x)), distinct_firsts(x)
+
+    def place(i, v):
+        if v != v:  # a NaN is a value of its own: its own first occurrence
+            return firsts.index(i)
+        return next(k for k, j in enumerate(firsts) if flat[j] == v)
+    return np.array([place(i, v) for i, v in enumerate(flat)], dtype=np.intp).reshape(np.shape(x))
+
+
+def next_float(x, y):
+    """The float64 after x in the direction of y, from the bits: finite nonzero floats of one sign are ordered as
+    their bit patterns (as integers), so the neighbour is the pattern one away; from 0 it is the smallest
+    subnormal with y's sign; x == y gives y; a NaN gives NaN."""
+    x, y = float(x), float(y)
+    if x != x or y != y:
+        return mp.mpf("nan")
+    if x == y:
+        return mp.mpf(y)
+    if x == 0:
+        return mp.mpf(2) ** -1074 * (1 if y > 0 else -1)
+    bits = struct.unpack("<q", struct.pack("<d", x))[0]
+    bits += 1 if (y > x) == (x > 0) else -1  # away from zero where y is beyond x, toward it otherwise
+    return mp.mpf(struct.unpack("<d", struct.pack("<q", bits))[0])
+
 
 def stable_order(x, axis, descending):
     """Indices that sort x along ``axis`` by comparisons alone (insertion order for ties), ascending or

@@ -212,6 +212,8 @@ OTHER_ROUTE = {
     "cbrt": 4 * 2.2e-16,               # the composed root is within 1 ulp of numpy's; the rule reads it squared
     "exp2": 4 * 2.2e-16,               # pow(2, x) is within 1 ulp of numpy's exp2; the rule reads it
     "tanh": 4 * 2.2e-16,               # saturated entries' sech^2: a few by math.exp on numpy, np.exp here (1 ulp)
+    "qr_q": 16 * 2.2e-16,              # the rules solve with R: solve_triangular's route, as above
+    "qr_r": 16 * 2.2e-16,
 }
 
 

@@ -7,7 +7,7 @@ every backend, its reverse rule, its forward rule and its test domain.
 """
 from __future__ import annotations
 
-from . import constant, elementwise, linalg, nn, reductions, structure  # noqa: F401  (each fills the table)
+from . import constant, decompositions, elementwise, linalg, nn, reductions, structure  # noqa: F401  (each fills the table)
 from .table import ALIASES, BACKENDS, OBJECT, PRIMITIVES, SAME, Domain, NotAnalytic, Primitive, Unsupported, defprim
 
 __all__ = ["PRIMITIVES", "ALIASES", "BACKENDS", "Primitive", "Domain", "NotAnalytic", "Unsupported", "SAME",

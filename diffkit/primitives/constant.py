@@ -2,6 +2,16 @@
 
 On the complex step they act on the real part, so a branch is chosen by the
 real value, as the derivative it carries needs.  ``sign(0) = 0`` (numpy's).
+
+The data-dependent ops of the array API's set and search functions are here as
+their index parts: ``nonzero_indices`` (``nonzero``'s indices as one (ndim, k)
+array), ``unique_first_indices``, ``unique_inverse_indices`` and
+``unique_value_counts`` (the parts of ``unique_all``; its values are a gather at
+the first indices, composed in :data:`diffkit.backends.DERIVED`, so that each
+distinct value's gradient goes to its first occurrence), and ``isin``.  Distinct
+values come in ascending order; equality is ``==``, so each NaN is distinct
+(after the numbers, in the order they occur), -0.0 and 0.0 are one value, and a
+NaN is in no array.
 """
 from __future__ import annotations
 
@@ -45,6 +55,56 @@ def _argsort(x, axis=-1, descending=False, stable=True):
 def _of_truths(fn):
     """all / any / count_nonzero over ``x != 0``: numbers of any backend as truth values (NaN is true)."""
     return lambda x, axis=None, keepdims=False: fn(np.not_equal(x, 0), axis=axis, keepdims=keepdims)
+
+
+def _nonzero_indices(x):
+    """The indices of x's nonzero entries (NaN counts as nonzero), in row-major order, as one integer array of
+    shape (ndim, k): row d holds the entries' indices along axis d."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError("nonzero: x has no axes; the array API refuses nonzero of a 0-d array (reshape it to "
+                         "(1,) first)")
+    where = np.nonzero(_truth(x) if x.dtype == object else x)
+    return np.array(where, dtype=np.intp).reshape(x.ndim, -1)
+
+
+def _unique_parts(x):
+    """``(first indices, inverse indices, counts)`` of the distinct values of x, flattened in row-major order:
+    the distinct values in ascending order, each one's first occurrence, each entry's place among them (x's
+    shape), and how often each occurs.  Equality is ``==``: each NaN is distinct (after the numbers, in the
+    order they occur), -0.0 and 0.0 are one value (the first to occur).  Numbers of any backend: numpy's unique
+    on float arrays, comparisons alone (a stable sort) on object arrays."""
+    x = np.asarray(x)
+    flat = x.reshape(-1)
+    if flat.dtype != object:
+        _, first, inverse, counts = np.unique(flat, return_index=True, return_inverse=True, return_counts=True,
+                                              equal_nan=False)
+        return first.astype(np.intp), inverse.astype(np.intp).reshape(x.shape), counts.astype(np.intp)
+    nan = [bool(v != v) for v in flat]
+    order = sorted((i for i in range(flat.size) if not nan[i]), key=lambda i: flat[i])  # (stable: ties in order)
+    first, counts, inverse = [], [], np.empty(flat.size, dtype=np.intp)
+    for i in order:
+        if first and flat[i] == flat[first[-1]]:
+            counts[-1] += 1
+        else:
+            first.append(i)
+            counts.append(1)
+        inverse[i] = len(first) - 1
+    for i in (i for i in range(flat.size) if nan[i]):
+        first.append(i)
+        counts.append(1)
+        inverse[i] = len(first) - 1
+    return np.array(first, dtype=np.intp), inverse.reshape(x.shape), np.array(counts, dtype=np.intp)
+
+
+def _isin(x1, x2, invert=False):
+    """Whether each entry of x1 equals some entry of x2 (``==``: a NaN is in nothing), x1's shape."""
+    x1, x2 = np.asarray(x1), np.asarray(x2)
+    if x1.dtype != object and x2.dtype != object:
+        return np.isin(x1, x2, invert=invert)
+    members = list(x2.reshape(-1))
+    found = np.array([any(bool(a == b) for b in members) for a in x1.reshape(-1)], dtype=bool).reshape(x1.shape)
+    return ~found if invert else found
 
 
 def _unary(name, numpy_fn, mp_fn, sympy_fn, **kw):
@@ -110,4 +170,17 @@ defprim("logical_not", "x", kind="constant", numpy=np.logical_not, complex=np.lo
 for _name, _fn in (("logical_and", np.logical_and), ("logical_or", np.logical_or), ("logical_xor", np.logical_xor)):
     defprim(_name, "x y", kind="constant", numpy=_fn, complex=_fn, mpmath=lambda x, y, fn=_fn: fn(_truth(x), _truth(y)),
             sympy=lambda x, y, fn=_fn: fn(_truth(x), _truth(y)), domain=PAIRS)
+defprim("nonzero_indices", "x", kind="constant", numpy=_nonzero_indices, complex=_real(_nonzero_indices), mpmath=OBJECT,
+        sympy=OBJECT, convention="NaN counts as nonzero; row-major order; nonzero(x) is the tuple of the rows",
+        domain=ANY)  # (no zeros drawn: a batch's members must keep one shape; tests/test_array_api_sets.py has them)
+_UNIQUE = Domain(shapes=(((6,),), ((2, 3),), ((3, 4),)), integer=True)
+_UNIQUE_CONVENTION = "ascending distinct values; each NaN distinct (last, in order); -0.0 == 0.0"
+for _name, _part in (("unique_first_indices", 0), ("unique_inverse_indices", 1), ("unique_value_counts", 2)):
+    _fn = (lambda x, part=_part: _unique_parts(x)[part])
+    defprim(_name, "x", kind="constant", numpy=_fn, complex=_real(_fn), mpmath=OBJECT, sympy=OBJECT,
+            convention=_UNIQUE_CONVENTION + ("; the first occurrence's index, in row-major order" if _part == 0 else ""),
+            domain=_UNIQUE)
+defprim("isin", "x1 x2", kind="constant", params={"invert": False}, numpy=_isin, complex=_real(_isin), mpmath=OBJECT,
+        sympy=OBJECT, convention="equality is ==: a NaN is in no array",
+        domain=Domain(shapes=(((4,), (3,)), ((2, 3), (5,))), params=({}, {"invert": True}), integer=True))
 # fmt: on

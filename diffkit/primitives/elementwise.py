@@ -10,7 +10,8 @@ x < -1), ``asin' = 1/sqrt((1-x)(1+x))``.
 Conventions: ``abs'(0) = 0``; ``maximum``/``minimum`` at a tie send half of
 ``g`` to each side; ``hypot`` has gradient 0 at the origin; ``clip`` passes the
 gradient at its bounds; ``d/dy x**y = 0`` at x = 0; ``lgamma`` is
-log|Gamma(x)| (numpy's and SciPy's convention), so it is real for x < 0.
+log|Gamma(x)| (numpy's and SciPy's convention), so it is real for x < 0;
+``nextafter(x, y)`` has derivative 1 in x and 0 in y (it moves x by one float64 spacing).
 """
 from __future__ import annotations
 
@@ -145,6 +146,19 @@ def _minus_to(g, y_shape, xp):
     return -g
 
 
+def _complex_nextafter(x, y):
+    """The step on the real parts; x's imaginary part (the complex step's perturbation) rides along: derivative 1."""
+    x = np.asarray(x)
+    return np.nextafter(x.real, np.asarray(y).real) + 1j * x.imag
+
+
+def _mp_nextafter(x, y):
+    """x moved by the float64 step that nextafter takes at float(x) toward float(y): exactly nextafter at a float64
+    x, and derivative 1 in x, 0 in y at mpmath's precision too (the referee's differences see the convention)."""
+    fx, fy = float(x), float(y)
+    return x + (mpmath.mpf(float(np.nextafter(fx, fy))) - mpmath.mpf(fx))
+
+
 NO_COMPLEX_POLYGAMMA = Unsupported("SciPy's polygamma takes real arguments only; use method='central' or 'reverse'")
 
 # fmt: off
@@ -194,6 +208,12 @@ defprim("xlogy", "x y", numpy=lambda x, y: special.xlogy(x, y), complex=lambda x
         mpmath=_mp_xlogy, sympy=lambda x, y: x * held("log")(y),
         vjp=(lambda g, y, xp: g * xp.log(y), lambda g, x, y: g * x / y), convention="xlogy(0, y) = 0",
         domain=Domain((-2.0, 0.1), (2.0, 3.0), shapes=(((), ()), ((3,), (3,)))))
+defprim("nextafter", "x y", numpy=np.nextafter, complex=_complex_nextafter, mpmath=_mp_nextafter,
+        sympy=Unsupported("nextafter steps to the next float64, which has no meaning for an exact symbolic number"),
+        vjp=(lambda g: g, None),
+        convention="d/dx = 1, d/dy = 0: the result is x moved by one float64 spacing toward y, a step that is "
+                   "constant where it is differentiable (and 0 where x == y)",
+        domain=Domain(shapes=(((), ()), ((3,), (3,)), ((2, 3), (3,)))))
 
 # --- powers, exponentials and logarithms
 defprim("exp", "x", numpy=np.exp, complex=SAME, mpmath=mpmath.exp, sympy=held("exp"), vjp=lambda g, ans: g * ans)

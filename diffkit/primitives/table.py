@@ -87,7 +87,8 @@ class Domain:
     ``kinks`` are points where the derivative jumps (tested for the convention);
     ``params`` lists example keyword parameters; ``matrix`` names a structure
     the inputs must have (``"spd"``, ``"lower"``, ``"square"``) for linear algebra, ``"sorted"`` (ascending along
-    the last axis) for a search.
+    the last axis) for a search; ``integer`` draws whole numbers (as floats), so that ties and zeros occur (unique,
+    isin).
     """
 
     low: float | tuple = -3.0

@@ -81,6 +81,17 @@ def _loop(prim, vals, which, params, k, xp):
     return namespace(*outs).stack(outs, axis=0)
 
 
+def _data_dependent(prim, vals, which, params, k, xp):
+    """nonzero's and unique's parts: each member on its own, stacked where their results have one shape."""
+    outs = [_call(prim, [v[i] if w else v for v, w in zip(vals, which)], params, xp) for i in range(k)]
+    shapes = sorted({_shape(o) for o in outs})
+    if len(shapes) > 1:
+        raise ValueError(f"{prim.name} over a batch: the members' results have the shapes {shapes}, which cannot "
+                         f"stack into one batched array (the shape depends on each member's values); run the "
+                         f"members one at a time")
+    return namespace(*outs).stack(outs, axis=0)
+
+
 def _elementwise(prim, vals, which, params, k, xp):
     if len(vals) == 1:
         return _call(prim, vals, params, xp)
@@ -254,12 +265,16 @@ def _affine(prim, vals, which, params, k, xp):
 _ALL = ("sum", "mean", "prod", "max", "min", "var", "std", "vector_norm", "logsumexp", "softmax", "log_softmax",
         "flip", "all", "any", "count_nonzero")
 _FLAT = ("cumulative_sum", "cumprod", "argmax", "argmin", "argsort", "repeat", "roll")
-_MATRIX = ("matrix_transpose", "tril", "triu", "diagonal", "det", "logabsdet", "inv", "cholesky")
+# data-dependent shapes (nonzero, unique): each member on its own (results of different sizes are refused)
+_DATA_DEPENDENT = ("nonzero_indices", "unique_first_indices", "unique_inverse_indices", "unique_value_counts")
+_MATRIX = ("matrix_transpose", "tril", "triu", "diagonal", "det", "logabsdet", "inv", "cholesky", "eigvalsh",
+           "eigvecsh", "svdvals", "svd_u", "svd_vh", "qr_q", "qr_r")
 _OWN = {"squeeze": _squeeze, "expand_dims": _axes_pair("axis"), "swapaxes": _axes_pair("axis1", "axis2"),
         "moveaxis": _axes_pair("source", "destination"), "permute_dims": _permute_dims, "reshape": _reshape_rule,
         "broadcast_to": _broadcast_to, "tile": _tile, "concat": _joined, "stack": _joined, "getitem": _getitem,
         "take": _take, "at_set": _at, "at_add": _at, "matmul": _matmul, "einsum": _einsum, "solve": _solve,
-        "solve_triangular": _solve, "affine": _affine, "where": _elementwise, "clip": _elementwise}
+        "solve_triangular": _solve, "affine": _affine, "where": _elementwise, "clip": _elementwise,
+        **{name: _data_dependent for name in _DATA_DEPENDENT}}
 
 
 def _rule_for(prim) -> Callable:
