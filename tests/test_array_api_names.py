@@ -4,6 +4,8 @@ searchsorted.  Values against numpy's own functions; derivatives against hand-de
 difference matrix built by numpy's diff of the identity, sign rules), never against another diffkit route."""
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -232,3 +234,36 @@ def test_the_composed_names_on_array_api_strict_give_numpys_gradient():
         return xp.sum(xp.astype(t, strict.float32) * xp.astype(ints, strict.float64))
     cast = dk.gradient(casts, strict.asarray([1.7, -2.6]))
     assert to_host(cast.grad).tolist() == [1.0, -2.0]  # d/dt (t trunc(t)) = trunc(t)
+
+
+# --- the array object: the standard's methods and attributes on every trace -----------------------------------
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_array_object_methods_work_on_traces_and_conversions_that_drop_the_trace_are_refused(mode):
+    x = np.array([[0.25, 1.5, 2.75], [-0.5, 3.25, 4.0]])
+    seen = {}
+
+    def f(t):
+        xp = t.__array_namespace__()  # (how array-API code finds its namespace)
+        seen.update(size=t.size, mT=t.mT.shape, device=t.device, same=t.to_device(t.device) is t)
+        for convert in (int, complex, operator.index, float):
+            with pytest.raises(TypeError, match="drop"):
+                convert(t[0, 0])
+        with pytest.raises(ValueError, match="stays on its device"):
+            t.to_device("gpu:0")
+        # x % 2 = x - 2 floor(x / 2): slope 1 away from the jumps; x // 2 is a constant
+        return xp.sum(3.0 * (t % 2.0) + 5.0 * (t // 2.0) + (7.0 % (t + 10.0)))
+
+    if mode == "reverse":
+        grad = dk.gradient(f, x).grad
+    else:
+        grad = np.array([dk.jvp(f, x, e.reshape(x.shape))[1] for e in np.eye(x.size)]).reshape(x.shape)
+    # d/dt [7 % (t + 10)] = -floor(7 / (t + 10)) = 0 here (t + 10 > 7)
+    assert grad.tolist() == [[3.0] * 3] * 2
+    assert seen == dict(size=6, mT=(3, 2), device="cpu", same=True)
+
+
+def test_a_branch_on_a_dual_takes_its_primal():
+    f = lambda t: t[0] * t[1] if t[0] > 0 else -t[0]  # noqa: E731
+    assert dk.jvp(f, np.array([2.0, 3.0]), np.array([1.0, 0.0]))[1] == 3.0
+    assert dk.jvp(lambda t: t[0] ** 2 if bool(t[0]) else 0.0, np.array([3.0]), np.array([1.0]))[1] == 6.0

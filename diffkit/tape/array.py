@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..dispatch import register_tracer, strip
+from .operators import ArrayObject
 
 __all__ = ["TArray"]
 
@@ -19,7 +20,7 @@ def _comparison(op, name: str):
     return compare
 
 
-class TArray:
+class TArray(ArrayObject):
     """An array recorded on a tape.  Arithmetic, ``@``, indexing, ``.T`` and the methods below are recorded.
 
     Comparisons return plain boolean arrays: they carry no gradient.
@@ -49,20 +50,12 @@ class TArray:
         return len(self.shape)
 
     @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
     def dtype(self):
         return getattr(self.value, "dtype", np.dtype(object))
 
     @property
     def T(self) -> "TArray":
         return self.tape.ns.permute_dims(self, tuple(range(self.ndim))[::-1])
-
-    @property
-    def mT(self) -> "TArray":
-        return self.tape.ns.matrix_transpose(self)
 
     def __len__(self) -> int:
         return len(self.value)

@@ -62,6 +62,9 @@ class Dual(NamespaceOperators):
     def bind(cls, prim: Any, top: "Dual", args: tuple, params: dict) -> "Dual":
         return _push(prim, top, args, params)
 
+    def __bool__(self) -> bool:  # a branch on the primal, which forward mode has at hand
+        return bool(self.primal)
+
     def __lt__(self, o): return self.primal < _plain(o)
     def __le__(self, o): return self.primal <= _plain(o)
     def __gt__(self, o): return self.primal > _plain(o)
