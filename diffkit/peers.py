@@ -38,6 +38,7 @@ import importlib.util
 import operator
 import sys
 import time
+import types
 import weakref
 from typing import Any, Callable
 
@@ -88,7 +89,9 @@ class PeerNamespace:
         if fn is None:
             raise NotImplementedError(f"op {op!r} is not available in the {self.name} backend (diffkit.peers); "
                                       f"compose it from the ops it has")
-        if self._wrap is not None and callable(fn):
+        if self._wrap is not None and isinstance(fn, types.ModuleType):  # xp.linalg: its functions adapted too
+            fn = PeerNamespace(f"{self.name}.{op}", lambda module=fn: module, wrap=self._wrap)
+        elif self._wrap is not None and callable(fn):
             fn = self._wrap(fn)
         setattr(self, op, fn)  # resolve each name once
         return fn
@@ -111,8 +114,13 @@ def _t(x: Any) -> Any:
 
 
 def _w(x: Any) -> Any:
+    """Tensors in results (also inside the named tuples of eigh, svd, qr, slogdet) as TorchArrays."""
     torch = _module_of("torch")
-    return TorchArray(x) if isinstance(x, torch.Tensor) else x
+    if isinstance(x, torch.Tensor):
+        return TorchArray(x)
+    if isinstance(x, tuple) and hasattr(x, "_fields"):
+        return type(x)(*[_w(v) for v in x])
+    return x
 
 
 def _torch_wrap(fn: Callable) -> Callable:

@@ -246,3 +246,23 @@ def test_the_decompositions_on_array_api_strict_values_give_numpys_values_and_gr
     U, _, Vh = np.linalg.svd(a, full_matrices=False)
     assert np.allclose(want - U @ Vh, _numpy_central(lambda x: np.sum(np.linalg.qr(x)[1] * np.sign(
         np.diagonal(np.linalg.qr(x)[1]))[:, None]), a), rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("peer", ["jax", "torch"])
+def test_the_decompositions_gradients_are_jaxs_and_pytorchs_on_sign_free_functions(peer):
+    # JAX and PyTorch differentiate their own LAPACK calls with their own rules: an independent check.  Their
+    # vectors' signs differ from ours, so the function reads only what the signs cancel out of (u1 v1^T, R^2, values)
+    pytest.importorskip(peer)
+    a = _random((4, 3), 22)
+
+    def f(t):
+        xp = dk.namespace(t)
+        U, S, Vh = xp.linalg.svd(t, full_matrices=False)
+        Q, R = xp.linalg.qr(t)
+        w, V = xp.linalg.eigh(t.T @ t)
+        return (xp.sum(S ** 3) + xp.sum((U[:, :1] @ Vh[:1]) ** 3) + xp.sum(R ** 2 * Q[:3] ** 2)
+                + xp.sum(w * w) + xp.sum((V[:, -1:] @ xp.matrix_transpose(V[:, -1:])) ** 3)
+                + xp.linalg.matrix_norm(t, ord=2) + xp.sum(xp.linalg.pinv(t) ** 2))
+
+    want = dk.gradient(f, a, method=peer).grad
+    assert np.allclose(_grad(f, a), want, rtol=0, atol=1e-12 * np.max(np.abs(want)))
