@@ -20,7 +20,7 @@ from .backends import NotAnalyticError, namespace
 from .methods import Cost, GradientResult, register_method
 from .api import gradient, methods
 from .reference import CertificationError, Reference, reference
-from .tape import Function, jvp, vjp
+from .tape import Function, checkpoint, jvp, vjp
 from .tape.compiled import compile  # noqa: A004 (dk.compile, like jax.jit)
 
 __version__ = "0.1.0"

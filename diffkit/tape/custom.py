@@ -6,7 +6,7 @@ from typing import Any, Callable
 from .array import TArray
 from .core import record
 
-__all__ = ["Function", "Context"]
+__all__ = ["Function", "Context", "newest_tape", "record_joint"]
 
 
 class Context:
@@ -69,15 +69,25 @@ class Function:
     @classmethod
     def apply(cls, *args: Any) -> Any:
         ctx = Context()
-        tape = max((a.tape for a in args if type(a) is TArray), key=lambda t: t.level, default=None)
-        vals = [a.value if type(a) is TArray and a.tape is tape else a for a in args]
+        tape, vals = newest_tape(args)
         ans = cls.forward(ctx, *vals)
         if tape is None:
             return ans
         prim = _CUSTOM.get(cls) or _CUSTOM.setdefault(cls, _Custom(cls))
-        parents = tuple(a.index if type(a) is TArray and a.tape is tape else -1 for a in args)
-        shapes = tuple(getattr(v, "shape", ()) for v in vals)
-        if tape.anomaly:
-            from .anomaly import user_site
-            tape.sites[len(tape.nodes)] = user_site()
-        return record(tape, (prim, parents, (ctx,), shapes), ans)
+        return record_joint(tape, prim, args, vals, (ctx,), ans)
+
+
+def newest_tape(args: tuple) -> tuple[Any, tuple]:
+    """The newest tape among ``args`` (None if none), and the args as its values (its arrays opened)."""
+    tape = max((a.tape for a in args if type(a) is TArray), key=lambda t: t.level, default=None)
+    return tape, tuple(a.value if type(a) is TArray and a.tape is tape else a for a in args)
+
+
+def record_joint(tape: Any, prim: Any, args: tuple, vals: tuple, rule_args: tuple, ans: Any) -> TArray:
+    """Record a node whose one rule ``prim.joint(g, *rule_args)`` returns a contribution per argument."""
+    parents = tuple(a.index if type(a) is TArray and a.tape is tape else -1 for a in args)
+    shapes = tuple(tuple(getattr(v, "shape", ())) for v in vals)
+    if tape.anomaly:
+        from .anomaly import user_site
+        tape.sites[len(tape.nodes)] = user_site()
+    return record(tape, (prim, parents, rule_args, shapes), ans)

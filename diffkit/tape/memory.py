@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .custom import Context
+
 __all__ = ["bytes_held"]
 
 
@@ -21,9 +23,12 @@ def bytes_held(tape) -> int:
 
 
 def _flat(args: tuple):
-    """The values in a rule's arguments, residual tuples (tanh's saturated entries) opened."""
+    """The values in a rule's arguments, residual tuples (tanh's saturated entries) and a custom op's saved
+    values opened."""
     for v in args:
         if type(v) is tuple:
             yield from _flat(v)
+        elif type(v) is Context:
+            yield from _flat(v.saved)
         else:
             yield v

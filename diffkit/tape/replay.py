@@ -126,7 +126,8 @@ def _check(entries: list) -> None:
             if i:
                 raise NotCompilable("the recording has a second leaf; dk.compile replays functions of one theta")
         elif e[0] not in ("op", "view"):
-            raise NotCompilable(f"op {getattr(e[0], 'name', e[0])!r} (a custom dk.Function) cannot be replayed")
+            raise NotCompilable(f"op {getattr(e[0], 'name', e[0])!r} (a custom op: a dk.Function or a dk.checkpoint "
+                                f"segment) cannot be replayed; call dk.gradient, or compile without it")
 
 
 def _needed(entries: list, guards: list, out: int) -> tuple[set, set]:
