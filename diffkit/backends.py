@@ -280,16 +280,26 @@ def _slogdet(xp, x):
     return SlogdetResult(xp.sign(xp._det(x)), xp._logabsdet(x))
 
 
+def _matrices(op: str, x) -> tuple:
+    """x's matrix shape (its last two axes), or ValueError naming the op: a decomposition needs a matrix."""
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) < 2:
+        raise ValueError(f"{op}: needs (a stack of) matrices, an array of at least 2 axes; got shape {shape} "
+                         f"(reshape a vector to (n, 1) or (1, n))")
+    return shape[-2:]
+
+
 def _eigh(xp, x):
     """The eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix: :mod:`.primitives.decompositions`
     has the conventions."""
+    _square_matrix("eigh", x)
     return EighResult(xp._eigvalsh(x), xp._eigvecsh(x))
 
 
 def _svd(xp, x, full_matrices=True):
     """``U, S, Vh`` with ``x = U diag(S) Vh``.  A square matrix's full SVD is its reduced one; a non-square one's
     extra columns of U or V are not unique, so they have no derivative, and diffkit asks for the reduced SVD."""
-    m, n = x.shape[-2:]
+    m, n = _matrices("svd", x)
     if full_matrices and m != n:
         raise NotImplementedError(f"svd: full_matrices=True on a {m} x {n} matrix adds {abs(m - n)} columns to "
                                   f"{'U' if m > n else 'V'} that are not unique functions of the matrix, so they have "
@@ -302,10 +312,11 @@ def _qr(xp, x, mode="reduced"):
     columns); a tall matrix's complete Q has columns that are not unique, and is refused."""
     if mode not in ("reduced", "complete"):
         raise ValueError(f"qr: mode must be 'reduced' or 'complete'; got {mode!r}")
-    if mode == "complete" and x.shape[-2] > x.shape[-1]:
+    if mode == "complete" and _matrices("qr", x)[0] > x.shape[-1]:
         raise NotImplementedError(f"qr: mode='complete' on a {x.shape[-2]} x {x.shape[-1]} matrix adds columns to Q "
                                   f"that are not unique functions of it, so they have no derivative; use "
                                   f"mode='reduced'")
+    _matrices("qr", x)
     return QRResult(xp._qr_q(x), xp._qr_r(x))
 
 
@@ -322,9 +333,10 @@ def _cross(xp, x1, x2, axis=-1):
 
 
 def _square_matrix(op: str, x) -> int:
-    if len(x.shape) < 2 or x.shape[-1] != x.shape[-2]:
+    m, n = _matrices(op, x)
+    if m != n:
         raise ValueError(f"{op}: needs (a stack of) square matrices; got shape {tuple(x.shape)}")
-    return x.shape[-1]
+    return n
 
 
 def _matrix_power(xp, x, n):
@@ -348,6 +360,7 @@ def _matrix_power(xp, x, n):
 def _matrix_norm(xp, x, keepdims=False, ord="fro"):
     """The array API's matrix norms over the last two axes: Frobenius, nuclear (the sum of the singular values),
     2 / -2 (the largest / smallest), 1 / -1 (column sums of |x|), inf / -inf (row sums)."""
+    _matrices("matrix_norm", x)
     if ord == "fro":
         return xp._vector_norm(x, axis=(-2, -1), keepdims=keepdims)
     if ord in ("nuc", 2, -2):
@@ -362,23 +375,25 @@ def _matrix_norm(xp, x, keepdims=False, ord="fro"):
     return xp.expand_dims(xp.expand_dims(out, axis=-1), axis=-1) if keepdims else out
 
 
-def _rtol(x, rtol):
-    return max(x.shape[-2:]) * np.finfo(np.float64).eps if rtol is None else rtol
+def _rtol(op: str, x, rtol):
+    return max(_matrices(op, x)) * np.finfo(np.float64).eps if rtol is None else rtol
 
 
 def _pinv(xp, x, rtol=None):
     """The Moore-Penrose inverse through the reduced SVD; singular values at or below ``rtol`` times the largest
     count as zero (default: max(M, N) * eps, the array API's)."""
+    rtol = _rtol("pinv", x, rtol)
     s = xp._svdvals(x)
-    keep = s > _rtol(x, rtol) * xp.max(s, axis=-1, keepdims=True)
+    keep = s > rtol * xp.max(s, axis=-1, keepdims=True)
     s_inv = xp.where(keep, 1.0 / xp.where(keep, s, 1.0), 0.0)
     return (xp.matrix_transpose(xp._svd_vh(x)) * xp.expand_dims(s_inv, axis=-2)) @ xp.matrix_transpose(xp._svd_u(x))
 
 
 def _matrix_rank(xp, x, rtol=None):
     """How many singular values exceed ``rtol`` times the largest (an integer: no derivative)."""
+    rtol = _rtol("matrix_rank", x, rtol)
     s = xp._svdvals(x)
-    return xp.count_nonzero(s > _rtol(x, rtol) * xp.max(s, axis=-1, keepdims=True), axis=-1)
+    return xp.count_nonzero(s > rtol * xp.max(s, axis=-1, keepdims=True), axis=-1)
 
 
 def _norm(xp, x, ord=None, axis=None, keepdims=False):

@@ -266,3 +266,18 @@ def test_the_decompositions_gradients_are_jaxs_and_pytorchs_on_sign_free_functio
 
     want = dk.gradient(f, a, method=peer).grad
     assert np.allclose(_grad(f, a), want, rtol=0, atol=1e-12 * np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("op, call", [("svd", lambda xp, t: xp.linalg.svd(t)), ("qr", lambda xp, t: xp.linalg.qr(t)),
+                                      ("eigh", lambda xp, t: xp.linalg.eigh(t)),
+                                      ("pinv", lambda xp, t: xp.linalg.pinv(t)),
+                                      ("matrix_norm", lambda xp, t: xp.linalg.matrix_norm(t)),
+                                      ("matrix_rank", lambda xp, t: xp.linalg.matrix_rank(t)),
+                                      ("matrix_power", lambda xp, t: xp.linalg.matrix_power(t, 2))],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_a_vector_is_refused_by_the_op_it_was_given_to_with_its_shape(op, call):
+    with pytest.raises(ValueError, match=rf"^{op}: needs \(a stack of\) (square )?matrices.*shape \(6,\)"):
+        dk.gradient(lambda t: dk.namespace(t).sum(call(dk.namespace(t), t)[0]), np.ones(6))
+    if op == "eigh":
+        with pytest.raises(ValueError, match=r"^eigh: needs \(a stack of\) square matrices; got shape \(2, 3\)"):
+            dk.namespace(np.ones((2, 3))).linalg.eigh(np.ones((2, 3)))
