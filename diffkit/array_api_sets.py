@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .dispatch import TRACERS, namespace
+from .dispatch import TRACERS, dtype_kind, namespace
 
 __all__ = ["UniqueAllResult", "UniqueCountsResult", "UniqueInverseResult", "SETS", "BITWISE"]
 
@@ -80,14 +80,9 @@ SETS: dict[str, Callable] = {"nonzero": nonzero, "unique_values": unique_values,
 # --- bitwise: integer and bool arrays only, by the values' own library ------------------------------------------
 
 def _kind(a: Any) -> str:
-    """numpy's kind letter of a value's dtype ('b', 'i', 'u', 'f', 'c', 'O' ...), any array library's."""
+    """numpy's kind letter of a value's dtype, any array library's (Python numbers as numpy reads them)."""
     dtype = getattr(a, "dtype", None)
-    if dtype is None:
-        return np.asarray(a).dtype.kind
-    try:
-        return np.dtype(dtype).kind
-    except TypeError:  # another library's dtype object (array-api-strict's): its name
-        return np.dtype(str(dtype).rsplit(".", 1)[-1].strip("'>")).kind
+    return np.asarray(a).dtype.kind if dtype is None else dtype_kind(dtype)
 
 
 def _bitwise(name: str) -> Callable:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import mpmath
 import numpy as np
 
-from .dispatch import TRACERS, NotAnalyticError, namespace, register_backend, set_default, strip
+from .dispatch import TRACERS, NotAnalyticError, dtype_kind, namespace, register_backend, set_default, strip
 from .primitives import OBJECT, PRIMITIVES, SAME, NotAnalytic, Unsupported
 
 __all__ = ["Namespace", "NUMPY", "COMPLEX", "MP", "sympy_namespace", "namespace", "register_backend",
@@ -475,13 +475,6 @@ def _copysign(xp, x1, x2):
     return xp.abs(x1) * xp.where(xp.signbit(x2), -1.0, 1.0)
 
 
-def _dtype_kind(dtype) -> str:
-    try:
-        return np.dtype(dtype).kind
-    except TypeError:  # another library's dtype object (array-api-strict's): its name
-        return np.dtype(str(dtype).rsplit(".", 1)[-1].strip("'>")).kind
-
-
 def _astype(xp, x, dtype, copy=True, device=None):
     """A cast.  A trace keeps its float64 values under a floating dtype (derivative 1: the tape differentiates in
     float64; cast the result if you need less); to an integer or bool dtype it is a constant (no derivative),
@@ -489,9 +482,9 @@ def _astype(xp, x, dtype, copy=True, device=None):
     under a floating dtype."""
     if type(x) not in TRACERS and getattr(x, "dtype", None) != object and getattr(xp, "name", None) != "complex":
         return _cast(x, dtype, copy)  # (plain values; the complex step's carry i h, which a float cast would drop)
-    if _dtype_kind(dtype) in "fc":
+    if dtype_kind(dtype) in "fc":
         return x
-    return _cast(xp.not_equal(x, 0) if _dtype_kind(dtype) == "b" else xp.trunc(x), dtype, True)
+    return _cast(xp.not_equal(x, 0) if dtype_kind(dtype) == "b" else xp.trunc(x), dtype, True)
 
 
 def _cast(x, dtype, copy: bool):

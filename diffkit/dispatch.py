@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["namespace", "register_backend", "register_tracer", "NotAnalyticError", "TRACERS", "strip"]
+__all__ = ["namespace", "register_backend", "register_tracer", "NotAnalyticError", "TRACERS", "strip", "dtype_kind"]
 
 
 class NotAnalyticError(ValueError):
@@ -50,6 +50,14 @@ def strip(x: Any) -> Any:
 
 
 GENERIC = "array_api"  # the backend of any other array-API library: it is asked last
+
+
+def dtype_kind(dtype: Any) -> str:
+    """numpy's kind letter of any array library's dtype ('b', 'i', 'u', 'f', 'c', 'O' ...)."""
+    try:
+        return np.dtype(dtype).kind
+    except TypeError:  # another library's dtype object (array-api-strict's): its name
+        return np.dtype(str(dtype).rsplit(".", 1)[-1].strip("'>")).kind
 
 
 def register_backend(name: str, detect: Callable[[Any], bool], ns: Any = None, *, priority: int | None = None,
