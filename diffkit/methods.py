@@ -289,7 +289,7 @@ class CountedFunction:
 
 def check_scalar(out: Any) -> None:
     """Refuse what f may not return: None, text, bools, non-numeric or non-scalar values."""
-    if getattr(out, "dtype", None) == _F64 and getattr(out, "shape", None) == ():  # the common answer, at once
+    if type(out) in (np.float64, np.ndarray) and out.dtype == _F64 and out.shape == ():  # the common answer, at once
         return
     if out is None:
         raise TypeError("f returned None: it must return a number (did the function forget `return`?)")

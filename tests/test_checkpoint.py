@@ -107,3 +107,13 @@ def test_bytes_held_counts_what_a_custom_function_saved():
     tape = Tape()
     Square.apply(tape.leaf(np.ones(100)))
     assert bytes_held(tape) == 800
+
+
+def test_integer_and_boolean_arguments_are_constants_of_the_recomputation():
+    def segment(a, idx, mask):
+        return dk.namespace(a).where(mask, a[idx] ** 2, 0.0)
+
+    idx, mask = np.array([2, 0, 1]), np.array([True, False, True])
+    f = lambda t: dk.namespace(t).sum(dk.checkpoint(segment)(t, idx, mask))  # noqa: E731
+    # a[2]^2 and a[1]^2 survive the mask: gradient 2 a there
+    assert dk.gradient(f, np.array([1.0, 2.0, 3.0])).grad.tolist() == [0.0, 4.0, 6.0]

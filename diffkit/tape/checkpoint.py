@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from ..dispatch import TRACERS, namespace
+from ..dispatch import TRACERS, dtype_kind, namespace
 from .array import TArray
 from .core import Tape
 from .custom import newest_tape, record_joint
@@ -40,8 +40,12 @@ class _Segment:
 
 
 def _differentiable(v: Any) -> bool:
+    """A float (or an enclosing trace's, or mpmath's) value: a leaf of the recomputation.  Integers, booleans and
+    other data pass through as constants."""
+    if type(v) in TRACERS or isinstance(v, float):
+        return True
     dtype = getattr(v, "dtype", None)
-    return type(v) in TRACERS or (isinstance(v, float) or getattr(dtype, "kind", "") in "fO") and dtype != bool
+    return dtype is not None and dtype_kind(dtype) in "fO"
 
 
 def checkpoint(fn: Callable) -> Callable:
