@@ -91,6 +91,50 @@ def _inv(a):
     return np.array(mp.inverse(mp.matrix(a.tolist())).tolist(), dtype=object)
 
 
+def _column_signs(V):
+    """The sign of each column's entry of largest magnitude (the first on ties): diffkit's documented convention
+    for eigen- and singular vectors, written out."""
+    signs = []
+    for j in range(V.shape[1]):
+        col = list(V[:, j])
+        big = max(range(len(col)), key=lambda i: (abs(col[i]), -i))
+        signs.append(-1 if col[big] < 0 else 1)
+    return np.array(signs, dtype=object)
+
+
+def _signed_columns(V):
+    return V * _column_signs(V)
+
+
+def _sym_eigh(a):
+    """Eigenvalues ascending and signed eigenvectors of the symmetric a + a^T, by mpmath's Jacobi iteration."""
+    E, Q = mp.eigsy(mp.matrix((a + a.T).tolist()))
+    order = sorted(range(len(E)), key=lambda i: E[i])
+    return np.array([E[i] for i in order], dtype=object), _signed_columns(np.array(Q.tolist(), dtype=object)[:, order])
+
+
+def _svd(a):
+    """The reduced SVD by mpmath: singular values descending, U's columns signed, V's rows following them."""
+    U, S, V = mp.svd_r(mp.matrix(a.tolist()), full_matrices=False)
+    order = sorted(range(len(S)), key=lambda i: -S[i])
+    U = np.array(U.tolist(), dtype=object)[:, order]
+    signs = _column_signs(U)
+    return U * signs, np.array([S[i] for i in order], dtype=object), np.array(V.tolist(), dtype=object)[order] * \
+        signs[:, None]
+
+
+def _gram_schmidt(a):
+    """The reduced QR from its definition: Q's columns orthonormalize a's in order, R = Q^T a (diagonal > 0)."""
+    cols = []
+    for j in range(a.shape[1]):
+        v = a[:, j].copy()
+        for q in cols:
+            v = v - q.dot(a[:, j]) * q
+        cols.append(v / mp.sqrt(v.dot(v)))
+    Q = np.stack(cols, axis=1)
+    return Q, np.triu(Q.T.dot(a))
+
+
 def _solve(a, b):
     """a^-1 b, one mpmath LU solve per column of b."""
     if b.ndim == 2:
@@ -160,6 +204,10 @@ BINARY = [
     Case("maximum", lambda xp, x, y: xp.maximum(x, y), E2(lambda a, b: a if a > b else b), ((4,), (4,)), gap=0.1),
     Case("minimum", lambda xp, x, y: xp.minimum(x, y), E2(lambda a, b: b if a > b else a), ((4,), (4,)), gap=0.1),
     Case("hypot", lambda xp, x, y: xp.hypot(x, y), E2(lambda a, b: mp.sqrt(a * a + b * b)), ((4,), (4,)), gap=0.1),
+    # x moved by the float64 step from float(x) toward float(y): a constant shift wherever it is differentiable
+    Case("nextafter", lambda xp, x, y: xp.nextafter(x, y) * y,
+         E2(lambda a, b: (a + (mp.mpf(float(np.nextafter(float(a), float(b)))) - mp.mpf(float(a)))) * b),
+         ((4,), (4,)), gap=0.1),
     Case("logaddexp", lambda xp, x, y: xp.logaddexp(x, y), E2(lambda a, b: mp.log(mp.exp(a) + mp.exp(b))),
          ((4,), (4,))),
     Case("arctan2", lambda xp, x, y: xp.arctan2(x, y), E2(mp.atan2), ((4,), (4,)), gap=0.1),
@@ -294,6 +342,25 @@ LINEAR_ALGEBRA = [
                                                                         .tolist())).tolist(), dtype=object), a),
          ((1, 3, 2, 2),)),
     Case("outer", lambda xp, a, b: xp.outer(a, b), lambda a, b: np.outer(a, b), ((3,), (2,))),
+    # the decompositions, on matrices made symmetric (eigh) inside the function, so any entry may be perturbed
+    Case("eigvalsh", lambda xp, a: _linalg(xp).eigvalsh(a + xp.matrix_transpose(a)), lambda a: _sym_eigh(a)[0],
+         ((3, 3),)),
+    Case("eigvecsh", lambda xp, a: _linalg(xp).eigh(a + xp.matrix_transpose(a)).eigenvectors,
+         lambda a: _sym_eigh(a)[1], ((3, 3),)),
+    Case("svdvals", lambda xp, a: _linalg(xp).svdvals(a), lambda a: _svd(a)[1], ((3, 2),)),
+    *[Case(f"svd_{part}_{m}x{n}", lambda xp, a, k=k: _linalg(xp).svd(a, full_matrices=False)[k],
+           lambda a, k=k: _svd(a)[k], ((m, n),))
+      for part, k in (("u", 0), ("vh", 2)) for m, n in ((3, 2), (2, 3), (3, 3))],
+    Case("qr_q", lambda xp, a: _linalg(xp).qr(a).Q, lambda a: _gram_schmidt(a)[0], ((3, 2),)),
+    Case("qr_r", lambda xp, a: _linalg(xp).qr(a).R, lambda a: _gram_schmidt(a)[1], ((3, 3),)),
+    # stacks (two batch axes: the rules' axes must count from the end)
+    Case("eigvecsh_batches", lambda xp, a: _linalg(xp).eigh(a + xp.matrix_transpose(a)).eigenvectors,
+         lambda a: _per_matrix(lambda m: _sym_eigh(m)[1], a), ((1, 2, 3, 3),)),
+    *[Case(f"svd_{part}_batches", lambda xp, a, k=k: _linalg(xp).svd(a, full_matrices=False)[k],
+           lambda a, k=k: _per_matrix(lambda m: _svd(m)[k], a), ((1, 2, 2, 3),)) for part, k in (("u", 0), ("vh", 2))],
+    *[Case(f"qr_{part}_batches", lambda xp, a, k=k: _linalg(xp).qr(a)[k],
+           lambda a, k=k: _per_matrix(lambda m: _gram_schmidt(m)[k], a), ((1, 2, 3, 2),)) for part, k in (("q", 0),
+                                                                                                     ("r", 1))],
 ]
 
 COSTS = [

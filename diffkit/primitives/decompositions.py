@@ -121,9 +121,8 @@ def _sym(xp, a):
 
 def _inverse_gaps(xp, w):
     """``F_ij = 1 / (w_j - w_i)`` off the diagonal, 0 on it (w: the last axis)."""
-    eye = xp.eye(w.shape[-1]) == 1
     gaps = xp.expand_dims(w, axis=-2) - xp.expand_dims(w, axis=-1)
-    return xp.where(eye, 0.0, 1.0 / xp.where(eye, 1.0, gaps))
+    return 1.0 / xp.where(xp.eye(w.shape[-1]) == 1, np.inf, gaps)  # (1 / inf: the diagonal's 0)
 
 
 def _eigvalsh_vjp(g, x, xp):
@@ -202,7 +201,8 @@ def _svd_vh_jvp(xp, ans, inputs, tangents):
 
 
 def _tall(x, op: str) -> None:
-    if x.shape[-2] < x.shape[-1]:
+    rows, columns = x.shape[-2:]
+    if rows < columns:
         raise NotImplementedError(f"{op}: the derivative of QR needs at least as many rows as columns (got "
                                   f"{tuple(x.shape)}); a wide matrix's Q and R are not smooth functions of all its "
                                   f"entries. Differentiate the QR of the transpose (an LQ) instead")
