@@ -518,7 +518,7 @@ CONSTANT_NAMES = (
     "uint16", "uint8", "complex64", "complex128", "bool", "bool_", "zeros", "ones", "full", "empty", "eye", "arange",
     "linspace", "asarray", "array", "zeros_like", "ones_like", "full_like", "empty_like", "shape", "ndim", "size",
     "result_type", "finfo", "iinfo", "isscalar", "errstate", "meshgrid", "indices", "ix_", "tri", "broadcast_shapes",
-    "can_cast", "isdtype", "from_dlpack")
+    "can_cast", "isdtype", "from_dlpack", "__array_namespace_info__")  # (the last: the values' devices, dtypes)
 _NUMPY_CONSTANTS = {n: getattr(np, "bool_" if n == "bool" else n) for n in CONSTANT_NAMES + ("copy",) if
                     hasattr(np, n) or n == "bool"}  # (isdtype: numpy >= 2)
 
@@ -527,7 +527,7 @@ def _object_constants(scalar: Callable, extra: dict) -> dict:
     def full(shape, value, dtype=None):
         return np.full(shape, scalar(value), dtype=object)
 
-    consts = dict(_NUMPY_CONSTANTS)
+    consts = {n: v for n, v in _NUMPY_CONSTANTS.items() if n != "__array_namespace_info__"}  # (not numpy's floats)
     consts.update(zeros=lambda shape, dtype=None: full(shape, 0), ones=lambda shape, dtype=None: full(shape, 1),
                   full=full, zeros_like=lambda x, dtype=None: full(np.shape(x), 0),
                   empty_like=lambda x, dtype=None: full(np.shape(x), 0),

@@ -301,7 +301,7 @@ def _library_forward(prim, lib) -> tuple[Callable, Any]:
 
 _NAMESPACES: dict = {}
 _CONSTANTS = ("pi", "e", "inf", "nan", "newaxis", "float64", "float32", "int64", "bool", "zeros_like", "ones_like",
-              "full_like", "astype", "from_dlpack")
+              "full_like", "astype", "from_dlpack", "__array_namespace_info__")
 _MAKERS = ("zeros", "ones", "full", "empty", "eye", "arange", "linspace", "asarray")  # they take device=
 
 

@@ -267,3 +267,18 @@ def test_a_branch_on_a_dual_takes_its_primal():
     f = lambda t: t[0] * t[1] if t[0] > 0 else -t[0]  # noqa: E731
     assert dk.jvp(f, np.array([2.0, 3.0]), np.array([1.0, 0.0]))[1] == 3.0
     assert dk.jvp(lambda t: t[0] ** 2 if bool(t[0]) else 0.0, np.array([3.0]), np.array([1.0]))[1] == 6.0
+
+
+def test_the_namespace_info_is_the_values_library_s_and_absent_for_mpmath():
+    import array_api_strict as strict
+    from diffkit.backends import MP
+    seen = []
+
+    def f(t):
+        seen.append(dk.namespace(t).__array_namespace_info__().default_dtypes()["real floating"])
+        return dk.namespace(t).sum(t * t)
+
+    dk.gradient(f, np.ones(2))
+    dk.gradient(f, strict.asarray(np.ones(2)))
+    assert seen[0] == np.float64 and seen[1] == strict.float64
+    assert not hasattr(MP, "__array_namespace_info__")  # (mpmath's object arrays have no such dtypes to report)
