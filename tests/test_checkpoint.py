@@ -88,6 +88,12 @@ def test_a_traced_array_read_from_a_closure_is_refused():
         dk.gradient(f, np.ones(3))
 
 
+def test_a_segment_that_returns_several_arrays_is_refused_with_the_fix():
+    f = lambda t: dk.namespace(t).sum(dk.checkpoint(lambda a: (a * 2, a * 3))(t)[0])  # noqa: E731
+    with pytest.raises(TypeError, match="returned a tuple; a checkpointed segment returns one array"):
+        dk.gradient(f, np.ones(2))
+
+
 def test_compile_refuses_a_checkpoint_and_says_what_to_do():
     with pytest.raises(ValueError, match="checkpoint.*cannot be replayed; call dk.gradient"):
         dk.compile(_net(True), THETA)

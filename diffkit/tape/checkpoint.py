@@ -86,6 +86,10 @@ def checkpoint(fn: Callable) -> Callable:
         if tape is None:  # nothing recorded here: plain values, duals, mpmath
             return fn(*args)
         ans = fn(*vals)
+        if isinstance(ans, (tuple, list, dict)):
+            raise TypeError(f"dk.checkpoint({segment.name[11:-1]}): the function returned a {type(ans).__name__}; a "
+                            f"checkpointed segment returns one array (stack its outputs into one, or checkpoint "
+                            f"each output's function)")
         if type(ans) in TRACERS and _on(ans, tape):
             raise ValueError(f"dk.checkpoint({segment.name[11:-1]}): the function reads a traced array that is not "
                              f"one of its arguments (from a closure); pass every traced array it reads as an "
