@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..dispatch import register_tracer, strip
+from .native import ArrayFields
 from .operators import ArrayObject
 
 __all__ = ["TArray"]
@@ -20,18 +21,14 @@ def _comparison(op, name: str):
     return compare
 
 
-class TArray(ArrayObject):
+class TArray(ArrayFields, ArrayObject):
     """An array recorded on a tape.  Arithmetic, ``@``, indexing, ``.T`` and the methods below are recorded.
 
+    ``TArray(value, tape, index)``: its fields (a C struct where the extension is built, :mod:`.native`).
     Comparisons return plain boolean arrays: they carry no gradient.
     """
 
-    __slots__ = ("value", "tape", "index")
-
-    def __init__(self, value: Any, tape: Any, index: int):
-        self.value = value
-        self.tape = tape
-        self.index = index
+    __slots__ = ()
 
     @property
     def _level(self) -> int:

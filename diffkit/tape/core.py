@@ -21,7 +21,8 @@ from ..primitives import PRIMITIVES
 from .anomaly import check_finite, shape_error, user_site
 from .array import TArray
 from .collector import paused_collector
-from .plans import LINKS, fill_unwritten, given, node_parents, plan, scatter, shared_shape, unbroadcast
+from . import native
+from .plans import LINKS, fill_unwritten, joint_links, node_parents, plan, scatter, shared_shape, unbroadcast
 
 __all__ = ["Tape", "apply", "record", "record_op", "unbroadcast", "new_level"]
 
@@ -80,6 +81,10 @@ class Tape:
         unwritten: dict = {}  # leaf -> runs of its gradient buffer that no block has written yet (.plans.scatter)
         grads[out.index] = cotangent
         with paused_collector():  # (the sweep makes no cycles: .collector)
+            if sites is None and on_edge is None and native.sweep(xp, nodes, grads, owned, unwritten, out.index,
+                                                                  retain):  # the same loop, in C
+                fill_unwritten(grads, unwritten)
+                return grads
             for i in range(out.index, -1, -1):
                 g, node = grads[i], nodes[i]
                 if g is None or node is None:
@@ -94,9 +99,7 @@ class Tape:
                     scatter(xp, grads, owned, i, node, g, on_edge, unwritten)
                     continue
                 if prim.joint is not None:  # one rule for every input: its results become links of their own
-                    _, parents, args, shapes = node
-                    node = (prim, *(x for p, c, s in zip(parents, prim.joint(g, *args), shapes) if p >= 0
-                                    for x in (p, given, (c,), s)))
+                    node = joint_links(node, g)
                 for k in LINKS[len(node)]:
                     p, rule, args, shape = node[k], node[k + 1], node[k + 2], node[k + 3]
                     c = rule(g, *args)

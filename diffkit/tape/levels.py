@@ -11,6 +11,7 @@ from .array import TArray
 from . import core
 from ..backends import NUMPY
 from .core import record, record_op
+from . import native
 from .plans import LINKS, fast_recorder, shared_shape
 from .namespace import TracerNamespace
 
@@ -107,9 +108,11 @@ def index_view(x: Any, index: Any) -> TArray | None:
 
 
 def _recorder(prim: Any) -> Any:
-    """``apply``, ``record_op`` and the plan's builder in one generated call for a plain numpy tape
-    (:func:`.plans.fast_recorder`); None for the ops it does not cover."""
-    return fast_recorder(prim, core.apply, NUMPY, TArray, TRACERS, PRIMITIVES["multiply"])
+    """``apply``, ``record_op`` and the plan's builder in one call for a plain numpy tape: in C where the
+    extension is built (:func:`.native.recorder`), else generated (:func:`.plans.fast_recorder`); None for the
+    ops neither covers."""
+    args = (prim, core.apply, NUMPY, TArray, TRACERS, PRIMITIVES["multiply"])
+    return native.recorder(*args) or fast_recorder(*args)
 
 
 _GETITEM = PRIMITIVES["getitem"]

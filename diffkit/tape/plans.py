@@ -15,7 +15,7 @@ import numpy as np
 
 from ..primitives.broadcasting import unbroadcast
 
-__all__ = ["plan", "reads", "unbroadcast", "given", "node_parents", "scatter", "fill_unwritten", "shared_shape", "LINKS"]
+__all__ = ["plan", "reads", "unbroadcast", "given", "joint_links", "node_parents", "scatter", "fill_unwritten", "shared_shape", "LINKS"]
 _F64 = np.dtype(np.float64)
 EMPTY = np.empty  # (a name of this module: a test fills the buffers it makes with NaN, where np.empty may not)
 LAZY_ZEROS = 1 << 13  # from here a theta's unreached entries are zeroed late (scatter); below, at once
@@ -201,6 +201,14 @@ LINKS = _LinkOffsets()
 
 def given(g: Any, c: Any) -> Any:
     return c  # the 'rule' of a contribution that a joint rule has already computed
+
+
+def joint_links(node: tuple, g: Any) -> tuple:
+    """A joint rule's node (one rule for every input), swept with ``g``: its contributions as ordinary links
+    (each a :func:`given` rule), which the sweep then adds into the parents like any other."""
+    prim, parents, args, shapes = node
+    return (prim, *(x for p, c, s in zip(parents, prim.joint(g, *args), shapes) if p >= 0
+                    for x in (p, given, (c,), s)))
 
 
 def node_parents(node: Any) -> list:
