@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .dispatch import TRACERS
 from .problems import Problem
 
 __all__ = ["GradientResult", "Cost", "MethodOutput", "Method", "register_method", "METHODS", "resolve"]
@@ -161,7 +162,7 @@ def _nested(theta: Any) -> bool:
     """A traced theta, or mpmath values (a function differentiated by dk.reference calls dk.gradient)."""
     if type(theta) is np.ndarray and theta.dtype != object:  # the common case, before an import statement
         return False
-    from .dispatch import TRACERS, namespace
+    from .dispatch import namespace
     if type(theta) in TRACERS:
         return True
     return type(theta) is np.ndarray and theta.dtype == object and namespace(theta).name == "mpmath"
@@ -274,7 +275,6 @@ class CountedFunction:
 
     def __init__(self, fn: Callable):
         self.fn = user_function(fn)
-        self._guarded = fn if isinstance(fn, GuardedFunction) else guard(self.fn)
         self.calls = 0
 
     def __getattr__(self, name: str):
@@ -282,7 +282,8 @@ class CountedFunction:
 
     def __call__(self, theta):
         self.calls += 1
-        out = self._guarded(theta)
+        # (the guard, inline: self.fn is the user's function under any GuardedFunction, whose one job this is)
+        out = self.fn(theta.copy() if isinstance(theta, np.ndarray) else theta)
         check_scalar(out)
         return out
 
@@ -291,6 +292,8 @@ def check_scalar(out: Any) -> None:
     """Refuse what f may not return: None, text, bools, non-numeric or non-scalar values."""
     if type(out) in (np.float64, np.ndarray) and out.dtype == _F64 and out.shape == ():  # the common answer, at once
         return
+    if type(out) in TRACERS and getattr(out, "dtype", None) is _F64 and getattr(out, "shape", None) == ():
+        return  # (a traced numpy float64 scalar: `is`, since another library's dtype warns when compared with numpy's)
     if out is None:
         raise TypeError("f returned None: it must return a number (did the function forget `return`?)")
     if isinstance(out, (str, bytes, dict, list, tuple, set)):

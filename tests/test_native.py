@@ -184,3 +184,44 @@ def test_with_the_c_parts_off_the_python_references_run():
     env = {**os.environ, "DIFFKIT_PURE_PYTHON": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.split() == ["Python", "_Fields", "[2.0,", "4.0,", "2.0]"]  # d/dt (t0 t1 + t1 t2), by hand
+
+
+@built
+@pytest.mark.parametrize("index", [slice(2, 8), slice(None, None, 3), 4, -1, slice(20, 30), np.int64(2), (1,),
+                                   (slice(1, 3),), (1, slice(None)), (Ellipsis,), [1, 2], 12])
+@pytest.mark.parametrize("record_values", [False, True])
+def test_the_c_views_build_the_python_views_nodes(index, record_values):
+    from diffkit.tape import levels
+    c_index, c_reshape = native.views(TArray, levels.reshape_view)
+    theta = np.arange(12.0).reshape(3, 4) if type(index) is tuple and len(index) == 2 else np.arange(12.0)
+    made = {}
+    for name, (index_view, reshape_view) in {"C": (c_index, c_reshape),
+                                             "Python": (levels.index_view, levels.reshape_view)}.items():
+        tape = Tape(record_values=record_values)
+        x = tape.leaf(theta)
+        part = index_view(x, index)
+        reshaped = None if part is None else reshape_view(part, (-1, 1) if np.ndim(part.value) else ())
+        made[name] = tape, part, reshaped
+    (tc, pc, rc), (tp, pp, rp) = made["C"], made["Python"]
+    assert (pc is None) == (pp is None) and (rc is None) == (rp is None)
+    assert len(tc.nodes) == len(tp.nodes)
+    for got, want in zip(tc.nodes, tp.nodes):
+        assert (got is None and want is None) or (got[0] is want[0] and got[1:] == want[1:])
+        assert got is None or got[4] is None or got[4] is want[4]  # the one shared shape tuple
+    for got, want in ((pc, pp), (rc, rp)):
+        if got is not None:
+            assert got.index == want.index and np.array_equal(got.value, want.value)
+            if isinstance(got.value, np.ndarray) and got.value.size:  # a view, not a copy
+                assert np.shares_memory(got.value, theta)
+    if record_values:
+        assert len(tc.values) == len(tp.values)
+
+
+def test_a_view_of_a_block_gets_its_gradient_in_the_block():
+    # d/dt sum(reshape(t[2:8], (2, 3)) * c) = c in the block, 0 elsewhere; t[4] * 5 adds 5 at entry 4
+    c = np.arange(6.0).reshape(2, 3)
+    f = lambda t: dk.namespace(t).sum(dk.namespace(t).reshape(t[2:8], (2, 3)) * c) + t[4] * 5.0
+    want = np.zeros(12)
+    want[2:8] = c.ravel()
+    want[4] += 5.0
+    np.testing.assert_array_equal(dk.gradient(f, np.linspace(-1, 1, 12)).grad, want)

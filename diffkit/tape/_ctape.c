@@ -14,7 +14,7 @@
 #include <structmember.h>
 
 static PyObject *ndarray_type, *f64_dtype, *f64_scalar_type;  /* set by configure() */
-static PyObject *str_shape, *str_dtype, *str_base, *empty_tuple;
+static PyObject *str_shape, *str_dtype, *str_base, *str_fast, *str_nodes, *empty_tuple;
 
 /* A float64 numpy array (exactly the ndarray type, as `type(a) is np.ndarray and a.dtype == float64`).  The
  * dtype is compared by identity: numpy's native float64 dtype is one object, and any other (byte-swapped,
@@ -332,6 +332,28 @@ static PyTypeObject FieldsType = {
     .tp_members = fields_members,
 };
 
+/* Append node (consumed) to tape.nodes; return a new tape array of `type` for it, holding value. */
+static PyObject *append_node(PyTypeObject *type, PyObject *tape, PyObject *node, PyObject *value) {
+    PyObject *nodes = PyObject_GetAttr(tape, str_nodes);
+    if (nodes == NULL) { Py_DECREF(node); return NULL; }
+    int failed = !PyList_CheckExact(nodes) || PyList_Append(nodes, node) < 0;
+    Py_DECREF(node);
+    if (failed) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "tape.nodes must be a list");
+        Py_DECREF(nodes);
+        return NULL;
+    }
+    PyObject *index = PyLong_FromSsize_t(PyList_GET_SIZE(nodes) - 1);
+    Py_DECREF(nodes);
+    if (index == NULL) return NULL;
+    TArrayFields *made = (TArrayFields *)type->tp_alloc(type, 0);
+    if (made == NULL) { Py_DECREF(index); return NULL; }
+    made->value = Py_NewRef(value);
+    made->tape = Py_NewRef(tape);
+    made->index = index;
+    return (PyObject *)made;
+}
+
 /* What a rule argument reads (plans.reads): input k's value, input k's (shared) shape, the output, the value
  * namespace, the residual, or a parameter (the call's keyword, else the primitive's default). */
 enum { READ_INPUT, READ_SHAPE, READ_ANS, READ_XP, READ_RES, READ_PARAM };
@@ -349,7 +371,6 @@ typedef struct {
     PyObject *read_name[MAX_INPUTS][MAX_READS], *read_default[MAX_INPUTS][MAX_READS];
 } Recorder;
 
-static PyObject *str_fast, *str_nodes;
 
 static PyObject *get_shape(PyObject *v) {  /* getattr(v, 'shape', ()) */
     PyObject *shape = PyObject_GetAttr(v, str_shape);
@@ -499,26 +520,13 @@ static PyObject *record(Recorder *r, PyObject *const *args, size_t nargsf, PyObj
         if (!same) {
             PyObject *kept = shared(r, shapes[k]);
             if (kept == NULL) goto done;
-            Py_SETREF(((PyTupleObject *)node)->ob_item[slot + 3], kept);
+            Py_DECREF(PyTuple_GET_ITEM(node, slot + 3));  /* (the None put there) */
+            PyTuple_SET_ITEM(node, slot + 3, kept);
         }
         slot += 4;
     }
-    PyObject *nodes = PyObject_GetAttr(tape, str_nodes);
-    if (nodes == NULL) goto done;
-    if (!PyList_CheckExact(nodes) || PyList_Append(nodes, node) < 0) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "tape.nodes must be a list");
-        Py_DECREF(nodes);
-        goto done;
-    }
-    PyObject *index = PyLong_FromSsize_t(PyList_GET_SIZE(nodes) - 1);
-    Py_DECREF(nodes);
-    if (index == NULL) goto done;
-    TArrayFields *made = (TArrayFields *)tarray->tp_alloc(tarray, 0);
-    if (made == NULL) { Py_DECREF(index); goto done; }
-    made->value = Py_NewRef(ans);
-    made->tape = Py_NewRef(tape);
-    made->index = index;
-    result = (PyObject *)made;
+    result = append_node(tarray, tape, node, ans);
+    node = NULL;  /* (consumed) */
 done:
     Py_XDECREF(node);
     Py_XDECREF(shapes[0]);
@@ -623,6 +631,138 @@ static PyTypeObject RecorderType = {
     .tp_repr = (reprfunc)recorder_repr,
 };
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Views of a plain numpy tape array (levels.index_view and levels.reshape_view): x[i] or x[a:b] as one getitem
+ * node, and a reshape of such a slice as one view node onto the sliced array.  None: the general path records it.
+ */
+static PyObject *view_getitem, *view_tarray, *view_special;  /* set by configure_views() */
+static PyObject *str_plain, *str_value;
+
+/* x's tape, if it is plain (nothing recorded beside the nodes) and x's value a numpy array; else NULL, no error */
+static PyObject *plain_tape(PyObject *x) {
+    if (view_tarray == NULL || Py_TYPE(x) != (PyTypeObject *)view_tarray) return NULL;
+    TArrayFields *a = (TArrayFields *)x;
+    if ((PyObject *)Py_TYPE(a->value) != ndarray_type) return NULL;
+    PyObject *plain = PyObject_GetAttr(a->tape, str_plain);
+    if (plain == NULL) { PyErr_Clear(); return NULL; }
+    int ok = plain == Py_True;
+    Py_DECREF(plain);
+    return ok ? a->tape : NULL;
+}
+
+static PyObject *shared_shape_of(PyObject *shapes, PyObject *share, PyObject *array) {
+    PyObject *shape = PyObject_GetAttr(array, str_shape);
+    if (shape == NULL) return NULL;
+    PyObject *kept = PyDict_GetItemWithError(shapes, shape);
+    if (kept != NULL) { Py_DECREF(shape); return Py_NewRef(kept); }
+    if (PyErr_Occurred()) { Py_DECREF(shape); return NULL; }
+    kept = PyObject_CallOneArg(share, shape);
+    Py_DECREF(shape);
+    return kept;
+}
+
+static int basic_index(PyObject *index) {  /* an int, a slice, or a tuple of them */
+    if (PySlice_Check(index) || PyLong_CheckExact(index)) return 1;
+    if (!PyTuple_CheckExact(index)) return 0;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(index); k++) {
+        PyObject *item = PyTuple_GET_ITEM(index, k);
+        if (!PySlice_Check(item) && !PyLong_CheckExact(item)) return 0;
+    }
+    return 1;
+}
+
+static PyObject *view_shapes, *view_share, *view_fallback;  /* view_fallback: levels.reshape_view */
+
+static PyObject *index_view(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "index_view(x, index)"); return NULL; }
+    PyObject *x = args[0], *index = args[1];
+    PyObject *tape = plain_tape(x);
+    if (tape == NULL || !basic_index(index)) Py_RETURN_NONE;
+    TArrayFields *a = (TArrayFields *)x;
+    PyObject *part = PyObject_GetItem(a->value, index);
+    if (part == NULL) {  /* the getitem primitive reports it, naming the op and the shapes */
+        if (!PyErr_ExceptionMatches(PyExc_IndexError)) return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    PyObject *shape = shared_shape_of(view_shapes, view_share, a->value);
+    if (shape == NULL) { Py_DECREF(part); return NULL; }
+    PyObject *node = PyTuple_Pack(5, view_getitem, a->index, index, Py_None, shape);
+    Py_DECREF(shape);
+    if (node == NULL) { Py_DECREF(part); return NULL; }
+    PyObject *made = append_node((PyTypeObject *)view_tarray, tape, node, part);
+    Py_DECREF(part);
+    return made;
+}
+
+static PyObject *reshape_view(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "reshape_view(x, shape)"); return NULL; }
+    PyObject *x = args[0], *shape = args[1];
+    PyObject *tape = plain_tape(x);
+    if (tape == NULL) {  /* a tape recording beside its nodes (values, a program): the Python path records it */
+        if (view_tarray != NULL && Py_TYPE(x) == (PyTypeObject *)view_tarray &&
+                (PyObject *)Py_TYPE(((TArrayFields *)x)->value) == ndarray_type)
+            return PyObject_Vectorcall(view_fallback, args, 2, NULL);
+        Py_RETURN_NONE;
+    }
+    TArrayFields *a = (TArrayFields *)x;
+    PyObject *nodes = PyObject_GetAttr(tape, str_nodes);
+    if (nodes == NULL) return NULL;
+    Py_ssize_t i = PyLong_AsSsize_t(a->index);
+    if (!PyList_CheckExact(nodes) || i < 0 || i >= PyList_GET_SIZE(nodes)) {
+        Py_DECREF(nodes);
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *node = Py_NewRef(PyList_GET_ITEM(nodes, i));
+    Py_DECREF(nodes);
+    PyObject *result = NULL, *value = NULL, *own_shape = NULL;
+    /* a slice node (a view of no reshape yet): (getitem, parent, slice, None, parent's shape) */
+    if (!PyTuple_CheckExact(node) || PyTuple_GET_SIZE(node) != 5 || PyTuple_GET_ITEM(node, 3) != Py_None ||
+            !PySlice_Check(PyTuple_GET_ITEM(node, 2))) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    int kind = special_kind(view_special, PyTuple_GET_ITEM(node, 0));
+    if (kind < 0) goto done;
+    if (kind != 1) { result = Py_NewRef(Py_None); goto done; }
+    value = PyObject_CallMethodOneArg(a->value, str_reshape, shape);
+    if (value == NULL) {  /* the reshape primitive reports it, naming the op and the shapes */
+        if (!PyErr_ExceptionMatches(PyExc_ValueError) && !PyErr_ExceptionMatches(PyExc_TypeError)) goto done;
+        PyErr_Clear();
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    own_shape = shared_shape_of(view_shapes, view_share, a->value);
+    if (own_shape == NULL) goto done;
+    PyObject *view = PyTuple_Pack(5, PyTuple_GET_ITEM(node, 0), PyTuple_GET_ITEM(node, 1), PyTuple_GET_ITEM(node, 2),
+                                  own_shape, PyTuple_GET_ITEM(node, 4));
+    if (view == NULL) goto done;
+    result = append_node((PyTypeObject *)view_tarray, tape, view, value);
+done:
+    Py_DECREF(node);
+    Py_XDECREF(value);
+    Py_XDECREF(own_shape);
+    return result;
+}
+
+static PyObject *configure_views(PyObject *self, PyObject *args) {
+    PyObject *getitem, *tarray, *special, *shapes, *share, *fallback;
+    if (!PyArg_ParseTuple(args, "OOOO!OO", &getitem, &tarray, &special, &PyDict_Type, &shapes, &share, &fallback))
+        return NULL;
+    if (!PyType_Check(tarray) || !PyType_IsSubtype((PyTypeObject *)tarray, &FieldsType)) {
+        PyErr_SetString(PyExc_TypeError, "configure_views: TArray must subclass TArrayFields");
+        return NULL;
+    }
+    Py_XSETREF(view_getitem, Py_NewRef(getitem));
+    Py_XSETREF(view_tarray, Py_NewRef(tarray));
+    Py_XSETREF(view_special, Py_NewRef(special));
+    Py_XSETREF(view_shapes, Py_NewRef(shapes));
+    Py_XSETREF(view_share, Py_NewRef(share));
+    Py_XSETREF(view_fallback, Py_NewRef(fallback));
+    Py_RETURN_NONE;
+}
+
 static PyObject *configure(PyObject *self, PyObject *args) {
     PyObject *array_type, *dtype, *scalar_type;
     if (!PyArg_ParseTuple(args, "OOO", &array_type, &dtype, &scalar_type)) return NULL;
@@ -636,6 +776,9 @@ static PyMethodDef methods[] = {
     {"sweep", (PyCFunction)(void (*)(void))sweep, METH_FASTCALL,
      "sweep(nodes, grads, owned, unwritten, start, retain, special, on_special, fit, fill): Tape.backward's loop"},
     {"configure", configure, METH_VARARGS, "configure(ndarray, float64 dtype, float64 scalar type)"},
+    {"configure_views", configure_views, METH_VARARGS, "configure_views(getitem, TArray, special, SHAPES, share, reshape_view in Python)"},
+    {"index_view", (PyCFunction)(void (*)(void))index_view, METH_FASTCALL, "levels.index_view, in C"},
+    {"reshape_view", (PyCFunction)(void (*)(void))reshape_view, METH_FASTCALL, "levels.reshape_view, in C"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -647,9 +790,11 @@ PyMODINIT_FUNC PyInit__ctape(void) {
     str_base = PyUnicode_InternFromString("base");
     str_fast = PyUnicode_InternFromString("fast");
     str_reshape = PyUnicode_InternFromString("reshape");
+    str_plain = PyUnicode_InternFromString("plain");
+    str_value = PyUnicode_InternFromString("value");
     str_nodes = PyUnicode_InternFromString("nodes");
     empty_tuple = PyTuple_New(0);
-    if (!str_shape || !str_dtype || !str_base || !str_fast || !str_reshape || !str_nodes || !empty_tuple) return NULL;
+    if (!str_shape || !str_dtype || !str_base || !str_fast || !str_reshape || !str_plain || !str_value || !str_nodes || !empty_tuple) return NULL;
     if (PyType_Ready(&FieldsType) < 0 || PyType_Ready(&RecorderType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

@@ -94,9 +94,11 @@ def reshape_view(x: Any, shape: Any) -> TArray | None:
 
 
 def index_view(x: Any, index: Any) -> TArray | None:
-    """``x[i]`` or ``x[a:b]`` of a numpy tape array, recorded straight (None: the general path records it)."""
+    """``x[i]``, ``x[a:b]`` or ``x[i, a:b]`` (basic indexing: ints and slices) of a numpy tape array, recorded
+    straight: the node the getitem primitive records (None: the general path records it)."""
     tape, value = x.tape, x.value
-    if type(index) not in (slice, int) or type(value) is not np.ndarray or not tape.plain:
+    if type(value) is not np.ndarray or not tape.plain or type(index) not in (slice, int) and not (
+            type(index) is tuple and all(type(i) in (slice, int) for i in index)):
         return None
     try:
         part = value[index]
@@ -123,7 +125,9 @@ def tape_namespace(vxp: Any) -> TracerNamespace:
     """The namespace of tape arrays over values of ``vxp`` (one per value namespace)."""
     ns = _NAMESPACES.get(id(vxp))
     if ns is None:
-        ns = _NAMESPACES[id(vxp)] = TracerNamespace("tape", vxp, core.apply, reshape_view, index_view, _recorder)
+        c_index_view, c_reshape_view = native.views(TArray, reshape_view) if vxp is NUMPY else (None, None)
+        ns = _NAMESPACES[id(vxp)] = TracerNamespace("tape", vxp, core.apply, c_reshape_view or reshape_view,
+                                                    c_index_view or index_view, _recorder)
     return ns
 
 

@@ -5,7 +5,9 @@ Two parts, each the twin of a Python reference that stays, and runs where no C c
 - **the sweep's loop**: :meth:`diffkit.tape.Tape.backward` runs it when nothing watches the sweep (no
   ``on_edge``, no anomaly mode); the reference is the loop in :mod:`.core`;
 - **the one-call recorder** of each primitive on a plain numpy tape, and the tape array's three fields as a C
-  struct it fills directly; the reference is :func:`.plans.fast_recorder`'s generated function.
+  struct it fills directly; the reference is :func:`.plans.fast_recorder`'s generated function;
+- **views** of a tape array (``x[a:b]``, and a reshape of one): the references are :func:`.levels.index_view`
+  and :func:`.levels.reshape_view`.
 
 Each takes the same steps in the same order as its reference, so the nodes and the gradients are the same,
 bit for bit (tested).  The rules and the forwards stay Python and numpy: only the loop and the bookkeeping
@@ -31,7 +33,7 @@ from ..primitives import PRIMITIVES
 from .plans import _SHAPES as SHAPES, _shared_shape as share_shape, fill_unwritten, joint_links, reads, scatter, \
     unbroadcast
 
-__all__ = ["loop", "use", "sweep", "ArrayFields", "recorder"]
+__all__ = ["loop", "use", "sweep", "ArrayFields", "recorder", "views"]
 
 try:
     from . import _ctape
@@ -109,3 +111,12 @@ def recorder(prim: Any, apply: Any, numpy_ns: Any, tarray: type, tracers: dict, 
     same = recorder(PRIMITIVES["square"], apply, numpy_ns, tarray, tracers, multiply) if prim is multiply else None
     return _ctape.Recorder(prim, numpy_ns.impls[prim.index], apply, tarray, tracers, SHAPES, share_shape, numpy_ns,
                            bool(prim.residual), tuple(links), same)  # (same: x * x is recorded as square)
+
+
+def views(tarray: type, python_reshape_view: Any) -> tuple:
+    """``(index_view, reshape_view)`` in C (the twins of :func:`.levels.index_view` and
+    :func:`.levels.reshape_view`), or ``(None, None)`` where the extension is not built."""
+    if _ctape is None or not issubclass(tarray, _ctape.TArrayFields):
+        return None, None
+    _ctape.configure_views(PRIMITIVES["getitem"], tarray, _special, SHAPES, share_shape, python_reshape_view)
+    return _ctape.index_view, _ctape.reshape_view
