@@ -52,7 +52,11 @@ def tanh_parts(x):
         a = np.tanh(x)
         if not x.size:
             return a, None
-        high, low = np.maximum.reduce(x, None) <= TANH_SCREEN, np.minimum.reduce(x, None) >= -TANH_SCREEN
+        if x.size <= 32:  # a few entries as Python floats: two numpy reductions would cost 4x the tanh itself
+            values = x.ravel().tolist()  # (max/min of a list may skip a NaN: the scan below would pass it too)
+            high, low = max(values) <= TANH_SCREEN, min(values) >= -TANH_SCREEN
+        else:
+            high, low = np.maximum.reduce(x, None) <= TANH_SCREEN, np.minimum.reduce(x, None) >= -TANH_SCREEN
         if high and low:
             return a, None  # (two reductions, no temporary; a NaN fails both tests and takes the scan below)
         # one side past the screen (a layer saturating one way) is one comparison; both, or a NaN, the |a| scan

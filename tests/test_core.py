@@ -475,3 +475,13 @@ def test_the_collector_comes_back_after_an_error_and_stays_off_if_the_caller_had
         assert not gc.isenabled()  # (a caller that turned it off keeps it off)
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("size", [10, 100_000])
+def test_the_gradient_is_the_callers_own_writeable_array(size):
+    # d/dt sum(t) = 1 everywhere; sum's rule hands back one number broadcast over a large theta (a read-only
+    # view): the caller must still be able to update its gradient in place
+    grad = dk.gradient(lambda t: dk.namespace(t).sum(t), np.full(size, 0.5)).grad
+    assert grad.flags.writeable and grad.flags.c_contiguous
+    grad *= 2.0
+    np.testing.assert_array_equal(grad, np.full(size, 2.0))

@@ -37,4 +37,6 @@ def tape_gradient(f, theta, *, vxp=None, one=1.0, anomaly: bool = False, count_b
     seed = one if out.shape == () and vxp.convert is None else vxp.ones(out.shape)  # (the array API takes arrays)
     g = tape.backward(out, seed)[x.index]
     grad = vxp.zeros(np.shape(theta)) if g is None else g
+    if type(grad) is np.ndarray and not grad.flags.writeable:  # a read-only view (sum's rule broadcasts one
+        grad = grad.copy()  # number over a large theta): the caller gets a gradient of its own
     return out.value, grad, length, held, t1 - t0, time.perf_counter() - t1
