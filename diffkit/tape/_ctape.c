@@ -14,6 +14,7 @@
 #include <structmember.h>
 
 static PyObject *ndarray_type, *f64_dtype, *f64_scalar_type;  /* set by configure() */
+static PyObject *shapes_kept, *keep_shape;  /* plans' shared shape tuples: the dict, and the function adding one */
 static PyObject *str_shape, *str_dtype, *str_base, *str_fast, *str_nodes, *empty_tuple;
 
 /* A float64 numpy array (exactly the ndarray type, as `type(a) is np.ndarray and a.dtype == float64`).  The
@@ -40,13 +41,22 @@ static int is_number(PyObject *c) {  /* what a float64 buffer takes in place: fl
     return PyFloat_CheckExact(c) || PyLong_CheckExact(c) || (PyObject *)Py_TYPE(c) == f64_scalar_type;
 }
 
-/* unwritten[p] exists (a view's parent whose buffer has runs no block wrote): zero them through fill(). */
-static int fill_if_unwritten(PyObject *fill, PyObject *grads, PyObject *unwritten, Py_ssize_t p) {
+/* Whether unwritten (a dict: a view's parent -> runs of its buffer no block wrote yet) has p: 1, 0, -1 error. */
+static int in_unwritten(PyObject *unwritten, Py_ssize_t p) {
     if (PyDict_GET_SIZE(unwritten) == 0) return 0;
     PyObject *key = PyLong_FromSsize_t(p);
     if (key == NULL) return -1;
     int present = PyDict_Contains(unwritten, key);
-    if (present <= 0) { Py_DECREF(key); return present; }
+    Py_DECREF(key);
+    return present;
+}
+
+/* unwritten[p] exists: zero those runs through fill(grads, unwritten, p) (plans.fill_unwritten). */
+static int fill_if_unwritten(PyObject *fill, PyObject *grads, PyObject *unwritten, Py_ssize_t p) {
+    int present = in_unwritten(unwritten, p);
+    if (present <= 0) return present;
+    PyObject *key = PyLong_FromSsize_t(p);
+    if (key == NULL) return -1;
     PyObject *done = PyObject_CallFunctionObjArgs(fill, grads, unwritten, key, NULL);
     Py_DECREF(key);
     if (done == NULL) return -1;
@@ -166,13 +176,8 @@ static int add_into_owned_part(PyObject *node, PyObject *g, PyObject *grads, PyO
     if (p < 0 || p >= size || !PySlice_Check(index) || (PyObject *)Py_TYPE(g) != ndarray_type ||
             PyList_GET_ITEM(owned, p) != Py_True)
         return 0;
-    if (PyDict_GET_SIZE(unwritten)) {
-        PyObject *key = PyLong_FromSsize_t(p);
-        if (key == NULL) return -1;
-        int present = PyDict_Contains(unwritten, key);
-        Py_DECREF(key);
-        if (present) return present < 0 ? -1 : 0;
-    }
+    int present = in_unwritten(unwritten, p);
+    if (present) return present < 0 ? -1 : 0;
     PyObject *c = view_shape == Py_None ? Py_NewRef(g) : PyObject_CallMethodOneArg(g, str_reshape, view_shape);
     if (c == NULL) return -1;
     if ((PyObject *)Py_TYPE(c) != ndarray_type) { Py_DECREF(c); return 0; }
@@ -363,7 +368,7 @@ enum { READ_INPUT, READ_SHAPE, READ_ANS, READ_XP, READ_RES, READ_PARAM };
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    PyObject *prim, *impl, *fallback, *tarray, *tracers, *shapes, *share, *xp;
+    PyObject *prim, *impl, *fallback, *tarray, *tracers, *xp;
     int residual, n_inputs;
     PyObject *same;  /* multiply's: the recorder of square, which records x * x (one contribution 2 g x) */
     PyObject *rule[MAX_INPUTS];
@@ -382,11 +387,11 @@ static PyObject *get_shape(PyObject *v) {  /* getattr(v, 'shape', ()) */
     return shape;
 }
 
-static PyObject *shared(Recorder *r, PyObject *shape) {  /* SHAPES.get(s) or SHAPE(s): a new reference */
-    PyObject *kept = PyDict_GetItemWithError(r->shapes, shape);
+static PyObject *shared(PyObject *shape) {  /* SHAPES.get(s) or SHAPE(s): the one tuple nodes share, a new reference */
+    PyObject *kept = PyDict_GetItemWithError(shapes_kept, shape);
     if (kept != NULL) return Py_NewRef(kept);
     if (PyErr_Occurred()) return NULL;
-    return PyObject_CallOneArg(r->share, shape);
+    return PyObject_CallOneArg(keep_shape, shape);
 }
 
 static PyObject *call_fallback(Recorder *r, PyObject *const *args, Py_ssize_t n, PyObject *kwnames) {
@@ -502,7 +507,7 @@ static PyObject *record(Recorder *r, PyObject *const *args, size_t nargsf, PyObj
             case READ_INPUT: item = Py_NewRef(values[q]); break;
             case READ_SHAPE:
                 if (shapes[q] == NULL && (shapes[q] = get_shape(values[q])) == NULL) goto done;
-                item = shared(r, shapes[q]);
+                item = shared(shapes[q]);
                 break;
             case READ_ANS: item = Py_NewRef(ans); break;
             case READ_XP: item = Py_NewRef(r->xp); break;
@@ -518,7 +523,7 @@ static PyObject *record(Recorder *r, PyObject *const *args, size_t nargsf, PyObj
         int same = PyObject_RichCompareBool(shapes[k], ans_shape, Py_EQ);
         if (same < 0) goto done;
         if (!same) {
-            PyObject *kept = shared(r, shapes[k]);
+            PyObject *kept = shared(shapes[k]);
             if (kept == NULL) goto done;
             Py_DECREF(PyTuple_GET_ITEM(node, slot + 3));  /* (the None put there) */
             PyTuple_SET_ITEM(node, slot + 3, kept);
@@ -537,11 +542,11 @@ done:
 }
 
 static PyObject *recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    PyObject *prim, *impl, *fallback, *tarray, *tracers, *shapes, *share, *xp, *links;
+    PyObject *prim, *impl, *fallback, *tarray, *tracers, *xp, *links;
     PyObject *same;
     int residual;
-    if (!PyArg_ParseTuple(args, "OOOOO!O!OOpO!O", &prim, &impl, &fallback, &tarray, &PyDict_Type, &tracers,
-                          &PyDict_Type, &shapes, &share, &xp, &residual, &PyTuple_Type, &links, &same))
+    if (!PyArg_ParseTuple(args, "OOOOO!OpO!O", &prim, &impl, &fallback, &tarray, &PyDict_Type, &tracers,
+                          &xp, &residual, &PyTuple_Type, &links, &same))
         return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(links);
     if (n < 1 || n > MAX_INPUTS || !PyType_Check(tarray) || !PyType_IsSubtype((PyTypeObject *)tarray, &FieldsType)) {
@@ -552,8 +557,7 @@ static PyObject *recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwar
     if (self == NULL) return NULL;
     self->vectorcall = (vectorcallfunc)record;
     self->prim = Py_NewRef(prim), self->impl = Py_NewRef(impl), self->fallback = Py_NewRef(fallback);
-    self->tarray = Py_NewRef(tarray), self->tracers = Py_NewRef(tracers), self->shapes = Py_NewRef(shapes);
-    self->share = Py_NewRef(share), self->xp = Py_NewRef(xp);
+    self->tarray = Py_NewRef(tarray), self->tracers = Py_NewRef(tracers), self->xp = Py_NewRef(xp);
     self->residual = residual, self->n_inputs = (int)n;
     self->same = same == Py_None ? NULL : Py_NewRef(same);
     /* links[k] = (rule or None, ((kind, input index, name, default), ...)) */
@@ -587,7 +591,7 @@ fail:
 
 static int recorder_traverse(Recorder *self, visitproc visit, void *arg) {
     Py_VISIT(self->prim); Py_VISIT(self->impl); Py_VISIT(self->fallback); Py_VISIT(self->tarray);
-    Py_VISIT(self->tracers); Py_VISIT(self->shapes); Py_VISIT(self->share); Py_VISIT(self->xp); Py_VISIT(self->same);
+    Py_VISIT(self->tracers); Py_VISIT(self->xp); Py_VISIT(self->same);
     for (int k = 0; k < MAX_INPUTS; k++) {
         Py_VISIT(self->rule[k]);
         for (int j = 0; j < MAX_READS; j++) { Py_VISIT(self->read_name[k][j]); Py_VISIT(self->read_default[k][j]); }
@@ -597,7 +601,7 @@ static int recorder_traverse(Recorder *self, visitproc visit, void *arg) {
 
 static int recorder_clear(Recorder *self) {
     Py_CLEAR(self->prim); Py_CLEAR(self->impl); Py_CLEAR(self->fallback); Py_CLEAR(self->tarray);
-    Py_CLEAR(self->tracers); Py_CLEAR(self->shapes); Py_CLEAR(self->share); Py_CLEAR(self->xp); Py_CLEAR(self->same);
+    Py_CLEAR(self->tracers); Py_CLEAR(self->xp); Py_CLEAR(self->same);
     for (int k = 0; k < MAX_INPUTS; k++) {
         Py_CLEAR(self->rule[k]);
         for (int j = 0; j < MAX_READS; j++) { Py_CLEAR(self->read_name[k][j]); Py_CLEAR(self->read_default[k][j]); }
@@ -618,7 +622,7 @@ static PyObject *recorder_repr(Recorder *self) {
 static PyTypeObject RecorderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "diffkit.tape._ctape.Recorder",
-    .tp_doc = "Recorder(prim, impl, fallback, TArray, TRACERS, SHAPES, share, xp, residual, links, same): "
+    .tp_doc = "Recorder(prim, impl, fallback, TArray, TRACERS, xp, residual, links, same): "
               "records prim on a fast tape in one call (plans.fast_recorder's generated function, in C)",
     .tp_basicsize = sizeof(Recorder),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
@@ -636,7 +640,7 @@ static PyTypeObject RecorderType = {
  * node, and a reshape of such a slice as one view node onto the sliced array.  None: the general path records it.
  */
 static PyObject *view_getitem, *view_tarray, *view_special;  /* set by configure_views() */
-static PyObject *str_plain, *str_value;
+static PyObject *str_plain;
 
 /* x's tape, if it is plain (nothing recorded beside the nodes) and x's value a numpy array; else NULL, no error */
 static PyObject *plain_tape(PyObject *x) {
@@ -650,13 +654,10 @@ static PyObject *plain_tape(PyObject *x) {
     return ok ? a->tape : NULL;
 }
 
-static PyObject *shared_shape_of(PyObject *shapes, PyObject *share, PyObject *array) {
+static PyObject *shared_shape_of(PyObject *array) {  /* shared(array.shape) */
     PyObject *shape = PyObject_GetAttr(array, str_shape);
     if (shape == NULL) return NULL;
-    PyObject *kept = PyDict_GetItemWithError(shapes, shape);
-    if (kept != NULL) { Py_DECREF(shape); return Py_NewRef(kept); }
-    if (PyErr_Occurred()) { Py_DECREF(shape); return NULL; }
-    kept = PyObject_CallOneArg(share, shape);
+    PyObject *kept = shared(shape);
     Py_DECREF(shape);
     return kept;
 }
@@ -671,7 +672,7 @@ static int basic_index(PyObject *index) {  /* an int, a slice, or a tuple of the
     return 1;
 }
 
-static PyObject *view_shapes, *view_share, *view_fallback;  /* view_fallback: levels.reshape_view */
+static PyObject *view_fallback;  /* levels.reshape_view */
 
 static PyObject *index_view(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "index_view(x, index)"); return NULL; }
@@ -685,7 +686,7 @@ static PyObject *index_view(PyObject *self, PyObject *const *args, Py_ssize_t na
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    PyObject *shape = shared_shape_of(view_shapes, view_share, a->value);
+    PyObject *shape = shared_shape_of(a->value);
     if (shape == NULL) { Py_DECREF(part); return NULL; }
     PyObject *node = PyTuple_Pack(5, view_getitem, a->index, index, Py_None, shape);
     Py_DECREF(shape);
@@ -733,7 +734,7 @@ static PyObject *reshape_view(PyObject *self, PyObject *const *args, Py_ssize_t 
         result = Py_NewRef(Py_None);
         goto done;
     }
-    own_shape = shared_shape_of(view_shapes, view_share, a->value);
+    own_shape = shared_shape_of(a->value);
     if (own_shape == NULL) goto done;
     PyObject *view = PyTuple_Pack(5, PyTuple_GET_ITEM(node, 0), PyTuple_GET_ITEM(node, 1), PyTuple_GET_ITEM(node, 2),
                                   own_shape, PyTuple_GET_ITEM(node, 4));
@@ -747,9 +748,8 @@ done:
 }
 
 static PyObject *configure_views(PyObject *self, PyObject *args) {
-    PyObject *getitem, *tarray, *special, *shapes, *share, *fallback;
-    if (!PyArg_ParseTuple(args, "OOOO!OO", &getitem, &tarray, &special, &PyDict_Type, &shapes, &share, &fallback))
-        return NULL;
+    PyObject *getitem, *tarray, *special, *fallback;
+    if (!PyArg_ParseTuple(args, "OOOO", &getitem, &tarray, &special, &fallback)) return NULL;
     if (!PyType_Check(tarray) || !PyType_IsSubtype((PyTypeObject *)tarray, &FieldsType)) {
         PyErr_SetString(PyExc_TypeError, "configure_views: TArray must subclass TArrayFields");
         return NULL;
@@ -757,15 +757,16 @@ static PyObject *configure_views(PyObject *self, PyObject *args) {
     Py_XSETREF(view_getitem, Py_NewRef(getitem));
     Py_XSETREF(view_tarray, Py_NewRef(tarray));
     Py_XSETREF(view_special, Py_NewRef(special));
-    Py_XSETREF(view_shapes, Py_NewRef(shapes));
-    Py_XSETREF(view_share, Py_NewRef(share));
     Py_XSETREF(view_fallback, Py_NewRef(fallback));
     Py_RETURN_NONE;
 }
 
 static PyObject *configure(PyObject *self, PyObject *args) {
-    PyObject *array_type, *dtype, *scalar_type;
-    if (!PyArg_ParseTuple(args, "OOO", &array_type, &dtype, &scalar_type)) return NULL;
+    PyObject *array_type, *dtype, *scalar_type, *shapes, *share;
+    if (!PyArg_ParseTuple(args, "OOOO!O", &array_type, &dtype, &scalar_type, &PyDict_Type, &shapes, &share))
+        return NULL;
+    Py_XSETREF(shapes_kept, Py_NewRef(shapes));
+    Py_XSETREF(keep_shape, Py_NewRef(share));
     Py_XSETREF(ndarray_type, Py_NewRef(array_type));
     Py_XSETREF(f64_dtype, Py_NewRef(dtype));
     Py_XSETREF(f64_scalar_type, Py_NewRef(scalar_type));
@@ -775,8 +776,10 @@ static PyObject *configure(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"sweep", (PyCFunction)(void (*)(void))sweep, METH_FASTCALL,
      "sweep(nodes, grads, owned, unwritten, start, retain, special, on_special, fit, fill): Tape.backward's loop"},
-    {"configure", configure, METH_VARARGS, "configure(ndarray, float64 dtype, float64 scalar type)"},
-    {"configure_views", configure_views, METH_VARARGS, "configure_views(getitem, TArray, special, SHAPES, share, reshape_view in Python)"},
+    {"configure", configure, METH_VARARGS,
+     "configure(ndarray, float64 dtype, float64 scalar type, SHAPES, the function adding a shape to it)"},
+    {"configure_views", configure_views, METH_VARARGS,
+     "configure_views(getitem, TArray, special, reshape_view in Python)"},
     {"index_view", (PyCFunction)(void (*)(void))index_view, METH_FASTCALL, "levels.index_view, in C"},
     {"reshape_view", (PyCFunction)(void (*)(void))reshape_view, METH_FASTCALL, "levels.reshape_view, in C"},
     {NULL, NULL, 0, NULL},
@@ -791,10 +794,11 @@ PyMODINIT_FUNC PyInit__ctape(void) {
     str_fast = PyUnicode_InternFromString("fast");
     str_reshape = PyUnicode_InternFromString("reshape");
     str_plain = PyUnicode_InternFromString("plain");
-    str_value = PyUnicode_InternFromString("value");
     str_nodes = PyUnicode_InternFromString("nodes");
     empty_tuple = PyTuple_New(0);
-    if (!str_shape || !str_dtype || !str_base || !str_fast || !str_reshape || !str_plain || !str_value || !str_nodes || !empty_tuple) return NULL;
+    if (!str_shape || !str_dtype || !str_base || !str_fast || !str_reshape || !str_plain || !str_nodes ||
+            !empty_tuple)
+        return NULL;
     if (PyType_Ready(&FieldsType) < 0 || PyType_Ready(&RecorderType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

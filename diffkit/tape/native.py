@@ -30,20 +30,20 @@ from typing import Any
 import numpy as np
 
 from ..primitives import PRIMITIVES
-from .plans import _SHAPES as SHAPES, _shared_shape as share_shape, fill_unwritten, joint_links, reads, scatter, \
-    unbroadcast
+from .plans import _SHAPES as SHAPES, _shared_shape as share_shape, fill_unwritten, joint_links, one_call, reads, \
+    scatter, unbroadcast
 
 __all__ = ["loop", "use", "sweep", "ArrayFields", "recorder", "views"]
 
 try:
     from . import _ctape
-    _ctape.configure(np.ndarray, np.dtype(np.float64), np.float64)
+    _ctape.configure(np.ndarray, np.dtype(np.float64), np.float64, SHAPES, share_shape)
 except ImportError:  # not built (no C compiler at install): the Python loop runs
     _ctape = None
 if os.environ.get("DIFFKIT_PURE_PYTHON"):
     _ctape = None
 
-_state = {"on": _ctape is not None and not os.environ.get("DIFFKIT_PURE_PYTHON")}
+_state = {"on": _ctape is not None}
 
 
 def loop() -> str:
@@ -96,10 +96,9 @@ _KINDS = {"input": 0, "shape": 1, "ans": 2, "xp": 3, "res": 4, "param": 5}
 def recorder(prim: Any, apply: Any, numpy_ns: Any, tarray: type, tracers: dict, multiply: Any) -> Any:
     """The C twin of :func:`.plans.fast_recorder` (the same arguments, the same cover), or None where the
     extension is not built or does not cover ``prim``."""
-    n = len(prim.inputs)
-    if _ctape is None or not issubclass(tarray, _ctape.TArrayFields) or prim.variadic or prim.scatter or \
-            prim.joint is not None or prim.kind == "constant" or n not in (1, 2):
+    if _ctape is None or not issubclass(tarray, _ctape.TArrayFields) or not one_call(prim):
         return None
+    n = len(prim.inputs)
     links = []
     for rule, names in zip(prim.vjps[:n], prim.rule_args):
         spec = []
@@ -109,8 +108,8 @@ def recorder(prim: Any, apply: Any, numpy_ns: Any, tarray: type, tracers: dict, 
                         (_KINDS[kind], k or 0, name, None))
         links.append((rule, tuple(spec)))
     same = recorder(PRIMITIVES["square"], apply, numpy_ns, tarray, tracers, multiply) if prim is multiply else None
-    return _ctape.Recorder(prim, numpy_ns.impls[prim.index], apply, tarray, tracers, SHAPES, share_shape, numpy_ns,
-                           bool(prim.residual), tuple(links), same)  # (same: x * x is recorded as square)
+    return _ctape.Recorder(prim, numpy_ns.impls[prim.index], apply, tarray, tracers, numpy_ns, bool(prim.residual),
+                           tuple(links), same)  # (same: x * x is recorded as square)
 
 
 def views(tarray: type, python_reshape_view: Any) -> tuple:
@@ -118,5 +117,5 @@ def views(tarray: type, python_reshape_view: Any) -> tuple:
     :func:`.levels.reshape_view`), or ``(None, None)`` where the extension is not built."""
     if _ctape is None or not issubclass(tarray, _ctape.TArrayFields):
         return None, None
-    _ctape.configure_views(PRIMITIVES["getitem"], tarray, _special, SHAPES, share_shape, python_reshape_view)
+    _ctape.configure_views(PRIMITIVES["getitem"], tarray, _special, python_reshape_view)
     return _ctape.index_view, _ctape.reshape_view

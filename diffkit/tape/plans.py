@@ -15,7 +15,8 @@ import numpy as np
 
 from ..primitives.broadcasting import unbroadcast
 
-__all__ = ["plan", "reads", "unbroadcast", "given", "joint_links", "node_parents", "scatter", "fill_unwritten", "shared_shape", "LINKS"]
+__all__ = ["plan", "reads", "unbroadcast", "given", "joint_links", "one_call", "fast_recorder", "node_parents",
+           "scatter", "fill_unwritten", "shared_shape", "LINKS"]
 _F64 = np.dtype(np.float64)
 EMPTY = np.empty  # (a name of this module: a test fills the buffers it makes with NaN, where np.empty may not)
 LAZY_ZEROS = 1 << 13  # from here a theta's unreached entries are zeroed late (scatter); below, at once
@@ -129,14 +130,21 @@ def plan(prim, mask: int, n_args: int) -> tuple:
     return result
 
 
+def one_call(prim) -> bool:
+    """Whether ``prim`` records in one call on a fast tape (:func:`fast_recorder`, and its C twin): one or two
+    inputs, not variadic, no view, no joint rule, not a constant."""
+    return not (prim.variadic or prim.scatter or prim.joint is not None or prim.kind == "constant") and \
+        len(prim.inputs) in (1, 2)
+
+
 def fast_recorder(prim, apply, numpy_ns, tarray, tracers, multiply) -> Any:
     """One generated function that records ``prim`` on a fast tape (numpy values, nothing beside the nodes):
     the forward, then the node with its links written inline (what :func:`plan`'s builder would return), for
     each pattern of inputs on the tape; any other call goes to ``apply``.  None for the ops it does not cover
     (variadic, indexing, joint rules, constants, more than two inputs)."""
-    n = len(prim.inputs)
-    if prim.variadic or prim.scatter or prim.joint is not None or prim.kind == "constant" or n not in (1, 2):
+    if not one_call(prim):
         return None
+    n = len(prim.inputs)
     names = dict(value="v{k}", prm="params", xp="XP")
 
     def record(mask: int, values: str, indices: str, depth: int) -> list[str]:
