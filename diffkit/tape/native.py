@@ -1,13 +1,13 @@
 """The tape's per-node bookkeeping in C (``diffkit.tape._ctape``), where the optional extension was built.
 
-Two parts, each the twin of a Python reference that stays, and runs where no C compiler built the extension:
+Three parts, each the twin of a Python reference that stays, and runs where no C compiler built the extension:
 
 - **the sweep's loop**: :meth:`diffkit.tape.Tape.backward` runs it when nothing watches the sweep (no
   ``on_edge``, no anomaly mode); the reference is the loop in :mod:`.core`;
 - **the one-call recorder** of each primitive on a plain numpy tape, and the tape array's three fields as a C
   struct it fills directly; the reference is :func:`.plans.fast_recorder`'s generated function;
-- **views** of a tape array (``x[a:b]``, and a reshape of one): the references are :func:`.levels.index_view`
-  and :func:`.levels.reshape_view`.
+- **views** of a tape array (``x[a:b]``, ``x[i, a:b]``, and a reshape of a slice): the references are
+  :func:`.levels.index_view` and :func:`.levels.reshape_view`.
 
 Each takes the same steps in the same order as its reference, so the nodes and the gradients are the same,
 bit for bit (tested).  The rules and the forwards stay Python and numpy: only the loop and the bookkeeping
@@ -15,7 +15,7 @@ around them (reading a node's links, fitting a contribution's shape, adding into
 it is ours; picking the tape, building the node) are compiled, ~0.9 µs of bytecode per node in the sweep and
 ~0.5 µs in the recording.
 
-``DIFFKIT_PURE_PYTHON=1`` in the environment turns both off at import; ``use(False)`` turns the loop off.
+``DIFFKIT_PURE_PYTHON=1`` in the environment turns all three off at import; ``use(False)`` turns the loop off.
 
 >>> from diffkit.tape import native
 >>> native.loop() in ("C", "Python")
