@@ -225,3 +225,23 @@ def test_a_view_of_a_block_gets_its_gradient_in_the_block():
     want[2:8] = c.ravel()
     want[4] += 5.0
     np.testing.assert_array_equal(dk.gradient(f, np.linspace(-1, 1, 12)).grad, want)
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_a_primitive_given_too_many_arrays_is_refused_and_writes_nothing(pure):
+    # numpy's third positional argument is `out`: passed on, multiply would write into the caller's array
+    code = ("import numpy as np, diffkit as dk\n"
+            "z = np.zeros(3)\n"
+            "def f(t):\n"
+            "    return dk.namespace(t).sum(dk.namespace(t).multiply(t, t * 2.0, z))\n"
+            "try:\n"
+            "    dk.gradient(f, np.array([1.0, 2.0, 3.0]))\n"
+            "except TypeError as err:\n"
+            "    print('refused:', err)\n"
+            "print(z.tolist())\n")
+    env = {k: v for k, v in os.environ.items() if k != "DIFFKIT_PURE_PYTHON"}
+    if pure:
+        env["DIFFKIT_PURE_PYTHON"] = "1"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert "refused: multiply() takes 2 positional arguments but 3 were given" in out
+    assert out.strip().endswith("[0.0, 0.0, 0.0]")

@@ -424,7 +424,14 @@ static PyObject *record(Recorder *r, PyObject *const *args, size_t nargsf, PyObj
     PyObject *tape = NULL, *values[MAX_INPUTS] = {NULL, NULL}, *parents[MAX_INPUTS] = {NULL, NULL};
     PyTypeObject *tarray = (PyTypeObject *)r->tarray;
     int mask = 0;
-    if (n != r->n_inputs) return call_fallback(r, args, n, kwnames);
+    if (n != r->n_inputs) {  /* as the generated recorder's signature says (apply would take more inputs) */
+        PyObject *name = PyObject_GetAttrString(r->prim, "name");
+        if (name == NULL) return NULL;
+        PyErr_Format(PyExc_TypeError, "%U() takes %d positional argument%s but %zd were given", name, r->n_inputs,
+                     r->n_inputs == 1 ? "" : "s", n);
+        Py_DECREF(name);
+        return NULL;
+    }
     if (n == 1) {
         if (Py_TYPE(args[0]) == tarray) {
             TArrayFields *a = (TArrayFields *)args[0];
