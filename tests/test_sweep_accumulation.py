@@ -36,10 +36,22 @@ def fan_out_of_a_view(t):
     return xp.sum(x * x) + x[0] * 5.0
 
 
+def identity_rule_after_a_view(t):
+    # x + y hands one g to x and to y, while x already holds a view (reshape's rule, swept first): the sum of
+    # the two is a new array, not g added into, which y still reads. d/dt: x = 2 t[0:2] gets 1 + 1, so 4;
+    # y = 5 t[2:4] gets 1, so 5
+    xp = dk.namespace(t)
+    x, y = t[0:2] * 2.0, t[2:4] * 5.0
+    s = x + y
+    r = xp.reshape(x, (2, 1))
+    return xp.sum(s) + xp.sum(r)
+
+
 CASES = [
     (shared_then_own, lambda t: 2 * t + np.array([1.0, 2.0, 1.0, 2.0])),
     (twice_to_one, lambda t: 4 * t + 1),
     (fan_out_of_a_view, lambda t: 18 * t + np.array([15.0, 0.0, 0.0, 0.0])),  # x = 3t: 2x * 3, and 5 * 3 at t0
+    (identity_rule_after_a_view, lambda t: np.array([4.0, 4.0, 5.0, 5.0])),
 ]
 
 
