@@ -67,12 +67,13 @@ def user_mlp(prob: problems.Problem) -> Callable:
     return f
 
 
-def _ratio(samples: dict, a: str, b: str) -> tuple | None:
-    """Median over rounds of a/b (paired), and its 95 % bootstrap interval over the run's start, middle and end."""
+def _ratio(samples: dict, a: str, b: str, blocks: list | None = None) -> tuple | None:
+    """Median over rounds of a/b (paired), and its 95 % bootstrap interval over the run's start, middle and end,
+    or over the processes ``blocks`` labels each round with."""
     if a not in samples or b not in samples:
         return None
     r = np.array(samples[a]) / np.array(samples[b])
-    return block_bootstrap(r, blocks_of(r.size, BLOCKS))
+    return block_bootstrap(r, blocks_of(r.size, BLOCKS) if blocks is None else blocks)
 
 
 def _peak(fn: Callable) -> int:
@@ -118,11 +119,34 @@ def _peer_cases(names: tuple, f: Callable, th: np.ndarray, notes: dict) -> dict:
 
 
 def run(sizes: tuple = (1_000, 10_000, 100_000), rounds: int = 15, peers: tuple = ("jax", "torch", "autograd"),
-        memory: bool = True, progress: Callable[[str], None] | None = None) -> list[dict]:
+        memory: bool = True, progress: Callable[[str], None] | None = None, processes: int = 1) -> list[dict]:
     """One row per P: per-method median ms, paired ratios with intervals, memory, compile seconds.
 
     Every (P, method) is one case of one :func:`~diffkit.studies.timing.interleaved` run of ``rounds`` rounds.
+    With ``processes > 1`` that run is repeated in as many fresh Python processes and the rounds are pooled:
+    a process's memory layout moves a ratio by a few percent, more than one run's interval shows, so each
+    process is then a block of the bootstrap (the interval spans the processes' spread).
     """
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1; got {processes}")
+    if processes == 1:
+        rows, samples = _measure(sizes, rounds, peers, progress)
+        blocks = None
+    else:
+        rows, samples, blocks = _in_processes(sizes, rounds, peers, processes, progress)
+    for row in rows:
+        mine = {name: v for (P, name), v in samples.items() if P == row["P"]}
+        row["ms"] = {k: float(np.median(v)) * 1e3 for k, v in mine.items()}
+        row["ratios"] = {k: _ratio(mine, a, b, blocks) for k, (a, b) in PAIRS.items()}
+        row["processes"] = processes
+        prepared = row.pop("_memory", None)
+        if memory:
+            row["memory"] = _memory(prepared or _prepared_for_memory(row["P"]))
+    return rows
+
+
+def _measure(sizes: tuple, rounds: int, peers: tuple, progress) -> tuple[list[dict], dict]:
+    """This process's rows (their compile times and notes) and the samples of every (P, method)."""
     from .bench import blas_threads, keep_freed_memory
 
     keep_freed_memory()
@@ -134,15 +158,55 @@ def run(sizes: tuple = (1_000, 10_000, 100_000), rounds: int = 15, peers: tuple 
         if progress:
             progress(f"P = {', '.join(str(r['P']) for r in rows)}: {len(cases)} cases x {rounds} rounds")
         samples = interleaved(cases, rounds)
+    return rows, samples
+
+
+def _in_processes(sizes: tuple, rounds: int, peers: tuple, processes: int, progress) -> tuple:
+    """:func:`_measure` in ``processes`` fresh interpreters, one after another, its samples pooled (JSON)."""
+    import json
+    import subprocess
+    import sys
+
+    pooled: dict = {}
+    rows: list = []
+    for k in range(processes):
+        if progress:
+            progress(f"process {k + 1} of {processes}")
+        config = json.dumps({"sizes": list(sizes), "rounds": rounds, "peers": list(peers)})
+        done = subprocess.run([sys.executable, "-m", "diffkit.bench_tape", "--child"], input=config,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench process {k + 1} of {processes} failed (exit {done.returncode}):\n"
+                               f"{done.stderr[-2000:]}")
+        answer = json.loads(done.stdout)
+        if k == 0:
+            rows = answer["rows"]  # (compile times and notes: the first process's)
+        for P, name, values in answer["samples"]:
+            pooled.setdefault((P, name), []).extend(values)
+    return rows, pooled, [k for k in range(processes) for _ in range(rounds)]  # (every case: one sample a round)
+
+
+def _child() -> None:
+    """``python -m diffkit.bench_tape --child``: :func:`_measure` with the JSON config on stdin, JSON out."""
+    import json
+    import sys
+
+    config = json.loads(sys.stdin.read())
+    rows, samples = _measure(tuple(config["sizes"]), config["rounds"], tuple(config["peers"]),
+                             lambda msg: print(f"    {msg}", file=sys.stderr, flush=True))
     for row in rows:
-        mine = {name: samples[(row["P"], name)] for (P, name) in cases if P == row["P"]}
-        row["ms"] = {k: float(np.median(v)) * 1e3 for k, v in mine.items()}
-        row["ratios"] = {k: _ratio(mine, a, b) for k, (a, b) in PAIRS.items()}
-        if memory:
-            row["memory"] = _memory(row.pop("_memory"))
-        else:
-            row.pop("_memory")
-    return rows
+        row.pop("_memory")
+    json.dump({"rows": rows, "samples": [[P, name, list(v)] for (P, name), v in samples.items()]}, sys.stdout)
+
+
+def _prepared_for_memory(P: int) -> tuple:
+    """What :func:`_memory` measures, each run once first: a first call's one-off allocations (caches) are not
+    what a call holds, and the timing processes made them elsewhere."""
+    prob = problems.mlp_for_size(P, **FAMILY)
+    f, th = user_mlp(prob), prob.theta0
+    compiled = dk_compile(f, th)
+    gradient(f, th), compiled(th), mlp_backprop(prob, th)
+    return prob, f, th, compiled
 
 
 PAIRS = {"eager/hand": ("eager", "handwritten"), "fused/hand": ("fused", "handwritten"),
@@ -194,7 +258,9 @@ def format_rows(rows: list[dict]) -> str:
     """The table: median ms per method, then paired ratios (median over rounds, bootstrap 95% interval)."""
     methods = ["forward", "handwritten", "eager", "fused", "compiled", "numba", "jax", "torch", "autograd"]
     lines = ["user-written MLP [h,h,h,10] (tanh, max/exp/sum/log cross-entropy, sum(W*W) L2, batch 64), "
-             "1 BLAS thread; medians of interleaved rounds (every P and method in each round)",
+             "1 BLAS thread; medians of interleaved rounds (every P and method in each round)" +
+             (f", pooled over {rows[0]['processes']} processes (the intervals resample processes)"
+              if rows and rows[0].get("processes", 1) > 1 else ""),
              "| P | " + " | ".join(f"{m} ms" for m in methods) + " |", "|" + " --- |" * (len(methods) + 1)]
     for row in rows:
         lines.append(f"| {row['P']:,} | " + " | ".join(f"{row['ms'][m]:.3f}" if m in row["ms"] else "-"
@@ -220,14 +286,15 @@ def format_rows(rows: list[dict]) -> str:
 
 
 def main(sizes: tuple | None = None, rounds: int = 15, peers: tuple = ("jax", "torch", "autograd"),
-         memory: bool = True) -> str:
+         memory: bool = True, processes: int = 1) -> str:
     import sys
     rows = run(sizes or (1_000, 10_000, 100_000), rounds, peers, memory,
-               progress=lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
+               progress=lambda msg: print(f"  {msg}", file=sys.stderr, flush=True), processes=processes)
     text = format_rows(rows)
     print(text)
     return text
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    import sys as _sys
+    _child() if _sys.argv[1:] == ["--child"] else main()

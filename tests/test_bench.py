@@ -126,6 +126,8 @@ def test_cli_prints_the_table_and_writes_csv(tmp_path, capsys):
     (["bench", "--threads", "0"], "--threads must list positive integers"),
     (["bench", "--methods", "tape"], "--methods: unknown tape"),
     (["bench", "--repeats", "3"], "--repeats must be >= 7"),
+    (["bench", "--tape", "--processes", "0"], "--processes must be a positive integer"),
+    (["bench", "--processes", "2"], "--processes pools runs of --tape"),
 ])
 def test_cli_usage_errors_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -171,3 +173,27 @@ def test_lean_tape_agrees_with_the_certified_reference_on_fan_out_graphs(f):
     ref = dk.reference(f, theta, digits=30)  # certified by high-precision central differences, no rule reused
     e = dk.error(dk.gradient(f, theta), ref)
     assert e.digits >= 14, e
+
+
+# --- diffkit bench --tape pooled over processes -------------------------------------------------------------
+
+def test_tape_ratio_interval_spans_the_processes_when_they_are_the_blocks():
+    from diffkit.bench_tape import _ratio
+    # one process measured every round at 1.0, the other at 2.0: pooled, the median lies between, and the
+    # interval resamples processes, so it reaches both (a bootstrap over thirds of one run would not see it)
+    samples = {"eager": [1.0] * 6 + [2.0] * 6, "handwritten": [1.0] * 12}
+    median, low, high = _ratio(samples, "eager", "handwritten", [0] * 6 + [1] * 6)
+    assert (low, high) == (1.0, 2.0) and 1.0 <= median <= 2.0
+    assert _ratio({"eager": [3.0] * 7, "handwritten": [1.5] * 7}, "eager", "handwritten") == (2.0, 2.0, 2.0)
+    assert _ratio(samples, "eager", "jax") is None  # a peer not installed: no ratio
+
+
+@pytest.mark.slow
+def test_tape_bench_pools_rounds_from_fresh_processes():
+    from diffkit.bench_tape import run
+    rows = run(sizes=(100,), rounds=3, peers=(), memory=False, processes=2)
+    (row,) = rows
+    assert row["P"] == 90 and row["processes"] == 2
+    median, low, high = row["ratios"]["eager/hand"]
+    assert 1.0 < low <= median <= high < 20.0  # the tape does more than backprop by hand, and not absurdly more
+    assert row["ratios"]["compiled/jax"] is None

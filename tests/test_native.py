@@ -245,3 +245,49 @@ def test_a_primitive_given_too_many_arrays_is_refused_and_writes_nothing(pure):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert "refused: multiply() takes 2 positional arguments but 3 were given" in out
     assert out.strip().endswith("[0.0, 0.0, 0.0]")
+
+
+OPERATOR_CASES = [  # (expression, the Python reference's method and its arguments)
+    (lambda x, y: x + y, "__add__", "xy"), (lambda x, y: 2.0 + x, "__radd__", "x2"),
+    (lambda x, y: x - y, "__sub__", "xy"), (lambda x, y: 2.0 - x, "__rsub__", "x2"),
+    (lambda x, y: x * y, "__mul__", "xy"), (lambda x, y: 3 * x, "__rmul__", "x3"),
+    (lambda x, y: x * x, "__mul__", "xx"),
+    (lambda x, y: x / y, "__truediv__", "xy"), (lambda x, y: 1.0 / x, "__rtruediv__", "x1"),
+    (lambda x, y: x @ y, "__matmul__", "xy"), (lambda x, y: np.eye(3) @ x, "__rmatmul__", "xI"),
+    (lambda x, y: -x, "__neg__", "x"), (lambda x, y: x[1:3], "__getitem__", "xs"),
+    (lambda x, y: x[0, 1], "__getitem__", "xt"),
+]
+_OPERANDS = {"2": 2.0, "3": 3, "1": 1.0, "I": np.eye(3), "s": slice(1, 3), "t": (0, 1)}
+
+
+@built
+@pytest.mark.parametrize("expression, method, operands", OPERATOR_CASES,
+                         ids=[f"{m}-{o}" for _, m, o in OPERATOR_CASES])
+def test_the_c_operators_record_what_the_python_operators_record(expression, method, operands):
+    from diffkit.tape.array import Operators
+    assert getattr(TArray, method) is not getattr(Operators, method)  # the C struct's operator runs
+    x_value, y_value = np.arange(1.0, 10.0).reshape(3, 3), np.full((3, 3), 0.5)
+    nodes = []
+    for run in ("C", "Python"):
+        tape = Tape()
+        x, y = tape.leaf(x_value), tape.leaf(y_value)
+        if run == "C":
+            out = expression(x, y)
+        else:
+            args = [x if o == "x" else y if o == "y" else _OPERANDS[o] for o in operands[1:]]
+            out = getattr(Operators, method)(x, *args)
+        nodes.append((tape.nodes[2:], out.value, out.index))
+    (c_nodes, c_value, c_index), (py_nodes, py_value, py_index) = nodes
+    assert c_index == py_index and len(c_nodes) == len(py_nodes) == 1
+    np.testing.assert_array_equal(c_value, py_value)
+    _same_item(c_nodes[0], py_nodes[0], f"the node of {method}")
+
+
+@built
+def test_a_c_operator_on_two_tapes_lands_where_the_python_operator_does():
+    from diffkit.tape.array import Operators
+    first, second = Tape(), Tape()
+    a, b = first.leaf(np.ones(2)), second.leaf(np.ones(2))
+    for left, right in ((a, b), (b, a)):
+        assert (left + right).tape is Operators.__add__(left, right).tape
+        assert (left @ right).tape is Operators.__matmul__(left, right).tape

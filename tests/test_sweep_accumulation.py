@@ -145,3 +145,57 @@ def test_blocks_of_theta_give_the_gradient_worked_by_hand(f, by_hand, compiled, 
     theta = np.random.default_rng(3).standard_normal(N)
     grad = dk.compile(f, theta)(theta)[1] if compiled else dk.gradient(f, theta).grad
     np.testing.assert_allclose(grad, by_hand(theta), rtol=1e-15, atol=0)  # (sums in another order: an ulp)
+
+
+# --- a broadcast input's gradient: its contributions summed over the broadcast axis ---------------------------
+# The sweep sums a (m, n) contribution down to a bias's (n,) or a column's (m, 1) as a product with ones (BLAS)
+# where the summed axis is at most BLAS_SUM_MAX long, with numpy's pairwise sum past it.  The reference is
+# math.fsum of the same weights: the exact sum, rounded once.
+
+import math  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+from diffkit.primitives.broadcasting import BLAS_SUM_MAX  # noqa: E402
+
+
+def _bias_and_column_gradients(weights):
+    m, n = weights.shape
+    X = np.linspace(-1.0, 1.0, m * n).reshape(m, n)
+
+    def f(t):  # d/db_j = sum_i w_ij, d/dy_i = -sum_j w_ij
+        xp = dk.namespace(t)
+        b, y = t[:n], xp.reshape(t[n:], (m, 1))
+        return xp.sum(weights * (X + b)) + xp.sum(weights * (X - y))
+    return dk.gradient(f, np.zeros(n + m)).grad
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 70), st.integers(1, 70)),
+              elements=st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)))
+def test_a_broadcast_inputs_gradient_is_the_sum_of_its_contributions(weights):
+    m, n = weights.shape
+    grad = _bias_and_column_gradients(weights)
+    bias = [math.fsum(weights[:, j]) for j in range(n)]
+    column = [-math.fsum(weights[i, :]) for i in range(m)]
+    scale = np.abs(weights).sum() + 1e-300
+    np.testing.assert_allclose(grad, bias + column, rtol=0, atol=8 * m * n * 2.0 ** -52 * scale)
+
+
+def test_a_long_broadcast_axis_keeps_numpys_pairwise_sum():
+    m = BLAS_SUM_MAX + 904  # past the BLAS route: 5000 rows of one column
+    weights = np.random.default_rng(4).uniform(0.5, 1.5, (m, 1))
+    grad = _bias_and_column_gradients(weights)
+    assert abs(grad[0] - math.fsum(weights[:, 0])) <= 4 * 2.0 ** -52 * math.fsum(weights[:, 0])
+
+
+def test_inf_and_nan_in_a_broadcast_inputs_contributions_carry_into_its_gradient():
+    weights = np.ones((3, 4))
+    weights[1, 0] = np.inf  # column 0: inf; row 1: inf
+    weights[0, 2], weights[2, 2] = np.inf, -np.inf  # column 2: inf - inf = nan; rows 0 and 2 likewise
+    weights[2, 3] = np.nan  # column 3 and row 2: nan
+    with np.errstate(invalid="ignore"):  # (inf - inf: numpy says so, as it would for its own sum)
+        grad = _bias_and_column_gradients(weights)
+    assert grad[0] == np.inf and grad[1] == 3.0 and np.isnan(grad[2]) and np.isnan(grad[3])
+    assert grad[4] == -np.inf and grad[5] == -np.inf and np.isnan(grad[6])

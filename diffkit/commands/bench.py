@@ -32,6 +32,10 @@ def add_parser(sub) -> None:
                         "(diffkit.gradbench.bench); writes reports/data/gradbench.csv unless --csv; --quick: a few "
                         "sizes per eval")
     p.add_argument("--evals", default=None, help="with --gradbench: comma-separated evals (default all)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="with --tape: repeat the interleaved run in this many fresh processes and pool them; a "
+                        "process's memory layout moves a ratio by a few percent, and the intervals then span that "
+                        "(default 1)")
     p.set_defaults(func=run)
 
 
@@ -54,10 +58,14 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
+    if args.processes < 1:
+        raise UsageError(f"--processes must be a positive integer; got {args.processes}")
+    if args.processes > 1 and not args.tape:
+        raise UsageError("--processes pools runs of --tape: it goes with --tape")
     if args.tape:
         from diffkit.bench_tape import main
         main(_ints(args.sizes, "sizes") if args.sizes else None, rounds=max(7, args.repeats or 15),
-             memory=not args.no_memory)
+             memory=not args.no_memory, processes=args.processes)
         return 0
     if args.gradbench:
         from diffkit.gradbench.bench import command  # noqa: PLC0415

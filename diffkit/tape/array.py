@@ -21,7 +21,30 @@ def _comparison(op, name: str):
     return compare
 
 
-class TArray(ArrayFields, ArrayObject):
+class Operators:
+    """A tape array's arithmetic, ``@`` and indexing, in Python: ``x + y`` is ``x.tape.ns.add(x, y)``.
+
+    The reference, and what runs where the C extension is not built: where it is, the C struct of the fields
+    (:mod:`.native`) has the same operators, which come first in TArray's bases and skip a Python frame.
+    """
+
+    __slots__ = ()
+
+    def __add__(self, other): return self.tape.ns.add(self, other)
+    def __radd__(self, other): return self.tape.ns.add(other, self)
+    def __sub__(self, other): return self.tape.ns.subtract(self, other)
+    def __rsub__(self, other): return self.tape.ns.subtract(other, self)
+    def __mul__(self, other): return self.tape.ns.multiply(self, other)
+    def __rmul__(self, other): return self.tape.ns.multiply(other, self)
+    def __truediv__(self, other): return self.tape.ns.divide(self, other)
+    def __rtruediv__(self, other): return self.tape.ns.divide(other, self)
+    def __matmul__(self, other): return self.tape.ns.matmul(self, other)
+    def __rmatmul__(self, other): return self.tape.ns.matmul(other, self)
+    def __neg__(self): return self.tape.ns.negative(self)
+    def __getitem__(self, index): return self.tape.ns.index_op(self, index=index)
+
+
+class TArray(ArrayFields, Operators, ArrayObject):
     """An array recorded on a tape.  Arithmetic, ``@``, indexing, ``.T`` and the methods below are recorded.
 
     ``TArray(value, tape, index)``: its fields (a C struct where the extension is built, :mod:`.native`).
@@ -86,22 +109,10 @@ class TArray(ArrayFields, ArrayObject):
         raise TypeError(f"numpy.{func.__name__} was called on a tape array, which numpy cannot record; write "
                         f"xp = dk.namespace(x) and call xp.{func.__name__}(...) instead")
 
-    def __add__(self, other): return self.tape.ns.add(self, other)
-    def __radd__(self, other): return self.tape.ns.add(other, self)
-    def __sub__(self, other): return self.tape.ns.subtract(self, other)
-    def __rsub__(self, other): return self.tape.ns.subtract(other, self)
-    def __mul__(self, other): return self.tape.ns.multiply(self, other)
-    def __rmul__(self, other): return self.tape.ns.multiply(other, self)
-    def __truediv__(self, other): return self.tape.ns.divide(self, other)
-    def __rtruediv__(self, other): return self.tape.ns.divide(other, self)
-    def __matmul__(self, other): return self.tape.ns.matmul(self, other)
-    def __rmatmul__(self, other): return self.tape.ns.matmul(other, self)
     def __pow__(self, other): return self.tape.ns.pow(self, other)
     def __rpow__(self, other): return self.tape.ns.pow(other, self)
-    def __neg__(self): return self.tape.ns.negative(self)
     def __pos__(self): return self
     def __abs__(self): return self.tape.ns.abs(self)
-    def __getitem__(self, index): return self.tape.ns.index_op(self, index=index)
 
     def __setitem__(self, index, value):
         raise TypeError("tape arrays are immutable (an in-place write would corrupt the recorded values); "
