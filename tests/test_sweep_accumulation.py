@@ -199,3 +199,15 @@ def test_inf_and_nan_in_a_broadcast_inputs_contributions_carry_into_its_gradient
         grad = _bias_and_column_gradients(weights)
     assert grad[0] == np.inf and grad[1] == 3.0 and np.isnan(grad[2]) and np.isnan(grad[3])
     assert grad[4] == -np.inf and grad[5] == -np.inf and np.isnan(grad[6])
+
+
+@pytest.mark.parametrize("n", [19, 80, 300])  # sum's g filled (361 entries), a broadcast view (6,400; 90,000)
+def test_an_l2_terms_gradient_is_twice_its_weight_times_theta_exactly(n):
+    # d/dt 3 sum(W * W) = 6 t; x * x is recorded as square, whose rule doubles g x (exact) in any order
+    theta = np.random.default_rng(n).standard_normal(n * n)
+
+    def f(t):
+        xp = dk.namespace(t)
+        W = xp.reshape(t, (n, n))
+        return 3.0 * xp.sum(W * W)
+    assert dk.gradient(f, theta).grad.tobytes() == (6.0 * theta).tobytes()

@@ -25,6 +25,8 @@ from .lazy import held, special
 from .broadcasting import unbroadcast
 from .table import SAME, Domain, Unsupported, defprim
 
+_F64 = np.dtype(np.float64)
+
 # (constants in rules come from xp, so that the mpmath referee gets them at its own precision)
 
 POSITIVE = Domain(0.05, 5.0)
@@ -80,9 +82,13 @@ def _power_dy(g, ans, x, xp):
 def _square_vjp(g, x):
     # 2 g x.  A full reduction's g (sum(W * W), an L2 term) is one number, often as a broadcast view: then
     # x (2 g) is one pass over x instead of two; doubling is exact, so it is the same number as 2 (g x).
-    if type(x) is np.ndarray and x.dtype == np.float64 and x.size:
-        if type(g) is np.ndarray and g.dtype == np.float64 and g.shape == x.shape and not any(g.strides):
-            g = g.reshape(-1)[0]
+    if type(x) is np.ndarray and x.dtype is _F64 and x.size:
+        if type(g) is np.ndarray and g.dtype is _F64 and g.shape == x.shape:
+            if not any(g.strides):
+                return x * (2 * g.reshape(-1)[0])
+            c = g * x
+            c += c  # (doubled in its own buffer: exact, and one temporary fewer)
+            return c
         if type(g) in (float, np.float64):
             return x * (2 * g)
     return 2 * (g * x)  # (g first: a reduction's g is often a broadcast view, slow to scale)

@@ -50,7 +50,7 @@ def expand(g, xp, x_shape, axis, keepdims=False):
     if t is float and _on_array_api(xp):  # the seed 1.0 of another library's sweep: made beside its values
         g, t = xp.asarray(g), None
     if t in _PLAIN or t is float:  # numpy values (or the sweep's seed 1.0): no dispatch through xp
-        if not keepdims and t is not float:
+        if not keepdims and t is not float and axis is not None:  # (a full reduction's one number needs none)
             g = g.reshape(_kept_shape(x_shape, axis))
         size = math.prod(x_shape)
         # filled when small; a view of one number costs its consumer no extra pass, so large ones stay views
