@@ -92,9 +92,9 @@ def user_form(prim, fn: Callable, traced: bool = False) -> Callable:
         return lambda *a, **k: _call(fn, *api(*a, **k))
     if residual:
         return lambda *a, **k: fn(*a, **k)[0]
-    if prim.params and not prim.variadic:
+    if prim.params and not prim.variadic and not getattr(fn, "takes_positional_params", False):
         return _positional_params(fn, len(prim.inputs), tuple(prim.params))
-    return fn
+    return fn  # (the tape's C recorder takes params by position itself)
 
 
 def _positional_params(fn: Callable, n_inputs: int, names: tuple) -> Callable:

@@ -107,6 +107,38 @@ def test_the_c_recorder_passes_params_and_their_defaults():
     np.testing.assert_array_equal(r.grad, [0, 0, 1, 0, 0, 1])
 
 
+POSITIONAL = [  # (primitive, params by position (axis, keepdims), by keyword, the output's shape from (2, 3))
+    ("sum", (1,), {}, (2,)), ("sum", (1, True), {}, (2, 1)), ("max", (0, True), {}, (1, 3)),
+    ("sum", (0,), {"axis": 1}, (2,)),  # a keyword wins over the same param by position, as the adapter has it
+    ("mean", (None, True), {}, (1, 1)), ("min", (), {"axis": 1}, (2,)),
+]
+
+
+@built
+@pytest.mark.parametrize("name, by_position, by_keyword, shape", POSITIONAL)
+def test_the_c_recorder_takes_params_by_position_as_the_python_adapter_does(name, by_position, by_keyword, shape):
+    from diffkit.backends import _positional_params
+    prim = PRIMITIVES[name]
+    c_record, py_record = _recorders(prim)
+    assert c_record.takes_positional_params and not getattr(py_record, "takes_positional_params", False)
+    adapter = _positional_params(py_record, 1, tuple(prim.params))  # the reference: params passed on by name
+    x = np.arange(1.0, 7.0).reshape(2, 3)
+    (tc, oc), (tp, op) = [_record(lambda v: rec(v, *by_position, **by_keyword), [x], {0}, {})
+                          for rec in (c_record, adapter)]
+    np.testing.assert_array_equal(oc.value, op.value)
+    _same_item(tc.nodes[-1][1:], tp.nodes[-1][1:], f"{name}{by_position}{by_keyword}")
+    assert tc.nodes[-1][0] is tp.nodes[-1][0] is prim and oc.shape == shape
+
+
+@built
+def test_too_many_positional_params_are_refused_naming_the_params():
+    tape = Tape()
+    x = tape.leaf(np.ones((2, 3)))
+    with pytest.raises(TypeError, match=r"takes 1 array\(s\) and the params axis, keepdims; got 4 positional"):
+        tape.ns.sum(x, 1, True, 3)
+    assert len(tape.nodes) == 1  # nothing recorded
+
+
 def _views_and_fan_out(t):  # blocks of a flat theta (lazily zeroed past 8192), x * x, a broadcast, fan-out
     xp = dk.namespace(t)
     n = t.shape[0] // 4

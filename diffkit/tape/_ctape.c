@@ -413,6 +413,7 @@ typedef struct {
     PyObject *prim, *impl, *fallback, *tarray, *tracers, *xp;
     int residual, n_inputs;
     PyObject *same;  /* multiply's: the recorder of square, which records x * x (one contribution 2 g x) */
+    PyObject *param_names;  /* the params' names, in order, where they may come by position (xp.sum(x, 1)) */
     PyObject *rule[MAX_INPUTS];
     int n_reads[MAX_INPUTS], read_kind[MAX_INPUTS][MAX_READS], read_input[MAX_INPUTS][MAX_READS];
     PyObject *read_name[MAX_INPUTS][MAX_READS], *read_default[MAX_INPUTS][MAX_READS];
@@ -461,11 +462,57 @@ static PyObject *param_value(Recorder *r, int k, int j, PyObject *const *args, P
     return Py_NewRef(r->read_default[k][j]);
 }
 
+static PyObject *record(Recorder *r, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+
+/* Params given by position, as numpy allows (xp.sum(x, 1, True)), passed on by name, a keyword winning over
+ * the same param by position: backends._positional_params, which the namespace then need not put in front. */
+static PyObject *record_positional_params(Recorder *r, PyObject *const *args, Py_ssize_t n, PyObject *kwnames) {
+    Py_ssize_t n_in = r->n_inputs, extra = n - n_in, nk = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    Py_ssize_t n_params = PyTuple_GET_SIZE(r->param_names);
+    if (extra > n_params) {
+        PyObject *sep = PyUnicode_FromString(", ");
+        PyObject *names = sep == NULL ? NULL : PyUnicode_Join(sep, r->param_names);
+        if (names != NULL)
+            PyErr_Format(PyExc_TypeError, "%R takes %d array(s) and the params %U; got %zd positional arguments",
+                         (PyObject *)r, r->n_inputs, names, n);
+        Py_XDECREF(sep);
+        Py_XDECREF(names);
+        return NULL;
+    }
+    PyObject *stack[MAX_INPUTS + 32];
+    if (n_in + extra + nk > MAX_INPUTS + 32) return call_fallback(r, args, n, kwnames);
+    int by_keyword[32] = {0};
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t q = 0; q < extra; q++) {
+        int dup = kwnames == NULL ? 0 : PySequence_Contains(kwnames, PyTuple_GET_ITEM(r->param_names, q));
+        if (dup < 0) return NULL;
+        by_keyword[q] = dup;
+        kept += !dup;
+    }
+    PyObject *names = PyTuple_New(kept + nk);
+    if (names == NULL) return NULL;
+    for (Py_ssize_t j = 0; j < n_in; j++) stack[j] = args[j];
+    Py_ssize_t m = 0;
+    for (Py_ssize_t q = 0; q < extra; q++) {
+        if (by_keyword[q]) continue;
+        stack[n_in + m] = args[n_in + q];
+        PyTuple_SET_ITEM(names, m++, Py_NewRef(PyTuple_GET_ITEM(r->param_names, q)));
+    }
+    for (Py_ssize_t q = 0; q < nk; q++) {
+        stack[n_in + m] = args[n + q];
+        PyTuple_SET_ITEM(names, m++, Py_NewRef(PyTuple_GET_ITEM(kwnames, q)));
+    }
+    PyObject *out = record(r, stack, (size_t)n_in, names);
+    Py_DECREF(names);
+    return out;
+}
+
 static PyObject *record(Recorder *r, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     Py_ssize_t n = PyVectorcall_NARGS(nargsf);
     PyObject *tape = NULL, *values[MAX_INPUTS] = {NULL, NULL}, *parents[MAX_INPUTS] = {NULL, NULL};
     PyTypeObject *tarray = (PyTypeObject *)r->tarray;
     int mask = 0;
+    if (n > r->n_inputs && r->param_names != NULL) return record_positional_params(r, args, n, kwnames);
     if (n != r->n_inputs) {  /* as the generated recorder's signature says (apply would take more inputs) */
         PyObject *name = PyObject_GetAttrString(r->prim, "name");
         if (name == NULL) return NULL;
@@ -592,11 +639,15 @@ done:
 
 static PyObject *recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     PyObject *prim, *impl, *fallback, *tarray, *tracers, *xp, *links;
-    PyObject *same;
+    PyObject *same, *param_names = Py_None;
     int residual;
-    if (!PyArg_ParseTuple(args, "OOOOO!OpO!O", &prim, &impl, &fallback, &tarray, &PyDict_Type, &tracers,
-                          &xp, &residual, &PyTuple_Type, &links, &same))
+    if (!PyArg_ParseTuple(args, "OOOOO!OpO!O|O", &prim, &impl, &fallback, &tarray, &PyDict_Type, &tracers,
+                          &xp, &residual, &PyTuple_Type, &links, &same, &param_names))
         return NULL;
+    if (param_names != Py_None && (!PyTuple_Check(param_names) || PyTuple_GET_SIZE(param_names) > 32)) {
+        PyErr_SetString(PyExc_ValueError, "Recorder: param_names must be None or a tuple of at most 32 names");
+        return NULL;
+    }
     Py_ssize_t n = PyTuple_GET_SIZE(links);
     if (n < 1 || n > MAX_INPUTS || !PyType_Check(tarray) || !PyType_IsSubtype((PyTypeObject *)tarray, &FieldsType)) {
         PyErr_SetString(PyExc_ValueError, "Recorder: 1 or 2 inputs, and a TArrayFields subtype");
@@ -609,6 +660,7 @@ static PyObject *recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwar
     self->tarray = Py_NewRef(tarray), self->tracers = Py_NewRef(tracers), self->xp = Py_NewRef(xp);
     self->residual = residual, self->n_inputs = (int)n;
     self->same = same == Py_None ? NULL : Py_NewRef(same);
+    self->param_names = param_names == Py_None ? NULL : Py_NewRef(param_names);
     /* links[k] = (rule or None, ((kind, input index, name, default), ...)) */
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *link = PyTuple_GET_ITEM(links, k), *rule, *reads;
@@ -640,7 +692,7 @@ fail:
 
 static int recorder_traverse(Recorder *self, visitproc visit, void *arg) {
     Py_VISIT(self->prim); Py_VISIT(self->impl); Py_VISIT(self->fallback); Py_VISIT(self->tarray);
-    Py_VISIT(self->tracers); Py_VISIT(self->xp); Py_VISIT(self->same);
+    Py_VISIT(self->tracers); Py_VISIT(self->xp); Py_VISIT(self->same); Py_VISIT(self->param_names);
     for (int k = 0; k < MAX_INPUTS; k++) {
         Py_VISIT(self->rule[k]);
         for (int j = 0; j < MAX_READS; j++) { Py_VISIT(self->read_name[k][j]); Py_VISIT(self->read_default[k][j]); }
@@ -650,7 +702,7 @@ static int recorder_traverse(Recorder *self, visitproc visit, void *arg) {
 
 static int recorder_clear(Recorder *self) {
     Py_CLEAR(self->prim); Py_CLEAR(self->impl); Py_CLEAR(self->fallback); Py_CLEAR(self->tarray);
-    Py_CLEAR(self->tracers); Py_CLEAR(self->xp); Py_CLEAR(self->same);
+    Py_CLEAR(self->tracers); Py_CLEAR(self->xp); Py_CLEAR(self->same); Py_CLEAR(self->param_names);
     for (int k = 0; k < MAX_INPUTS; k++) {
         Py_CLEAR(self->rule[k]);
         for (int j = 0; j < MAX_READS; j++) { Py_CLEAR(self->read_name[k][j]); Py_CLEAR(self->read_default[k][j]); }
@@ -668,10 +720,21 @@ static PyObject *recorder_repr(Recorder *self) {
     return PyUnicode_FromFormat("<diffkit recorder of %R>", self->prim);
 }
 
+static PyObject *recorder_positional(Recorder *self, void *closure) {
+    return PyBool_FromLong(self->param_names != NULL);
+}
+
+static PyGetSetDef recorder_getset[] = {
+    {"takes_positional_params", (getter)recorder_positional, NULL,
+     "whether params may come by position (xp.sum(x, 1)): the namespace then calls it directly", NULL},
+    {NULL},
+};
+
 static PyTypeObject RecorderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "diffkit.tape._ctape.Recorder",
-    .tp_doc = "Recorder(prim, impl, fallback, TArray, TRACERS, xp, residual, links, same): "
+    .tp_getset = recorder_getset,
+    .tp_doc = "Recorder(prim, impl, fallback, TArray, TRACERS, xp, residual, links, same[, param_names]): "
               "records prim on a fast tape in one call (plans.fast_recorder's generated function, in C)",
     .tp_basicsize = sizeof(Recorder),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,

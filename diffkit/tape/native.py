@@ -108,8 +108,9 @@ def recorder(prim: Any, apply: Any, numpy_ns: Any, tarray: type, tracers: dict, 
                         (_KINDS[kind], k or 0, name, None))
         links.append((rule, tuple(spec)))
     same = recorder(PRIMITIVES["square"], apply, numpy_ns, tarray, tracers, multiply) if prim is multiply else None
+    positional = tuple(prim.params) if prim.params and not prim.variadic else None  # (xp.sum(x, 1), as numpy)
     return _ctape.Recorder(prim, numpy_ns.impls[prim.index], apply, tarray, tracers, numpy_ns, bool(prim.residual),
-                           tuple(links), same)  # (same: x * x is recorded as square)
+                           tuple(links), same, positional)  # (same: x * x is recorded as square)
 
 
 def views(tarray: type, python_reshape_view: Any) -> tuple:
