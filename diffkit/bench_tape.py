@@ -67,13 +67,22 @@ def user_mlp(prob: problems.Problem) -> Callable:
     return f
 
 
-def _ratio(samples: dict, a: str, b: str, blocks: list | None = None) -> tuple | None:
+def _ratio(samples: dict, a: str, b: str, process: dict | None = None) -> tuple | None:
     """Median over rounds of a/b (paired), and its 95 % bootstrap interval over the run's start, middle and end,
-    or over the processes ``blocks`` labels each round with."""
+    or, where ``process`` labels each case's samples with the process that took them, over the processes
+    (paired within each process that measured both)."""
     if a not in samples or b not in samples:
         return None
-    r = np.array(samples[a]) / np.array(samples[b])
-    return block_bootstrap(r, blocks_of(r.size, BLOCKS) if blocks is None else blocks)
+    if process is None:
+        r = np.array(samples[a]) / np.array(samples[b])
+        return block_bootstrap(r, blocks_of(r.size, BLOCKS))
+    ratios, labels = [], []
+    for k in sorted(set(process[a]) & set(process[b])):
+        top = [v for v, q in zip(samples[a], process[a]) if q == k]
+        bottom = [v for v, q in zip(samples[b], process[b]) if q == k]
+        ratios += [x / y for x, y in zip(top, bottom, strict=True)]
+        labels += [k] * len(top)
+    return block_bootstrap(np.array(ratios), labels) if ratios else None
 
 
 def _peak(fn: Callable) -> int:
@@ -131,14 +140,19 @@ def run(sizes: tuple = (1_000, 10_000, 100_000), rounds: int = 15, peers: tuple 
         raise ValueError(f"processes must be >= 1; got {processes}")
     if processes == 1:
         rows, samples = _measure(sizes, rounds, peers, progress)
-        blocks = None
+        process = None
     else:
-        rows, samples, blocks = _in_processes(sizes, rounds, peers, processes, progress)
+        rows, samples, process = _in_processes(sizes, rounds, peers, processes, progress)
     for row in rows:
         mine = {name: v for (P, name), v in samples.items() if P == row["P"]}
+        by = None if process is None else {name: v for (P, name), v in process.items() if P == row["P"]}
         row["ms"] = {k: float(np.median(v)) * 1e3 for k, v in mine.items()}
-        row["ratios"] = {k: _ratio(mine, a, b, blocks) for k, (a, b) in PAIRS.items()}
+        row["ratios"] = {k: _ratio(mine, a, b, by) for k, (a, b) in PAIRS.items()}
         row["processes"] = processes
+        for name, labels in (by or {}).items():  # (a peer that one process could not load, say)
+            if len(set(labels)) < processes:
+                note = row["notes"].get(name, "")
+                row["notes"][name] = f"{note}{'; ' if note else ''}measured in {len(set(labels))} of {processes} processes"
         prepared = row.pop("_memory", None)
         if memory:
             row["memory"] = _memory(prepared or _prepared_for_memory(row["P"]))
@@ -168,6 +182,7 @@ def _in_processes(sizes: tuple, rounds: int, peers: tuple, processes: int, progr
     import sys
 
     pooled: dict = {}
+    process: dict = {}  # (P, method) -> the process of each of its samples
     rows: list = []
     for k in range(processes):
         if progress:
@@ -183,7 +198,8 @@ def _in_processes(sizes: tuple, rounds: int, peers: tuple, processes: int, progr
             rows = answer["rows"]  # (compile times and notes: the first process's)
         for P, name, values in answer["samples"]:
             pooled.setdefault((P, name), []).extend(values)
-    return rows, pooled, [k for k in range(processes) for _ in range(rounds)]  # (every case: one sample a round)
+            process.setdefault((P, name), []).extend([k] * len(values))
+    return rows, pooled, process
 
 
 def _child() -> None:

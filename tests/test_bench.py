@@ -182,10 +182,14 @@ def test_tape_ratio_interval_spans_the_processes_when_they_are_the_blocks():
     # one process measured every round at 1.0, the other at 2.0: pooled, the median lies between, and the
     # interval resamples processes, so it reaches both (a bootstrap over thirds of one run would not see it)
     samples = {"eager": [1.0] * 6 + [2.0] * 6, "handwritten": [1.0] * 12}
-    median, low, high = _ratio(samples, "eager", "handwritten", [0] * 6 + [1] * 6)
+    process = {"eager": [0] * 6 + [1] * 6, "handwritten": [0] * 6 + [1] * 6}
+    median, low, high = _ratio(samples, "eager", "handwritten", process)
     assert (low, high) == (1.0, 2.0) and 1.0 <= median <= 2.0
+    # a case one process lacks (a peer it could not load): paired only within the processes that have both
+    samples["jax"], process["jax"] = [4.0] * 6, [1] * 6
+    assert _ratio(samples, "eager", "jax", process) == (0.5, 0.5, 0.5)
     assert _ratio({"eager": [3.0] * 7, "handwritten": [1.5] * 7}, "eager", "handwritten") == (2.0, 2.0, 2.0)
-    assert _ratio(samples, "eager", "jax") is None  # a peer not installed: no ratio
+    assert _ratio({"eager": [1.0] * 7}, "eager", "jax") is None  # a peer not installed: no ratio
 
 
 @pytest.mark.slow
