@@ -184,6 +184,7 @@ def _in_processes(sizes: tuple, rounds: int, peers: tuple, processes: int, progr
     pooled: dict = {}
     process: dict = {}  # (P, method) -> the process of each of its samples
     rows: list = []
+    failed: list = []  # (a process that fails loses its own rounds only: the others' are kept)
     for k in range(processes):
         if progress:
             progress(f"process {k + 1} of {processes}")
@@ -191,14 +192,20 @@ def _in_processes(sizes: tuple, rounds: int, peers: tuple, processes: int, progr
         done = subprocess.run([sys.executable, "-m", "diffkit.bench_tape", "--child"], input=config,
                               capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"bench process {k + 1} of {processes} failed (exit {done.returncode}):\n"
-                               f"{done.stderr[-2000:]}")
+            failed.append(f"process {k + 1} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+            if progress:
+                progress(failed[-1])
+            continue
         answer = json.loads(done.stdout)
-        if k == 0:
-            rows = answer["rows"]  # (compile times and notes: the first process's)
+        rows = rows or answer["rows"]  # (compile times and notes: the first process's that ran)
         for P, name, values in answer["samples"]:
             pooled.setdefault((P, name), []).extend(values)
             process.setdefault((P, name), []).extend([k] * len(values))
+    if not rows:
+        raise RuntimeError(f"every bench process failed; the first: {failed[0]}")
+    for row in rows:
+        if failed:
+            row["notes"]["processes"] = f"{len(failed)} of {processes} failed; " + "; ".join(failed)[:300]
     return rows, pooled, process
 
 

@@ -1,6 +1,7 @@
 """``diffkit bench``: the table's structure on tiny quick runs (no timing assertions)."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -201,3 +202,27 @@ def test_tape_bench_pools_rounds_from_fresh_processes():
     median, low, high = row["ratios"]["eager/hand"]
     assert 1.0 < low <= median <= high < 20.0  # the tape does more than backprop by hand, and not absurdly more
     assert row["ratios"]["compiled/jax"] is None
+
+
+def test_a_failed_bench_process_loses_its_own_rounds_only(monkeypatch):
+    import subprocess
+    from diffkit import bench_tape
+
+    calls = []
+    samples = [[90, "eager", [2.0] * 7], [90, "handwritten", [1.0] * 7]]
+    answer = json.dumps({"rows": [{"P": 90, "layers": [], "compile_s": 0.0, "notes": {}, "rerecords": 0}],
+                         "samples": samples})
+
+    def fake_run(argv, **kwargs):  # the second process dies; the first and third answer
+        calls.append(argv)
+        failed = len(calls) == 2
+        return subprocess.CompletedProcess(argv, 1 if failed else 0, "" if failed else answer,
+                                           "MemoryError" if failed else "")
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    (row,) = bench_tape.run(sizes=(100,), rounds=7, peers=(), memory=False, processes=3)
+    assert len(calls) == 3 and row["ratios"]["eager/hand"] == (2.0, 2.0, 2.0)
+    assert row["notes"]["processes"].startswith("1 of 3 failed; process 2 failed (exit 1): MemoryError")
+    assert row["notes"]["eager"] == "measured in 2 of 3 processes"
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(argv, 1, "", "boom"))
+    with pytest.raises(RuntimeError, match="every bench process failed; the first: process 1 failed.*boom"):
+        bench_tape.run(sizes=(100,), rounds=7, peers=(), memory=False, processes=2)
