@@ -214,7 +214,6 @@ OTHER_ROUTE = {
     "tanh": 4 * 2.2e-16,               # saturated entries' sech^2: a few by math.exp on numpy, np.exp here (1 ulp)
     "qr_q": 16 * 2.2e-16,              # the rules solve with R: solve_triangular's route, as above
     "qr_r": 16 * 2.2e-16,
-    "softmax_cross_entropy": 4 * 2.2e-16,  # its log-softmax's row sums (z - max z): ones @ g (BLAS) on numpy
 }
 
 

@@ -34,7 +34,23 @@ def unbroadcast(xp, c, shape: tuple):
         if right is not None:
             return (c @ right).reshape(shape)
         return (np.add.reduce(c, axes) if axes else c).reshape(shape)
+    if left is not None or right is not None:
+        ns = _library(xp, c)
+        if ns is not None:  # another library's floats (CuPy, array-api-strict): the same product with ones, so
+            ones = ns.ones((left if left is not None else right).shape[0], dtype=c.dtype, device=c.device)
+            return ns.reshape(ns.matmul(ones, c) if left is not None else ns.matmul(c, ones), shape)  # numpy's
+            # bits where the library runs on numpy (array-api-strict), and one kernel on a GPU
     return xp.reshape(xp.sum(c, axis=axes) if axes else c, shape)
+
+
+def _library(xp, c):
+    """The namespace of ``c``, another array library's real floating array, where ``xp`` is diffkit's namespace of
+    that library's values (:mod:`diffkit.backends_array_api`); else None (traces, mpmath objects, a writer's
+    symbols)."""
+    if getattr(xp, "__dict__", {}).get("backend") != "array_api" or not hasattr(c, "__array_namespace__"):
+        return None
+    ns = c.__array_namespace__()
+    return ns if c.dtype in (ns.float32, ns.float64) else None
 
 
 _PLANS: dict = {}  # (broadcast shape, input shape) -> (axes to sum over, ones for ones @ c, ones for c @ ones)
