@@ -33,14 +33,14 @@ def rows(shape: tuple) -> int:
 
 # --- stable forms ------------------------------------------------------------------------
 
-TANH_SATURATED = 1 - 2.0 ** -9  # past |tanh| = this (|x| > 3.47), (1 - a)(1 + a) keeps fewer than 13 digits
+TANH_SATURATED = 1 - 2.0 ** -9  # past |tanh| = this (|x| > 3.47), 1 - a**2 keeps fewer than 13 digits
 TANH_SCREEN = 3.465  # |x| <= this gives |tanh x| < TANH_SATURATED for sure (atanh(TANH_SATURATED) = 3.46525)
 
 
 def tanh_parts(x):
     """``(tanh(x), what its derivative needs beside the output)``: tanh's forward as the tape records it.
 
-    ``sech^2 = (1 - a)(1 + a)`` from the output ``a`` is exact to ~1e-13 relative while
+    ``sech^2 = 1 - a**2`` from the output ``a`` is exact to ~1e-13 relative while
     ``|a| <= TANH_SATURATED`` (the rounding of ``a`` is divided by ``1 - |a|``); past that it
     would lose every digit by |x| ~ 19.  So the residual keeps ``x`` only at the saturated
     entries, as ``(flat indices, x there)``, ``None`` when there are none: a healthy network
@@ -79,7 +79,7 @@ def tanh_slope(ans, res, xp):
         return sech2(res, xp)
     flat, x = res
     if flat is None:  # another array library: the same values as numpy's, entry by entry
-        return xp.where(xp.abs(ans) > TANH_SATURATED, sech2(x, xp), (1 - ans) * (1 + ans))
+        return xp.where(xp.abs(ans) > TANH_SATURATED, sech2(x, xp), _one_minus_square(ans))
     slope = _one_minus_square(ans)
     if type(slope) is np.ndarray:
         # a few saturated entries (the usual case) in Python floats: seven numpy calls on a tiny array cost more
@@ -90,13 +90,18 @@ def tanh_slope(ans, res, xp):
 
 
 def _one_minus_square(a):
-    """``(1 - a)(1 + a)``: 1 - a is exact for a in [1/2, 1], so the product keeps ~2 ulps where 1 - a**2 loses
-    up to 8 bits near |a| = 1."""
-    if type(a) is np.ndarray:  # the same product, one temporary fewer
-        slope = 1.0 - a
-        slope *= 1.0 + a
+    """``1 - a**2``, in one buffer of its own on numpy.
+
+    Up to the saturation screen (``|a| <= TANH_SATURATED``) it is within 5.3e-14 relative of ``sech^2 x``
+    (against mpmath on 23,000 points, densest near the screen): there ``1 - a**2 >= 2**-8``, so the
+    rounding of ``a = tanh x`` alone moves it by a few 1e-14.  ``(1 - a)(1 + a)``, exact for the rounded
+    ``a``, is within 4.1e-14, no better in digits, and takes two more passes.  Past the screen: sech^2.
+    """
+    if type(a) is np.ndarray:
+        slope = a * a
+        np.subtract(1.0, slope, out=slope)
         return slope
-    return (1 - a) * (1 + a)
+    return 1 - a * a
 
 
 def tanh_vjp(g, ans, res, xp):

@@ -146,6 +146,18 @@ def resolve(f: Any, theta: Any, copy: bool = True) -> tuple[Callable, np.ndarray
         return fn, theta, names or (lambda i: default_name(i, tuple(theta.shape)))
     arr = theta if not copy and type(theta) is np.ndarray and theta.dtype == np.float64 and theta.size \
         else as_theta(theta)
+    screen_finite(arr, names)
+    return guard(fn), arr, names or (lambda i: default_name(i, arr.shape))
+
+
+def screen_finite(arr: np.ndarray, names: Callable[[int], str] | None = None) -> None:
+    """ValueError naming theta's non-finite entries (at most ten), if it has any.
+
+    >>> screen_finite(np.array([1.0, np.inf, np.nan]))
+    Traceback (most recent call last):
+    ...
+    ValueError: theta has 2 non-finite entries: theta[1]=inf, theta[2]=nan
+    """
     # one pass, no temporaries: finite unless an entry is not (or the sum overflows: then the scan finds none);
     # a few entries as Python floats, where numpy's reduction would cost more than the call it guards; more as
     # theta . theta (BLAS, a quarter faster than a sum: NaN and inf carry through a sum of squares, none cancel;
@@ -157,7 +169,6 @@ def resolve(f: Any, theta: Any, copy: bool = True) -> tuple[Callable, np.ndarray
         shown = ", ".join(f"{namer(int(i))}={arr.flat[i]}" for i in bad[:10])
         more = f" and {bad.size - 10} more" if bad.size > 10 else ""
         raise ValueError(f"theta has {bad.size} non-finite entr{'y' if bad.size == 1 else 'ies'}: {shown}{more}")
-    return guard(fn), arr, names or (lambda i: default_name(i, arr.shape))
 
 
 def _nested(theta: Any) -> bool:

@@ -9,7 +9,7 @@ from .methods import CountedFunction, MethodOutput, check_scalar, register_metho
 from .tape.compiled import Compiled
 from .tape.gradient import tape_gradient
 
-__all__ = ["reverse_gradient", "tape_gradient"]
+__all__ = ["reverse_gradient", "eager", "tape_gradient"]
 
 
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # user function -> its dk.compile
@@ -33,9 +33,15 @@ def reverse_gradient(f, theta, *, anomaly: bool = False, memory: bool = False, c
         value, grad = compiled(theta)
         return MethodOutput(value, grad, {"compile_s": compiled.compile_s, "records": compiled.records,
                                           "rerecords": len(compiled.reasons)}, evaluations=1)
-    value, grad, length, held, fwd, bwd = tape_gradient(f, theta, anomaly=anomaly, count_bytes=memory,
-                                                        check=None if type(f) is CountedFunction else check_scalar)
+    return MethodOutput(*eager(f, theta, anomaly=anomaly, memory=memory,
+                               check=None if type(f) is CountedFunction else check_scalar))
+
+
+def eager(f, theta, *, anomaly: bool = False, memory: bool = False, check=check_scalar) -> tuple:
+    """``(value, grad, counters)`` of one recording and one sweep: the method's run, and ``dk.gradient``'s
+    own call for a plain float64 theta (:func:`diffkit.api.gradient`).  ``check(out)`` refuses what f
+    may not return (a :class:`CountedFunction` checks for itself)."""
+    value, grad, length, held, fwd, bwd = tape_gradient(f, theta, anomaly=anomaly, count_bytes=memory, check=check)
     if getattr(value, "shape", None) != ():  # a 0-d value stays as it is (a device's value stays on its device)
         value = value.reshape(()) if type(value) is np.ndarray else np.reshape(value, ())
-    return MethodOutput(value, grad, {"tape_length": length, "tape_bytes": held,
-                                                     "forward_s": fwd, "backward_s": bwd})
+    return value, grad, {"tape_length": length, "tape_bytes": held, "forward_s": fwd, "backward_s": bwd}

@@ -315,7 +315,7 @@ def test_methods_lists_reverse():
 # --- tanh: the rule reads the output, the tape keeps x only where tanh saturates -----------------------
 
 def test_tanh_gradient_is_exact_to_13_digits_on_both_sides_of_the_saturation_threshold():
-    # (1 - a)(1 + a) below |tanh| = 1 - 2**-9 (|x| ~ 3.47), 4e/(1+e)^2 from the kept x above it: every
+    # 1 - a**2 below |tanh| = 1 - 2**-9 (|x| ~ 3.47), 4e/(1+e)^2 from the kept x above it: every
     # entry against mpmath's sech^2 at 40 digits, the threshold's neighbourhood sampled densely
     x = np.concatenate([np.linspace(-25, 25, 501), np.linspace(3.4, 3.55, 151), -np.linspace(3.4, 3.55, 151)])
     grad = dk.gradient(lambda t: dk.namespace(t).sum(dk.namespace(t).tanh(t)), x).grad
@@ -370,7 +370,7 @@ def test_tanhs_saturated_entries_are_found_on_either_side_and_get_sech2(x):
         slope = dk.vjp(lambda t: dk.namespace(t).tanh(t), x)[1](np.ones_like(x))
     with mpmath.workdps(40):
         want = np.array([float(mpmath.sech(mpmath.mpf(v)) ** 2) for v in np.nan_to_num(x)])
-    tolerance = np.where(np.abs(np.nan_to_num(x)) > 3.47, 1e-15, 1e-13)  # sech^2 itself; (1 - a)(1 + a)
+    tolerance = np.where(np.abs(np.nan_to_num(x)) > 3.47, 1e-15, 1e-13)  # sech^2 itself; 1 - a**2
     assert np.all(np.abs(grad - want) / want < tolerance)
     finite = ~np.isnan(x)
     assert np.array_equal(np.isnan(slope), ~finite)
@@ -485,3 +485,41 @@ def test_the_gradient_is_the_callers_own_writeable_array(size):
     assert grad.flags.writeable and grad.flags.c_contiguous
     grad *= 2.0
     np.testing.assert_array_equal(grad, np.full(size, 2.0))
+
+
+# --- dk.gradient's direct call (method="reverse", no options, a float64 array): the generic contract ------------
+
+@pytest.mark.parametrize("theta", [np.array(1.5), np.array([1.5, -2.0, 0.25]), np.arange(6.0).reshape(2, 3) - 2.5],
+                         ids=["0-d", "vector", "matrix"])
+def test_the_direct_call_keeps_dk_gradients_contract(theta):
+    # f = sum(t^3): grad 3 t^2 by hand; three nodes (input, cube as power, sum); a float value, a float64
+    # gradient of theta's shape, one evaluation, the tape's counters, theta itself untouched
+    before = theta.copy()
+    r = dk.gradient(lambda t: dk.namespace(t).sum(t ** 3), theta)
+    assert type(r.value) is float and r.value == float(np.sum(before ** 3))
+    assert r.grad.dtype == np.float64 and r.grad.shape == theta.shape
+    np.testing.assert_allclose(r.grad, 3 * before ** 2, rtol=1e-15)
+    assert r.method == "reverse" and r.cost.evaluations == 1 and r.cost.peak_bytes is None
+    assert r.cost.counters["tape_length"] == 3 and r.cost.counters["tape_bytes"] is None
+    assert r.cost.counters["forward_s"] > 0 and r.cost.wall_s >= r.cost.counters["forward_s"]
+    np.testing.assert_array_equal(theta, before)
+
+
+def test_the_direct_call_refuses_what_the_generic_one_refuses():
+    with pytest.raises(ValueError, match=r"theta has 1 non-finite entry: theta\[1\]=inf"):
+        dk.gradient(lambda t: t[0], np.array([1.0, np.inf]))
+    with pytest.raises(ValueError, match="shape \\(2,\\)"):
+        dk.gradient(lambda t: t * 2.0, np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match="returned None"):
+        dk.gradient(lambda t: None, np.array([1.0, 2.0]))
+    assert dk.gradient(lambda t: t[:1] * 3.0, np.array([1.0, 2.0])).value == 3.0  # a (1,) output is a scalar
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (64, 10), (300, 300)])
+def test_a_full_sums_rule_is_one_number_over_the_inputs_shape(shape):
+    # d/dx (2.5 sum(x)) = 2.5 at every entry, read-only (no rule may write into it), a view of one number
+    from diffkit.primitives.reductions import expand
+    for g in (2.5, np.float64(2.5), np.array(2.5), np.array([[2.5]])):
+        out = expand(g, np, shape, None, keepdims=type(g) is np.ndarray and g.ndim == 2)
+        assert out.shape == shape and out.dtype == np.float64 and not out.flags.writeable
+        assert np.all(out == 2.5) and not any(out.strides)

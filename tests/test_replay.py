@@ -162,7 +162,7 @@ def test_x_times_x_has_the_gradient_2x():
 
 
 def test_the_replays_tanh_gradient_is_exact_at_saturated_and_healthy_entries():
-    # The replay runs the table's tanh rule: (1 - a)(1 + a) from the output, 4e/(1+e)^2 where |a| saturates.
+    # The replay runs the table's tanh rule: 1 - a**2 from the output, 4e/(1+e)^2 where |a| saturates.
     x = np.concatenate([np.linspace(-40, 40, 1001), [0.0, -0.0, 1e-300, 19.5]])
     w = np.random.default_rng(0).standard_normal(x.shape)
     f = lambda t: dk.namespace(t).sum(w * dk.namespace(t).tanh(t))  # noqa: E731

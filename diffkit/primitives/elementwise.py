@@ -273,7 +273,7 @@ defprim("cosh", "x", numpy=np.cosh, complex=SAME, mpmath=mpmath.cosh, sympy=held
 defprim("tanh", "x", kind="array", residual=True, numpy=F.tanh_parts, value=np.tanh, complex=lambda x: (np.tanh(x), x),
         mpmath=lambda x: (_MP_TANH(x), x), sympy=lambda x: (np.frompyfunc(held("tanh"), 1, 1)(x), x),
         vjp=F.tanh_vjp, jvp="elementwise", domain=WIDE,
-        doc="tanh' = (1 - a)(1 + a) from the output a where that keeps 13 digits, and 4e/(1+e)^2 with "
+        doc="tanh' = 1 - a**2 from the output a where that keeps 13 digits, and 4e/(1+e)^2 with "
             "e = exp(-2|x|) at the saturated entries, whose x alone the tape keeps (diffkit.formulas.tanh_parts)")
 defprim("asinh", "x", numpy=np.arcsinh, complex=SAME, mpmath=mpmath.asinh, sympy=held("asinh"),
         vjp=lambda g, x, xp: g / xp.hypot(1.0, x), aliases=("arcsinh",), domain=WIDE)

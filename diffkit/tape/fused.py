@@ -10,7 +10,7 @@ time on stand-ins (:class:`Sym`: a variable's name and its static shape) with a 
 whose functions write numba-compatible numpy source and return new stand-ins.  A rule written against ``xp``,
 as every rule in the table is, so becomes its own fused code; nothing is spelled twice.  A stand-in is an
 array of another library to the table (no data-dependent indexing while the code is written), so each rule
-takes that path: tanh's ``where(|a| > 0.998, sech^2(x), (1 - a)(1 + a))``, max's ``(x, ans)`` with ties
+takes that path: tanh's ``where(|a| > 0.998, sech^2(x), 1 - a**2)``, max's ``(x, ans)`` with ties
 sharing ``g``, as the table documents.
 
 The code is written twice: the second writing knows how often the first read each temporary, and writes an
