@@ -663,6 +663,8 @@ def _add_into(buf, index, c):
 
 
 def _is_basic_index(index) -> bool:
+    if type(index) is np.ndarray:  # (a gather's indices: the commonest index here)
+        return False
     parts = index if type(index) is tuple else (index,)
     return all(type(p) in (slice, int, type(None), type(Ellipsis)) or isinstance(p, np.integer) for p in parts)
 

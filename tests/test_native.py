@@ -220,9 +220,13 @@ def test_with_the_c_parts_off_the_python_references_run():
 
 @built
 @pytest.mark.parametrize("index", [slice(2, 8), slice(None, None, 3), 4, -1, slice(20, 30), np.int64(2), (1,),
-                                   (slice(1, 3),), (1, slice(None)), (Ellipsis,), [1, 2], 12])
+                                   (slice(1, 3),), (1, slice(None)), (Ellipsis,), [1, 2], 12,
+                                   np.array([1, 2, 2]), np.array([-1], dtype=np.int32), np.array([12]),
+                                   (1, np.array([0, 3], dtype=np.uint8)), np.array([1.0]), np.array([True] * 12)],
+                         ids=lambda v: repr(v).replace(" ", ""))
 @pytest.mark.parametrize("record_values", [False, True])
 def test_the_c_views_build_the_python_views_nodes(index, record_values):
+    # integer arrays (a gather) are views' nodes too; floats, booleans and an index out of range are not
     from diffkit.tape import levels
     c_index, c_reshape = native.views(TArray, levels.reshape_view)
     theta = np.arange(12.0).reshape(3, 4) if type(index) is tuple and len(index) == 2 else np.arange(12.0)
@@ -237,16 +241,29 @@ def test_the_c_views_build_the_python_views_nodes(index, record_values):
     (tc, pc, rc), (tp, pp, rp) = made["C"], made["Python"]
     assert (pc is None) == (pp is None) and (rc is None) == (rp is None)
     assert len(tc.nodes) == len(tp.nodes)
+    gather = any(type(i) is np.ndarray for i in (index if type(index) is tuple else (index,)))
     for got, want in zip(tc.nodes, tp.nodes):
-        assert (got is None and want is None) or (got[0] is want[0] and got[1:] == want[1:])
+        assert (got is None and want is None) or (got[0] is want[0] and got[1] == want[1] and got[3:] == want[3:])
+        assert got is None or got[2] is want[2]  # the caller's index itself
         assert got is None or got[4] is None or got[4] is want[4]  # the one shared shape tuple
     for got, want in ((pc, pp), (rc, rp)):
         if got is not None:
             assert got.index == want.index and np.array_equal(got.value, want.value)
-            if isinstance(got.value, np.ndarray) and got.value.size:  # a view, not a copy
+            if isinstance(got.value, np.ndarray) and got.value.size and not gather:  # a view, not a copy
                 assert np.shares_memory(got.value, theta)
     if record_values:
         assert len(tc.values) == len(tp.values)
+
+
+@pytest.mark.parametrize("index", [np.array([1, 2, 2]), np.array([2, 1, 2], dtype=np.uint16), np.array([-3, 2, -4])])
+def test_a_gathers_gradient_adds_up_repeated_indices(index):
+    # d/dt sum(t[idx] * c) with c = (1, 10, 100): c_k lands on t[idx_k]; a repeated entry gets the sum
+    c = np.array([1.0, 10.0, 100.0])
+    f = lambda t: dk.namespace(t).sum(t[index] * c)
+    want = np.zeros(5)
+    for k, i in enumerate(index.tolist()):
+        want[i] += c[k]
+    np.testing.assert_array_equal(dk.gradient(f, np.linspace(-1, 1, 5)).grad, want)
 
 
 def test_a_view_of_a_block_gets_its_gradient_in_the_block():

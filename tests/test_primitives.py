@@ -406,3 +406,21 @@ def test_params_given_by_position_are_params_on_the_tape(name):
         keywords = by(lambda xp, a: getattr(where(xp), name)(*a, **params))
         positions = by(lambda xp, a: getattr(where(xp), name)(*a, *positional))
         assert np.array_equal(keywords, positions), f"{name}{tuple(positional)}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(0, 4), max_size=4), data=st.data())
+def test_the_numpy_expand_dims_is_numpys_on_any_array_and_axis(shape, data):
+    # the table's numpy forward (a reshape for one axis) against np.expand_dims itself: shape, values, a view
+    # where numpy's is one, on contiguous, transposed and strided arrays, and numpy's AxisError out of range
+    x = np.arange(float(np.prod(shape))).reshape(shape)
+    x = data.draw(st.sampled_from([x, x.T, x[..., ::2] if x.ndim else x]))
+    axis = data.draw(st.integers(-x.ndim - 2, x.ndim + 1))
+    forward = PRIMITIVES["expand_dims"].impls["numpy"]
+    if not -x.ndim - 1 <= axis <= x.ndim:
+        with pytest.raises(np.exceptions.AxisError):
+            forward(x, axis)
+        return
+    got, want = forward(x, axis), np.expand_dims(x, axis)
+    assert got.shape == want.shape and np.array_equal(got, want)
+    assert np.shares_memory(got, x) == np.shares_memory(want, x)

@@ -91,6 +91,18 @@ def _take(x, indices, axis=None):
     return np.take(x, np.asarray(indices), axis=axis)
 
 
+def _expand_dims(x, axis=0):
+    """``np.expand_dims``; a numpy array and one axis by a reshape (always a view), ~0.3 us where numpy's
+    Python function takes ~2 (the matmul rules' ``g[..., None]``, a rule on every matrix-vector product)."""
+    if type(x) is np.ndarray and type(axis) is int:
+        n = x.ndim + 1
+        at = axis + n if axis < 0 else axis
+        if 0 <= at < n:
+            shape = x.shape
+            return x.reshape(shape[:at] + (1,) + shape[at:])
+    return np.expand_dims(x, axis)
+
+
 def _at_index_vjp_x(g, xp, index):
     return xp.at(g)[index].set(0.0)
 
@@ -121,7 +133,7 @@ defprim("squeeze", "x", kind="linear", params={"axis": None},
         numpy=lambda x, axis=None: np.squeeze(x, axis), complex=SAME, mpmath=OBJECT, sympy=OBJECT,
         vjp=lambda g, xp, x_shape: xp.reshape(g, x_shape), domain=Domain(shapes=(((1, 3),), ((2, 1),)), params=({},)))
 defprim("expand_dims", "x", kind="linear", params={"axis": 0},
-        numpy=lambda x, axis=0: np.expand_dims(x, axis), complex=SAME, mpmath=OBJECT, sympy=OBJECT,
+        numpy=_expand_dims, complex=SAME, mpmath=OBJECT, sympy=OBJECT,
         vjp=lambda g, xp, x_shape: xp.reshape(g, x_shape), domain=Domain(shapes=(((3,),),), params=({"axis": 0}, {"axis": -1})))
 defprim("flip", "x", kind="linear", params={"axis": None},
         numpy=lambda x, axis=None: np.flip(x, axis), complex=SAME, mpmath=OBJECT, sympy=OBJECT,

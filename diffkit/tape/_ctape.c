@@ -748,11 +748,11 @@ static PyTypeObject RecorderType = {
 };
 
 /* ---------------------------------------------------------------------------------------------------------
- * Views of a plain numpy tape array (levels.index_view and levels.reshape_view): x[i] or x[a:b] as one getitem
+ * Views of a plain numpy tape array (levels.index_view and levels.reshape_view): x[i], x[a:b] or x[idx] as one getitem
  * node, and a reshape of such a slice as one view node onto the sliced array.  None: the general path records it.
  */
 static PyObject *view_getitem, *view_tarray, *view_special;  /* set by configure_views() */
-static PyObject *str_plain;
+static PyObject *str_plain, *str_kind;
 
 /* x's tape, if it is plain (nothing recorded beside the nodes) and x's value a numpy array; else NULL, no error */
 static PyObject *plain_tape(PyObject *x) {
@@ -774,12 +774,25 @@ static PyObject *shared_shape_of(PyObject *array) {  /* shared(array.shape) */
     return kept;
 }
 
-static int basic_index(PyObject *index) {  /* an int, a slice, or a tuple of them */
-    if (PySlice_Check(index) || PyLong_CheckExact(index)) return 1;
+static int integer_array(PyObject *item) {  /* a numpy array of integers (a gather's indices); 0, no error */
+    if ((PyObject *)Py_TYPE(item) != ndarray_type) return 0;
+    PyObject *dtype = PyObject_GetAttr(item, str_dtype);
+    if (dtype == NULL) { PyErr_Clear(); return 0; }
+    PyObject *kind = PyObject_GetAttr(dtype, str_kind);
+    Py_DECREF(dtype);
+    if (kind == NULL) { PyErr_Clear(); return 0; }
+    int ok = PyUnicode_Check(kind) && (PyUnicode_CompareWithASCIIString(kind, "i") == 0 ||
+                                       PyUnicode_CompareWithASCIIString(kind, "u") == 0);
+    Py_DECREF(kind);
+    return ok;
+}
+
+static int view_index(PyObject *index) {  /* an int, a slice, an integer array, or a tuple of them */
+    if (PySlice_Check(index) || PyLong_CheckExact(index) || integer_array(index)) return 1;
     if (!PyTuple_CheckExact(index)) return 0;
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(index); k++) {
         PyObject *item = PyTuple_GET_ITEM(index, k);
-        if (!PySlice_Check(item) && !PyLong_CheckExact(item)) return 0;
+        if (!PySlice_Check(item) && !PyLong_CheckExact(item) && !integer_array(item)) return 0;
     }
     return 1;
 }
@@ -790,7 +803,7 @@ static PyObject *index_view(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "index_view(x, index)"); return NULL; }
     PyObject *x = args[0], *index = args[1];
     PyObject *tape = plain_tape(x);
-    if (tape == NULL || !basic_index(index)) Py_RETURN_NONE;
+    if (tape == NULL || !view_index(index)) Py_RETURN_NONE;
     TArrayFields *a = (TArrayFields *)x;
     PyObject *part = PyObject_GetItem(a->value, index);
     if (part == NULL) {  /* the getitem primitive reports it, naming the op and the shapes */
@@ -904,7 +917,7 @@ PyMODINIT_FUNC PyInit__ctape(void) {
         {&str_shape, "shape"}, {&str_dtype, "dtype"}, {&str_base, "base"}, {&str_fast, "fast"},
         {&str_reshape, "reshape"}, {&str_plain, "plain"}, {&str_nodes, "nodes"}, {&str_ns, "ns"},
         {&str_add, "add"}, {&str_subtract, "subtract"}, {&str_multiply, "multiply"}, {&str_divide, "divide"},
-        {&str_matmul, "matmul"}, {&str_negative, "negative"}, {&str_index_op, "index_op"},
+        {&str_matmul, "matmul"}, {&str_negative, "negative"}, {&str_index_op, "index_op"}, {&str_kind, "kind"},
     };
     for (size_t k = 0; k < sizeof interned / sizeof interned[0]; k++)
         if ((*interned[k].name = PyUnicode_InternFromString(interned[k].text)) == NULL) return NULL;

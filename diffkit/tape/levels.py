@@ -93,12 +93,17 @@ def reshape_view(x: Any, shape: Any) -> TArray | None:
     return record(tape, (prim, *view), value, ("view", view))
 
 
+def _view_part(i: Any) -> bool:
+    """An int, a slice, or a numpy array of integers (a gather's indices)."""
+    return type(i) in (slice, int) or type(i) is np.ndarray and i.dtype.kind in "iu"
+
+
 def index_view(x: Any, index: Any) -> TArray | None:
-    """``x[i]``, ``x[a:b]`` or ``x[i, a:b]`` (basic indexing: ints and slices) of a numpy tape array, recorded
-    straight: the node the getitem primitive records (None: the general path records it)."""
+    """``x[i]``, ``x[a:b]``, ``x[idx]`` or ``x[i, a:b, idx]`` (ints, slices and integer arrays) of a numpy tape
+    array, recorded straight: the node the getitem primitive records (None: the general path records it)."""
     tape, value = x.tape, x.value
-    if type(value) is not np.ndarray or not tape.plain or type(index) not in (slice, int) and not (
-            type(index) is tuple and all(type(i) in (slice, int) for i in index)):
+    if type(value) is not np.ndarray or not tape.plain or not (
+            _view_part(index) or type(index) is tuple and all(_view_part(i) for i in index)):
         return None
     try:
         part = value[index]
