@@ -197,7 +197,10 @@ def _in_processes(sizes: tuple, rounds: int, peers: tuple, processes: int, progr
                 progress(failed[-1])
             continue
         answer = json.loads(done.stdout)
-        rows = rows or answer["rows"]  # (compile times and notes: the first process's that ran)
+        if not rows:
+            rows = answer["rows"]  # (compile times and notes: the first process's that ran)
+        else:  # a note another process wrote otherwise (dk.compile timed the fused replay slower there)
+            _merge_notes(rows, answer["rows"], k + 1)
         for P, name, values in answer["samples"]:
             pooled.setdefault((P, name), []).extend(values)
             process.setdefault((P, name), []).extend([k] * len(values))
@@ -207,6 +210,15 @@ def _in_processes(sizes: tuple, rounds: int, peers: tuple, processes: int, progr
         if failed:
             row["notes"]["processes"] = f"{len(failed)} of {processes} failed; " + "; ".join(failed)[:300]
     return rows, pooled, process
+
+
+def _merge_notes(rows: list, theirs: list, process: int) -> None:
+    """Add to ``rows``' notes each note of a later process's rows that differs, naming the process."""
+    for row, other in zip(rows, theirs):
+        for name, note in other["notes"].items():
+            if note and note != row["notes"].get(name, "") and f"process {process}:" not in row["notes"].get(name, ""):
+                mine = row["notes"].get(name, "")
+                row["notes"][name] = f"{mine}{'; ' if mine else ''}process {process}: {note}"
 
 
 def _child() -> None:

@@ -210,19 +210,24 @@ def test_a_failed_bench_process_loses_its_own_rounds_only(monkeypatch):
 
     calls = []
     samples = [[90, "eager", [2.0] * 7], [90, "handwritten", [1.0] * 7]]
-    answer = json.dumps({"rows": [{"P": 90, "layers": [], "compile_s": 0.0, "notes": {}, "rerecords": 0}],
-                         "samples": samples})
 
-    def fake_run(argv, **kwargs):  # the second process dies; the first and third answer
+    def answer(numba_note):
+        return json.dumps({"rows": [{"P": 90, "layers": [], "compile_s": 0.0, "notes": {"numba": numba_note},
+                                     "rerecords": 0}], "samples": samples})
+
+    def fake_run(argv, **kwargs):  # the second process dies; the first and third answer, with other notes
         calls.append(argv)
         failed = len(calls) == 2
-        return subprocess.CompletedProcess(argv, 1 if failed else 0, "" if failed else answer,
+        note = "compiled in 5.0 s" if len(calls) == 1 else "not fused: the NumPy replay was faster"
+        return subprocess.CompletedProcess(argv, 1 if failed else 0, "" if failed else answer(note),
                                            "MemoryError" if failed else "")
     monkeypatch.setattr(subprocess, "run", fake_run)
     (row,) = bench_tape.run(sizes=(100,), rounds=7, peers=(), memory=False, processes=3)
     assert len(calls) == 3 and row["ratios"]["eager/hand"] == (2.0, 2.0, 2.0)
     assert row["notes"]["processes"].startswith("1 of 3 failed; process 2 failed (exit 1): MemoryError")
     assert row["notes"]["eager"] == "measured in 2 of 3 processes"
+    # a process whose note differs (its dk.compile found the NumPy replay faster) is named beside the first's
+    assert row["notes"]["numba"] == "compiled in 5.0 s; process 3: not fused: the NumPy replay was faster"
     monkeypatch.setattr(subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(argv, 1, "", "boom"))
     with pytest.raises(RuntimeError, match="every bench process failed; the first: process 1 failed.*boom"):
         bench_tape.run(sizes=(100,), rounds=7, peers=(), memory=False, processes=2)

@@ -235,7 +235,7 @@ REDUCE = {"axis": None, "keepdims": False}
 
 # fmt: off
 defprim("sum", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.add.reduce(x, axis, keepdims=keepdims),
-        complex=SAME, mpmath=OBJECT, sympy=OBJECT, vjp=lambda g, xp, x_shape, axis, keepdims: expand(g, xp, x_shape, axis, keepdims),
+        complex=SAME, mpmath=OBJECT, sympy=OBJECT, vjp=expand,
         domain=AXES)
 defprim("mean", "x", kind="linear", params=REDUCE, numpy=lambda x, axis=None, keepdims=False: np.mean(x, axis, keepdims=keepdims),
         complex=SAME, mpmath=lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims) / count(x.shape, axis),
