@@ -1,6 +1,7 @@
 """Core: the tape against the seeds' printed numbers, closed forms, hand-written backprop and mpmath."""
 from __future__ import annotations
 
+import re
 import warnings
 from decimal import Decimal
 
@@ -523,3 +524,19 @@ def test_a_full_sums_rule_is_one_number_over_the_inputs_shape(shape):
         out = expand(g, np, shape, None, keepdims=type(g) is np.ndarray and g.ndim == 2)
         assert out.shape == shape and out.dtype == np.float64 and not out.flags.writeable
         assert np.all(out == 2.5) and not any(out.strides)
+
+
+def test_a_problem_with_its_own_theta_takes_the_direct_call_and_names_its_components():
+    # an MLP problem's gradient at theta0 through the direct call equals the
+    # hand-written delta rule (diffkit.handwritten, written apart from the tape), and a bad entry is named by block
+    from diffkit.handwritten import mlp_backprop
+    prob = dk.problems.mlp([3, 4, 2], "tanh", "softmax_cross_entropy", l2=1e-2, batch=5, seed=1)
+    r = dk.gradient(prob, prob.theta0.copy())
+    J, grad = mlp_backprop(prob, prob.theta0)
+    assert r.value == pytest.approx(J, rel=1e-14) and r.cost.evaluations == 1
+    np.testing.assert_allclose(r.grad, grad, rtol=1e-12, atol=1e-15)
+    assert r.component_name(0) == prob.component_name(0) != "theta[0]"
+    bad = prob.theta0.copy()
+    bad[0] = np.nan
+    with pytest.raises(ValueError, match=f"theta has 1 non-finite entry: {re.escape(prob.component_name(0))}=nan"):
+        dk.gradient(prob, bad)
