@@ -213,12 +213,21 @@ def _in_processes(sizes: tuple, rounds: int, peers: tuple, processes: int, progr
 
 
 def _merge_notes(rows: list, theirs: list, process: int) -> None:
-    """Add to ``rows``' notes each note of a later process's rows that differs, naming the process."""
+    """Add to ``rows``' notes each note of a later process's rows that says something else, naming the process
+    (not one that differs in its numbers alone: each process compiles in its own seconds)."""
     for row, other in zip(rows, theirs):
         for name, note in other["notes"].items():
-            if note and note != row["notes"].get(name, "") and f"process {process}:" not in row["notes"].get(name, ""):
-                mine = row["notes"].get(name, "")
+            mine = row["notes"].get(name, "")
+            said = {_wording(part.split(": ", 1)[-1] if part.startswith("process ") else part)
+                    for part in mine.split("; ")}
+            if note and _wording(note) not in said:
                 row["notes"][name] = f"{mine}{'; ' if mine else ''}process {process}: {note}"
+
+
+def _wording(note: str) -> str:
+    """A note without its numbers."""
+    import re
+    return re.sub(r"\d+(\.\d+)?", "#", note)
 
 
 def _child() -> None:

@@ -218,7 +218,7 @@ def test_a_failed_bench_process_loses_its_own_rounds_only(monkeypatch):
     def fake_run(argv, **kwargs):  # the second process dies; the first and third answer, with other notes
         calls.append(argv)
         failed = len(calls) == 2
-        note = "compiled in 5.0 s" if len(calls) == 1 else "not fused: the NumPy replay was faster"
+        note = "compiled in 5.0 s" if len(calls) == 1 else "not fused: the NumPy replay was faster (1.0 ms)"
         return subprocess.CompletedProcess(argv, 1 if failed else 0, "" if failed else answer(note),
                                            "MemoryError" if failed else "")
     monkeypatch.setattr(subprocess, "run", fake_run)
@@ -227,7 +227,12 @@ def test_a_failed_bench_process_loses_its_own_rounds_only(monkeypatch):
     assert row["notes"]["processes"].startswith("1 of 3 failed; process 2 failed (exit 1): MemoryError")
     assert row["notes"]["eager"] == "measured in 2 of 3 processes"
     # a process whose note differs (its dk.compile found the NumPy replay faster) is named beside the first's
-    assert row["notes"]["numba"] == "compiled in 5.0 s; process 3: not fused: the NumPy replay was faster"
+    assert row["notes"]["numba"] == "compiled in 5.0 s; process 3: not fused: the NumPy replay was faster (1.0 ms)"
+    from diffkit.bench_tape import _merge_notes  # a note that differs in its numbers alone is not repeated
+    rows = [{"notes": {"numba": "compiled in 5.0 s; process 2: not fused (1.1 ms)"}}]
+    _merge_notes(rows, [{"notes": {"numba": "compiled in 5.4 s"}}], 3)
+    _merge_notes(rows, [{"notes": {"numba": "not fused (0.9 ms)"}}], 4)
+    assert rows[0]["notes"]["numba"] == "compiled in 5.0 s; process 2: not fused (1.1 ms)"
     monkeypatch.setattr(subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(argv, 1, "", "boom"))
     with pytest.raises(RuntimeError, match="every bench process failed; the first: process 1 failed.*boom"):
         bench_tape.run(sizes=(100,), rounds=7, peers=(), memory=False, processes=2)
