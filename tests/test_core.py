@@ -540,3 +540,27 @@ def test_a_problem_with_its_own_theta_takes_the_direct_call_and_names_its_compon
     bad[0] = np.nan
     with pytest.raises(ValueError, match=f"theta has 1 non-finite entry: {re.escape(prob.component_name(0))}=nan"):
         dk.gradient(prob, bad)
+
+
+def test_no_collection_walks_the_tape_between_its_recording_and_its_sweep():
+    # d/dt sum(t * 1.001^3000) = 1.001^3000 (3,000 recorded multiplies, all alive until the sweep frees them):
+    # any collection that starts inside dk.gradient may find the call's own few objects, never the tape's nodes
+    import gc
+    young: list = []
+
+    def watch(phase, info):
+        if phase == "start":
+            young.append(len(gc.get_objects(generation=0)))
+
+    def f(t):
+        for _ in range(3000):
+            t = t * 1.001
+        return dk.namespace(t).sum(t)
+    gc.collect()
+    gc.callbacks.append(watch)
+    try:
+        grad = dk.gradient(f, np.ones(3)).grad
+    finally:
+        gc.callbacks.remove(watch)
+    np.testing.assert_allclose(grad, np.full(3, 1.001 ** 3000), rtol=1e-12)
+    assert all(n < 1000 for n in young), young
