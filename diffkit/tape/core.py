@@ -76,11 +76,11 @@ class Tape:
         sees every gradient sent along an edge (dk.graph).
         """
         nodes, xp, sites = self.nodes, self.vxp, self.sites
-        grads: list = [None] * len(nodes)
-        owned = [False] * len(nodes)  # grads[i] is a float64 buffer of ours that may be added into in place
-        unwritten: dict = {}  # leaf -> runs of its gradient buffer that no block has written yet (.plans.scatter)
-        grads[out.index] = cotangent
-        with paused_collector():  # (the sweep makes no cycles: .collector)
+        with paused_collector():  # (the sweep makes no cycles: .collector; paused before its first allocation,
+            grads: list = [None] * len(nodes)  # which would otherwise start a collection that walks the tape)
+            owned = [False] * len(nodes)  # grads[i] is a float64 buffer of ours that may be added into in place
+            unwritten: dict = {}  # leaf -> runs of its gradient buffer that no block has written yet (.plans.scatter)
+            grads[out.index] = cotangent
             if sites is None and on_edge is None and native.sweep(xp, nodes, grads, owned, unwritten, out.index,
                                                                   retain):  # the same loop, in C
                 fill_unwritten(grads, unwritten)
